@@ -1,0 +1,248 @@
+/**
+ * `contextsync/websocket`: a {@link Transport} over y-websocket's `WebsocketProvider`, one provider
+ * per attached room, talking to a contextsync relay or any stock y-websocket server.
+ *
+ * Isomorphic: browsers use their native `WebSocket`; in Node pass `ws` as `WebSocketPolyfill`
+ * (this file never imports it, so it bundles for browsers).
+ *
+ * Why the transport drives (re)connection itself instead of the provider: relay tokens are
+ * single-use and may come from an async source, so every attempt needs a fresh token fetched
+ * *before* the socket opens — the provider's own reconnect would reuse the old URL. The provider
+ * is created with `connect: false`; after each close we pick a delay (exponential backoff; the
+ * longest delay at once after a refusal such as 4401/4403, so a revoked device does not hammer
+ * the relay), fetch a token, set it as the `token` URL parameter and call `provider.connect()`.
+ * The outer doc stays attached throughout, so writes made offline sync on reconnect.
+ *
+ * @module
+ */
+import { WebsocketProvider } from 'y-websocket'
+import { closeCodeName, REFUSAL_CODES } from '../relay/close-codes.js'
+import { Emitter } from '../util/emitter.js'
+import type {
+  SealedLogRoom,
+  Transport,
+  TransportAttachment,
+  TransportAttachmentEvents,
+  TransportStatus,
+} from './transport.js'
+
+/** Options of {@link websocketTransport}. */
+export interface WebsocketTransportOptions {
+  /** Relay base URL, e.g. `ws://127.0.0.1:8787`; rooms connect to `${url}/${roomId}`. */
+  url: string
+  /**
+   * Returns a fresh access token for a room; called before every connection attempt (tokens are
+   * single-use). Omit for servers without auth (a stock y-websocket server).
+   */
+  token?: (roomId: string) => string | Promise<string>
+  /** WebSocket implementation; default `globalThis.WebSocket`. In Node 20 pass `ws`. */
+  WebSocketPolyfill?: typeof WebSocket
+  /** Re-send sync step 1 at this interval (ms) to catch anything missed; default off. */
+  resyncInterval?: number
+  /** Longest reconnect delay in ms; default 2 500 (the provider's default). */
+  maxBackoffTime?: number
+  /**
+   * Delay (ms) after the relay refused the connection (bad token, forbidden room, quota, too
+   * big): at least this long before trying again; default 30 000 (or `maxBackoffTime` if larger).
+   */
+  refusedBackoffTime?: number
+}
+
+/** Thrown when a room is attached twice or the transport is used after `close()`. */
+export class WebsocketTransportError extends Error {
+  override readonly name = 'WebsocketTransportError'
+}
+
+/** A close event as the providers report it (DOM `CloseEvent` or ws's equivalent). */
+interface CloseInfo {
+  code: number
+  reason: string
+}
+
+function closeInfo(event: unknown): CloseInfo | undefined {
+  if (typeof event !== 'object' || event === null) return undefined
+  const { code, reason } = event as { code?: unknown; reason?: unknown }
+  return typeof code === 'number' ? { code, reason: typeof reason === 'string' ? reason : '' } : undefined
+}
+
+/**
+ * Create a WebSocket transport.
+ *
+ * @example
+ * ```ts
+ * import WebSocket from 'ws' // Node only
+ * const transport = websocketTransport({
+ *   url: relay.url,
+ *   token: (roomId) => createAccessToken({ rootPublicKey, relayPass, device, roomId }),
+ *   WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+ * })
+ * const attachment = transport.attach({ roomId, doc, awareness })
+ * attachment.on('status', ({ status }) => console.log(status))
+ * ```
+ */
+export function websocketTransport(options: WebsocketTransportOptions): Transport {
+  const WS = options.WebSocketPolyfill ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket
+  if (!WS) throw new WebsocketTransportError('no WebSocket implementation: pass WebSocketPolyfill (e.g. ws in Node)')
+  const maxBackoff = options.maxBackoffTime ?? 2500
+  const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)
+  const attachments = new Map<string, RoomAttachment>()
+  let closed = false
+
+  return {
+    kind: 'websocket',
+    attach(room) {
+      if (closed) throw new WebsocketTransportError('transport is closed')
+      if (attachments.has(room.roomId)) throw new WebsocketTransportError(`room ${room.roomId} is already attached`)
+      const attachment = new RoomAttachment(room, {
+        url: options.url,
+        token: options.token,
+        WS,
+        resyncInterval: options.resyncInterval ?? -1,
+        maxBackoff,
+        refusedBackoff,
+        onDetach: () => attachments.delete(room.roomId),
+      })
+      attachments.set(room.roomId, attachment)
+      return attachment
+    },
+    close() {
+      closed = true
+      for (const attachment of [...attachments.values()]) attachment.detach()
+    },
+  }
+}
+
+interface AttachmentConfig {
+  url: string
+  token: ((roomId: string) => string | Promise<string>) | undefined
+  WS: typeof WebSocket
+  resyncInterval: number
+  maxBackoff: number
+  refusedBackoff: number
+  onDetach: () => void
+}
+
+/** One room on one provider. */
+class RoomAttachment implements TransportAttachment {
+  private readonly events = new Emitter<TransportAttachmentEvents>()
+  private readonly provider: WebsocketProvider
+  private readonly roomId: string
+  private current: TransportStatus = 'disconnected'
+  private detached = false
+  private failures = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+  /** Bumped on every attempt and on detach, so a late token cannot revive a stale attempt. */
+  private attempt = 0
+
+  constructor(
+    room: SealedLogRoom,
+    private readonly config: AttachmentConfig,
+  ) {
+    this.roomId = room.roomId
+    this.provider = new WebsocketProvider(config.url, room.roomId, room.doc, {
+      connect: false,
+      awareness: room.awareness,
+      WebSocketPolyfill: config.WS,
+      resyncInterval: config.resyncInterval,
+      maxBackoffTime: config.maxBackoff,
+      // Cross-tab BroadcastChannel would bypass the relay (and its auth); in Node it is an
+      // in-process channel that would sync two attachments of one room behind the test's back.
+      disableBc: true,
+    })
+    this.provider.on('status', ({ status }) => {
+      // 'disconnected' comes from connection-close below, which also covers failed attempts.
+      if (status === 'connected') this.setStatus('connected')
+    })
+    this.provider.on('sync', (synced: boolean) => {
+      if (synced) {
+        this.failures = 0
+        this.setStatus('synced')
+      }
+    })
+    this.provider.on('connection-close', (event: unknown) => this.onClose(event))
+    void this.connect()
+  }
+
+  get status(): TransportStatus {
+    return this.current
+  }
+
+  on<E extends keyof TransportAttachmentEvents>(event: E, listener: TransportAttachmentEvents[E]): () => void {
+    return this.events.on(event, listener)
+  }
+
+  detach(): void {
+    if (this.detached) return
+    this.detached = true
+    this.attempt += 1
+    clearTimeout(this.timer)
+    this.provider.destroy()
+    this.setStatus('disconnected')
+    this.events.clear()
+    this.config.onDetach()
+  }
+
+  private async connect(): Promise<void> {
+    const attempt = ++this.attempt
+    this.setStatus('connecting')
+    let token: string | undefined
+    if (this.config.token) {
+      try {
+        token = await this.config.token(this.roomId)
+      } catch (error) {
+        if (attempt !== this.attempt) return
+        this.emitError('token-failed', `could not get a relay token: ${error instanceof Error ? error.message : 'unknown error'}`)
+        this.setStatus('disconnected')
+        this.schedule(false)
+        return
+      }
+    }
+    if (attempt !== this.attempt || this.detached) return
+    this.provider.params = token === undefined ? {} : { token }
+    try {
+      this.provider.connect()
+    } catch (error) {
+      // e.g. a malformed URL: the WebSocket constructor throws synchronously.
+      this.emitError('connect-failed', error instanceof Error ? error.message : 'could not open a WebSocket')
+      this.provider.ws = null
+      this.setStatus('disconnected')
+      this.schedule(false)
+    }
+  }
+
+  private onClose(event: unknown): void {
+    // The provider would reconnect on its own with the same (now spent) token; we take over.
+    this.provider.shouldConnect = false
+    if (this.detached) return
+    this.setStatus('disconnected')
+    const info = closeInfo(event)
+    const refused = info !== undefined && REFUSAL_CODES.has(info.code)
+    if (info && info.code >= 4000) {
+      this.emitError(
+        String(info.code),
+        `relay closed the connection: ${info.code} ${closeCodeName(info.code)}${info.reason ? ` (${info.reason})` : ''}`,
+      )
+    } else if (info && refused) {
+      this.emitError(String(info.code), `relay closed the connection: ${info.code} ${closeCodeName(info.code)}`)
+    }
+    this.schedule(refused)
+  }
+
+  private schedule(refused: boolean): void {
+    clearTimeout(this.timer)
+    this.failures += 1
+    const backoff = Math.min(100 * 2 ** this.failures, this.config.maxBackoff)
+    const delay = refused ? this.config.refusedBackoff : backoff
+    this.timer = setTimeout(() => void this.connect(), delay)
+  }
+
+  private setStatus(status: TransportStatus): void {
+    if (status === this.current) return
+    this.current = status
+    this.events.emit('status', { status, roomId: this.roomId })
+  }
+
+  private emitError(code: string, message: string): void {
+    this.events.emit('error', { code, message, roomId: this.roomId })
+  }
+}

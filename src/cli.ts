@@ -1,0 +1,338 @@
+/**
+ * The `contextsync` command line: `contextsync relay …` runs the relay server; `demo` is a hook
+ * the demo wiring fills in (see {@link COMMANDS}).
+ *
+ * Exit codes: 0 success (including a graceful SIGTERM/SIGINT shutdown), 1 runtime failure,
+ * 2 usage error (unknown flag, bad value, unknown command).
+ *
+ * @module
+ */
+import { createRelay } from './relay/server.js'
+import { DEFAULT_LIMITS, RelayConfigError, type RelayLimits } from './relay/limits.js'
+import { isLogLevel, jsonLogger, LOG_LEVELS, type LogLevel } from './relay/log.js'
+
+/** What the CLI touches of the outside world; injectable for in-process tests. */
+export interface CliIo {
+  stdout(text: string): void
+  stderr(text: string): void
+  env: Record<string, string | undefined>
+  /** Call `handler` once on SIGTERM or SIGINT; returns a function that removes the handlers. */
+  onShutdownSignal(handler: (signal: string) => void): () => void
+}
+
+/** The real process: stdout/stderr, `process.env`, SIGTERM/SIGINT. */
+export const processIo: CliIo = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  env: process.env,
+  onShutdownSignal(handler) {
+    const once = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', once)
+      process.off('SIGINT', once)
+      handler(signal)
+    }
+    process.on('SIGTERM', once)
+    process.on('SIGINT', once)
+    return () => {
+      process.off('SIGTERM', once)
+      process.off('SIGINT', once)
+    }
+  },
+}
+
+/** A subcommand: a one-line summary for `--help` and its entry point. */
+export interface Command {
+  summary: string
+  run(args: string[], io: CliIo): Promise<number>
+}
+
+/** Thrown for usage errors; `main` prints the message and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+// ——————————————————————————————————————————————————————————————— relay flags
+
+interface FlagSpec {
+  /** Flag name without dashes; the env var is CONTEXTSYNC_RELAY_<NAME upper, '-' → '_'>. */
+  name: string
+  value: string
+  help: string
+  parse(raw: string): unknown
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 }
+
+function positiveInt(flag: string) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw)) || Number(raw) <= 0) {
+      throw new UsageError(`invalid value for --${flag}: '${raw}' (expected a positive integer)`)
+    }
+    return Number(raw)
+  }
+}
+
+function size(flag: string) {
+  return (raw: string): number => {
+    const match = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim())
+    const unit = SIZE_UNITS[(match?.[2] ?? 'x').toLowerCase()]
+    const value = match && unit !== undefined ? Number(match[1]) * unit : NaN
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new UsageError(`invalid value for --${flag}: '${raw}' (expected a positive size, e.g. 1048576, 512KiB, 16MiB, 1GiB)`)
+    }
+    return value
+  }
+}
+
+const MIB = 1024 * 1024
+const RELAY_FLAGS: FlagSpec[] = [
+  {
+    name: 'host',
+    value: 'ADDR',
+    help: 'Interface to bind. Default 127.0.0.1 (loopback only); use 0.0.0.0 behind a TLS proxy.',
+    parse: (raw) => {
+      if (!raw || /\s/.test(raw)) throw new UsageError(`invalid value for --host: '${raw}'`)
+      return raw
+    },
+  },
+  {
+    name: 'port',
+    value: 'N',
+    help: 'TCP port. Default 8787; 0 picks a free port (printed on the first line).',
+    parse: (raw) => {
+      if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
+        throw new UsageError(`invalid value for --port: '${raw}' (expected an integer 0-65535)`)
+      }
+      return Number(raw)
+    },
+  },
+  {
+    name: 'data',
+    value: 'DIR',
+    help: 'Directory of the SQLite database (created if missing). Default ./relay-data. ":memory:" keeps rooms in memory only.',
+    parse: (raw) => {
+      if (!raw) throw new UsageError('invalid value for --data: empty path')
+      return raw
+    },
+  },
+  {
+    name: 'max-message-bytes',
+    value: 'SIZE',
+    help: `Largest accepted frame; larger ones are closed with 1009. Default ${DEFAULT_LIMITS.maxMessageBytes / MIB}MiB (must fit a snapshot of a large store).`,
+    parse: size('max-message-bytes'),
+  },
+  {
+    name: 'rate',
+    value: 'N',
+    help: `Sustained messages per second per connection; beyond rate+burst the connection is closed with 4429. Default ${DEFAULT_LIMITS.messagesPerSecond}.`,
+    parse: positiveInt('rate'),
+  },
+  {
+    name: 'burst',
+    value: 'N',
+    help: `Messages a connection may send at once before the rate applies. Default ${DEFAULT_LIMITS.burst}.`,
+    parse: positiveInt('burst'),
+  },
+  {
+    name: 'max-rooms',
+    value: 'N',
+    help: `Rooms (stored or open) per account; a new room beyond it is refused with 4414. Default ${DEFAULT_LIMITS.maxRoomsPerAccount}.`,
+    parse: positiveInt('max-rooms'),
+  },
+  {
+    name: 'max-stored-bytes',
+    value: 'SIZE',
+    help: `Stored bytes per account, measured after merging; a write beyond it is refused with 4413. Default ${DEFAULT_LIMITS.maxStoredBytesPerAccount / MIB}MiB.`,
+    parse: size('max-stored-bytes'),
+  },
+  {
+    name: 'log-level',
+    value: 'LEVEL',
+    help: `JSON logs on stderr at this level or above: ${LOG_LEVELS.join(', ')}. Default info.`,
+    parse: (raw) => {
+      if (!isLogLevel(raw)) throw new UsageError(`invalid value for --log-level: '${raw}' (expected one of ${LOG_LEVELS.join(', ')})`)
+      return raw
+    },
+  },
+]
+
+/** Environment variable of a relay flag, e.g. `max-rooms` → `CONTEXTSYNC_RELAY_MAX_ROOMS`. */
+export function relayEnvName(flag: string): string {
+  return `CONTEXTSYNC_RELAY_${flag.toUpperCase().replace(/-/g, '_')}`
+}
+
+function relayHelp(): string {
+  const lines = [
+    'Usage: contextsync relay [flags]',
+    '',
+    'Runs the contextsync relay: a y-websocket server that stores and forwards only ciphertext.',
+    'Clients connect to ws://HOST:PORT/<roomId>?token=<access token>. GET /healthz and /metrics',
+    '(Prometheus) are served on the same port. JSON logs go to stderr; the first line on stdout is',
+    '"contextsync relay listening on ws://HOST:PORT". SIGTERM/SIGINT close connections with 1001,',
+    'flush storage and exit 0.',
+    '',
+    'Flags (each also read from the environment variable shown; a flag wins over its variable):',
+  ]
+  for (const flag of RELAY_FLAGS) {
+    lines.push(`  --${flag.name} ${flag.value}`.padEnd(30) + `[${relayEnvName(flag.name)}]`)
+    lines.push(`      ${flag.help}`)
+  }
+  lines.push('  --help'.padEnd(30), '      Show this help and exit.', '')
+  lines.push('SIZE accepts a byte count or a KiB/MiB/GiB suffix (e.g. 16MiB).', '')
+  return lines.join('\n')
+}
+
+/** Parsed `relay` configuration. */
+export interface RelayCliConfig {
+  host: string
+  port: number
+  /** Undefined: in memory. */
+  dataDir: string | undefined
+  limits: Partial<RelayLimits>
+  logLevel: LogLevel
+}
+
+/** Parse `relay` flags over environment variables. Throws {@link UsageError}. */
+export function parseRelayArgs(args: string[], env: Record<string, string | undefined>): RelayCliConfig | 'help' {
+  const raw = new Map<string, string>()
+  for (const flag of RELAY_FLAGS) {
+    const value = env[relayEnvName(flag.name)]
+    if (value !== undefined && value !== '') raw.set(flag.name, value)
+  }
+  const fromFlags = new Map<string, string>()
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === '--help' || arg === '-h') return 'help'
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'`)
+    const eq = arg.indexOf('=')
+    const name = arg.slice(2, eq < 0 ? undefined : eq)
+    if (!RELAY_FLAGS.some((f) => f.name === name)) throw new UsageError(`unknown flag --${name}`)
+    let value: string | undefined
+    if (eq >= 0) value = arg.slice(eq + 1)
+    else {
+      value = args[i + 1]
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`)
+      i += 1
+    }
+    fromFlags.set(name, value)
+  }
+  for (const [name, value] of fromFlags) raw.set(name, value)
+  const parsed = new Map<string, unknown>()
+  for (const flag of RELAY_FLAGS) {
+    const value = raw.get(flag.name)
+    if (value === undefined) continue
+    try {
+      parsed.set(flag.name, flag.parse(value))
+    } catch (error) {
+      // Name the variable when the bad value came from the environment.
+      if (error instanceof UsageError && !fromFlags.has(flag.name)) {
+        throw new UsageError(`${error.message} (from ${relayEnvName(flag.name)})`)
+      }
+      throw error
+    }
+  }
+  const data = (parsed.get('data') as string | undefined) ?? './relay-data'
+  const limits: Partial<RelayLimits> = {}
+  const limit = (flag: string, key: keyof RelayLimits): void => {
+    const value = parsed.get(flag)
+    if (typeof value === 'number') limits[key] = value
+  }
+  limit('max-message-bytes', 'maxMessageBytes')
+  limit('rate', 'messagesPerSecond')
+  limit('burst', 'burst')
+  limit('max-rooms', 'maxRoomsPerAccount')
+  limit('max-stored-bytes', 'maxStoredBytesPerAccount')
+  return {
+    host: (parsed.get('host') as string | undefined) ?? '127.0.0.1',
+    port: (parsed.get('port') as number | undefined) ?? 8787,
+    dataDir: data === ':memory:' ? undefined : data,
+    limits,
+    logLevel: (parsed.get('log-level') as LogLevel | undefined) ?? 'info',
+  }
+}
+
+async function runRelay(args: string[], io: CliIo): Promise<number> {
+  const config = parseRelayArgs(args, io.env)
+  if (config === 'help') {
+    io.stdout(relayHelp())
+    return 0
+  }
+  const logger = jsonLogger({ level: config.logLevel, write: io.stderr })
+  let relay
+  try {
+    relay = await createRelay({
+      host: config.host,
+      port: config.port,
+      dataDir: config.dataDir,
+      limits: config.limits,
+      logger,
+    })
+  } catch (error) {
+    if (error instanceof RelayConfigError) throw new UsageError(error.message)
+    io.stderr(`contextsync relay: could not start: ${error instanceof Error ? error.message : String(error)}\n`)
+    return 1
+  }
+  io.stdout(`contextsync relay listening on ${relay.url}\n`)
+  const signal = await new Promise<string>((resolve) => {
+    io.onShutdownSignal(resolve)
+  })
+  logger.info('shutting down', { signal })
+  await relay.close()
+  return 0
+}
+
+// ——————————————————————————————————————————————————————————————— commands
+
+/**
+ * Subcommands by name. `demo` is a placeholder: the demo wiring replaces this entry with the
+ * embedded-relay demo (issue 3, part 3).
+ */
+export const COMMANDS: Record<string, Command> = {
+  relay: { summary: 'Run the relay server (see `contextsync relay --help`).', run: runRelay },
+  demo: {
+    summary: 'Run the four-device demo through an embedded relay (not wired yet).',
+    async run(_args, io) {
+      io.stderr('contextsync demo: not yet wired into the CLI; run `npm run demo`.\n')
+      return 1
+    },
+  },
+}
+
+function mainHelp(): string {
+  const lines = ['Usage: contextsync <command> [flags]', '', 'Commands:']
+  for (const [name, command] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)}${command.summary}`)
+  lines.push('', 'Run `contextsync <command> --help` for its flags.', '')
+  return lines.join('\n')
+}
+
+/**
+ * Run the CLI with `argv` (without `node` and the script). Resolves to the exit code; never
+ * calls `process.exit` itself.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(['relay', '--port', '0'])
+ * ```
+ */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(mainHelp())
+    return name === undefined ? 2 : 0
+  }
+  const command = COMMANDS[name]
+  if (!command) {
+    io.stderr(`contextsync: unknown command '${name}'\n\n${mainHelp()}`)
+    return 2
+  }
+  try {
+    return await command.run(rest, io)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`contextsync ${name}: ${error.message}\nRun \`contextsync ${name} --help\` for usage.\n`)
+      return 2
+    }
+    io.stderr(`contextsync ${name}: ${error instanceof Error ? error.message : String(error)}\n`)
+    return 1
+  }
+}

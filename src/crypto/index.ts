@@ -1,0 +1,14 @@
+/**
+ * The crypto layer: the only place libsodium is used. Pure functions over bytes.
+ *
+ * @module
+ */
+export { ready } from './sodium.js'
+export { RejectCode, rejectCodeName, type Checked } from './codes.js'
+export * from './keys.js'
+export * from './keyring.js'
+export * from './statement.js'
+export * from './certificate.js'
+export * from './envelope.js'
+export * from './token.js'
+export { hash, randomBytes, constantTimeEqual } from './primitives.js'

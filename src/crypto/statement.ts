@@ -1,0 +1,87 @@
+/**
+ * Signed statements: the only content of the account registry (device certificates, and later
+ * revocations, scope definitions, grants, lockboxes). Each is signed by the account root and
+ * verified on read, so a member device that can write to the registry still cannot forge an
+ * owner's action.
+ *
+ * Wire format (lib0 encoding):
+ * ```
+ * u8 version(1) · u8 type · varbytes body · 64B signature
+ * signature = Ed25519(root, "contextsync/v1/statement" ‖ varstring accountId ‖ all preceding bytes)
+ * ```
+ *
+ * @module
+ */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { reject, RejectCode, type Checked } from './codes.js'
+import type { AccountKeys } from './keys.js'
+import { SIGNATURE_BYTES, signDetached, verifyDetached } from './primitives.js'
+
+const STATEMENT_VERSION = 1
+const STATEMENT_DOMAIN = 'contextsync/v1/statement'
+
+/** Statement types. Stable numbers. */
+export const StatementType = {
+  DeviceCertificate: 1,
+  /** A minimal certificate for the relay: device id + signing key, no kind or name. */
+  RelayPass: 2,
+} as const
+/** One of the {@link StatementType} numbers. */
+export type StatementType = (typeof StatementType)[keyof typeof StatementType]
+
+/** A statement whose root signature has been verified. */
+export interface VerifiedStatement {
+  type: StatementType
+  body: Uint8Array
+}
+
+function signedMessage(accountId: string, unsigned: Uint8Array): Uint8Array {
+  const enc = encoding.createEncoder()
+  encoding.writeVarString(enc, accountId)
+  encoding.writeUint8Array(enc, unsigned)
+  return encoding.toUint8Array(enc)
+}
+
+/** Sign a statement body with the account root. Throws when `account` holds no root secret. */
+export function signStatement(account: AccountKeys, type: StatementType, body: Uint8Array): Uint8Array {
+  if (!account.rootSecretKey) throw new Error('signing a statement needs the account root (owner device)')
+  const enc = encoding.createEncoder()
+  encoding.writeUint8(enc, STATEMENT_VERSION)
+  encoding.writeUint8(enc, type)
+  encoding.writeVarUint8Array(enc, body)
+  const unsigned = encoding.toUint8Array(enc)
+  const signature = signDetached(STATEMENT_DOMAIN, signedMessage(account.accountId, unsigned), account.rootSecretKey)
+  const out = new Uint8Array(unsigned.length + SIGNATURE_BYTES)
+  out.set(unsigned)
+  out.set(signature, unsigned.length)
+  return out
+}
+
+/** Parse and verify a statement against the account root. Never throws. */
+export function verifyStatement(account: AccountKeys, bytes: Uint8Array): Checked<VerifiedStatement> {
+  let type: number
+  let body: Uint8Array
+  let unsignedLength: number
+  if (!(bytes instanceof Uint8Array) || bytes.length < 3 + SIGNATURE_BYTES) return reject(RejectCode.Malformed, 'statement too short')
+  try {
+    const dec = decoding.createDecoder(bytes)
+    const version = decoding.readUint8(dec)
+    if (version !== STATEMENT_VERSION) return reject(RejectCode.UnsupportedVersion, `statement version ${version}`)
+    type = decoding.readUint8(dec)
+    body = decoding.readVarUint8Array(dec)
+    unsignedLength = dec.pos
+    if (bytes.length - unsignedLength !== SIGNATURE_BYTES) return reject(RejectCode.Malformed, 'statement length')
+  } catch {
+    return reject(RejectCode.Malformed, 'statement truncated')
+  }
+  if (!Object.values(StatementType).includes(type as StatementType)) {
+    return reject(RejectCode.UnknownType, `statement type ${type}`)
+  }
+  const unsigned = bytes.subarray(0, unsignedLength)
+  const signature = bytes.subarray(unsignedLength)
+  if (!verifyDetached(STATEMENT_DOMAIN, signedMessage(account.accountId, unsigned), signature, account.rootPublicKey)) {
+    return reject(RejectCode.BadSignature, 'statement signature')
+  }
+  return { ok: true, value: { type: type as StatementType, body: body.slice() } }
+}

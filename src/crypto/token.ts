@@ -1,0 +1,175 @@
+/**
+ * Relay access tokens: short-lived, signed by the device, carrying the chain to the account root.
+ *
+ * The relay must decide *before sending any state* whether a connection may join a room, without
+ * holding any account secret. A token proves: this device key is certified by the root whose hash
+ * is the account id, the account owns the room (`<accountId>.…`), and the device signed this
+ * request for this room within a short window. The certificate inside is a *relay pass* — device
+ * id and signing key only — so the relay does not learn device kinds or names.
+ *
+ * Wire format (lib0 encoding, then unpadded base64url for the `token` query parameter):
+ * ```
+ * u8 version(1) · 32B rootPublicKey · varbytes relayPass (root-signed statement)
+ * varstring roomId · varuint notBefore (s) · varuint expiresAt (s) · 16B nonce · 64B signature
+ * signature = Ed25519(device, "contextsync/v1/relay-token" ‖ every preceding byte)
+ * ```
+ * The nonce lets the relay refuse a replayed token; tokens are single-use.
+ *
+ * @module
+ */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { bytesEqual, fromBase64Url, toBase64Url, toHex } from '../util/bytes.js'
+import { reject, RejectCode, type Checked } from './codes.js'
+import { accountKeysFromPublicKey, ID_BYTES, keyId, type AccountKeys, type DeviceKeys } from './keys.js'
+import { randomBytes, SIGNATURE_BYTES, signDetached, verifyDetached } from './primitives.js'
+import { roomBelongsTo } from './keyring.js'
+import { signStatement, StatementType, verifyStatement } from './statement.js'
+
+const TOKEN_VERSION = 1
+const TOKEN_DOMAIN = 'contextsync/v1/relay-token'
+/** Default token lifetime. */
+export const DEFAULT_TOKEN_LIFETIME_SECONDS = 300
+/** Longest lifetime a relay accepts by default. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 3600
+
+/** Issue a relay pass for a device (owner only): root-signed `{deviceId, signPublicKey, issuedAt}`. */
+export function issueRelayPass(
+  account: AccountKeys,
+  device: Pick<DeviceKeys, 'deviceIdBytes' | 'signPublicKey'>,
+  issuedAt = Date.now(),
+): Uint8Array {
+  const enc = encoding.createEncoder()
+  encoding.writeUint8Array(enc, device.deviceIdBytes)
+  encoding.writeUint8Array(enc, device.signPublicKey)
+  encoding.writeVarUint(enc, issuedAt)
+  return signStatement(account, StatementType.RelayPass, encoding.toUint8Array(enc))
+}
+
+/** A verified relay pass. */
+export interface RelayPass {
+  deviceId: string
+  signPublicKey: Uint8Array
+  issuedAt: number
+}
+
+/** Verify a relay pass against the account root. Never throws. */
+export function verifyRelayPass(account: AccountKeys, bytes: Uint8Array): Checked<RelayPass> {
+  const statement = verifyStatement(account, bytes)
+  if (!statement.ok) return statement
+  if (statement.value.type !== StatementType.RelayPass) return reject(RejectCode.UnknownType, 'not a relay pass')
+  try {
+    const dec = decoding.createDecoder(statement.value.body)
+    const idBytes = decoding.readUint8Array(dec, ID_BYTES)
+    const signPublicKey = decoding.readUint8Array(dec, 32).slice()
+    const issuedAt = decoding.readVarUint(dec)
+    if (decoding.hasContent(dec)) return reject(RejectCode.Malformed, 'relay pass has trailing bytes')
+    if (!bytesEqual(keyId(signPublicKey), idBytes)) return reject(RejectCode.Malformed, 'relay pass id/key mismatch')
+    return { ok: true, value: { deviceId: toHex(idBytes), signPublicKey, issuedAt } }
+  } catch {
+    return reject(RejectCode.Malformed, 'relay pass truncated')
+  }
+}
+
+/** Inputs to {@link createAccessToken}. */
+export interface AccessTokenInput {
+  rootPublicKey: Uint8Array
+  relayPass: Uint8Array
+  device: Pick<DeviceKeys, 'signSecretKey'>
+  roomId: string
+  /** Seconds the token stays valid; default {@link DEFAULT_TOKEN_LIFETIME_SECONDS}. */
+  lifetimeSeconds?: number
+  /** Clock in ms (tests). */
+  now?: number
+}
+
+/** Create a single-use access token for one room, as an unpadded base64url string. */
+export function createAccessToken(input: AccessTokenInput): string {
+  const nowSeconds = Math.floor((input.now ?? Date.now()) / 1000)
+  const enc = encoding.createEncoder()
+  encoding.writeUint8(enc, TOKEN_VERSION)
+  encoding.writeUint8Array(enc, input.rootPublicKey)
+  encoding.writeVarUint8Array(enc, input.relayPass)
+  encoding.writeVarString(enc, input.roomId)
+  encoding.writeVarUint(enc, nowSeconds)
+  encoding.writeVarUint(enc, nowSeconds + (input.lifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS))
+  encoding.writeUint8Array(enc, randomBytes(16))
+  const unsigned = encoding.toUint8Array(enc)
+  const signature = signDetached(TOKEN_DOMAIN, unsigned, input.device.signSecretKey)
+  const out = new Uint8Array(unsigned.length + SIGNATURE_BYTES)
+  out.set(unsigned)
+  out.set(signature, unsigned.length)
+  return toBase64Url(out)
+}
+
+/** What a verified token grants. */
+export interface AccessGrant {
+  accountId: string
+  deviceId: string
+  roomId: string
+  /** Seconds since the epoch. */
+  expiresAt: number
+  /** Hex nonce, for the relay's replay cache. */
+  nonce: string
+}
+
+/** Options of {@link verifyAccessToken}. */
+export interface VerifyTokenOptions {
+  /** The room the connection asks for; must equal the token's room. */
+  roomId: string
+  /** Clock in ms (tests). */
+  now?: number
+  /** Tolerated clock difference; default 60 s. */
+  clockSkewSeconds?: number
+  /** Longest accepted lifetime; default {@link MAX_TOKEN_LIFETIME_SECONDS}. */
+  maxLifetimeSeconds?: number
+}
+
+/**
+ * Verify a token for a room: structure, root → pass → device signature chain, account namespace,
+ * room and time window. Replay (nonce reuse) is the relay's job: it keeps nonces until expiry.
+ * Never throws.
+ */
+export function verifyAccessToken(token: string, options: VerifyTokenOptions): Checked<AccessGrant> {
+  const bytes = typeof token === 'string' && token.length <= 4096 ? fromBase64Url(token) : undefined
+  if (!bytes || bytes.length < 1 + 32 + 1 + 1 + 1 + 1 + 16 + SIGNATURE_BYTES) {
+    return reject(RejectCode.Malformed, 'token is not base64url or too short')
+  }
+  let root: Uint8Array, pass: Uint8Array, roomId: string, notBefore: number, expiresAt: number, nonce: Uint8Array
+  let signatureStart: number
+  try {
+    const dec = decoding.createDecoder(bytes)
+    const version = decoding.readUint8(dec)
+    if (version !== TOKEN_VERSION) return reject(RejectCode.UnsupportedVersion, `token version ${version}`)
+    root = decoding.readUint8Array(dec, 32)
+    pass = decoding.readVarUint8Array(dec)
+    roomId = decoding.readVarString(dec)
+    notBefore = decoding.readVarUint(dec)
+    expiresAt = decoding.readVarUint(dec)
+    nonce = decoding.readUint8Array(dec, 16)
+    signatureStart = dec.pos
+    if (bytes.length - signatureStart !== SIGNATURE_BYTES) return reject(RejectCode.Malformed, 'token length')
+  } catch {
+    return reject(RejectCode.Malformed, 'token truncated')
+  }
+  const account = accountKeysFromPublicKey(root.slice())
+  const verifiedPass = verifyRelayPass(account, pass)
+  if (!verifiedPass.ok) return verifiedPass
+  if (
+    !verifyDetached(TOKEN_DOMAIN, bytes.subarray(0, signatureStart), bytes.subarray(signatureStart), verifiedPass.value.signPublicKey)
+  ) {
+    return reject(RejectCode.BadSignature, 'token signature')
+  }
+  if (roomId !== options.roomId) return reject(RejectCode.WrongAccount, 'token is for another room')
+  if (!roomBelongsTo(roomId, account.accountId)) return reject(RejectCode.WrongAccount, 'room is not in the token account')
+  const now = Math.floor((options.now ?? Date.now()) / 1000)
+  const skew = options.clockSkewSeconds ?? 60
+  const maxLifetime = options.maxLifetimeSeconds ?? MAX_TOKEN_LIFETIME_SECONDS
+  if (expiresAt <= notBefore || expiresAt - notBefore > maxLifetime) return reject(RejectCode.Expired, 'token lifetime')
+  if (now + skew < notBefore) return reject(RejectCode.Expired, 'token not valid yet')
+  if (now - skew >= expiresAt) return reject(RejectCode.Expired, 'token expired')
+  return {
+    ok: true,
+    value: { accountId: account.accountId, deviceId: verifiedPass.value.deviceId, roomId, expiresAt, nonce: toHex(nonce) },
+  }
+}

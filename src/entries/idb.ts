@@ -1,0 +1,7 @@
+/**
+ * `contextsync/idb` — durable device storage on IndexedDB, for browsers and webviews (glasses and
+ * phone runtimes).
+ *
+ * @module
+ */
+export { indexedDbStorage } from '../adapters/idb-storage.js'

@@ -1,0 +1,7 @@
+/**
+ * `contextsync/sqlite` — durable device storage on SQLite (better-sqlite3). Node only: car head
+ * units, PCs, servers.
+ *
+ * @module
+ */
+export { sqliteStorage } from '../adapters/sqlite-storage.js'

@@ -1,0 +1,8 @@
+/**
+ * `contextsync/websocket` — the WebSocket transport to a contextsync relay (or any y-websocket
+ * server), built on y-websocket's `WebsocketProvider`. Browsers use the native WebSocket; in Node
+ * pass `ws` as `WebSocketPolyfill`.
+ *
+ * @module
+ */
+export { websocketTransport } from '../adapters/websocket.js'

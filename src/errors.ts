@@ -1,0 +1,67 @@
+/**
+ * Errors thrown at the public API when the *caller* misuses it (lib0/secsync's first tier).
+ * Untrusted input from the network or disk never throws: it is rejected with a numeric
+ * {@link RejectCode} and reported as an event.
+ *
+ * @module
+ */
+
+/** Machine-readable error codes of {@link ContextSyncError}. */
+export type ContextSyncErrorCode =
+  | 'invalid-argument'
+  | 'scope-access'
+  | 'not-found'
+  | 'closed'
+  | 'config'
+  | 'storage'
+
+/** Base class of every error the library throws on purpose. */
+export class ContextSyncError extends Error {
+  override name = 'ContextSyncError'
+  /** What went wrong, for programs. */
+  readonly code: ContextSyncErrorCode
+  constructor(code: ContextSyncErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** An argument has the wrong type or value (unknown scope name, empty text, …). */
+export class ValidationError extends ContextSyncError {
+  override name = 'ValidationError'
+  constructor(message: string) {
+    super('invalid-argument', message)
+  }
+}
+
+/** The device may not hold the scope it tried to use (not granted, or unknown to it). */
+export class ScopeAccessError extends ContextSyncError {
+  override name = 'ScopeAccessError'
+  constructor(message: string) {
+    super('scope-access', message)
+  }
+}
+
+/** The memory item, session or turn does not exist on this device. */
+export class NotFoundError extends ContextSyncError {
+  override name = 'NotFoundError'
+  constructor(message: string) {
+    super('not-found', message)
+  }
+}
+
+/** The instance was closed. */
+export class ClosedError extends ContextSyncError {
+  override name = 'ClosedError'
+  constructor(message = 'this ContextSync instance is closed') {
+    super('closed', message)
+  }
+}
+
+/** The options passed to `ContextSync.open` (or a stored configuration) do not make sense. */
+export class ConfigError extends ContextSyncError {
+  override name = 'ConfigError'
+  constructor(message: string) {
+    super('config', message)
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * Random ids for memory items, sessions and turns: 128 random bits, base64url (22 characters).
+ *
+ * @module
+ */
+import { randomBytes } from '../crypto/index.js'
+import { toBase64Url } from '../util/bytes.js'
+
+/** A fresh random id. */
+export function randomId(): string {
+  return toBase64Url(randomBytes(16))
+}

@@ -1,0 +1,22 @@
+/**
+ * Built-in privacy scopes. Each scope is its own inner doc, sealed log, relay room and key
+ * epochs (DESIGN §4). `local` never leaves the device: it is stored (sealed) but never attached
+ * to a transport.
+ *
+ * @module
+ */
+
+/** The scopes every account has. */
+export const BUILTIN_SCOPES = ['personal', 'health', 'payments', 'location', 'work', 'local'] as const
+/** One of {@link BUILTIN_SCOPES}. */
+export type BuiltinScope = (typeof BUILTIN_SCOPES)[number]
+
+/** Device kinds contextsync knows how to wire. */
+export const DEVICE_KINDS = ['phone', 'glasses', 'car', 'pc', 'other'] as const
+/** One of {@link DEVICE_KINDS}. */
+export type DeviceKind = (typeof DEVICE_KINDS)[number]
+
+/** True for scopes whose sealed log is never handed to a transport. */
+export function isDeviceLocal(scope: string): boolean {
+  return scope === 'local'
+}

@@ -1,0 +1,45 @@
+/**
+ * contextsync — end-to-end encrypted sync of an AI assistant's memory and conversations across
+ * one person's devices (glasses, phone, car, PC). Isomorphic core; Node-only and browser-only
+ * parts live in their own entry points (`contextsync/sqlite`, `contextsync/idb`,
+ * `contextsync/websocket`, `contextsync/relay`).
+ *
+ * @example
+ * ```ts
+ * import { ContextSync, createAccount, memoryStorage, loopbackNetwork } from 'contextsync'
+ * const account = await createAccount()
+ * const net = loopbackNetwork({ seed: 1 })
+ * const phone = await ContextSync.open({ account, device: { kind: 'phone' }, storage: memoryStorage(), transports: [net.transport()] })
+ * await phone.memory.remember({ text: 'Prefers aisle seats', kind: 'preference', tags: ['travel'] })
+ * ```
+ *
+ * @module
+ */
+export { ContextSync } from './facade/context-sync.js'
+export type { OpenOptions, SyncOptions, ContextSyncEvents, StorageErrorEvent } from './facade/context-sync.js'
+export { Account, createAccount } from './facade/account.js'
+export { MemoryApi } from './facade/memory.js'
+export type { RememberInput, MemoryPatch, ListQuery, RecallQuery, MemoryChange, MemoryEvents } from './facade/memory.js'
+export { SessionsApi, SessionHandle, TurnStream } from './facade/sessions.js'
+export type { SessionChange, SessionsEvents } from './facade/sessions.js'
+export { BUILTIN_SCOPES, DEVICE_KINDS, type BuiltinScope, type DeviceKind } from './facade/scopes.js'
+export type { MemoryItem, MemoryKind, MemorySource } from './crdt/memory.js'
+export { MEMORY_KINDS } from './crdt/memory.js'
+export type { Session, Turn, TurnRole, SessionStatus } from './crdt/sessions.js'
+export { TURN_ROLES } from './crdt/sessions.js'
+export {
+  ContextSyncError,
+  ValidationError,
+  ScopeAccessError,
+  NotFoundError,
+  ClosedError,
+  ConfigError,
+  type ContextSyncErrorCode,
+} from './errors.js'
+export { RejectCode, rejectCodeName } from './crypto/codes.js'
+export type { RejectedEvent } from './sync/replica.js'
+export { StorageError, type StorageAdapter, type StorageKey, type StorageChunk, type StorageErrorCode } from './adapters/storage.js'
+export type { Transport, TransportAttachment, TransportStatus, SealedLogRoom } from './adapters/transport.js'
+export { memoryStorage } from './adapters/memory-storage.js'
+export { loopbackNetwork } from './adapters/loopback.js'
+export type { LoopbackNetwork, LoopbackOptions } from './adapters/loopback.js'

@@ -1,0 +1,222 @@
+/**
+ * Relay authentication as ordered hooks (hocuspocus `onAuthenticate` style).
+ *
+ * On every WebSocket upgrade the relay runs its auth hooks in order, before it sends anything:
+ * a hook returns the connection's identity, returns nothing to pass, or throws a
+ * {@link RelayRefusal} carrying the close code. The default chain is one {@link tokenAuth} hook:
+ * it verifies the access token (certificate chain to the account root, room, time window —
+ * `src/crypto/token.ts`) and refuses a reused nonce, because tokens are single-use.
+ *
+ * Revocation plugs in two ways: `tokenAuth({ revoked })` refuses new connections of revoked
+ * devices, and `relay.closeDevice(accountId, deviceId)` closes the live ones.
+ *
+ * A token only gates the connection attempt: a live connection is not closed when its token
+ * expires, since reconnecting every few minutes would cost every device radio time for nothing.
+ *
+ * @module
+ */
+import type { IncomingMessage } from 'node:http'
+import { RejectCode, verifyAccessToken } from '../crypto/index.js'
+import { CloseCode } from './close-codes.js'
+
+/** What an auth hook sees about a connection attempt. */
+export interface AuthContext {
+  /** The room from the URL path, percent-decoded. */
+  roomId: string
+  /** The `token` query parameter, if any. Never log it. */
+  token: string | undefined
+  /** The HTTP upgrade request (headers, remote address). */
+  request: IncomingMessage
+  /** The identity set by an earlier hook, if any. */
+  identity: RelayIdentity | undefined
+}
+
+/** Who a connection belongs to once authenticated. */
+export interface RelayIdentity {
+  /** Namespace for quotas (32 hex chars with token auth). */
+  accountId: string
+  /** Device id (32 hex chars with token auth), for revocation. */
+  deviceId: string
+}
+
+/** Thrown by an auth hook to refuse a connection with a close code. */
+export class RelayRefusal extends Error {
+  override readonly name = 'RelayRefusal'
+  /**
+   * @param code the close code sent to the client
+   * @param reason a short, fixed text for the close frame and logs — never a token or payload
+   */
+  constructor(
+    readonly code: CloseCode,
+    readonly reason: string,
+  ) {
+    super(reason)
+  }
+}
+
+/**
+ * One auth hook. Hooks run by descending `priority` (ties keep their order); the first one that
+ * returns an identity sets it, later ones can still refuse (e.g. a revocation list).
+ */
+export interface AuthHook {
+  /** Name for logs. */
+  readonly name: string
+  /** Higher runs first; default 0. */
+  readonly priority?: number
+  /** Return an identity, nothing (pass), or throw {@link RelayRefusal}. */
+  onAuthenticate(context: AuthContext): RelayIdentity | void | Promise<RelayIdentity | void>
+}
+
+/** Room ids the token hook accepts: `<32 hex accountId>.<1–128 base64url chars>`. */
+export const ROOM_ID_PATTERN = /^[0-9a-f]{32}\.[A-Za-z0-9_-]{1,128}$/
+
+/**
+ * Remembers token nonces until their expiry so each token works once. In memory, per relay
+ * process: a restart forgets it, which is bounded by the short token lifetime.
+ */
+export class NonceCache {
+  private readonly seen = new Map<string, number>()
+  private nextPrune = 0
+
+  /**
+   * @param maxEntries refuse new tokens rather than grow without bound
+   * @param now clock in ms
+   */
+  constructor(
+    private readonly maxEntries = 1_000_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Record `nonce` until `keepUntil` (ms). False when it was seen before (a replay). */
+  claim(nonce: string, keepUntil: number): boolean | 'full' {
+    const t = this.now()
+    if (t >= this.nextPrune || this.seen.size >= this.maxEntries) this.prune(t)
+    const until = this.seen.get(nonce)
+    if (until !== undefined && until > t) return false
+    if (this.seen.size >= this.maxEntries) return 'full'
+    this.seen.set(nonce, keepUntil)
+    return true
+  }
+
+  /** Entries currently held (tests, metrics). */
+  get size(): number {
+    return this.seen.size
+  }
+
+  private prune(t: number): void {
+    for (const [nonce, until] of this.seen) if (until <= t) this.seen.delete(nonce)
+    this.nextPrune = t + 10_000
+  }
+}
+
+/** Options of {@link tokenAuth}. */
+export interface TokenAuthOptions {
+  /** Return true to refuse a device (revocations). Called after the token verifies. */
+  revoked?: (identity: RelayIdentity) => boolean | Promise<boolean>
+  /** Clock in ms (tests). */
+  now?: () => number
+  /** Tolerated clock difference in seconds; default 60. */
+  clockSkewSeconds?: number
+  /** Longest accepted token lifetime in seconds; default 3600. */
+  maxLifetimeSeconds?: number
+  /** Replay cache to share between hooks; default a fresh one. */
+  nonces?: NonceCache
+}
+
+/** Map a token verification code to the close code a client sees. */
+function closeCodeFor(code: RejectCode): CloseCode {
+  switch (code) {
+    case RejectCode.Expired:
+      return CloseCode.TokenExpired
+    case RejectCode.WrongAccount:
+      return CloseCode.Forbidden
+    default:
+      return CloseCode.Unauthorized
+  }
+}
+
+/**
+ * The default auth hook: verifies `?token=` with `verifyAccessToken`, refuses replays and revoked
+ * devices. Call `await ready()` from `src/crypto` before the first connection (createRelay does).
+ *
+ * @example
+ * ```ts
+ * const relay = await createRelay({ auth: tokenAuth({ revoked: ({ deviceId }) => revokedIds.has(deviceId) }) })
+ * ```
+ */
+export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
+  const now = options.now ?? Date.now
+  const skew = options.clockSkewSeconds ?? 60
+  const nonces = options.nonces ?? new NonceCache(undefined, now)
+  return {
+    name: 'token',
+    priority: 100,
+    async onAuthenticate({ roomId, token }) {
+      if (!token) throw new RelayRefusal(CloseCode.Unauthorized, 'missing token')
+      const checked = verifyAccessToken(token, {
+        roomId,
+        now: now(),
+        clockSkewSeconds: skew,
+        ...(options.maxLifetimeSeconds !== undefined ? { maxLifetimeSeconds: options.maxLifetimeSeconds } : {}),
+      })
+      if (!checked.ok) throw new RelayRefusal(closeCodeFor(checked.code), checked.reason)
+      if (!ROOM_ID_PATTERN.test(roomId)) throw new RelayRefusal(CloseCode.Forbidden, 'bad room id')
+      const { accountId, deviceId, nonce, expiresAt } = checked.value
+      // Keep the nonce as long as verifyAccessToken would still accept the token.
+      const claimed = nonces.claim(nonce, (expiresAt + skew) * 1000)
+      if (claimed === 'full') throw new RelayRefusal(CloseCode.RateLimited, 'replay cache full')
+      if (!claimed) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
+      const identity = { accountId, deviceId }
+      if (options.revoked && (await options.revoked(identity))) {
+        throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
+      }
+      return identity
+    },
+  }
+}
+
+/**
+ * No authentication (tests and local development only; the relay logs a loud warning). The
+ * account is the room id's prefix before the first `.`, so quotas still apply per prefix.
+ */
+export function noAuth(): AuthHook {
+  return {
+    name: 'none',
+    onAuthenticate({ roomId }) {
+      const dot = roomId.indexOf('.')
+      return { accountId: dot > 0 ? roomId.slice(0, dot) : 'anonymous', deviceId: 'anonymous' }
+    },
+  }
+}
+
+/** Sort hooks by descending priority, keeping the given order for ties. */
+export function orderHooks(hooks: readonly AuthHook[]): AuthHook[] {
+  return hooks
+    .map((hook, index) => ({ hook, index }))
+    .sort((a, b) => (b.hook.priority ?? 0) - (a.hook.priority ?? 0) || a.index - b.index)
+    .map(({ hook }) => hook)
+}
+
+/**
+ * Run `hooks` in order for one connection attempt. Resolves the identity or rejects with a
+ * {@link RelayRefusal}; any other error thrown by a hook becomes a 4401 refusal, so a buggy hook
+ * fails closed.
+ */
+export async function authenticate(
+  hooks: readonly AuthHook[],
+  context: Omit<AuthContext, 'identity'>,
+): Promise<RelayIdentity> {
+  let identity: RelayIdentity | undefined
+  for (const hook of hooks) {
+    let result: RelayIdentity | void
+    try {
+      result = await hook.onAuthenticate({ ...context, identity })
+    } catch (error) {
+      if (error instanceof RelayRefusal) throw error
+      throw new RelayRefusal(CloseCode.Unauthorized, `auth hook ${hook.name} failed`)
+    }
+    if (result) identity = result
+  }
+  if (!identity) throw new RelayRefusal(CloseCode.Unauthorized, 'no auth hook accepted the connection')
+  return identity
+}

@@ -1,0 +1,83 @@
+/**
+ * WebSocket close codes the relay uses, as named constants (hocuspocus `CloseEvents` style).
+ *
+ * Codes 4400–4499 mirror HTTP 4xx: the relay refused something on purpose. 1001 and 1009 are the
+ * standard RFC 6455 codes. Every refusal is counted in `/metrics` under its code and logged without
+ * payloads or tokens. A refused connection receives no room state: auth refusals close the socket
+ * right after the upgrade, before the relay sends its first sync message.
+ *
+ * This file has no Node imports so browser clients (the websocket transport) can share it.
+ *
+ * | code | name                | meaning                                                           |
+ * |------|---------------------|-------------------------------------------------------------------|
+ * | 1001 | GoingAway           | the relay is shutting down; reconnect later                       |
+ * | 1002 | ProtocolError       | WebSocket framing violated (sent by `ws` itself)                  |
+ * | 1007 | InvalidPayload      | a text frame with invalid UTF-8 (sent by `ws` itself)             |
+ * | 1009 | MessageTooBig       | a frame exceeded `limits.maxMessageBytes`                         |
+ * | 4400 | MalformedFrame      | not a y-protocols message, or an update Yjs cannot decode/apply   |
+ * | 4401 | Unauthorized        | token missing, garbled, forged, or its chain does not verify      |
+ * | 4403 | Forbidden           | room not in the token's account, bad room id, or device revoked   |
+ * | 4408 | TokenExpired        | token outside its time window (or lifetime too long)              |
+ * | 4409 | TokenReplayed       | token nonce already used: tokens are single-use                   |
+ * | 4413 | QuotaExceeded       | the account's stored bytes would exceed `maxStoredBytesPerAccount`|
+ * | 4414 | TooManyRooms        | the account already has `maxRoomsPerAccount` rooms                |
+ * | 4429 | RateLimited         | more messages than `messagesPerSecond` (+ `burst`) allow          |
+ *
+ * @module
+ */
+
+/** Named close codes. Stable numbers: part of the relay's wire contract. */
+export const CloseCode = {
+  /** The relay is shutting down gracefully (RFC 6455 "going away"). Transient. */
+  GoingAway: 1001,
+  /** The WebSocket framing itself was broken (bad opcode, RSV bits…); `ws` sends it. */
+  ProtocolError: 1002,
+  /** A text frame held invalid UTF-8; `ws` sends it. The relay only accepts binary frames anyway. */
+  InvalidPayload: 1007,
+  /** A frame was larger than `limits.maxMessageBytes` (RFC 6455 "message too big"). */
+  MessageTooBig: 1009,
+  /** A frame was not a valid y-protocols message, or carried an update Yjs cannot apply. */
+  MalformedFrame: 4400,
+  /** Token missing, not decodable, forged, or its certificate chain does not verify. */
+  Unauthorized: 4401,
+  /** Authenticated, but not allowed here: room outside the account, bad room id, revoked device. */
+  Forbidden: 4403,
+  /** Token outside its validity window. A fresh token fixes it (if clocks agree). */
+  TokenExpired: 4408,
+  /** Token already used once. A fresh token fixes it. */
+  TokenReplayed: 4409,
+  /** Storing the update would exceed the account's stored-bytes quota (measured after merging). */
+  QuotaExceeded: 4413,
+  /** Opening this room would exceed the account's room quota. */
+  TooManyRooms: 4414,
+  /** The connection sent messages faster than its token bucket allows. */
+  RateLimited: 4429,
+} as const
+
+/** One of the {@link CloseCode} numbers. */
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
+
+const NAMES = new Map<number, string>(Object.entries(CloseCode).map(([name, code]) => [code, name]))
+
+/** The symbolic name of a close code, e.g. `closeCodeName(4401) === 'Unauthorized'`. */
+export function closeCodeName(code: number): string {
+  return NAMES.get(code) ?? `Unknown(${code})`
+}
+
+/** True for a number listed in {@link CloseCode}. */
+export function isCloseCode(code: number): code is CloseCode {
+  return NAMES.has(code)
+}
+
+/**
+ * Codes after which retrying at once cannot help (the same request would be refused again):
+ * clients should back off to their longest delay. Expired/replayed tokens and rate limiting are
+ * not in this set: a fresh token or a short wait fixes them.
+ */
+export const REFUSAL_CODES: ReadonlySet<number> = new Set<number>([
+  CloseCode.Unauthorized,
+  CloseCode.Forbidden,
+  CloseCode.QuotaExceeded,
+  CloseCode.TooManyRooms,
+  CloseCode.MessageTooBig,
+])

@@ -1,0 +1,198 @@
+/**
+ * One authenticated WebSocket joined to a room: rate limit, frame validation, quota check, then
+ * hand-off to the room. Anything untrusted that fails a check closes this connection with its
+ * documented code, is counted and logged (metadata only), and never reaches the room or storage.
+ *
+ * @module
+ */
+import * as Y from 'yjs'
+import type { RawData, WebSocket } from 'ws'
+import type { RelayIdentity } from './auth.js'
+import { CloseCode } from './close-codes.js'
+import { TokenBucket, type RelayLimits } from './limits.js'
+import type { RelayLogger } from './log.js'
+import type { RelayMetrics } from './metrics.js'
+import { accountOfRoom, type RelayStorage } from './persistence.js'
+import { parseClientMessage } from './protocol.js'
+import type { Room, RoomPeer } from './room.js'
+
+/** What a connection needs from its relay. */
+export interface ConnectionContext {
+  limits: RelayLimits
+  metrics: RelayMetrics
+  logger: RelayLogger
+  storage: RelayStorage
+}
+
+const OPEN = 1
+
+/** ws error codes and the close code ws itself sends for them. */
+function wsErrorCloseCode(code: unknown): number | undefined {
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.MessageTooBig
+  if (code === 'WS_ERR_INVALID_UTF8') return CloseCode.InvalidPayload
+  if (typeof code === 'string' && code.startsWith('WS_ERR_')) return CloseCode.ProtocolError
+  return undefined
+}
+
+/** Copy a ws message into one fresh `Uint8Array` (Yjs keeps views into it; don't pin socket buffers). */
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) {
+    const size = data.reduce((n, part) => n + part.length, 0)
+    const out = new Uint8Array(size)
+    let offset = 0
+    for (const part of data) {
+      out.set(part, offset)
+      offset += part.length
+    }
+    return out
+  }
+  return data instanceof ArrayBuffer ? new Uint8Array(data.slice(0)) : new Uint8Array(data)
+}
+
+/** A relay-side connection. Created by the server after auth and quota checks passed. */
+export class RelayConnection implements RoomPeer {
+  /** Set by pongs, cleared by the keep-alive sweep. */
+  alive = true
+  /** No more frames go out (refused or shutting down). */
+  private closing = false
+  /** Refused: nothing more it sends is read. A shutdown still reads in-flight updates. */
+  private refused = false
+  private readonly bucket: TokenBucket
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly room: Room,
+    readonly identity: RelayIdentity,
+    private readonly ctx: ConnectionContext,
+    private readonly onClosed: (connection: RelayConnection) => void,
+  ) {
+    this.bucket = new TokenBucket(ctx.limits.messagesPerSecond, ctx.limits.burst)
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary))
+    ws.on('pong', () => {
+      this.alive = true
+    })
+    ws.on('error', (error: Error & { code?: unknown }) => this.onError(error))
+    ws.on('close', () => this.onClose())
+  }
+
+  /** Join the room (sends sync step 1 and awareness). */
+  start(): void {
+    this.room.join(this)
+  }
+
+  /** Send one frame; dropped once the connection is closing. */
+  send(frame: Uint8Array): void {
+    if (this.closing || this.ws.readyState !== OPEN) return
+    this.ctx.metrics.bytesOut += frame.length
+    this.ctx.metrics.messagesOut += 1
+    this.ws.send(frame, (error) => {
+      if (error) this.ws.terminate()
+    })
+  }
+
+  /**
+   * Close with a refusal code: counted, logged, and the room stops sending to this connection at
+   * once. Idempotent.
+   */
+  refuse(code: CloseCode, reason: string): void {
+    if (this.refused) return
+    this.refused = true
+    this.ctx.metrics.reject(code)
+    this.ctx.logger.info('connection closed by relay', {
+      code,
+      reason,
+      roomId: this.room.id,
+      deviceId: this.identity.deviceId,
+    })
+    this.shutdown(code, reason)
+  }
+
+  /**
+   * Close without counting a refusal (relay shutdown). Updates already in flight from the client
+   * are still applied and stored until its close frame arrives. Idempotent.
+   */
+  shutdown(code: number, reason: string): void {
+    if (this.closing) return
+    this.closing = true
+    this.room.leave(this)
+    this.ws.close(code, reason)
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.refused) return
+    const frame = toBytes(data)
+    const { metrics, limits } = this.ctx
+    metrics.bytesIn += frame.length
+    metrics.messagesIn += 1
+    if (!this.bucket.take()) return this.refuse(CloseCode.RateLimited, 'rate limit exceeded')
+    if (!isBinary) return this.refuse(CloseCode.MalformedFrame, 'text frame')
+    // ws enforces maxPayload already; this guards a custom ws server setup.
+    if (frame.length > limits.maxMessageBytes) return this.refuse(CloseCode.MessageTooBig, 'message too big')
+    const message = parseClientMessage(frame)
+    if (!message) return this.refuse(CloseCode.MalformedFrame, 'malformed frame')
+    try {
+      switch (message.type) {
+        case 'sync-step1':
+          this.send(this.room.syncStep2(message.stateVector))
+          break
+        case 'sync-step2':
+        case 'sync-update':
+          this.applyUpdate(message.update)
+          break
+        case 'awareness':
+          this.room.applyAwareness(message.update, this)
+          break
+        case 'query-awareness':
+          this.send(this.room.allAwareness())
+          break
+      }
+    } catch {
+      this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
+    }
+  }
+
+  private applyUpdate(update: Uint8Array): void {
+    const { storage, limits } = this.ctx
+    const account = accountOfRoom(this.room.id)
+    const quota = limits.maxStoredBytesPerAccount
+    const stored = storage.bytesOfAccount(account)
+    if (stored + update.length <= quota) {
+      this.room.applyUpdate(update, this)
+      return
+    }
+    // Near the quota: measure what storage would hold after merging, so deletions that shrink
+    // the log still pass. Done on a scratch copy; the room is untouched if we refuse.
+    const scratch = new Y.Doc({ gc: true })
+    let merged: number
+    try {
+      Y.applyUpdate(scratch, this.room.mergedState())
+      Y.applyUpdate(scratch, update)
+      merged = Y.encodeStateAsUpdate(scratch).length
+    } finally {
+      scratch.destroy()
+    }
+    if (stored - storage.roomBytes(this.room.id) + merged > quota) {
+      return this.refuse(CloseCode.QuotaExceeded, 'account storage quota exceeded')
+    }
+    this.room.applyUpdate(update, this)
+    this.room.merge()
+  }
+
+  private onError(error: Error & { code?: unknown }): void {
+    const code = wsErrorCloseCode(error.code)
+    if (code === undefined || this.refused) return
+    // ws closes the socket itself with `code`; count it and stop serving this peer.
+    this.ctx.metrics.reject(code)
+    this.ctx.logger.info('connection closed by relay', { code, reason: error.code as string, roomId: this.room.id })
+    this.refused = true
+    this.closing = true
+    this.room.leave(this)
+  }
+
+  private onClose(): void {
+    this.refused = true
+    this.closing = true
+    this.room.leave(this)
+    this.onClosed(this)
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * `contextsync/relay`: the blind relay server (Node only). It stores and forwards sealed logs —
+ * ciphertext it cannot read — over the y-websocket protocol, with auth on upgrade, limits,
+ * SQLite persistence, `/healthz`, Prometheus `/metrics` and JSON logs.
+ *
+ * @example
+ * ```ts
+ * import { createRelay } from 'contextsync/relay'
+ * const relay = await createRelay({ port: 8787, dataDir: './relay-data' })
+ * ```
+ *
+ * @module
+ */
+export { createRelay, type Relay, type RelayOptions, type RelayPersistenceOptions } from './server.js'
+export { CloseCode, closeCodeName, isCloseCode, REFUSAL_CODES } from './close-codes.js'
+export {
+  tokenAuth,
+  noAuth,
+  NonceCache,
+  RelayRefusal,
+  ROOM_ID_PATTERN,
+  type AuthHook,
+  type AuthContext,
+  type RelayIdentity,
+  type TokenAuthOptions,
+} from './auth.js'
+export { DEFAULT_LIMITS, RelayConfigError, resolveLimits, TokenBucket, type RelayLimits } from './limits.js'
+export { jsonLogger, silentLogger, isLogLevel, LOG_LEVELS, type LogLevel, type LogFields, type RelayLogger } from './log.js'
+export { renderPrometheus, PROMETHEUS_CONTENT_TYPE, type RelayMetricsSnapshot } from './metrics.js'
+export {
+  sqliteBackend,
+  memoryBackend,
+  accountOfRoom,
+  DATABASE_FILE,
+  type RelayStorageBackend,
+} from './persistence.js'

@@ -1,0 +1,245 @@
+/**
+ * Relay persistence: per-room Yjs updates in SQLite (better-sqlite3, WAL) or in memory, with
+ * per-account accounting for the quotas.
+ *
+ * Each update the relay applies is appended as one row. The room layer periodically *merges* a
+ * room: all its rows are replaced, in one transaction, by `Y.encodeStateAsUpdate(doc)`. Because
+ * the room doc garbage-collects deleted items, a merged row no longer holds the ciphertext of
+ * envelopes that devices compacted away, so storage tracks the compacted log, not its history.
+ *
+ * Deleted bytes must not linger on disk either: `secure_delete` zeroes freed cells and pages, and
+ * every checkpoint truncates the WAL (old page images live there until then).
+ *
+ * The relay only stores ciphertext; nothing here can read it.
+ *
+ * @module
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+
+/** Raw storage of per-room update rows. Two implementations: SQLite and memory. */
+export interface RelayStorageBackend {
+  /** Per-room row count and byte size, read once at start for the quotas. */
+  summary(): Iterable<{ roomId: string; rows: number; bytes: number }>
+  /** Every stored update of a room, oldest first. */
+  load(roomId: string): Uint8Array[]
+  /** Append one update row. */
+  append(roomId: string, update: Uint8Array): void
+  /** Atomically replace every row of a room by `state`, or delete the room when `state` is null. */
+  replace(roomId: string, state: Uint8Array | null): void
+  /** Make writes durable and drop superseded bytes from disk (WAL checkpoint). */
+  checkpoint(): void
+  /** Checkpoint and release the backend. */
+  close(): void
+}
+
+/** File name of the relay database inside `--data DIR`. */
+export const DATABASE_FILE = 'relay.sqlite'
+
+/**
+ * SQLite backend under `dir` (created if missing): one table of `(id, room, data)` rows, WAL
+ * journal, `synchronous=NORMAL` (an acknowledged update survives a process crash), and
+ * `secure_delete=ON` so merged-away ciphertext is overwritten rather than left in free pages.
+ */
+export function sqliteBackend(dir: string): RelayStorageBackend {
+  mkdirSync(dir, { recursive: true })
+  const db = new Database(join(dir, DATABASE_FILE))
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('secure_delete = ON')
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS updates (
+      id INTEGER PRIMARY KEY,
+      room TEXT NOT NULL,
+      data BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS updates_room ON updates (room, id);
+  `)
+  const summaryStmt = db.prepare<[], { room: string; rows: number; bytes: number }>(
+    'SELECT room, COUNT(*) AS rows, SUM(LENGTH(data)) AS bytes FROM updates GROUP BY room',
+  )
+  const loadStmt = db.prepare<[string], { data: Uint8Array }>('SELECT data FROM updates WHERE room = ? ORDER BY id')
+  const insertStmt = db.prepare<[string, Uint8Array]>('INSERT INTO updates (room, data) VALUES (?, ?)')
+  const deleteStmt = db.prepare<[string]>('DELETE FROM updates WHERE room = ?')
+  const replaceTx = db.transaction((roomId: string, state: Uint8Array | null) => {
+    deleteStmt.run(roomId)
+    if (state) insertStmt.run(roomId, state)
+  })
+  let closed = false
+  const checkpoint = (): void => {
+    // TRUNCATE resets the WAL file to zero bytes, so page images holding deleted ciphertext go.
+    db.pragma('wal_checkpoint(TRUNCATE)')
+  }
+  return {
+    summary: () => summaryStmt.all().map(({ room, rows, bytes }) => ({ roomId: room, rows, bytes })),
+    load: (roomId) => loadStmt.all(roomId).map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+    append: (roomId, update) => void insertStmt.run(roomId, update),
+    replace: (roomId, state) => replaceTx(roomId, state),
+    checkpoint,
+    close() {
+      if (closed) return
+      closed = true
+      checkpoint()
+      db.close()
+    },
+  }
+}
+
+/** In-memory backend: the relay keeps rooms for its lifetime only (tests, the embedded demo). */
+export function memoryBackend(): RelayStorageBackend {
+  const rooms = new Map<string, Uint8Array[]>()
+  return {
+    summary: () =>
+      [...rooms].map(([roomId, rows]) => ({ roomId, rows: rows.length, bytes: rows.reduce((n, r) => n + r.length, 0) })),
+    load: (roomId) => [...(rooms.get(roomId) ?? [])],
+    append(roomId, update) {
+      let rows = rooms.get(roomId)
+      if (!rows) rooms.set(roomId, (rows = []))
+      rows.push(update.slice())
+    },
+    replace(roomId, state) {
+      if (state) rooms.set(roomId, [state.slice()])
+      else rooms.delete(roomId)
+    },
+    checkpoint() {},
+    close() {
+      rooms.clear()
+    },
+  }
+}
+
+/** The account a room counts against: the room id's prefix before the first `.`. */
+export function accountOfRoom(roomId: string): string {
+  const dot = roomId.indexOf('.')
+  return dot > 0 ? roomId.slice(0, dot) : 'anonymous'
+}
+
+interface RoomUsage {
+  rows: number
+  bytes: number
+}
+
+/**
+ * A storage backend plus the accounting the quotas need: rows and bytes per room, bytes and
+ * rooms per account. Rooms count against their account while they hold stored bytes or are open.
+ */
+export class RelayStorage {
+  private readonly usage = new Map<string, RoomUsage>()
+  private readonly accountBytes = new Map<string, number>()
+  private readonly accountRooms = new Map<string, Set<string>>()
+  private readonly open = new Set<string>()
+  private total = 0
+
+  constructor(readonly backend: RelayStorageBackend) {
+    for (const { roomId, rows, bytes } of backend.summary()) {
+      this.usage.set(roomId, { rows, bytes })
+      this.addRoom(roomId)
+      this.addBytes(roomId, bytes)
+    }
+  }
+
+  /** Stored updates of a room, oldest first. */
+  load(roomId: string): Uint8Array[] {
+    return this.backend.load(roomId)
+  }
+
+  /** Append an update row. */
+  append(roomId: string, update: Uint8Array): void {
+    this.backend.append(roomId, update)
+    const u = this.roomUsage(roomId)
+    u.rows += 1
+    u.bytes += update.length
+    this.addRoom(roomId)
+    this.addBytes(roomId, update.length)
+  }
+
+  /** Replace a room's rows by its merged state (or remove it when `state` is null). */
+  replace(roomId: string, state: Uint8Array | null): void {
+    this.backend.replace(roomId, state)
+    const before = this.usage.get(roomId)?.bytes ?? 0
+    const after = state?.length ?? 0
+    if (state) this.usage.set(roomId, { rows: 1, bytes: after })
+    else this.usage.delete(roomId)
+    this.addBytes(roomId, after - before)
+    if (!state && !this.open.has(roomId)) this.removeRoom(roomId)
+  }
+
+  /** Mark a room open (it counts against the room quota even before it stores anything). */
+  markOpen(roomId: string): void {
+    this.open.add(roomId)
+    this.addRoom(roomId)
+  }
+
+  /** Mark a room closed; it stops counting when it stores nothing. */
+  markClosed(roomId: string): void {
+    this.open.delete(roomId)
+    if (!this.usage.has(roomId)) this.removeRoom(roomId)
+  }
+
+  /** True when the room has stored rows or is open. */
+  hasRoom(roomId: string): boolean {
+    return this.usage.has(roomId) || this.open.has(roomId)
+  }
+
+  /** Rows stored for a room. */
+  rows(roomId: string): number {
+    return this.usage.get(roomId)?.rows ?? 0
+  }
+
+  /** Bytes stored for a room. */
+  roomBytes(roomId: string): number {
+    return this.usage.get(roomId)?.bytes ?? 0
+  }
+
+  /** Bytes stored for an account. */
+  bytesOfAccount(accountId: string): number {
+    return this.accountBytes.get(accountId) ?? 0
+  }
+
+  /** Rooms (stored or open) of an account. */
+  roomsOfAccount(accountId: string): number {
+    return this.accountRooms.get(accountId)?.size ?? 0
+  }
+
+  /** Bytes stored over all accounts. */
+  get totalBytes(): number {
+    return this.total
+  }
+
+  /** See {@link RelayStorageBackend.checkpoint}. */
+  checkpoint(): void {
+    this.backend.checkpoint()
+  }
+
+  /** See {@link RelayStorageBackend.close}. */
+  close(): void {
+    this.backend.close()
+  }
+
+  private roomUsage(roomId: string): RoomUsage {
+    let u = this.usage.get(roomId)
+    if (!u) this.usage.set(roomId, (u = { rows: 0, bytes: 0 }))
+    return u
+  }
+
+  private addBytes(roomId: string, delta: number): void {
+    const account = accountOfRoom(roomId)
+    this.accountBytes.set(account, (this.accountBytes.get(account) ?? 0) + delta)
+    this.total += delta
+  }
+
+  private addRoom(roomId: string): void {
+    const account = accountOfRoom(roomId)
+    let set = this.accountRooms.get(account)
+    if (!set) this.accountRooms.set(account, (set = new Set()))
+    set.add(roomId)
+  }
+
+  private removeRoom(roomId: string): void {
+    const account = accountOfRoom(roomId)
+    const set = this.accountRooms.get(account)
+    set?.delete(roomId)
+    if (set?.size === 0) this.accountRooms.delete(account)
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * The relay server: HTTP (`/healthz`, `/metrics`) plus y-websocket rooms over WebSocket, with
+ * auth on the upgrade, limits, blind persistence and graceful shutdown.
+ *
+ * Lifecycle of a connection: the upgrade request's room and token go through the auth hooks and
+ * the room quota *before* the relay sends anything; a refusal completes the WebSocket handshake
+ * only to deliver its close code (browsers cannot read an HTTP status of a failed upgrade) and
+ * closes at once — the client receives no room state. An admitted connection joins its room,
+ * which loads from storage on first use and unloads (merged) after its last connection leaves.
+ *
+ * @module
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { ready } from '../crypto/index.js'
+import { authenticate, noAuth, orderHooks, RelayRefusal, tokenAuth, type AuthHook, type RelayIdentity } from './auth.js'
+import { CloseCode } from './close-codes.js'
+import { RelayConnection, type ConnectionContext } from './connection.js'
+import { resolveLimits, type RelayLimits } from './limits.js'
+import { jsonLogger, type RelayLogger } from './log.js'
+import { PROMETHEUS_CONTENT_TYPE, RelayMetrics, renderPrometheus, type RelayMetricsSnapshot } from './metrics.js'
+import { accountOfRoom, memoryBackend, RelayStorage, sqliteBackend, type RelayStorageBackend } from './persistence.js'
+import { Room } from './room.js'
+
+/** Storage merge policy. */
+export interface RelayPersistenceOptions {
+  /** Merge every loaded room's rows into one at this interval (ms); default 10 000. */
+  mergeIntervalMs?: number
+  /** Merge a room as soon as it has this many stored rows; default 500. */
+  mergeEveryUpdates?: number
+  /** A custom backend (e.g. PostgreSQL for several nodes); overrides `dataDir`. */
+  backend?: RelayStorageBackend
+}
+
+/** Options of {@link createRelay}. */
+export interface RelayOptions {
+  /** Interface to bind; default `127.0.0.1`. */
+  host?: string
+  /** TCP port; default 0 (a free port, see `relay.port`). */
+  port?: number
+  /**
+   * Directory of the SQLite database (created if missing). `undefined` keeps rooms in memory for
+   * the relay's lifetime; the embedded demo passes a temporary directory.
+   */
+  dataDir?: string
+  /** Limits; each unset one takes its default (see `limits.ts`). */
+  limits?: Partial<RelayLimits>
+  /**
+   * Auth hooks, run in priority order on every upgrade; default `tokenAuth()`. `'none'` accepts
+   * everyone — for tests and local development only; the relay logs a loud warning.
+   */
+  auth?: 'none' | AuthHook | readonly AuthHook[]
+  /** Where JSON logs go; default JSON lines to stderr at level `info`. */
+  logger?: RelayLogger
+  /** Storage merge policy. */
+  persistence?: RelayPersistenceOptions
+  /** Ping interval; a connection that missed a pong by the next ping is dropped. Default 30 000. */
+  keepAliveMs?: number
+  /** How long {@link Relay.close} waits for clients to acknowledge 1001 before cutting; default 2 000. */
+  shutdownGraceMs?: number
+}
+
+/** A running relay. */
+export interface Relay {
+  /** `ws://host:port`; clients connect to `${url}/${roomId}?token=…`. */
+  readonly url: string
+  /** The bound host. */
+  readonly host: string
+  /** The bound port (useful with `port: 0`). */
+  readonly port: number
+  /** Current metrics. */
+  metrics(): RelayMetricsSnapshot
+  /**
+   * Close every live connection of one device (e.g. after a revocation) with `code` (default
+   * 4403 Forbidden). Returns how many connections were closed.
+   */
+  closeDevice(accountId: string, deviceId: string, code?: CloseCode): number
+  /**
+   * Graceful shutdown: stop accepting, close sockets with 1001, merge and flush storage, release
+   * the port. Idempotent.
+   */
+  close(): Promise<void>
+}
+
+type Decision = { identity: RelayIdentity; roomId: string } | { refusal: RelayRefusal; roomId: string | undefined }
+
+/** Parse `/<roomId>?token=…`; undefined for a missing or unusable room id. */
+function parseTarget(url: string | undefined): { roomId: string | undefined; token: string | undefined } {
+  const raw = url ?? '/'
+  const q = raw.indexOf('?')
+  const path = q < 0 ? raw : raw.slice(0, q)
+  const token = q < 0 ? undefined : (new URLSearchParams(raw.slice(q + 1)).get('token') ?? undefined)
+  let roomId: string | undefined
+  try {
+    roomId = decodeURIComponent(path.slice(1))
+  } catch {
+    roomId = undefined
+  }
+  // eslint-disable-next-line no-control-regex
+  if (!roomId || roomId.length > 256 || /[\u0000-\u001f]/.test(roomId)) roomId = undefined
+  return { roomId, token }
+}
+
+function formatUrl(host: string, port: number): string {
+  return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
+/**
+ * Start a relay.
+ *
+ * @example
+ * ```ts
+ * const relay = await createRelay({ port: 8787, dataDir: './relay-data' })
+ * console.log(relay.url) // ws://127.0.0.1:8787
+ * await relay.close()
+ * ```
+ */
+export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
+  await ready()
+  const limits = resolveLimits(options.limits)
+  const logger = options.logger ?? jsonLogger()
+  const host = options.host ?? '127.0.0.1'
+  const mergeIntervalMs = options.persistence?.mergeIntervalMs ?? 10_000
+  const mergeEveryUpdates = options.persistence?.mergeEveryUpdates ?? 500
+  const keepAliveMs = options.keepAliveMs ?? 30_000
+  const shutdownGraceMs = options.shutdownGraceMs ?? 2_000
+
+  let hooks: AuthHook[]
+  if (options.auth === 'none') {
+    hooks = [noAuth()]
+    logger.warn('AUTH DISABLED: every client may read and write every room. Never use auth "none" outside tests.', {
+      auth: 'none',
+    })
+  } else if (options.auth === undefined) {
+    hooks = [tokenAuth()]
+  } else {
+    hooks = orderHooks(Array.isArray(options.auth) ? options.auth : [options.auth as AuthHook])
+  }
+
+  const backend =
+    options.persistence?.backend ?? (options.dataDir !== undefined ? sqliteBackend(options.dataDir) : memoryBackend())
+  const storage = new RelayStorage(backend)
+  const metrics = new RelayMetrics(() => storage.totalBytes)
+  const context: ConnectionContext = { limits, metrics, logger, storage }
+  const rooms = new Map<string, Room>()
+  const connections = new Set<RelayConnection>()
+  let drained: (() => void) | undefined
+  let closing = false
+  let needsCheckpoint = false
+
+  const onMerged = (): void => {
+    metrics.merges += 1
+    needsCheckpoint = true
+  }
+
+  const openRoom = (roomId: string): Room => {
+    let room = rooms.get(roomId)
+    if (!room) {
+      room = new Room(roomId, storage, logger, mergeEveryUpdates, onMerged)
+      rooms.set(roomId, room)
+      storage.markOpen(roomId)
+      metrics.rooms = rooms.size
+    }
+    return room
+  }
+
+  const unloadRoom = (room: Room): void => {
+    if (rooms.get(room.id) !== room) return
+    room.merge()
+    rooms.delete(room.id)
+    storage.markClosed(room.id)
+    room.destroy()
+    metrics.rooms = rooms.size
+  }
+
+  const onClosed = (connection: RelayConnection): void => {
+    if (!connections.delete(connection)) return
+    metrics.connections = connections.size
+    const room = connection.room
+    let roomInUse = false
+    for (const other of connections) {
+      if (other.room === room) {
+        roomInUse = true
+        break
+      }
+    }
+    if (!roomInUse) unloadRoom(room)
+    if (connections.size === 0) drained?.()
+  }
+
+  const refuse = (ws: WebSocket, code: CloseCode, reason: string, roomId: string | undefined): void => {
+    metrics.reject(code)
+    logger.info('connection refused', { code, reason, roomId })
+    ws.on('error', () => {})
+    ws.close(code, reason)
+  }
+
+  const admit = (ws: WebSocket, decision: Decision): void => {
+    if ('refusal' in decision) return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId)
+    const { roomId, identity } = decision
+    if (!storage.hasRoom(roomId) && storage.roomsOfAccount(accountOfRoom(roomId)) >= limits.maxRoomsPerAccount) {
+      return refuse(ws, CloseCode.TooManyRooms, 'room quota exceeded', roomId)
+    }
+    const room = openRoom(roomId)
+    const connection = new RelayConnection(ws, room, identity, context, onClosed)
+    connections.add(connection)
+    metrics.connections = connections.size
+    metrics.connectionsTotal += 1
+    logger.debug('connection admitted', { roomId, deviceId: identity.deviceId })
+    connection.start()
+  }
+
+  const decide = async (request: IncomingMessage): Promise<Decision> => {
+    const { roomId, token } = parseTarget(request.url)
+    if (roomId === undefined) return { refusal: new RelayRefusal(CloseCode.Forbidden, 'bad room id'), roomId }
+    try {
+      return { identity: await authenticate(hooks, { roomId, token, request }), roomId }
+    } catch (error) {
+      const refusal =
+        error instanceof RelayRefusal ? error : new RelayRefusal(CloseCode.Unauthorized, 'authentication failed')
+      return { refusal, roomId }
+    }
+  }
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: limits.maxMessageBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  })
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy())
+    if (closing) {
+      socket.destroy()
+      return
+    }
+    void decide(request).then((decision) => {
+      if (closing || socket.destroyed) {
+        socket.destroy()
+        return
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => admit(ws, decision))
+    })
+  }
+
+  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const path = (request.url ?? '/').split('?')[0]
+    const send = (status: number, type: string, body: string): void => {
+      response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+      response.end(body)
+    }
+    if (request.method === 'GET' && path === '/healthz') {
+      if (closing) send(503, 'application/json', JSON.stringify({ ok: false }))
+      else send(200, 'application/json', JSON.stringify({ ok: true }))
+    } else if (request.method === 'GET' && path === '/metrics') {
+      send(200, PROMETHEUS_CONTENT_TYPE, renderPrometheus(metrics.snapshot()))
+    } else if (request.headers.upgrade === undefined && path !== '/' && request.method === 'GET') {
+      send(426, 'application/json', JSON.stringify({ error: 'rooms are served over WebSocket' }))
+    } else {
+      send(404, 'application/json', JSON.stringify({ error: 'not found' }))
+    }
+  }
+
+  const server = createServer(onRequest)
+  server.on('upgrade', onUpgrade)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (server.address() as AddressInfo).port
+  const url = formatUrl(host, port)
+
+  const keepAlive = setInterval(() => {
+    for (const connection of connections) {
+      if (!connection.alive) {
+        connection.ws.terminate()
+        continue
+      }
+      connection.alive = false
+      try {
+        connection.ws.ping()
+      } catch {
+        connection.ws.terminate()
+      }
+    }
+  }, keepAliveMs)
+  keepAlive.unref()
+
+  const mergeAll = (): void => {
+    for (const room of rooms.values()) {
+      try {
+        room.merge()
+      } catch (error) {
+        logger.error('merge failed', { roomId: room.id, error: error instanceof Error ? error.message : 'unknown' })
+      }
+    }
+    if (needsCheckpoint) {
+      needsCheckpoint = false
+      storage.checkpoint()
+    }
+  }
+  const mergeTimer = setInterval(mergeAll, mergeIntervalMs)
+  mergeTimer.unref()
+
+  logger.info('relay listening', {
+    url,
+    storage: options.persistence?.backend ? 'custom' : options.dataDir !== undefined ? 'sqlite' : 'memory',
+    maxMessageBytes: limits.maxMessageBytes,
+    messagesPerSecond: limits.messagesPerSecond,
+    burst: limits.burst,
+    maxRoomsPerAccount: limits.maxRoomsPerAccount,
+    maxStoredBytesPerAccount: limits.maxStoredBytesPerAccount,
+  })
+
+  let closed: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    closing = true
+    clearInterval(keepAlive)
+    clearInterval(mergeTimer)
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+    if (connections.size > 0) {
+      const allClosed = new Promise<void>((resolve) => (drained = resolve))
+      for (const connection of connections) connection.shutdown(CloseCode.GoingAway, 'relay shutting down')
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, shutdownGraceMs)))])
+      clearTimeout(timer)
+      for (const connection of [...connections]) {
+        connection.ws.terminate()
+        onClosed(connection)
+      }
+    }
+    for (const room of [...rooms.values()]) unloadRoom(room)
+    storage.close()
+    wss.close()
+    server.closeAllConnections()
+    await serverClosed
+    logger.info('relay closed', { url })
+  }
+
+  return {
+    url,
+    host,
+    port,
+    metrics: () => metrics.snapshot(),
+    closeDevice(accountId, deviceId, code = CloseCode.Forbidden) {
+      let count = 0
+      for (const connection of connections) {
+        if (connection.identity.accountId === accountId && connection.identity.deviceId === deviceId) {
+          connection.refuse(code, 'device closed by relay')
+          count += 1
+        }
+      }
+      return count
+    },
+    close: () => (closed ??= close()),
+  }
+}

@@ -1,0 +1,603 @@
+/**
+ * A Replica keeps one scope's inner doc (plaintext, in memory only) and its sealed log (outer
+ * doc of envelopes, persisted and synced) in step. DESIGN §1–3.
+ *
+ * Outgoing: local inner updates are queued and sealed as one envelope per flush (a microtask by
+ * default, a short window for streams), appended to the sealed log, stored, and carried by
+ * whatever transports are attached to the outer doc.
+ * Incoming: every envelope appended by someone else is parsed, checked for replay, its sender
+ * resolved (unknown → held), verified, decrypted and applied to the inner doc with this replica's
+ * remote origin so it is never sealed again. Every refusal is a coded `rejected` event.
+ * Compaction: when the log passes a threshold, a snapshot envelope (full inner state + the seqs it
+ * covers) is pushed and the entries it covers are deleted, in one outer transaction.
+ *
+ * @module
+ */
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import * as Y from 'yjs'
+import { Awareness } from 'y-protocols/awareness'
+import type { StorageAdapter, StorageError } from '../adapters/storage.js'
+import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
+import { RejectCode } from '../crypto/codes.js'
+import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope } from '../crypto/envelope.js'
+import type { ScopeKeyring } from '../crypto/keyring.js'
+import { Emitter } from '../util/emitter.js'
+import { LogStore } from './log-store.js'
+import { MERGE_CHUNK } from './merge.js'
+import { SeqSet } from './seq-set.js'
+import { decodeSnapshot, encodeSnapshot } from './snapshot.js'
+
+/** Transaction origin for local inner writes that should be sealed after a short window (streams). */
+export const STREAM_ORIGIN = Symbol('contextsync/stream')
+
+/** What a {@link SenderDirectory} knows about a sender. */
+export type SenderStatus =
+  | { status: 'known'; signPublicKey: Uint8Array }
+  | { status: 'unknown' }
+  | { status: 'revoked' }
+  | { status: 'not-granted' }
+
+/** Resolves the signing key of an envelope's sender for one room. */
+export interface SenderDirectory {
+  resolve(senderId: string): SenderStatus
+}
+
+/** Who seals this replica's envelopes. Without a signer a replica is read-only. */
+export interface ReplicaSigner {
+  /** 16-byte sender id written into envelopes. */
+  sender: Uint8Array
+  /** Hex form of `sender`. */
+  senderId: string
+  /** Ed25519 secret key that signs the envelopes. */
+  signSecretKey: Uint8Array
+}
+
+/** When to compact. */
+export interface CompactionPolicy {
+  /** Compact when the log holds more than this many entries. Default 256. */
+  maxEntries: number
+  /** …or when entries written since the last snapshot exceed this many bytes (and the snapshot). Default 4 MiB. */
+  maxBytes: number
+}
+
+/** Options of {@link Replica}. */
+export interface ReplicaOptions {
+  scope: string
+  roomId: string
+  keyring: ScopeKeyring
+  directory: SenderDirectory
+  storage: StorageAdapter
+  signer?: ReplicaSigner
+  /** Delay before sealing ordinary local writes; 0 = next microtask (coalesces a synchronous burst). */
+  flushDelayMs?: number
+  /** Delay before sealing stream writes (origin {@link STREAM_ORIGIN}). Default 20 ms. */
+  streamFlushDelayMs?: number
+  /** Seal at once when this many updates are queued. Default 4096. */
+  maxBatchUpdates?: number
+  compaction?: Partial<CompactionPolicy>
+}
+
+/** A refused envelope. Never thrown; sync carries on. */
+export interface RejectedEvent {
+  code: RejectCode
+  reason: string
+  scope: string
+  roomId: string
+  senderId?: string
+}
+
+/** Events of a {@link Replica}. */
+export interface ReplicaEvents {
+  /** An envelope was refused. */
+  rejected: (event: RejectedEvent) => void
+  /** An envelope was held until its sender's certificate or its epoch key arrives. */
+  held: (event: RejectedEvent) => void
+  /** Storing the sealed log failed; the bytes stay queued and are retried. */
+  'storage-error': (event: { error: StorageError; scope: string }) => void
+  /** A compaction replaced `removed` entries by one snapshot. */
+  compacted: (event: { scope: string; removed: number }) => void
+}
+
+interface EntryInfo {
+  state: 'applied' | 'held' | 'rejected'
+  senderId?: string
+  seq?: number
+}
+
+const SEQ_BLOCK = 1024
+const MIN_ENTRIES_FOR_BYTE_RULE = 8
+const META_VERSION = 1
+
+/** One scope: inner doc ⇄ sealed log. */
+export class Replica {
+  /** The plaintext CRDT (in memory only). */
+  readonly inner = new Y.Doc({ gc: true })
+  /** The sealed log: what storage and transports carry. */
+  readonly outer = createSealedLogDoc()
+  /** Awareness of the outer doc (carries only encrypted presence). */
+  readonly awareness: Awareness
+  /** Typed events. */
+  readonly events = new Emitter<ReplicaEvents>()
+  /** Rejections counted by code. */
+  readonly rejections = new Map<RejectCode, number>()
+
+  readonly scope: string
+  readonly roomId: string
+  private readonly remoteOrigin = Symbol('contextsync/remote')
+  private readonly sealOrigin = Symbol('contextsync/seal')
+  private readonly store: LogStore
+  private readonly entries = new WeakMap<Uint8Array, EntryInfo>()
+  private readonly held = new Set<Uint8Array>()
+  private readonly seen = new Map<string, SeqSet>()
+  private readonly policy: CompactionPolicy
+  /** Local updates not sealed yet — kept only while the batch is small (see {@link encodeBatch}). */
+  private pending: Uint8Array[] = []
+  private pendingCount = 0
+  private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
+  private flushTimer: ReturnType<typeof setTimeout> | undefined
+  private flushAt = Infinity
+  private microtaskQueued = false
+  private reserving: Promise<void> | undefined
+  private nextSeq = 1
+  private reservedUpTo = 0
+  private bytesSinceSnapshot = 0
+  /** This client's clock in the inner doc at the last flush. */
+  private sealedClock = 0
+  private lastSnapshotBytes = 0
+  private storageCompactQueued = false
+  private closed = false
+
+  constructor(private readonly options: ReplicaOptions) {
+    this.scope = options.scope
+    this.roomId = options.roomId
+    this.awareness = new Awareness(this.outer)
+    // Awareness would otherwise publish an empty plaintext state for this client.
+    this.awareness.setLocalState(null)
+    this.policy = { maxEntries: 256, maxBytes: 4 * 1024 * 1024, ...options.compaction }
+    this.store = new LogStore(options.storage, options.roomId, this.outer, {
+      onError: (error) => this.events.emit('storage-error', { error, scope: this.scope }),
+    })
+  }
+
+  /** True when this replica can write (it has a signer). */
+  get writable(): boolean {
+    return this.options.signer !== undefined
+  }
+
+  /** Load the sealed log from storage, open every envelope, and start listening. */
+  async load(): Promise<void> {
+    await this.store.load()
+    const meta = await this.store.loadMeta()
+    if (meta) this.reservedUpTo = decodeMeta(meta)
+    const log = sealedLog(this.outer)
+    for (const bytes of log.toArray()) this.receive(bytes)
+    const own = this.options.signer && this.seen.get(this.options.signer.senderId)
+    // Never reuse a seq: continue after everything seen and everything reserved before a restart.
+    this.nextSeq = Math.max(own ? own.max() : 0, this.reservedUpTo) + 1
+    this.reservedUpTo = this.nextSeq - 1
+    log.observe((event, transaction) => {
+      if (transaction.origin === this.sealOrigin) return
+      for (const item of event.changes.added) {
+        if (item.deleted) continue
+        for (const content of item.content.getContent()) this.receive(content as Uint8Array)
+      }
+    })
+    this.outer.on('afterTransaction', (transaction: Y.Transaction) => {
+      // Someone compacted: rewrite local storage so deleted envelopes leave the disk too.
+      if (transaction.origin !== this.sealOrigin && transaction.deleteSet.clients.size > 0) this.queueStorageCompaction()
+    })
+    this.inner.on('update', (update: Uint8Array, origin: unknown) => this.onInnerUpdate(update, origin))
+    if (this.shouldCompact()) await this.compactNow()
+  }
+
+  /**
+   * Resolves once every local change made so far is sealed and durably stored.
+   * Rejects with a `StorageError` when storing failed (the change stays queued and is retried).
+   */
+  whenFlushed(): Promise<void> {
+    if (this.pendingCount === 0) return this.store.whenSaved()
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  /** Seal what is queued, then compact now (used after `forget`), and wait until stored. */
+  async compactNow(): Promise<void> {
+    await this.whenFlushed()
+    if (!this.options.signer || this.closed) return
+    await this.reserveSeqs()
+    this.compact()
+    await this.store.compact()
+  }
+
+  /** Try again to open envelopes that were held for an unknown sender or epoch. */
+  retryHeld(): void {
+    for (const bytes of [...this.held]) {
+      this.held.delete(bytes)
+      this.entries.delete(bytes)
+      this.receive(bytes)
+    }
+  }
+
+  /** Number of held envelopes (diagnostics). */
+  get heldCount(): number {
+    return this.held.size
+  }
+
+  /** Seqs applied so far, by sender (a copy). */
+  appliedSeqs(): Map<string, SeqSet> {
+    const out = new Map<string, SeqSet>()
+    for (const [sender, set] of this.seen) {
+      const copy = new SeqSet()
+      copy.addAll(set)
+      out.set(sender, copy)
+    }
+    return out
+  }
+
+  /** Flush, wait for storage, and stop. The docs are destroyed. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    if (this.flushTimer) clearTimeout(this.flushTimer)
+    if (this.pendingCount > 0 && this.options.signer) {
+      await this.reserveSeqs()
+      this.flushNow()
+    }
+    this.closed = true
+    await this.store.close()
+    this.awareness.destroy()
+    this.inner.destroy()
+    this.outer.destroy()
+    this.events.clear()
+  }
+
+  // ── outgoing ────────────────────────────────────────────────────────────────
+
+  private onInnerUpdate(update: Uint8Array, origin: unknown): void {
+    if (origin === this.remoteOrigin || this.closed) return
+    if (!this.options.signer) {
+      // A read-only replica must not diverge silently from what it can publish.
+      this.emitReject(RejectCode.NotGranted, 'local write to a read-only replica was not sealed')
+      return
+    }
+    this.pendingCount++
+    if (this.pendingCount <= MERGE_CHUNK) this.pending.push(update)
+    else this.pending.length = 0
+    if (this.pendingCount >= (this.options.maxBatchUpdates ?? 4096)) {
+      this.scheduleFlush(0, true)
+    } else {
+      const delay = origin === STREAM_ORIGIN ? (this.options.streamFlushDelayMs ?? 20) : (this.options.flushDelayMs ?? 0)
+      this.scheduleFlush(delay, false)
+    }
+  }
+
+  private scheduleFlush(delayMs: number, now: boolean): void {
+    if (now && this.reservedUpTo >= this.nextSeq) {
+      this.flushNow()
+      return
+    }
+    if (delayMs <= 0) {
+      if (this.microtaskQueued) return
+      this.microtaskQueued = true
+      queueMicrotask(() => {
+        this.microtaskQueued = false
+        void this.flushSoon()
+      })
+      return
+    }
+    const at = Date.now() + delayMs
+    if (at >= this.flushAt) return
+    if (this.flushTimer) clearTimeout(this.flushTimer)
+    this.flushAt = at
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flushAt = Infinity
+      void this.flushSoon()
+    }, delayMs)
+  }
+
+  private async flushSoon(): Promise<void> {
+    if (this.closed || this.pendingCount === 0) return
+    if (this.reservedUpTo < this.nextSeq) {
+      try {
+        await this.reserveSeqs()
+      } catch (error) {
+        this.failWaiters(error)
+        return
+      }
+    }
+    this.flushNow()
+  }
+
+  private flushNow(): void {
+    const signer = this.options.signer
+    if (!signer || this.pendingCount === 0 || this.closed) return
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer)
+      this.flushTimer = undefined
+      this.flushAt = Infinity
+    }
+    const updates = this.pending
+    const count = this.pendingCount
+    const waiters = this.waiters
+    this.pending = []
+    this.pendingCount = 0
+    this.waiters = []
+    const seq = this.nextSeq++
+    const envelope = this.seal(EnvelopeType.Update, seq, this.encodeBatch(updates, count))
+    this.entries.set(this.append(envelope), { state: 'applied', senderId: signer.senderId, seq })
+    this.markSeen(signer.senderId, seq)
+    this.bytesSinceSnapshot += envelope.length
+    if (this.shouldCompact() && this.reservedUpTo >= this.nextSeq) this.compact()
+    this.store.whenSaved().then(
+      () => waiters.forEach((w) => w.resolve()),
+      (error: unknown) => waiters.forEach((w) => w.reject(error)),
+    )
+  }
+
+  /**
+   * One update for a batch of local updates. Small batches are merged; a large batch (a burst)
+   * would make `Y.mergeUpdates` superlinear, so its structs are instead re-encoded from the doc:
+   * every local update is a transaction of this doc's own client, so the batch's structs are exactly
+   * this client's structs since the last flush. That encoding carries the doc's whole delete set —
+   * idempotent, and amortised over the burst.
+   */
+  private encodeBatch(updates: Uint8Array[], count: number): Uint8Array {
+    const sealedClock = this.sealedClock
+    this.sealedClock = clockOf(this.inner)
+    if (count === 1) return updates[0]!
+    if (count <= MERGE_CHUNK) return Y.mergeUpdates(updates)
+    const target = Y.decodeStateVector(Y.encodeStateVector(this.inner))
+    target.set(this.inner.clientID, sealedClock)
+    return Y.encodeStateAsUpdate(this.inner, Y.encodeStateVector(target))
+  }
+
+  /**
+   * Append an envelope to the log and return the array's own copy of it (Yjs copies binary
+   * content on insert), which is the object later reads and compaction see.
+   */
+  private append(envelope: Uint8Array): Uint8Array {
+    const log = sealedLog(this.outer)
+    let stored = envelope
+    Y.transact(
+      this.outer,
+      () => {
+        log.push([envelope])
+        stored = log.get(log.length - 1)
+      },
+      this.sealOrigin,
+    )
+    return stored
+  }
+
+  private failWaiters(error: unknown): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w.reject(error)
+  }
+
+  private seal(type: EnvelopeType, seq: number, plaintext: Uint8Array): Uint8Array {
+    const signer = this.options.signer!
+    const epoch = this.options.keyring.currentEpoch(this.scope)
+    const key = this.options.keyring.epochKey(this.scope, epoch)
+    if (!key) throw new Error(`no key for scope ${this.scope} epoch ${epoch}`)
+    return sealEnvelope({
+      roomId: this.roomId,
+      type,
+      epoch,
+      seq,
+      sender: signer.sender,
+      signSecretKey: signer.signSecretKey,
+      key,
+      plaintext,
+    })
+  }
+
+  /** Persist a new block of seqs before using any of it, so a crash never leads to seq reuse. */
+  private reserveSeqs(): Promise<void> {
+    if (this.reservedUpTo >= this.nextSeq + 1) return Promise.resolve()
+    this.reserving ??= (async () => {
+      const upTo = this.nextSeq + SEQ_BLOCK
+      await this.store.saveMeta(encodeMeta(upTo))
+      this.reservedUpTo = upTo
+    })().finally(() => {
+      this.reserving = undefined
+    })
+    return this.reserving
+  }
+
+  // ── compaction ──────────────────────────────────────────────────────────────
+
+  private shouldCompact(): boolean {
+    if (!this.options.signer) return false
+    const length = sealedLog(this.outer).length
+    if (length > this.policy.maxEntries) return true
+    // The byte rule is for a log of many entries outgrowing the state; replacing a handful of
+    // big entries (one burst) by a snapshot of the same size would gain nothing.
+    return length >= MIN_ENTRIES_FOR_BYTE_RULE && this.bytesSinceSnapshot > Math.max(this.policy.maxBytes, this.lastSnapshotBytes)
+  }
+
+  /**
+   * Push a snapshot covering every applied seq and delete, in the same outer transaction, every
+   * entry it covers plus entries that can never be applied (rejected). Held entries stay.
+   */
+  private compact(): void {
+    const signer = this.options.signer
+    if (!signer || this.closed) return
+    const coverage = this.appliedSeqs()
+    const seq = this.nextSeq++
+    const envelope = this.seal(
+      EnvelopeType.Snapshot,
+      seq,
+      encodeSnapshot({ coverage, state: Y.encodeStateAsUpdate(this.inner) }),
+    )
+    const log = sealedLog(this.outer)
+    const current = log.toArray()
+    let removed = 0
+    let stored = envelope
+    Y.transact(
+      this.outer,
+      () => {
+        let runEnd = -1
+        for (let i = current.length - 1; i >= -1; i--) {
+          const deletable = i >= 0 && this.isCovered(current[i]!, coverage)
+          if (deletable && runEnd < 0) runEnd = i
+          if (!deletable && runEnd >= 0) {
+            log.delete(i + 1, runEnd - i)
+            removed += runEnd - i
+            runEnd = -1
+          }
+        }
+        stored = this.append(envelope)
+      },
+      this.sealOrigin,
+    )
+    this.entries.set(stored, { state: 'applied', senderId: signer.senderId, seq })
+    this.markSeen(signer.senderId, seq)
+    this.bytesSinceSnapshot = 0
+    this.lastSnapshotBytes = envelope.length
+    void this.store.compact()
+    this.events.emit('compacted', { scope: this.scope, removed })
+  }
+
+  private isCovered(bytes: Uint8Array, coverage: Map<string, SeqSet>): boolean {
+    const info = this.entries.get(bytes)
+    if (!info) return false
+    if (info.state === 'rejected') return true
+    if (info.state !== 'applied' || info.senderId === undefined || info.seq === undefined) return false
+    return coverage.get(info.senderId)?.has(info.seq) === true
+  }
+
+  private queueStorageCompaction(): void {
+    if (this.storageCompactQueued || this.closed) return
+    this.storageCompactQueued = true
+    setTimeout(() => {
+      this.storageCompactQueued = false
+      if (!this.closed) void this.store.compact()
+    }, 0)
+  }
+
+  // ── incoming ────────────────────────────────────────────────────────────────
+
+  private receive(bytes: Uint8Array): void {
+    if (this.entries.has(bytes)) return
+    const parsed = parseEnvelope(bytes)
+    if (!parsed.ok) return this.rejectEntry(bytes, parsed.code, parsed.reason)
+    const envelope = parsed.value
+    const senderId = envelope.senderId
+    if (envelope.type === EnvelopeType.Presence) {
+      return this.rejectEntry(bytes, RejectCode.UnknownType, 'presence envelope in a sealed log', senderId)
+    }
+    const sender = this.options.directory.resolve(senderId)
+    if (sender.status === 'unknown') return this.holdEntry(bytes, RejectCode.UnknownSender, 'sender not certified yet', senderId)
+    if (sender.status === 'revoked') return this.rejectEntry(bytes, RejectCode.RevokedSender, 'sender revoked', senderId)
+    if (sender.status === 'not-granted') return this.rejectEntry(bytes, RejectCode.NotGranted, 'sender not granted', senderId)
+    // Signature before key lookup: only an authentic envelope is worth holding for a missing key.
+    if (!verifyEnvelope(envelope, this.roomId, sender.signPublicKey)) {
+      return this.rejectEntry(bytes, RejectCode.BadSignature, 'envelope signature does not verify', senderId)
+    }
+    const key = this.options.keyring.epochKey(this.scope, envelope.epoch)
+    if (!key) return this.holdEntry(bytes, RejectCode.UnknownEpoch, `no key for epoch ${envelope.epoch}`, senderId)
+    const plaintext = decryptEnvelope(envelope, this.roomId, key)
+    if (!plaintext) return this.rejectEntry(bytes, RejectCode.BadCiphertext, 'envelope does not decrypt', senderId)
+    // Checked after authentication so a tampered copy of an applied envelope is reported as
+    // tampering, and only a genuine re-delivery counts as a replay.
+    if (this.seen.get(senderId)?.has(envelope.seq)) {
+      return this.rejectEntry(bytes, RejectCode.Replay, `seq ${envelope.seq} already applied`, senderId)
+    }
+
+    if (envelope.type === EnvelopeType.Update) {
+      if (!this.applyRemote(plaintext)) {
+        return this.rejectEntry(bytes, RejectCode.BadPayload, 'update does not apply', senderId)
+      }
+      this.bytesSinceSnapshot += bytes.length
+    } else {
+      const snapshot = decodeSnapshot(plaintext)
+      if (!snapshot) return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot does not decode', senderId)
+      // A peer that has applied everything the snapshot covers gains nothing from its state:
+      // anything else in it was sealed (or will be) in an envelope of its own.
+      const redundant = [...snapshot.coverage].every(([s, seqs]) => this.seen.get(s)?.covers(seqs) === true)
+      if (!redundant && !this.applyRemote(snapshot.state)) {
+        return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot state does not apply', senderId)
+      }
+      for (const [coveredSender, seqs] of snapshot.coverage) this.markSeenSet(coveredSender, seqs)
+      this.lastSnapshotBytes = bytes.length
+      this.dropCoveredHeld()
+    }
+    this.entries.set(bytes, { state: 'applied', senderId, seq: envelope.seq })
+    this.markSeen(senderId, envelope.seq)
+  }
+
+  private applyRemote(update: Uint8Array): boolean {
+    try {
+      // The envelope is authenticated, so garbage can only come from a certified device; Yjs
+      // reads every struct before integrating any, so a malformed update throws before it
+      // changes the doc.
+      Y.applyUpdate(this.inner, update, this.remoteOrigin)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Held entries a snapshot already covers need not be applied any more. */
+  private dropCoveredHeld(): void {
+    for (const bytes of [...this.held]) {
+      const parsed = parseEnvelope(bytes)
+      if (parsed.ok && this.seen.get(parsed.value.senderId)?.has(parsed.value.seq)) {
+        this.held.delete(bytes)
+        this.entries.set(bytes, { state: 'applied', senderId: parsed.value.senderId, seq: parsed.value.seq })
+      }
+    }
+  }
+
+  private markSeen(senderId: string, seq: number): void {
+    let set = this.seen.get(senderId)
+    if (!set) this.seen.set(senderId, (set = new SeqSet()))
+    set.add(seq)
+  }
+
+  private markSeenSet(senderId: string, seqs: SeqSet): void {
+    let set = this.seen.get(senderId)
+    if (!set) this.seen.set(senderId, (set = new SeqSet()))
+    set.addAll(seqs)
+  }
+
+  private holdEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId: string): void {
+    this.entries.set(bytes, { state: 'held' })
+    this.held.add(bytes)
+    this.events.emit('held', { code, reason, scope: this.scope, roomId: this.roomId, senderId })
+  }
+
+  private rejectEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId?: string): void {
+    this.entries.set(bytes, { state: 'rejected' })
+    this.emitReject(code, reason, senderId)
+  }
+
+  private emitReject(code: RejectCode, reason: string, senderId?: string): void {
+    this.rejections.set(code, (this.rejections.get(code) ?? 0) + 1)
+    const event: RejectedEvent = { code, reason, scope: this.scope, roomId: this.roomId }
+    if (senderId !== undefined) event.senderId = senderId
+    this.events.emit('rejected', event)
+  }
+}
+
+function clockOf(doc: Y.Doc): number {
+  return Y.decodeStateVector(Y.encodeStateVector(doc)).get(doc.clientID) ?? 0
+}
+
+function encodeMeta(reservedUpTo: number): Uint8Array {
+  const enc = encoding.createEncoder()
+  encoding.writeUint8(enc, META_VERSION)
+  encoding.writeVarUint(enc, reservedUpTo)
+  return encoding.toUint8Array(enc)
+}
+
+function decodeMeta(bytes: Uint8Array): number {
+  try {
+    const dec = decoding.createDecoder(bytes)
+    if (decoding.readUint8(dec) !== META_VERSION) return 0
+    return decoding.readVarUint(dec)
+  } catch {
+    return 0
+  }
+}

@@ -1,0 +1,138 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type LoopbackNetwork, type MemoryChange } from '../src/index.js'
+import { converge, innerState, openDevice, type TestDevice } from './helpers/devices.js'
+
+let net: LoopbackNetwork
+const open: ContextSync[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((d) => d.close()))
+  net?.destroy()
+})
+
+async function devices(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>, layout: 'hub' | 'mesh' = 'hub') {
+  const account = await createAccount()
+  net = loopbackNetwork({ seed: 11, layout })
+  const out: TestDevice[] = []
+  for (const kind of kinds) out.push(await openDevice(account, net, kind))
+  open.push(...out.map((d) => d.dev))
+  return { account, devs: out.map((d) => d.dev), testDevices: out }
+}
+
+describe('core sync', () => {
+  it('two devices converge on memory writes, updates and forgets, with remote change events', async () => {
+    const { devs } = await devices(['phone', 'pc'])
+    const [phone, pc] = devs as [ContextSync, ContextSync]
+    const seen: MemoryChange[] = []
+    pc.memory.on('change', (e) => seen.push(e))
+    const a = await phone.memory.remember({ text: 'Allergic to penicillin', scope: 'health', kind: 'fact', tags: ['medical'] })
+    const b = await phone.memory.remember({ text: 'Prefers window seats', kind: 'preference', tags: ['travel'] })
+    await converge(devs, net)
+    expect(pc.memory.get(a.id)).toEqual(a)
+    expect(pc.memory.list({ scope: 'personal' }).map((m) => m.id)).toEqual([b.id])
+    expect(seen.filter((e) => e.origin === 'remote').map((e) => [e.type, e.id]).sort()).toEqual(
+      [['added', a.id], ['added', b.id]].sort(),
+    )
+
+    const updated = await pc.memory.update(b.id, { text: 'Prefers aisle seats', tags: ['travel', 'flights'] })
+    expect(updated.updatedAt).toBeGreaterThanOrEqual(b.updatedAt)
+    await converge(devs, net)
+    expect(phone.memory.get(b.id)).toEqual(updated)
+    expect(phone.memory.recall({ text: 'aisle', limit: 3 }).map((m) => m.id)).toEqual([b.id])
+
+    expect(await phone.memory.forget(a.id)).toBe(true)
+    expect(await phone.memory.forget(a.id)).toBe(false)
+    await converge(devs, net)
+    expect(pc.memory.get(a.id)).toBeUndefined()
+    expect(seen.some((e) => e.type === 'removed' && e.id === a.id && e.origin === 'remote')).toBe(true)
+  })
+
+  it('four devices (phone, glasses, car, pc) converge on memory and a shared session', async () => {
+    const { devs } = await devices(['phone', 'glasses', 'car', 'pc'])
+    const [phone, glasses, car, pc] = devs as [ContextSync, ContextSync, ContextSync, ContextSync]
+    const s = glasses.sessions.start({ scope: 'personal', title: 'Lunch plans' })
+    await s.append({ role: 'user', text: 'Find a quiet place for lunch near the office' })
+    await converge(devs, net)
+    const onCar = car.sessions.open(s.id)
+    await onCar.append({ role: 'user', text: 'Make it vegetarian' })
+    await phone.memory.remember({ text: 'Vegetarian since 2019', kind: 'fact', tags: ['food'] })
+    await converge(devs, net)
+    const onPc = pc.sessions.open(s.id)
+    const w = onPc.stream({ role: 'assistant' })
+    for (const token of ['Try ', 'the ', 'Green ', 'Room.']) w.write(token)
+    await w.end()
+    await converge(devs, net)
+    const expected = innerState(phone)
+    for (const dev of devs) expect(innerState(dev)).toEqual(expected)
+    const session = phone.sessions.get(s.id)!
+    expect(session.turns.map((t) => [t.role, t.text, t.done])).toEqual([
+      ['user', 'Find a quiet place for lunch near the office', true],
+      ['user', 'Make it vegetarian', true],
+      ['assistant', 'Try the Green Room.', true],
+    ])
+    expect(session.turns.map((t) => t.deviceId)).toEqual([glasses.deviceId, car.deviceId, pc.deviceId])
+    expect(phone.sessions.list().map((x) => x.id)).toEqual([s.id])
+  })
+
+  it('mesh layout converges too', async () => {
+    const { devs } = await devices(['phone', 'glasses', 'pc'], 'mesh')
+    await Promise.all(devs.map((d, i) => d.memory.remember({ text: `note ${i}` })))
+    await converge(devs, net)
+    for (const dev of devs) expect(dev.memory.list().length).toBe(3)
+  })
+
+  it('reopens from its storage alone with the same id and data, and keeps syncing', async () => {
+    const { devs, testDevices } = await devices(['phone', 'pc'])
+    const [phone, pc] = devs as [ContextSync, ContextSync]
+    const m = await phone.memory.remember({ text: 'Parked on level 3' })
+    const s = phone.sessions.start({ title: 'Parking' })
+    await s.append({ role: 'user', text: 'Where did I park?' })
+    const id = phone.deviceId
+    await phone.close()
+    open.splice(open.indexOf(phone), 1)
+    const again = await ContextSync.open({ storage: testDevices[0]!.storage, transports: [net.transport()] })
+    open.push(again)
+    expect(again.deviceId).toBe(id)
+    expect(again.kind).toBe('phone')
+    expect(again.memory.get(m.id)).toEqual(m)
+    expect(again.sessions.get(s.id)?.turns[0]?.text).toBe('Where did I park?')
+    const n = await again.memory.remember({ text: 'Car is charging' })
+    await converge([again, pc], net)
+    expect(pc.memory.get(n.id)?.text).toBe('Car is charging')
+    expect(pc.memory.get(m.id)?.text).toBe('Parked on level 3')
+    expect(again.rejectionCounts()).toEqual({})
+    expect(pc.rejectionCounts()).toEqual({})
+  })
+
+  it('writes made while offline sync after reconnecting', async () => {
+    const { devs, testDevices } = await devices(['phone', 'car'])
+    const [phone, car] = devs as [ContextSync, ContextSync]
+    await converge(devs, net)
+    net.disconnect(testDevices[1]!.transport)
+    const offline = await car.memory.remember({ text: 'Tyre pressure low', scope: 'location' })
+    const online = await phone.memory.remember({ text: 'Meeting at 3', scope: 'work' })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(phone.memory.get(offline.id)).toBeUndefined()
+    net.heal()
+    await converge(devs, net)
+    expect(phone.memory.get(offline.id)?.text).toBe('Tyre pressure low')
+    expect(car.memory.get(online.id)?.text).toBe('Meeting at 3')
+  })
+
+  it('keeps the local scope on the device', async () => {
+    const { devs } = await devices(['phone', 'pc'])
+    const [phone, pc] = devs as [ContextSync, ContextSync]
+    const local = await phone.memory.remember({ text: 'Only on this phone', scope: 'local' })
+    await converge(devs, net)
+    expect(pc.memory.get(local.id)).toBeUndefined()
+    expect(phone.memory.get(local.id)?.scope).toBe('local')
+  })
+
+  it('opens a device with no transports and syncs nothing', async () => {
+    const account = await createAccount()
+    const dev = await ContextSync.open({ account, device: { kind: 'pc' }, storage: memoryStorage() })
+    open.push(dev)
+    const m = await dev.memory.remember({ text: 'offline only' })
+    expect(dev.memory.get(m.id)?.text).toBe('offline only')
+    expect(dev.name).toBe('My PC')
+  })
+})
