@@ -1,4 +1,4 @@
-// `npm run demo`: runs the same demo as `contextsync demo`.
+// The same demo as `contextsync demo`: four devices of one account through an embedded relay.
 import { runDemo } from '../src/demo.js'
 
 process.exitCode = await runDemo()

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * Executable entry of the `contextsync` CLI: runs {@link main} with the process arguments and
  * reports its exit code through `process.exitCode`, so pending output is flushed before exit.

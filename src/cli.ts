@@ -1,6 +1,6 @@
 /**
- * The `contextsync` command line: `contextsync relay …` runs the relay server; `demo` is a hook
- * the demo wiring fills in (see {@link COMMANDS}).
+ * The `contextsync` command line: `contextsync relay …` runs the relay server; `contextsync demo`
+ * runs the four-device demo through an embedded relay (see {@link COMMANDS}).
  *
  * Exit codes: 0 success (including a graceful SIGTERM/SIGINT shutdown), 1 runtime failure,
  * 2 usage error (unknown flag, bad value, unknown command).
@@ -284,16 +284,23 @@ async function runRelay(args: string[], io: CliIo): Promise<number> {
 // ——————————————————————————————————————————————————————————————— commands
 
 /**
- * Subcommands by name. `demo` is a placeholder: the demo wiring replaces this entry with the
- * embedded-relay demo (issue 3, part 3).
+ * Subcommands by name.
  */
 export const COMMANDS: Record<string, Command> = {
   relay: { summary: 'Run the relay server (see `contextsync relay --help`).', run: runRelay },
   demo: {
-    summary: 'Run the four-device demo through an embedded relay (not wired yet).',
-    async run(_args, io) {
-      io.stderr('contextsync demo: not yet wired into the CLI; run `npm run demo`.\n')
-      return 1
+    summary: 'Run the four-device demo through an embedded relay on a free port.',
+    async run(args, io) {
+      if (args.includes('--help') || args.includes('-h')) {
+        io.stdout('Usage: contextsync demo\n\nStarts a relay on 127.0.0.1 (free port, temporary data dir), pairs a phone, glasses, a car and a PC of one account, and shows them syncing.\n')
+        return 0
+      }
+      if (args.length > 0) {
+        io.stderr(`contextsync demo: unexpected argument '${args[0]}' (see --help)\n`)
+        return 2
+      }
+      const { runDemo } = await import('./demo.js')
+      return runDemo((line) => io.stdout(`${line}\n`))
     },
   },
 }

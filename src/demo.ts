@@ -1,101 +1,123 @@
 /**
- * `contextsync demo`: one person's phone, glasses, car and PC — four devices of one account —
- * remember things and carry one conversation across devices, printing what each device sees.
+ * `contextsync demo` / `npm run demo`: one person's phone, glasses, car and PC sync through an
+ * embedded relay (a free port on 127.0.0.1, a temporary data dir). The phone and the PC are owner
+ * devices; the glasses and the car join with invite codes and get only the scopes they may hold.
+ * They remember things and carry one conversation across devices; the demo prints what each
+ * device sees and checks that they agree. Node only (it runs a relay).
  *
  * @module
  */
-import { ContextSync } from './facade/context-sync.js'
-import { createAccount } from './facade/account.js'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import { websocketTransport } from './adapters/websocket.js'
 import { memoryStorage } from './adapters/memory-storage.js'
-import { loopbackNetwork } from './adapters/loopback.js'
 import type { Transport } from './adapters/transport.js'
+import { createAccount } from './facade/account.js'
+import { ContextSync } from './facade/context-sync.js'
+import { createRelay, silentLogger } from './relay/index.js'
 
-/** Where the demo's devices sync through. */
-export interface DemoNetwork {
-  /** Human description, printed first. */
-  describe: string
-  /** A transport for one device. */
-  transport(name: string): Transport
-  /** Resolve once every device has converged (or give up after `timeoutMs`). */
-  settle(devices: ContextSync[]): Promise<void>
-  close(): Promise<void>
-}
-
-/** The in-process network used when no relay is available. */
-export function loopbackDemoNetwork(): DemoNetwork {
-  const net = loopbackNetwork({ seed: 1 })
-  return {
-    describe: 'in-process loopback network (seed 1)',
-    transport: (name) => net.transport({ name }),
-    settle: async (devices) => {
-      for (let i = 0; i < 3; i++) {
-        await Promise.all(devices.map((d) => d.flush()))
-        await net.settle()
-      }
-    },
-    close: async () => net.destroy(),
+/** Run the demo; `print` receives each output line. Resolves to the process exit code. */
+export async function runDemo(print: (line: string) => void = console.log): Promise<number> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'contextsync-demo-'))
+  const relay = await createRelay({ port: 0, dataDir, logger: silentLogger, persistence: { mergeIntervalMs: 200 } })
+  const transports: Transport[] = []
+  const transport = () => {
+    const t = websocketTransport({ url: relay.url, WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket, maxBackoffTime: 500 })
+    transports.push(t)
+    return t
   }
-}
-
-/** Run the demo; `print` receives each output line. Returns the process exit code. */
-export async function runDemo(network: DemoNetwork = loopbackDemoNetwork(), print: (line: string) => void = console.log): Promise<number> {
-  print(`contextsync demo — four devices of one account, syncing through the ${network.describe}`)
-  const account = await createAccount()
-  const open = (kind: 'phone' | 'glasses' | 'car' | 'pc', name: string) =>
-    ContextSync.open({ account, device: { kind, name }, storage: memoryStorage(), transports: [network.transport(kind)] })
-  const phone = await open('phone', "Ana's phone")
-  const glasses = await open('glasses', "Ana's glasses")
-  const car = await open('car', "Ana's car")
-  const pc = await open('pc', "Ana's PC")
-  const devices = [phone, glasses, car, pc]
+  const devices: ContextSync[] = []
   try {
+    print(`contextsync demo — a relay on ${relay.url} (data in ${dataDir}), four devices of one account`)
+    const account = await createAccount()
+    const phone = await ContextSync.open({ account, device: { kind: 'phone', name: "Ana's phone" }, storage: memoryStorage(), transports: [transport()] })
+    const pc = await ContextSync.open({ account, device: { kind: 'pc', name: "Ana's PC" }, storage: memoryStorage(), transports: [transport()] })
+    devices.push(phone, pc)
+
     print('')
-    print('1. The phone remembers a few things.')
+    print('1. The phone invites the glasses and the car; each joins with its code.')
+    const glassesInvite = await phone.devices.invite({ kind: 'glasses', name: "Ana's glasses" })
+    const glasses = await ContextSync.join({ invite: glassesInvite.code, device: { kind: 'glasses', name: "Ana's glasses" }, storage: memoryStorage(), transports: [transport()] })
+    devices.push(glasses)
+    print(`   glasses: code ${glassesInvite.code}, both screens show ${glassesInvite.sas}`)
+    const carInvite = await phone.devices.invite({ kind: 'car', name: "Ana's car", scopes: ['personal', 'location'] })
+    const car = await ContextSync.join({ invite: carInvite.code, device: { kind: 'car', name: "Ana's car" }, storage: memoryStorage(), transports: [transport()] })
+    devices.push(car)
+    print(`   car:     code ${carInvite.code}, both screens show ${carInvite.sas}`)
+
+    print('2. The phone remembers a few things (one of them health data).')
     await phone.memory.remember({ text: 'Prefers oat milk in coffee', kind: 'preference', tags: ['food', 'coffee'] })
     await phone.memory.remember({ text: 'Cycles to work along the river path', kind: 'fact', tags: ['commute'] })
     await phone.memory.remember({ text: 'Dentist appointment on Friday at 9:00', kind: 'event', scope: 'health', tags: ['appointments'] })
-    await network.settle(devices)
+    await settle(devices)
 
-    print('2. On the glasses, while cycling, Ana starts asking.')
+    print('3. On the glasses, while cycling, Ana starts asking.')
     const session = glasses.sessions.start({ scope: 'personal', title: 'Coffee on the way' })
     await session.append({ role: 'user', text: 'Where can I get a coffee on my way to work?' })
-    await network.settle(devices)
+    await settle(devices)
 
-    print('3. In the car she continues the same conversation.')
+    print('4. In the car she continues the same conversation.')
     await car.sessions.open(session.id).append({ role: 'user', text: 'Actually I am driving today — somewhere with parking.' })
-    await glasses.memory.remember({ text: 'Sometimes drives to work', kind: 'fact', tags: ['commute'] })
-    await network.settle(devices)
+    await car.memory.remember({ text: 'Sometimes drives to work', kind: 'fact', tags: ['commute'] })
+    await settle(devices)
 
-    print('4. The PC assistant streams the answer token by token.')
+    print('5. The PC assistant streams the answer token by token.')
     const answer = pc.sessions.open(session.id).stream({ role: 'assistant' })
-    const oatMilk = pc.memory.recall({ text: 'coffee milk', limit: 1 })[0]
+    const milk = pc.memory.recall({ text: 'coffee milk', limit: 1 })[0]
     for (const token of ['Try ', 'Riverside ', 'Roasters ', '— ', 'free ', 'parking, ', 'and ', 'they ', 'have ']) answer.write(token)
-    answer.write(oatMilk ? 'oat milk.' : 'good coffee.')
+    answer.write(milk ? 'oat milk.' : 'good coffee.')
     await answer.end()
-    await network.settle(devices)
+    await settle(devices)
 
     print('')
     print('What each device sees:')
     for (const dev of devices) {
-      const memories = dev.memory.list()
       const s = dev.sessions.get(session.id)
-      print(`  ${dev.name.padEnd(14)} ${dev.kind.padEnd(8)} ${String(memories.length).padStart(2)} memories, session "${s?.title}" with ${s?.turns.length ?? 0} turns`)
+      const role = dev.isOwner ? 'owner' : 'member'
+      print(
+        `  ${dev.name.padEnd(14)} ${role.padEnd(6)} scopes ${dev.scopes.available().join(',').padEnd(44)} ` +
+          `${String(dev.memory.list().length).padStart(2)} memories, ${s?.turns.length ?? 0} turns`,
+      )
     }
     print('')
-    print(`The conversation, as the glasses show it:`)
+    print('The conversation, as the glasses show it:')
     for (const turn of glasses.sessions.get(session.id)?.turns ?? []) {
       const from = devices.find((d) => d.deviceId === turn.deviceId)?.kind ?? 'unknown'
       print(`  [${turn.role} via ${from}] ${turn.text}`)
     }
     print('')
     print(`Recall on the car for "commute": ${car.memory.recall({ text: 'commute', limit: 3 }).map((m) => m.text).join(' | ')}`)
-    const converged = devices.every((d) => JSON.stringify(d.sessions.get(session.id)) === JSON.stringify(phone.sessions.get(session.id)))
-    const sameMemories = devices.every((d) => d.memory.list().length === phone.memory.list().length)
+    print(`Health items on the car: ${car.memory.list().filter((m) => m.scope === 'health').length} (it holds no health key)`)
+
+    await relay.close()
+    const stored = readdirSync(dataDir).map((f) => readFileSync(join(dataDir, f)))
+    const leaked = stored.some((b) => b.includes('oat milk') || b.includes('Dentist'))
+    print(`Relay data dir: ${stored.reduce((n, b) => n + b.length, 0)} bytes, plaintext found: ${leaked ? 'YES' : 'none'}`)
+
+    const reference = JSON.stringify(phone.sessions.get(session.id))
+    const agree = devices.every((d) => JSON.stringify(d.sessions.get(session.id)) === reference)
+    const carClean = car.memory.list().every((m) => m.scope !== 'health')
+    const ok = agree && carClean && !leaked
     print('')
-    print(converged && sameMemories ? 'All four devices agree.' : 'Devices did not converge!')
-    return converged && sameMemories ? 0 : 1
+    print(ok ? 'All four devices agree; the car never held health data; the relay saw only ciphertext.' : 'Something went wrong (see above).')
+    return ok ? 0 : 1
   } finally {
     await Promise.all(devices.map((d) => d.close()))
-    await network.close()
+    for (const t of transports) await t.close()
+    await relay.close()
+    rmSync(dataDir, { recursive: true, force: true })
   }
+}
+
+/** Wait until every device has flushed and their views of each shared scope agree. */
+async function settle(devices: ContextSync[], timeoutMs = 10_000): Promise<void> {
+  await Promise.all(devices.map((d) => d.flush()))
+  const view = (d: ContextSync, scope: string) =>
+    JSON.stringify([d.memory.list({ scope }).map((m) => m.id), d.sessions.list({ scope }).map((s) => [s.id, s.turns.length, s.turns.map((t) => t.done)])])
+  const agree = () =>
+    ['personal'].every((scope) => new Set(devices.map((d) => view(d, scope))).size === 1)
+  const start = Date.now()
+  while (!agree() && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, 20))
 }

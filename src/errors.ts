@@ -14,6 +14,7 @@ export type ContextSyncErrorCode =
   | 'closed'
   | 'config'
   | 'storage'
+  | 'permission'
 
 /** Base class of every error the library throws on purpose. */
 export class ContextSyncError extends Error {
@@ -63,5 +64,13 @@ export class ConfigError extends ContextSyncError {
   override name = 'ConfigError'
   constructor(message: string) {
     super('config', message)
+  }
+}
+
+/** The action needs an owner device (one holding the account root), or the device was revoked. */
+export class PermissionError extends ContextSyncError {
+  override name = 'PermissionError'
+  constructor(message: string) {
+    super('permission', message)
   }
 }

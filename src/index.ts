@@ -22,7 +22,10 @@ export { MemoryApi } from './facade/memory.js'
 export type { RememberInput, MemoryPatch, ListQuery, RecallQuery, MemoryChange, MemoryEvents } from './facade/memory.js'
 export { SessionsApi, SessionHandle, TurnStream } from './facade/sessions.js'
 export type { SessionChange, SessionsEvents } from './facade/sessions.js'
-export { BUILTIN_SCOPES, DEVICE_KINDS, type BuiltinScope, type DeviceKind } from './facade/scopes.js'
+export { BUILTIN_SCOPES, DEVICE_KINDS, DEFAULT_SCOPE_KINDS, type BuiltinScope, type DeviceKind } from './facade/scopes.js'
+export { DevicesApi, type DeviceInfo } from './facade/devices.js'
+export { ScopesApi, type ScopePolicy } from './facade/scopes-api.js'
+export { PairingError, type Invite, type InviteOptions, type JoinOptions } from './facade/pairing.js'
 export type { MemoryItem, MemoryKind, MemorySource } from './crdt/memory.js'
 export { MEMORY_KINDS } from './crdt/memory.js'
 export type { Session, Turn, TurnRole, SessionStatus } from './crdt/sessions.js'
@@ -34,6 +37,7 @@ export {
   NotFoundError,
   ClosedError,
   ConfigError,
+  PermissionError,
   type ContextSyncErrorCode,
 } from './errors.js'
 export { RejectCode, rejectCodeName } from './crypto/codes.js'

@@ -41,7 +41,7 @@ describe('compaction', () => {
     open.push(fresh)
     await converge([phone, pc, fresh], net)
     expect(fresh.memory.list().length).toBe(10_000)
-    expect(innerState(fresh)).toEqual(innerState(phone))
+    expect(innerState(fresh, ['personal'])).toEqual(innerState(phone, ['personal']))
     expect(fresh.rejectionCounts()).toEqual({})
   }, 120_000)
 

@@ -20,7 +20,7 @@ async function devices(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>, layout:
 
 describe('core sync', () => {
   it('two devices converge on memory writes, updates and forgets, with remote change events', async () => {
-    const { devs } = await devices(['phone', 'pc'])
+    const { devs } = await devices(['phone', 'glasses'])
     const [phone, pc] = devs as [ContextSync, ContextSync]
     const seen: MemoryChange[] = []
     pc.memory.on('change', (e) => seen.push(e))
@@ -61,8 +61,8 @@ describe('core sync', () => {
     for (const token of ['Try ', 'the ', 'Green ', 'Room.']) w.write(token)
     await w.end()
     await converge(devs, net)
-    const expected = innerState(phone)
-    for (const dev of devs) expect(innerState(dev)).toEqual(expected)
+    const expected = innerState(phone, ['personal'])
+    for (const dev of devs) expect(innerState(dev, ['personal'])).toEqual(expected)
     const session = phone.sessions.get(s.id)!
     expect(session.turns.map((t) => [t.role, t.text, t.done])).toEqual([
       ['user', 'Find a quiet place for lunch near the office', true],
@@ -109,7 +109,7 @@ describe('core sync', () => {
     await converge(devs, net)
     net.disconnect(testDevices[1]!.transport)
     const offline = await car.memory.remember({ text: 'Tyre pressure low', scope: 'location' })
-    const online = await phone.memory.remember({ text: 'Meeting at 3', scope: 'work' })
+    const online = await phone.memory.remember({ text: 'Meeting at 3', scope: 'personal' })
     await new Promise((r) => setTimeout(r, 5))
     expect(phone.memory.get(offline.id)).toBeUndefined()
     net.heal()

@@ -55,7 +55,7 @@ describe('tampered envelopes', () => {
     const sigFlip = good.slice()
     sigFlip[sigFlip.length - 1]! ^= 0x80
     inject(pc, 'personal', sigFlip)
-    inject(pc, 'health', good) // moved to another room
+    inject(pc, 'work', good) // moved to another room
     const epochMoved = good.slice()
     epochMoved[2] = 1 // header says epoch 1
     inject(pc, 'personal', epochMoved)
@@ -101,7 +101,7 @@ describe('tampered envelopes', () => {
       seq: 500,
       sender: phoneKeys.value.deviceIdBytes,
       signSecretKey: phoneKeys.value.signSecretKey,
-      key: keyring.epochKey('health', 0)!,
+      key: keyring.epochKey('work', 0)!,
       plaintext: Y.encodeStateAsUpdate(new Y.Doc()),
     })
     inject(pc, 'personal', wrongKey)

@@ -125,15 +125,15 @@ describe('contextsync relay (CLI process)', () => {
 
   it('exits 2 with a clear message on a bad flag or value', async () => {
     const bogus = cli(['relay', '--bogus'])
+    const badPort = cli(['relay', '--port', 'eighty'])
+    const badEnv = cli(['relay'], { [relayEnvName('max-rooms')]: '-3' })
+    const unknown = cli(['frobnicate'])
     expect(await bogus.exited).toBe(2)
     expect(bogus.output().stderr).toContain('unknown flag --bogus')
-    const badPort = cli(['relay', '--port', 'eighty'])
     expect(await badPort.exited).toBe(2)
     expect(badPort.output().stderr).toContain("invalid value for --port: 'eighty'")
-    const badEnv = cli(['relay'], { [relayEnvName('max-rooms')]: '-3' })
     expect(await badEnv.exited).toBe(2)
     expect(badEnv.output().stderr).toContain('CONTEXTSYNC_RELAY_MAX_ROOMS')
-    const unknown = cli(['frobnicate'])
     expect(await unknown.exited).toBe(2)
     expect(unknown.output().stderr).toContain("unknown command 'frobnicate'")
   })

@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
 import { ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
@@ -158,7 +159,24 @@ describe('relay limits', () => {
     await text.opened
     text.ws.send('hello')
     expect((await text.closed).code).toBe(CloseCode.MalformedFrame)
-    expect(relay.metrics().rejections[CloseCode.MalformedFrame]).toBe(2)
+    // An update Yjs decodes but that would corrupt the room: a zero-length struct.
+    const zero = encoding.createEncoder()
+    encoding.writeVarUint(zero, 1) // one client
+    encoding.writeVarUint(zero, 1) // one struct
+    encoding.writeVarUint(zero, 12345) // client
+    encoding.writeVarUint(zero, 0) // clock
+    encoding.writeUint8(zero, 1) // info: ContentDeleted, no origins → parent info follows
+    encoding.writeVarUint(zero, 1) // parent is a root type…
+    encoding.writeVarString(zero, 'log') // …named 'log'
+    encoding.writeVarUint(zero, 0) // ContentDeleted of length 0
+    encoding.writeVarUint(zero, 0) // empty delete set
+    const zeroUpdate = encoding.toUint8Array(zero)
+    expect(Y.decodeUpdate(zeroUpdate).structs[0]?.length).toBe(0)
+    const sneaky = rawClient(roomUrl(relay, roomId, alice.token(roomId)))
+    await sneaky.opened
+    sneaky.send(updateFrame(zeroUpdate))
+    expect((await sneaky.closed).code).toBe(CloseCode.MalformedFrame)
+    expect(relay.metrics().rejections[CloseCode.MalformedFrame]).toBe(3)
     await sleep(100)
     expect(watcher.log.length).toBe(0)
     expect(relay.metrics().storedBytes).toBe(0)

@@ -6,6 +6,7 @@ import { ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
 import { DATABASE_FILE, type Relay } from '../src/relay/index.js'
+import { EnvelopeType, ownerKeyring, sealEnvelope } from '../src/crypto/index.js'
 import {
   closeRelays,
   containsBytes,
@@ -133,5 +134,73 @@ describe('relay persistence (SQLite)', () => {
     expect(fresh.log.length).toBe(200)
     // The shutdown merge left one row: storage tracks the log, not its history of 200 updates.
     expect(restarted.metrics().storedBytes).toBeLessThan(200 * 60)
+  })
+
+  it('converges every device after writes made while the relay was down', async () => {
+    const dataDir = tempDir()
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const first = await startRelay({ dataDir })
+    const port = first.port
+    const make = () => {
+      const transport = websocketTransport({
+        url: first.url,
+        token: alice.token,
+        WebSocketPolyfill: NodeWebSocket,
+        maxBackoffTime: 100,
+      })
+      transports.push(transport)
+      const room = sealedLog(roomId)
+      return { ...room, attachment: transport.attach(room) }
+    }
+    const phone = make()
+    const car = make()
+    await waitFor(() => phone.attachment.status === 'synced' && car.attachment.status === 'synced', 5000, 'synced')
+    phone.log.push([fakeEnvelope('before-outage')])
+    await waitFor(() => car.log.length === 1, 5000, 'before outage')
+
+    await first.close()
+    await waitFor(() => phone.attachment.status !== 'synced' && car.attachment.status !== 'synced', 5000, 'noticed outage')
+    phone.log.push([fakeEnvelope('phone-offline')])
+    car.log.push([fakeEnvelope('car-offline')])
+    car.log.delete(0, 1)
+
+    // Same port and data dir: the transports reconnect on their own, each with a fresh token.
+    const second = await startRelay({ dataDir, port })
+    await waitFor(() => phone.log.length === 2 && car.log.length === 2, 10_000, 'converged after the outage')
+    expect(phone.log.toArray()).toEqual(car.log.toArray())
+    const want = [fakeEnvelope('phone-offline'), fakeEnvelope('car-offline')]
+    expect(phone.log.toArray().every((e) => want.some((w) => Buffer.compare(w, e) === 0))).toBe(true)
+    expect(second.metrics().rejections).toEqual({})
+  })
+
+  it('keeps only ciphertext on disk: sealed envelopes are stored, their plaintext is not', async () => {
+    const dataDir = tempDir()
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const relay = await startRelay({ dataDir, persistence: { mergeIntervalMs: 100 } })
+    const phone = await device(relay, alice, roomId)
+    const key = ownerKeyring(alice.account).epochKey('personal', 0)!
+    const secrets = Array.from({ length: 10 }, (_, i) => `PLAINTEXT-MEMORY-${i}: takes lisinopril 10mg`)
+    const envelopes = secrets.map((text, i) =>
+      sealEnvelope({
+        roomId,
+        type: EnvelopeType.Update,
+        epoch: 0,
+        seq: i + 1,
+        sender: alice.device.deviceIdBytes,
+        signSecretKey: alice.device.signSecretKey,
+        key,
+        plaintext: marker(text),
+      }),
+    )
+    for (const envelope of envelopes) phone.log.push([envelope])
+    await waitFor(() => relay.metrics().storedBytes >= envelopes.reduce((n, e) => n + e.length, 0), 5000, 'stored')
+    await phone.transport.close()
+    await relay.close()
+    const disk = diskBytes(dataDir)
+    expect(envelopes.every((envelope) => containsBytes(disk, envelope))).toBe(true)
+    expect(containsBytes(disk, marker('PLAINTEXT-MEMORY'))).toBe(false)
+    expect(containsBytes(disk, marker('lisinopril'))).toBe(false)
   })
 })

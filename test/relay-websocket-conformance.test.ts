@@ -5,12 +5,12 @@
  */
 import { createServer, connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { beforeAll } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ready } from '../src/crypto/index.js'
 import { runTransportTests } from '../src/adapters/transport-conformance.js'
-import { websocketTransport } from '../src/adapters/websocket.js'
+import { websocketTransport, WebsocketTransportError } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
-import { closeRelays, makeAccount, NodeWebSocket, startRelay } from './relay-helpers.js'
+import { closeRelays, makeAccount, NodeWebSocket, sealedLog, startRelay, waitFor } from './relay-helpers.js'
 
 beforeAll(async () => {
   await ready()
@@ -80,3 +80,56 @@ runTransportTests(async () => {
     roomId: () => account.roomId(`conformance-${++rooms}`),
   }
 }, 'websocket via relay')
+
+describe('websocketTransport specifics', () => {
+  afterEach(async () => {
+    await closeRelays()
+  })
+
+  it('needs a WebSocket implementation where there is no global one (Node 20)', () => {
+    if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'undefined') return
+    expect(() => websocketTransport({ url: 'ws://127.0.0.1:1' })).toThrow(WebsocketTransportError)
+  })
+
+  it('re-sends sync step 1 every resyncInterval (without the provider timer that breaks in Node 20)', async () => {
+    const relay = await startRelay()
+    const account = makeAccount()
+    const transport = websocketTransport({
+      url: relay.url,
+      token: account.token,
+      WebSocketPolyfill: NodeWebSocket,
+      resyncInterval: 50,
+    })
+    const attachment = transport.attach(sealedLog(account.roomId()))
+    await waitFor(() => attachment.status === 'synced', 5000, 'synced')
+    const before = relay.metrics().messagesIn
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(relay.metrics().messagesIn - before).toBeGreaterThanOrEqual(4)
+    transport.close()
+  })
+
+  it('reports a failing token source and retries with backoff', async () => {
+    const relay = await startRelay()
+    const account = makeAccount()
+    let calls = 0
+    const transport = websocketTransport({
+      url: relay.url,
+      token: async (roomId) => {
+        calls += 1
+        if (calls < 3) throw new Error('keychain locked')
+        return account.token(roomId)
+      },
+      WebSocketPolyfill: NodeWebSocket,
+      maxBackoffTime: 50,
+    })
+    const errors: string[] = []
+    const attachment = transport.attach(sealedLog(account.roomId()))
+    attachment.on('error', ({ code, message }) => errors.push(`${code}: ${message}`))
+    await waitFor(() => attachment.status === 'synced', 5000, 'synced after the token source recovered')
+    expect(errors).toEqual([
+      'token-failed: could not get a relay token: keychain locked',
+      'token-failed: could not get a relay token: keychain locked',
+    ])
+    transport.close()
+  })
+})

@@ -31,6 +31,12 @@ export interface SealedLogRoom {
   doc: Y.Doc
   /** Awareness for the room; carries only encrypted presence envelopes. */
   awareness: Awareness
+  /**
+   * A fresh single-use access token for this room, minted by the device that owns the doc
+   * (see `createAccessToken`). Transports that authenticate (the WebSocket transport to a
+   * contextsync relay) call it before every connection attempt; others ignore it.
+   */
+  token?: () => string | Promise<string>
 }
 
 /**

@@ -15,7 +15,9 @@
  *
  * @module
  */
-import { WebsocketProvider } from 'y-websocket'
+import * as encoding from 'lib0/encoding'
+import * as syncProtocol from 'y-protocols/sync'
+import { messageSync, WebsocketProvider } from 'y-websocket'
 import { closeCodeName, REFUSAL_CODES } from '../relay/close-codes.js'
 import { Emitter } from '../util/emitter.js'
 import type {
@@ -32,7 +34,8 @@ export interface WebsocketTransportOptions {
   url: string
   /**
    * Returns a fresh access token for a room; called before every connection attempt (tokens are
-   * single-use). Omit for servers without auth (a stock y-websocket server).
+   * single-use). Default: the room's own `token` (a `ContextSync` device mints them); rooms
+   * without one connect without a token (a stock y-websocket server, pairing rooms).
    */
   token?: (roomId: string) => string | Promise<string>
   /** WebSocket implementation; default `globalThis.WebSocket`. In Node 20 pass `ws`. */
@@ -52,6 +55,9 @@ export interface WebsocketTransportOptions {
 export class WebsocketTransportError extends Error {
   override readonly name = 'WebsocketTransportError'
 }
+
+/** Close codes that are plain disconnects, not worth an `error` event. */
+const QUIET_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005, 1006])
 
 /** A close event as the providers report it (DOM `CloseEvent` or ws's equivalent). */
 interface CloseInfo {
@@ -93,9 +99,11 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
     attach(room) {
       if (closed) throw new WebsocketTransportError('transport is closed')
       if (attachments.has(room.roomId)) throw new WebsocketTransportError(`room ${room.roomId} is already attached`)
+      // The device that owns the doc mints tokens for its rooms; an explicit option overrides it.
+      const token = options.token ?? (room.token ? () => room.token!() : undefined)
       const attachment = new RoomAttachment(room, {
         url: options.url,
-        token: options.token,
+        token,
         WS,
         resyncInterval: options.resyncInterval ?? -1,
         maxBackoff,
@@ -133,6 +141,7 @@ class RoomAttachment implements TransportAttachment {
   private timer: ReturnType<typeof setTimeout> | undefined
   /** Bumped on every attempt and on detach, so a late token cannot revive a stale attempt. */
   private attempt = 0
+  private resync: ReturnType<typeof setInterval> | undefined
 
   constructor(
     room: SealedLogRoom,
@@ -143,12 +152,19 @@ class RoomAttachment implements TransportAttachment {
       connect: false,
       awareness: room.awareness,
       WebSocketPolyfill: config.WS,
-      resyncInterval: config.resyncInterval,
+      // The provider's own resync timer reads the global `WebSocket.OPEN`, which Node 20 lacks.
+      resyncInterval: -1,
       maxBackoffTime: config.maxBackoff,
       // Cross-tab BroadcastChannel would bypass the relay (and its auth); in Node it is an
       // in-process channel that would sync two attachments of one room behind the test's back.
       disableBc: true,
     })
+    // In Node the provider adds a process 'exit' listener per room (to clear its awareness state,
+    // which the relay drops on disconnect anyway); a device with many rooms would trip Node's
+    // listener-leak warning, so take it off again.
+    const exitHandler = (this.provider as unknown as { _exitHandler?: () => void })._exitHandler
+    const proc = (globalThis as { process?: { off?: (event: string, fn: () => void) => void } }).process
+    if (exitHandler && proc?.off) proc.off('exit', exitHandler)
     this.provider.on('status', ({ status }) => {
       // 'disconnected' comes from connection-close below, which also covers failed attempts.
       if (status === 'connected') this.setStatus('connected')
@@ -160,6 +176,9 @@ class RoomAttachment implements TransportAttachment {
       }
     })
     this.provider.on('connection-close', (event: unknown) => this.onClose(event))
+    if (config.resyncInterval > 0) {
+      this.resync = setInterval(() => this.sendStep1(room), config.resyncInterval)
+    }
     void this.connect()
   }
 
@@ -176,6 +195,7 @@ class RoomAttachment implements TransportAttachment {
     this.detached = true
     this.attempt += 1
     clearTimeout(this.timer)
+    clearInterval(this.resync)
     this.provider.destroy()
     this.setStatus('disconnected')
     this.events.clear()
@@ -210,6 +230,20 @@ class RoomAttachment implements TransportAttachment {
     }
   }
 
+  /** Ask the server for anything missed (sync step 1), like the provider's resync would. */
+  private sendStep1(room: SealedLogRoom): void {
+    const ws = this.provider.ws
+    if (!this.provider.wsconnected || !ws) return
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, messageSync)
+    syncProtocol.writeSyncStep1(encoder, room.doc)
+    try {
+      ws.send(encoding.toUint8Array(encoder))
+    } catch {
+      // A socket closing under us; the close handler reconnects.
+    }
+  }
+
   private onClose(event: unknown): void {
     // The provider would reconnect on its own with the same (now spent) token; we take over.
     this.provider.shouldConnect = false
@@ -217,13 +251,12 @@ class RoomAttachment implements TransportAttachment {
     this.setStatus('disconnected')
     const info = closeInfo(event)
     const refused = info !== undefined && REFUSAL_CODES.has(info.code)
-    if (info && info.code >= 4000) {
+    // Normal closure, going away, no status and abnormal drops are the network, not a refusal.
+    if (info && !QUIET_CLOSE_CODES.has(info.code)) {
       this.emitError(
         String(info.code),
         `relay closed the connection: ${info.code} ${closeCodeName(info.code)}${info.reason ? ` (${info.reason})` : ''}`,
       )
-    } else if (info && refused) {
-      this.emitError(String(info.code), `relay closed the connection: ${info.code} ${closeCodeName(info.code)}`)
     }
     this.schedule(refused)
   }

@@ -5,6 +5,22 @@
  * by id, one key per field — so concurrent edits of different fields on two devices both survive
  * (per-field last-writer-wins), and deleting the item deletes (and, with GC, erases) every field.
  *
+ * Fields (all plain values; `embedding` is binary):
+ *
+ * | key | type | meaning |
+ * |---|---|---|
+ * | `text` `scope` `kind` | string | what is remembered, where, as what |
+ * | `tags` | string[] | |
+ * | `createdAt` `updatedAt` | number (ms) | |
+ * | `source` | `{ deviceId, sessionId?, turnId? }` | provenance |
+ * | `confidence` | number 0..1 | |
+ * | `validFrom` `validTo` | number (ms) | when the fact is true in the world |
+ * | `expiresAt` | number (ms) | after this the item is hidden everywhere and swept |
+ * | `supersedes` | string | id of the version this item replaced (never rewritten) |
+ * | `supersededBy` | string | id of the newer version (set on the old item by `supersede`) |
+ * | `embedding` | Uint8Array | little-endian float32 vector, 4 bytes per dimension |
+ * | `embeddingModel` | string | which model produced the vector |
+ *
  * @module
  */
 import * as Y from 'yjs'
@@ -14,10 +30,16 @@ export const MEMORY_KINDS = ['fact', 'preference', 'instruction', 'event', 'summ
 /** One of {@link MEMORY_KINDS}. */
 export type MemoryKind = (typeof MEMORY_KINDS)[number]
 
+/** Most dimensions an embedding may have. */
+export const MAX_EMBEDDING_DIMENSIONS = 4096
+
 /** Where a memory came from. */
 export interface MemorySource {
+  /** The device that wrote it. */
   deviceId: string
+  /** The session it was learned in. */
   sessionId?: string
+  /** The turn it was learned from. */
   turnId?: string
 }
 
@@ -30,11 +52,24 @@ export interface MemoryItem {
   tags: string[]
   createdAt: number
   updatedAt: number
+  /** Provenance: the device (and conversation) it came from. */
   source: MemorySource
   /** 0..1; how sure the writer was. */
   confidence?: number
-  /** Epoch ms after which the item is no longer shown (retention / TTL). */
+  /** Epoch ms from which the fact holds in the world. */
+  validFrom?: number
+  /** Epoch ms from which the fact no longer holds in the world. */
+  validTo?: number
+  /** Epoch ms after which the item is gone on every device (retention / TTL). */
   expiresAt?: number
+  /** Id of the older version this item replaced (see `memory.supersede`). */
+  supersedes?: string
+  /** Id of the newer version that replaced this one; superseded items are history. */
+  supersededBy?: string
+  /** Vector for similarity recall. */
+  embedding?: Float32Array
+  /** Name of the model that produced {@link embedding}; recall only compares like with like. */
+  embeddingModel?: string
 }
 
 /** Name of the memory map inside an inner doc. */
@@ -45,27 +80,81 @@ export function memoriesMap(doc: Y.Doc): Y.Map<Y.Map<unknown>> {
   return doc.getMap<Y.Map<unknown>>(MEMORIES_KEY)
 }
 
-const FIELDS = ['text', 'scope', 'kind', 'tags', 'createdAt', 'updatedAt', 'source', 'confidence', 'expiresAt'] as const
+const FIELDS = [
+  'text',
+  'scope',
+  'kind',
+  'tags',
+  'createdAt',
+  'updatedAt',
+  'source',
+  'confidence',
+  'validFrom',
+  'validTo',
+  'expiresAt',
+  'supersedes',
+  'supersededBy',
+  'embedding',
+  'embeddingModel',
+] as const
+type Field = (typeof FIELDS)[number]
+
+/** A patch of stored fields; a field set to `undefined` is removed. */
+export type MemoryFieldsPatch = Partial<Pick<MemoryItem, Field>>
+
+/** Float32 vector → 4 bytes per dimension, little-endian (the stored form). */
+export function encodeEmbedding(vector: Float32Array): Uint8Array {
+  const out = new Uint8Array(vector.length * 4)
+  const view = new DataView(out.buffer)
+  for (let i = 0; i < vector.length; i++) view.setFloat32(i * 4, vector[i]!, true)
+  return out
+}
+
+/** The stored form back to a vector; `undefined` when the bytes are not a valid finite vector. */
+export function decodeEmbedding(bytes: unknown): Float32Array | undefined {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length % 4 !== 0) return undefined
+  const n = bytes.length / 4
+  if (n > MAX_EMBEDDING_DIMENSIONS) return undefined
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) {
+    const v = view.getFloat32(i * 4, true)
+    if (!Number.isFinite(v)) return undefined
+    out[i] = v
+  }
+  return out
+}
+
+function storedValue(field: Field, value: unknown): unknown {
+  if (field === 'embedding' && value instanceof Float32Array) return encodeEmbedding(value)
+  if (field === 'tags' && Array.isArray(value)) return [...(value as string[])]
+  if (field === 'source' && typeof value === 'object' && value !== null) return { ...(value as MemorySource) }
+  return value
+}
 
 /** Write a whole item (insert). Call inside a transaction. */
 export function insertMemory(doc: Y.Doc, item: MemoryItem): void {
   const map = new Y.Map<unknown>()
   for (const field of FIELDS) {
     const value = item[field]
-    if (value !== undefined) map.set(field, value)
+    if (value !== undefined) map.set(field, storedValue(field, value))
   }
   memoriesMap(doc).set(item.id, map)
 }
 
 /** Overwrite some fields of an existing item. Returns false when the item does not exist. */
-export function patchMemory(doc: Y.Doc, id: string, patch: Partial<Omit<MemoryItem, 'id'>>): boolean {
+export function patchMemory(doc: Y.Doc, id: string, patch: MemoryFieldsPatch): boolean {
   const map = memoriesMap(doc).get(id)
   if (!(map instanceof Y.Map)) return false
   for (const field of FIELDS) {
     if (!(field in patch)) continue
     const value = patch[field]
-    if (value === undefined) map.delete(field)
-    else if (!sameValue(map.get(field), value)) map.set(field, value)
+    if (value === undefined) {
+      if (map.has(field)) map.delete(field)
+      continue
+    }
+    const stored = storedValue(field, value)
+    if (!sameValue(map.get(field), stored)) map.set(field, stored)
   }
   return true
 }
@@ -80,42 +169,90 @@ export function deleteMemory(doc: Y.Doc, id: string): boolean {
 
 /**
  * Read one item, validating the shape — inner docs come from other devices, so a field of the
- * wrong type yields `undefined` rather than a malformed object.
+ * wrong type yields `undefined` (required fields) or is dropped (optional fields) rather than a
+ * malformed object. With `scope`, the item is reported in the scope of the doc it was read from,
+ * whatever its `scope` field claims.
  */
-export function readMemory(id: string, map: unknown): MemoryItem | undefined {
+export function readMemory(id: string, map: unknown, scope?: string): MemoryItem | undefined {
   if (!(map instanceof Y.Map)) return undefined
   const text = map.get('text')
-  const scope = map.get('scope')
+  const storedScope = map.get('scope')
   const kind = map.get('kind')
   const tags = map.get('tags')
   const createdAt = map.get('createdAt')
   const updatedAt = map.get('updatedAt')
   const source = map.get('source')
-  if (typeof text !== 'string' || typeof scope !== 'string' || !isKind(kind)) return undefined
-  if (typeof createdAt !== 'number' || typeof updatedAt !== 'number') return undefined
+  if (typeof text !== 'string' || typeof storedScope !== 'string' || !isKind(kind)) return undefined
+  if (!isTime(createdAt) || !isTime(updatedAt)) return undefined
   if (!isSource(source)) return undefined
   const item: MemoryItem = {
     id,
     text,
-    scope,
+    scope: scope ?? storedScope,
     kind,
     tags: Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [],
     createdAt,
     updatedAt,
-    source: { ...source },
+    source: readSource(source),
   }
   const confidence = map.get('confidence')
-  if (typeof confidence === 'number') item.confidence = confidence
-  const expiresAt = map.get('expiresAt')
-  if (typeof expiresAt === 'number') item.expiresAt = expiresAt
+  if (typeof confidence === 'number' && confidence >= 0 && confidence <= 1) item.confidence = confidence
+  for (const field of ['validFrom', 'validTo', 'expiresAt'] as const) {
+    const value = map.get(field)
+    if (isTime(value)) item[field] = value
+  }
+  for (const field of ['supersedes', 'supersededBy', 'embeddingModel'] as const) {
+    const value = map.get(field)
+    if (typeof value === 'string' && value.length > 0 && value.length <= 200) item[field] = value
+  }
+  const embedding = decodeEmbedding(map.get('embedding'))
+  if (embedding) item.embedding = embedding
   return item
 }
 
+/**
+ * The fields recall filters on, read without decoding text or vector (cheap; used by the index).
+ * `undefined` for an item {@link readMemory} would reject.
+ */
+export interface MemoryMeta {
+  id: string
+  scope: string
+  kind: MemoryKind
+  tags: string[]
+  createdAt: number
+  updatedAt: number
+  validFrom?: number
+  validTo?: number
+  expiresAt?: number
+  supersededBy?: string
+  supersedes?: string
+  embeddingModel?: string
+}
+
+/** Project an item onto its {@link MemoryMeta}. */
+export function memoryMeta(item: MemoryItem): MemoryMeta {
+  const meta: MemoryMeta = {
+    id: item.id,
+    scope: item.scope,
+    kind: item.kind,
+    tags: item.tags,
+    createdAt: item.createdAt,
+    updatedAt: item.updatedAt,
+  }
+  if (item.validFrom !== undefined) meta.validFrom = item.validFrom
+  if (item.validTo !== undefined) meta.validTo = item.validTo
+  if (item.expiresAt !== undefined) meta.expiresAt = item.expiresAt
+  if (item.supersededBy !== undefined) meta.supersededBy = item.supersededBy
+  if (item.supersedes !== undefined) meta.supersedes = item.supersedes
+  if (item.embeddingModel !== undefined) meta.embeddingModel = item.embeddingModel
+  return meta
+}
+
 /** Read every valid item of an inner doc. */
-export function readAllMemories(doc: Y.Doc): MemoryItem[] {
+export function readAllMemories(doc: Y.Doc, scope?: string): MemoryItem[] {
   const out: MemoryItem[] = []
   memoriesMap(doc).forEach((map, id) => {
-    const item = readMemory(id, map)
+    const item = readMemory(id, map, scope)
     if (item) out.push(item)
   })
   return out
@@ -125,11 +262,27 @@ function isKind(value: unknown): value is MemoryKind {
   return typeof value === 'string' && (MEMORY_KINDS as readonly string[]).includes(value)
 }
 
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value)
+}
+
 function isSource(value: unknown): value is MemorySource {
   return typeof value === 'object' && value !== null && typeof (value as MemorySource).deviceId === 'string'
 }
 
+function readSource(source: MemorySource): MemorySource {
+  const out: MemorySource = { deviceId: source.deviceId }
+  if (typeof source.sessionId === 'string') out.sessionId = source.sessionId
+  if (typeof source.turnId === 'string') out.turnId = source.turnId
+  return out
+}
+
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+    return true
+  }
   return JSON.stringify(a) === JSON.stringify(b)
 }

@@ -1,14 +1,31 @@
 /**
- * Inner schema for conversation sessions and turns (DESIGN §6). Plain Yjs; no crypto, no I/O.
+ * Inner schema for conversation sessions, turns, leases and handoff offers (DESIGN §6). Plain
+ * Yjs; no crypto, no I/O.
  *
- * Layout: `sessions: Y.Map<Y.Map<unknown>>` keyed by session id; a session map holds scalar
- * fields and `turns: Y.Array<Y.Map<unknown>>`. A turn holds scalar fields and `text: Y.Text`, so an
- * assistant answer can be appended token by token and other devices watch it arrive; `done`
- * flips to true when the writer ends the stream.
+ * Layout — `sessions: Y.Map<Y.Map<unknown>>` keyed by session id; a session map holds:
+ *
+ * | key | type | meaning |
+ * |---|---|---|
+ * | `title` `scope` `status` `summary` | string | |
+ * | `createdAt` `updatedAt` | number (ms) | |
+ * | `turns` | `Y.Array<Y.Map>` | the conversation |
+ * | `claims` | `Y.Map<{ term, at, until, offer? }>` keyed by device id | lease claims (see {@link leaseOf}) |
+ * | `handoffs` | `Y.Map<Y.Map>` keyed by offer id | handoff offers (see {@link readOffers}) |
+ *
+ * A turn map holds `id role deviceId createdAt updatedAt done metadata?` and `parts:
+ * Y.Array<Y.Map>`. A part map holds `type` and its fields; text and reasoning parts keep their text
+ * in a `Y.Text` plus a `state` ('streaming' | 'done'), so an answer can be appended token by token
+ * and other devices watch it arrive. (Turns written before parts existed hold one `text: Y.Text`;
+ * they read as a single text part.)
+ *
+ * Each device writes only its own key of `claims`, so concurrent claims never overwrite each other;
+ * the lease holder is derived: the claim with the highest `(term, deviceId)` — the same on every
+ * device once they have the same claims.
  *
  * @module
  */
 import * as Y from 'yjs'
+import { readJson, readJsonObject, type JsonObject, type JsonValue } from './json.js'
 
 /** Who spoke a turn. */
 export const TURN_ROLES = ['user', 'assistant', 'system', 'tool'] as const
@@ -16,17 +33,151 @@ export const TURN_ROLES = ['user', 'assistant', 'system', 'tool'] as const
 export type TurnRole = (typeof TURN_ROLES)[number]
 
 /** Session lifecycle. */
-export type SessionStatus = 'active' | 'archived'
+export const SESSION_STATUSES = ['active', 'archived'] as const
+/** One of {@link SESSION_STATUSES}. */
+export type SessionStatus = (typeof SESSION_STATUSES)[number]
+
+/** Streaming state of a text or reasoning part. */
+export type PartState = 'streaming' | 'done'
+
+/** Types of turn parts. */
+export const PART_TYPES = ['text', 'reasoning', 'tool-call', 'tool-result', 'file', 'data'] as const
+/** One of {@link PART_TYPES}. */
+export type PartType = (typeof PART_TYPES)[number]
+
+/** Fields every part may carry. */
+export interface PartBase {
+  /**
+   * Opaque data carried along with the part and never interpreted (adapters keep what their
+   * format has and contextsync does not, e.g. provider metadata, under their own key).
+   */
+  meta?: JsonObject
+}
+
+/** Text shown to the user; streams token by token. */
+export interface TextPart extends PartBase {
+  type: 'text'
+  text: string
+  state: PartState
+}
+
+/** Model reasoning ("thinking"); streams like text. */
+export interface ReasoningPart extends PartBase {
+  type: 'reasoning'
+  text: string
+  state: PartState
+}
+
+/** A call of a tool by the assistant. */
+export interface ToolCallPart extends PartBase {
+  type: 'tool-call'
+  toolCallId: string
+  toolName: string
+  input: JsonValue
+  /** `input-streaming` while the arguments are still being generated. Default `input-available`. */
+  state?: 'input-streaming' | 'input-available'
+  /** The provider ran the tool itself (e.g. a hosted web search). */
+  providerExecuted?: boolean
+  /** A tool not known to the app at build time (AI SDK "dynamic tool"). */
+  dynamic?: boolean
+}
+
+/** The result of a tool call; `errorText` when it failed. */
+export interface ToolResultPart extends PartBase {
+  type: 'tool-result'
+  toolCallId: string
+  toolName: string
+  output?: JsonValue
+  errorText?: string
+}
+
+/** A reference to a file (a URL, a data URL, or an app-specific URI) — never the file itself. */
+export interface FilePart extends PartBase {
+  type: 'file'
+  mediaType: string
+  url: string
+  filename?: string
+}
+
+/** App-defined structured data. */
+export interface DataPart extends PartBase {
+  type: 'data'
+  name: string
+  id?: string
+  data: JsonValue
+}
+
+/** One typed part of a turn. */
+export type TurnPart = TextPart | ReasoningPart | ToolCallPart | ToolResultPart | FilePart | DataPart
 
 /** A turn as the app sees it. */
 export interface Turn {
   id: string
   role: TurnRole
+  /** The turn's text parts, concatenated. */
   text: string
+  parts: TurnPart[]
+  /** The device that wrote it. */
   deviceId: string
   createdAt: number
+  updatedAt: number
   /** False while the turn is still being streamed. */
   done: boolean
+  /** App metadata of the turn. Keys starting with `@` are reserved for adapters. */
+  metadata?: JsonObject
+}
+
+/** Which device holds the conversation, until when. */
+export interface SessionLease {
+  deviceId: string
+  /** Claims only ever grow the term; the highest `(term, deviceId)` wins. */
+  term: number
+  acquiredAt: number
+  expiresAt: number
+  /** The handoff offer the lease was taken through, if any. */
+  offerId?: string
+  /** `expiresAt` is still in the future (by this device's clock). */
+  active: boolean
+}
+
+/** Where a handoff offer stands. */
+export type HandoffStatus = 'pending' | 'accepted' | 'declined' | 'expired' | 'cancelled'
+
+/** A handoff offer as stored (before its status is derived). */
+export interface RawOffer {
+  id: string
+  from: string
+  /** A device id, or a device kind when {@link toKind}. */
+  to: string
+  toKind: boolean
+  payload?: JsonValue
+  link?: string
+  createdAt: number
+  expiresAt: number
+  cancelledAt?: number
+  /** Answers by device id. */
+  responses: Map<string, { action: 'accept' | 'decline'; at: number }>
+}
+
+/** A handoff offer as the app sees it. */
+export interface HandoffInfo {
+  id: string
+  sessionId: string
+  scope: string
+  /** Offering device. */
+  from: string
+  /** Target device id, or device kind when `toKind`. */
+  to: string
+  toKind: boolean
+  payload?: JsonValue
+  /** A deep link for the target to open. */
+  link?: string
+  createdAt: number
+  expiresAt: number
+  status: HandoffStatus
+  /** The device that accepted or declined. */
+  respondedBy?: string
+  respondedAt?: number
 }
 
 /** A session as the app sees it. */
@@ -37,9 +188,23 @@ export interface Session {
   status: SessionStatus
   createdAt: number
   updatedAt: number
-  /** Device currently holding the conversation. */
+  /** Device holding (or that last held) the conversation: the lease winner. */
   activeDevice: string
+  /** The current lease, if any device ever claimed one. */
+  lease?: SessionLease
+  /** A running summary the app keeps. */
+  summary?: string
   turns: Turn[]
+  /** Handoff offers of this session (pending and past). */
+  handoffs: HandoffInfo[]
+}
+
+/** A claim in the `claims` map. */
+export interface Claim {
+  term: number
+  at: number
+  until: number
+  offer?: string
 }
 
 /** Name of the session map inside an inner doc. */
@@ -50,77 +215,183 @@ export function sessionsMap(doc: Y.Doc): Y.Map<Y.Map<unknown>> {
   return doc.getMap<Y.Map<unknown>>(SESSIONS_KEY)
 }
 
+/** Fields of a new session. */
+export interface NewSession {
+  id: string
+  title: string
+  scope: string
+  createdAt: number
+  summary?: string
+  /** The starting device's first claim. */
+  claim: { deviceId: string; until: number }
+}
+
 /** Create a session. Call inside a transaction. */
-export function insertSession(
-  doc: Y.Doc,
-  session: Omit<Session, 'turns'>,
-): void {
+export function insertSession(doc: Y.Doc, session: NewSession): void {
   const map = new Y.Map<unknown>()
   map.set('title', session.title)
   map.set('scope', session.scope)
-  map.set('status', session.status)
+  map.set('status', 'active')
   map.set('createdAt', session.createdAt)
-  map.set('updatedAt', session.updatedAt)
-  map.set('activeDevice', session.activeDevice)
+  map.set('updatedAt', session.createdAt)
+  if (session.summary !== undefined) map.set('summary', session.summary)
   map.set('turns', new Y.Array<Y.Map<unknown>>())
+  const claims = new Y.Map<unknown>()
+  const claim: Claim = { term: 1, at: session.createdAt, until: session.claim.until }
+  claims.set(session.claim.deviceId, claim)
+  map.set('claims', claims)
+  map.set('handoffs', new Y.Map<unknown>())
   sessionsMap(doc).set(session.id, map)
 }
 
-/** Append a turn; returns its `Y.Text` so a stream can keep writing into it. */
-export function insertTurn(doc: Y.Doc, sessionId: string, turn: Turn, now: number): Y.Text | undefined {
-  const session = sessionsMap(doc).get(sessionId)
-  const turns = session?.get('turns')
-  if (!(session instanceof Y.Map) || !(turns instanceof Y.Array)) return undefined
-  const text = new Y.Text()
-  if (turn.text) text.insert(0, turn.text)
-  const map = new Y.Map<unknown>()
-  map.set('id', turn.id)
-  map.set('role', turn.role)
-  map.set('deviceId', turn.deviceId)
-  map.set('createdAt', turn.createdAt)
-  map.set('done', turn.done)
-  map.set('text', text)
-  turns.push([map])
-  session.set('updatedAt', now)
-  return text
+/** The session's map, if it exists. */
+export function sessionMap(doc: Y.Doc, sessionId: string): Y.Map<unknown> | undefined {
+  const map = sessionsMap(doc).get(sessionId)
+  return map instanceof Y.Map ? map : undefined
 }
 
-/** Find a turn's map by id. */
+/** A nested map of a session, created when missing (older sessions). Call inside a transaction. */
+export function childMap(session: Y.Map<unknown>, key: 'claims' | 'handoffs'): Y.Map<unknown> {
+  const existing = session.get(key)
+  if (existing instanceof Y.Map) return existing
+  const created = new Y.Map<unknown>()
+  session.set(key, created)
+  return created
+}
+
+// ── turns ────────────────────────────────────────────────────────────────────
+
+/** A part as written (text parts carry their initial text). */
+export type PartInput = TurnPart
+
+/** A turn as written. */
+export interface NewTurn {
+  id: string
+  role: TurnRole
+  deviceId: string
+  createdAt: number
+  done: boolean
+  parts: PartInput[]
+  metadata?: JsonObject
+}
+
+/** Build the Y.Map of one part. */
+export function partMap(part: PartInput): Y.Map<unknown> {
+  const map = new Y.Map<unknown>()
+  for (const [key, value] of Object.entries(part)) {
+    if (value === undefined) continue
+    if ((part.type === 'text' || part.type === 'reasoning') && key === 'text') {
+      const text = new Y.Text()
+      if (typeof value === 'string' && value.length > 0) text.insert(0, value)
+      map.set('text', text)
+    } else {
+      map.set(key, value)
+    }
+  }
+  return map
+}
+
+/** Append turns to a session; returns false when the session does not exist. */
+export function insertTurns(doc: Y.Doc, sessionId: string, turns: NewTurn[], now: number): boolean {
+  const session = sessionMap(doc, sessionId)
+  const list = session?.get('turns')
+  if (!session || !(list instanceof Y.Array)) return false
+  const maps = turns.map((turn) => {
+    const map = new Y.Map<unknown>()
+    map.set('id', turn.id)
+    map.set('role', turn.role)
+    map.set('deviceId', turn.deviceId)
+    map.set('createdAt', turn.createdAt)
+    map.set('updatedAt', turn.createdAt)
+    map.set('done', turn.done)
+    if (turn.metadata !== undefined) map.set('metadata', turn.metadata)
+    map.set('parts', Y.Array.from(turn.parts.map(partMap)))
+    return map
+  })
+  list.push(maps)
+  session.set('updatedAt', now)
+  return true
+}
+
+/** Find a turn's map (and its index) by id. */
 export function findTurn(doc: Y.Doc, sessionId: string, turnId: string): Y.Map<unknown> | undefined {
-  const turns = sessionsMap(doc).get(sessionId)?.get('turns')
+  const turns = sessionMap(doc, sessionId)?.get('turns')
   if (!(turns instanceof Y.Array)) return undefined
-  for (const turn of turns) if (turn instanceof Y.Map && turn.get('id') === turnId) return turn
+  // Newest first: streams and adapters touch the end of a conversation.
+  for (let i = turns.length - 1; i >= 0; i--) {
+    const turn = turns.get(i)
+    if (turn instanceof Y.Map && turn.get('id') === turnId) return turn
+  }
   return undefined
 }
 
+/** Index of a turn in the session's turn array, or -1. */
+export function turnIndex(doc: Y.Doc, sessionId: string, turnId: string): number {
+  const turns = sessionMap(doc, sessionId)?.get('turns')
+  if (!(turns instanceof Y.Array)) return -1
+  for (let i = turns.length - 1; i >= 0; i--) {
+    const turn = turns.get(i)
+    if (turn instanceof Y.Map && turn.get('id') === turnId) return i
+  }
+  return -1
+}
+
+/** The parts array of a turn map, created for a legacy (text-only) turn. Call inside a transaction. */
+export function turnParts(turn: Y.Map<unknown>): Y.Array<Y.Map<unknown>> {
+  const parts = turn.get('parts')
+  if (parts instanceof Y.Array) return parts as Y.Array<Y.Map<unknown>>
+  const created = new Y.Array<Y.Map<unknown>>()
+  const legacy = turn.get('text')
+  if (legacy instanceof Y.Text && legacy.length > 0) {
+    created.push([partMap({ type: 'text', text: legacy.toString(), state: turn.get('done') === true ? 'done' : 'streaming' })])
+  }
+  turn.set('parts', created)
+  if (legacy !== undefined) turn.delete('text')
+  return created
+}
+
+// ── reading (untrusted: every field validated) ───────────────────────────────
+
 /** Read a session, validating shapes; `undefined` for a malformed or missing one. */
-export function readSession(id: string, map: unknown): Session | undefined {
+export function readSession(
+  id: string,
+  map: unknown,
+  options: { now?: number; scope?: string; offers?: (raw: RawOffer[], claims: Map<string, Claim>) => HandoffInfo[] } = {},
+): Session | undefined {
   if (!(map instanceof Y.Map)) return undefined
   const title = map.get('title')
-  const scope = map.get('scope')
+  const storedScope = map.get('scope')
   const status = map.get('status')
   const createdAt = map.get('createdAt')
   const updatedAt = map.get('updatedAt')
-  const activeDevice = map.get('activeDevice')
   const turns = map.get('turns')
-  if (typeof title !== 'string' || typeof scope !== 'string') return undefined
-  if (typeof createdAt !== 'number' || typeof updatedAt !== 'number' || typeof activeDevice !== 'string') return undefined
+  if (typeof title !== 'string' || typeof storedScope !== 'string') return undefined
+  if (!isTime(createdAt) || !isTime(updatedAt)) return undefined
   if (!(turns instanceof Y.Array)) return undefined
   const out: Turn[] = []
   for (const t of turns) {
     const turn = readTurn(t)
     if (turn) out.push(turn)
   }
-  return {
+  const now = options.now ?? Date.now()
+  const claims = readClaims(map)
+  const lease = leaseOf(claims, now)
+  const legacyActive = map.get('activeDevice')
+  const session: Session = {
     id,
     title,
-    scope,
+    scope: options.scope ?? storedScope,
     status: status === 'archived' ? 'archived' : 'active',
     createdAt,
     updatedAt,
-    activeDevice,
+    activeDevice: lease?.deviceId ?? (typeof legacyActive === 'string' ? legacyActive : ''),
     turns: out,
+    handoffs: options.offers ? options.offers(readOffers(map), claims) : [],
   }
+  if (lease) session.lease = lease
+  const summary = map.get('summary')
+  if (typeof summary === 'string') session.summary = summary
+  return session
 }
 
 /** Read one turn map. */
@@ -130,15 +401,212 @@ export function readTurn(map: unknown): Turn | undefined {
   const role = map.get('role')
   const deviceId = map.get('deviceId')
   const createdAt = map.get('createdAt')
-  const text = map.get('text')
-  if (typeof id !== 'string' || typeof deviceId !== 'string' || typeof createdAt !== 'number') return undefined
+  if (typeof id !== 'string' || typeof deviceId !== 'string' || !isTime(createdAt)) return undefined
   if (typeof role !== 'string' || !(TURN_ROLES as readonly string[]).includes(role)) return undefined
-  return {
+  const done = map.get('done') === true
+  const parts: TurnPart[] = []
+  const stored = map.get('parts')
+  if (stored instanceof Y.Array) {
+    for (const p of stored) {
+      const part = readPart(p)
+      if (part) parts.push(part)
+    }
+  } else {
+    const legacy = map.get('text')
+    if (legacy instanceof Y.Text) parts.push({ type: 'text', text: legacy.toString(), state: done ? 'done' : 'streaming' })
+  }
+  const updatedAt = map.get('updatedAt')
+  const turn: Turn = {
     id,
     role: role as TurnRole,
-    text: text instanceof Y.Text ? text.toString() : '',
+    text: parts.map((p) => (p.type === 'text' ? p.text : '')).join(''),
+    parts,
     deviceId,
     createdAt,
-    done: map.get('done') === true,
+    updatedAt: isTime(updatedAt) ? updatedAt : createdAt,
+    done,
   }
+  const metadata = readJsonObject(map.get('metadata'))
+  if (metadata) turn.metadata = metadata
+  return turn
+}
+
+/** Read one part map; `undefined` for an unknown type or a malformed part. */
+export function readPart(map: unknown): TurnPart | undefined {
+  if (!(map instanceof Y.Map)) return undefined
+  const type = map.get('type')
+  const meta = readJsonObject(map.get('meta'))
+  const withMeta = <T extends TurnPart>(part: T): T => {
+    if (meta) part.meta = meta
+    return part
+  }
+  const str = (key: string): string | undefined => {
+    const v = map.get(key)
+    return typeof v === 'string' ? v : undefined
+  }
+  switch (type) {
+    case 'text':
+    case 'reasoning': {
+      const text = map.get('text')
+      const content = text instanceof Y.Text ? text.toString() : typeof text === 'string' ? text : undefined
+      if (content === undefined) return undefined
+      return withMeta({ type, text: content, state: map.get('state') === 'streaming' ? 'streaming' : 'done' })
+    }
+    case 'tool-call': {
+      const toolCallId = str('toolCallId')
+      const toolName = str('toolName')
+      const input = map.has('input') ? readJson(map.get('input')) : null
+      if (toolCallId === undefined || toolName === undefined || input === undefined) return undefined
+      const part: ToolCallPart = { type, toolCallId, toolName, input }
+      const state = map.get('state')
+      if (state === 'input-streaming' || state === 'input-available') part.state = state
+      if (map.get('providerExecuted') === true) part.providerExecuted = true
+      if (map.get('dynamic') === true) part.dynamic = true
+      return withMeta(part)
+    }
+    case 'tool-result': {
+      const toolCallId = str('toolCallId')
+      const toolName = str('toolName')
+      if (toolCallId === undefined || toolName === undefined) return undefined
+      const part: ToolResultPart = { type, toolCallId, toolName }
+      if (map.has('output')) {
+        const output = readJson(map.get('output'))
+        if (output === undefined) return undefined
+        part.output = output
+      }
+      const errorText = str('errorText')
+      if (errorText !== undefined) part.errorText = errorText
+      return withMeta(part)
+    }
+    case 'file': {
+      const mediaType = str('mediaType')
+      const url = str('url')
+      if (mediaType === undefined || url === undefined) return undefined
+      const part: FilePart = { type, mediaType, url }
+      const filename = str('filename')
+      if (filename !== undefined) part.filename = filename
+      return withMeta(part)
+    }
+    case 'data': {
+      const name = str('name')
+      const data = map.has('data') ? readJson(map.get('data')) : null
+      if (name === undefined || data === undefined) return undefined
+      const part: DataPart = { type, name, data }
+      const partId = str('id')
+      if (partId !== undefined) part.id = partId
+      return withMeta(part)
+    }
+    default:
+      return undefined
+  }
+}
+
+/** Every valid claim of a session, by device id. */
+export function readClaims(session: Y.Map<unknown>): Map<string, Claim> {
+  const out = new Map<string, Claim>()
+  const claims = session.get('claims')
+  if (!(claims instanceof Y.Map)) return out
+  claims.forEach((value, deviceId) => {
+    if (typeof value !== 'object' || value === null) return
+    const { term, at, until, offer } = value as Record<string, unknown>
+    if (typeof term !== 'number' || !Number.isSafeInteger(term) || term < 1) return
+    if (!isTime(at) || !isTime(until)) return
+    const claim: Claim = { term, at, until }
+    if (typeof offer === 'string') claim.offer = offer
+    out.set(deviceId, claim)
+  })
+  return out
+}
+
+/** Total order of claims: higher term wins, then the higher device id (deterministic everywhere). */
+export function claimBeats(a: [string, Claim], b: [string, Claim]): boolean {
+  if (a[1].term !== b[1].term) return a[1].term > b[1].term
+  return a[0] > b[0]
+}
+
+/** The winning claim as a lease. */
+export function leaseOf(claims: Map<string, Claim>, now: number): SessionLease | undefined {
+  let best: [string, Claim] | undefined
+  for (const entry of claims) if (!best || claimBeats(entry, best)) best = entry
+  if (!best) return undefined
+  const [deviceId, claim] = best
+  const lease: SessionLease = { deviceId, term: claim.term, acquiredAt: claim.at, expiresAt: claim.until, active: claim.until > now }
+  if (claim.offer !== undefined) lease.offerId = claim.offer
+  return lease
+}
+
+/** The highest term among the claims (0 without any). */
+export function maxTerm(claims: Map<string, Claim>): number {
+  let max = 0
+  for (const claim of claims.values()) if (claim.term > max) max = claim.term
+  return max
+}
+
+/** Every valid handoff offer of a session. */
+export function readOffers(session: Y.Map<unknown>): RawOffer[] {
+  const out: RawOffer[] = []
+  const handoffs = session.get('handoffs')
+  if (!(handoffs instanceof Y.Map)) return out
+  handoffs.forEach((value, id) => {
+    if (!(value instanceof Y.Map)) return
+    const from = value.get('from')
+    const to = value.get('to')
+    const createdAt = value.get('createdAt')
+    const expiresAt = value.get('expiresAt')
+    if (typeof from !== 'string' || typeof to !== 'string' || !isTime(createdAt) || !isTime(expiresAt)) return
+    const offer: RawOffer = { id, from, to, toKind: value.get('toKind') === true, createdAt, expiresAt, responses: new Map() }
+    if (value.has('payload')) {
+      const payload = readJson(value.get('payload'))
+      if (payload !== undefined) offer.payload = payload
+    }
+    const link = value.get('link')
+    if (typeof link === 'string') offer.link = link
+    const cancelledAt = value.get('cancelledAt')
+    if (isTime(cancelledAt)) offer.cancelledAt = cancelledAt
+    const responses = value.get('responses')
+    if (responses instanceof Y.Map) {
+      responses.forEach((r, deviceId) => {
+        if (typeof r !== 'object' || r === null) return
+        const { action, at } = r as Record<string, unknown>
+        if ((action === 'accept' || action === 'decline') && isTime(at)) offer.responses.set(deviceId, { action, at })
+      })
+    }
+    out.push(offer)
+  })
+  return out
+}
+
+/** Write a handoff offer. Call inside a transaction. */
+export function insertOffer(session: Y.Map<unknown>, offer: Omit<RawOffer, 'responses' | 'cancelledAt'>): void {
+  const map = new Y.Map<unknown>()
+  map.set('from', offer.from)
+  map.set('to', offer.to)
+  map.set('toKind', offer.toKind)
+  if (offer.payload !== undefined) map.set('payload', offer.payload)
+  if (offer.link !== undefined) map.set('link', offer.link)
+  map.set('createdAt', offer.createdAt)
+  map.set('expiresAt', offer.expiresAt)
+  map.set('responses', new Y.Map<unknown>())
+  childMap(session, 'handoffs').set(offer.id, map)
+}
+
+/** The map of one offer. */
+export function offerMap(session: Y.Map<unknown>, offerId: string): Y.Map<unknown> | undefined {
+  const handoffs = session.get('handoffs')
+  const offer = handoffs instanceof Y.Map ? handoffs.get(offerId) : undefined
+  return offer instanceof Y.Map ? offer : undefined
+}
+
+/** Record one device's answer to an offer (each device writes only its own key). */
+export function respondToOffer(offer: Y.Map<unknown>, deviceId: string, action: 'accept' | 'decline', at: number): void {
+  let responses = offer.get('responses')
+  if (!(responses instanceof Y.Map)) {
+    responses = new Y.Map<unknown>()
+    offer.set('responses', responses)
+  }
+  ;(responses as Y.Map<unknown>).set(deviceId, { action, at })
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value)
 }

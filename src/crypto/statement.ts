@@ -24,8 +24,18 @@ const STATEMENT_DOMAIN = 'contextsync/v1/statement'
 /** Statement types. Stable numbers. */
 export const StatementType = {
   DeviceCertificate: 1,
-  /** A minimal certificate for the relay: device id + signing key, no kind or name. */
+  /** A minimal certificate for the relay: device id + signing key + rooms, no kind or name. */
   RelayPass: 2,
+  /** A device is revoked. */
+  Revocation: 3,
+  /** A scope's policy: which device kinds hold it, its room, its retention. */
+  ScopeDefinition: 4,
+  /** One device is granted one scope beyond its kind's policy. */
+  Grant: 5,
+  /** An epoch key sealed to one device's X25519 key. */
+  Lockbox: 6,
+  /** A scope moved to a new key epoch. */
+  EpochStart: 7,
 } as const
 /** One of the {@link StatementType} numbers. */
 export type StatementType = (typeof StatementType)[keyof typeof StatementType]
@@ -84,4 +94,43 @@ export function verifyStatement(account: AccountKeys, bytes: Uint8Array): Checke
     return reject(RejectCode.BadSignature, 'statement signature')
   }
   return { ok: true, value: { type: type as StatementType, body: body.slice() } }
+}
+
+/**
+ * Parse a verified statement's body with `read`; a reader that throws (truncated input) or leaves
+ * bytes unread yields a `Malformed` rejection. Never throws.
+ */
+export function readStatementBody<T>(
+  statement: VerifiedStatement,
+  type: StatementType,
+  read: (dec: decoding.Decoder) => T,
+): Checked<T> {
+  if (statement.type !== type) return reject(RejectCode.UnknownType, `expected statement type ${type}, got ${statement.type}`)
+  try {
+    const dec = decoding.createDecoder(statement.body)
+    const value = read(dec)
+    if (decoding.hasContent(dec)) return reject(RejectCode.Malformed, 'statement body has trailing bytes')
+    return { ok: true, value }
+  } catch {
+    return reject(RejectCode.Malformed, 'statement body truncated')
+  }
+}
+
+/** Verify a statement and parse its body in one step. Never throws. */
+export function verifyTypedStatement<T>(
+  account: AccountKeys,
+  bytes: Uint8Array,
+  type: StatementType,
+  read: (dec: decoding.Decoder) => T,
+): Checked<T> {
+  const statement = verifyStatement(account, bytes)
+  if (!statement.ok) return statement
+  return readStatementBody(statement.value, type, read)
+}
+
+/** Build a statement body with lib0 encoding and sign it. */
+export function signTypedStatement(account: AccountKeys, type: StatementType, write: (enc: encoding.Encoder) => void): Uint8Array {
+  const enc = encoding.createEncoder()
+  write(enc)
+  return signStatement(account, type, encoding.toUint8Array(enc))
 }

@@ -33,16 +33,27 @@ export const DEFAULT_TOKEN_LIFETIME_SECONDS = 300
 /** Longest lifetime a relay accepts by default. */
 export const MAX_TOKEN_LIFETIME_SECONDS = 3600
 
-/** Issue a relay pass for a device (owner only): root-signed `{deviceId, signPublicKey, issuedAt}`. */
+/**
+ * Issue a relay pass for a device (owner only): root-signed `{deviceId, signPublicKey, issuedAt,
+ * rooms}`. `rooms: 'all'` (owner devices) admits every room of the account; otherwise only the
+ * listed room ids — the relay's defence-in-depth check of scope grants. A newer pass for the same
+ * device supersedes older ones.
+ *
+ * Body: `16B deviceId · 32B signPk · varuint issuedAt(ms) · u8 all · varuint n · varstring roomId × n`.
+ */
 export function issueRelayPass(
   account: AccountKeys,
   device: Pick<DeviceKeys, 'deviceIdBytes' | 'signPublicKey'>,
-  issuedAt = Date.now(),
+  options: { rooms: 'all' | string[]; issuedAt?: number } = { rooms: 'all' },
 ): Uint8Array {
   const enc = encoding.createEncoder()
   encoding.writeUint8Array(enc, device.deviceIdBytes)
   encoding.writeUint8Array(enc, device.signPublicKey)
-  encoding.writeVarUint(enc, issuedAt)
+  encoding.writeVarUint(enc, options.issuedAt ?? Date.now())
+  encoding.writeUint8(enc, options.rooms === 'all' ? 1 : 0)
+  const rooms = options.rooms === 'all' ? [] : options.rooms
+  encoding.writeVarUint(enc, rooms.length)
+  for (const room of rooms) encoding.writeVarString(enc, room)
   return signStatement(account, StatementType.RelayPass, encoding.toUint8Array(enc))
 }
 
@@ -51,6 +62,8 @@ export interface RelayPass {
   deviceId: string
   signPublicKey: Uint8Array
   issuedAt: number
+  /** Rooms the device may join: every room of the account, or these. */
+  rooms: 'all' | string[]
 }
 
 /** Verify a relay pass against the account root. Never throws. */
@@ -63,9 +76,14 @@ export function verifyRelayPass(account: AccountKeys, bytes: Uint8Array): Checke
     const idBytes = decoding.readUint8Array(dec, ID_BYTES)
     const signPublicKey = decoding.readUint8Array(dec, 32).slice()
     const issuedAt = decoding.readVarUint(dec)
+    const all = decoding.readUint8(dec)
+    const count = decoding.readVarUint(dec)
+    if (count > 4096 || all > 1) return reject(RejectCode.Malformed, 'relay pass room list')
+    const rooms: string[] = []
+    for (let i = 0; i < count; i++) rooms.push(decoding.readVarString(dec))
     if (decoding.hasContent(dec)) return reject(RejectCode.Malformed, 'relay pass has trailing bytes')
     if (!bytesEqual(keyId(signPublicKey), idBytes)) return reject(RejectCode.Malformed, 'relay pass id/key mismatch')
-    return { ok: true, value: { deviceId: toHex(idBytes), signPublicKey, issuedAt } }
+    return { ok: true, value: { deviceId: toHex(idBytes), signPublicKey, issuedAt, rooms: all === 1 ? 'all' : rooms } }
   } catch {
     return reject(RejectCode.Malformed, 'relay pass truncated')
   }
@@ -111,6 +129,10 @@ export interface AccessGrant {
   expiresAt: number
   /** Hex nonce, for the relay's replay cache. */
   nonce: string
+  /** When the pass inside was issued (ms): a relay refuses passes older than the newest it knows. */
+  passIssuedAt: number
+  /** The account root public key the chain ends in (the relay verifies registry statements with it). */
+  rootPublicKey: Uint8Array
 }
 
 /** Options of {@link verifyAccessToken}. */
@@ -162,6 +184,8 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
   }
   if (roomId !== options.roomId) return reject(RejectCode.WrongAccount, 'token is for another room')
   if (!roomBelongsTo(roomId, account.accountId)) return reject(RejectCode.WrongAccount, 'room is not in the token account')
+  const rooms = verifiedPass.value.rooms
+  if (rooms !== 'all' && !rooms.includes(roomId)) return reject(RejectCode.NotGranted, 'the relay pass does not cover this room')
   const now = Math.floor((options.now ?? Date.now()) / 1000)
   const skew = options.clockSkewSeconds ?? 60
   const maxLifetime = options.maxLifetimeSeconds ?? MAX_TOKEN_LIFETIME_SECONDS
@@ -170,6 +194,14 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
   if (now - skew >= expiresAt) return reject(RejectCode.Expired, 'token expired')
   return {
     ok: true,
-    value: { accountId: account.accountId, deviceId: verifiedPass.value.deviceId, roomId, expiresAt, nonce: toHex(nonce) },
+    value: {
+      accountId: account.accountId,
+      deviceId: verifiedPass.value.deviceId,
+      roomId,
+      expiresAt,
+      nonce: toHex(nonce),
+      passIssuedAt: verifiedPass.value.issuedAt,
+      rootPublicKey: account.rootPublicKey,
+    },
   }
 }

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { createAccountKeys, ready, type AccountKeys } from '../crypto/index.js'
+import { accountKeysFromSeed, createAccountKeys, decodeRecoveryCode, encodeRecoveryCode, ready, type AccountKeys } from '../crypto/index.js'
+import { PermissionError, ValidationError } from '../errors.js'
 
 const keysOf = new WeakMap<Account, AccountKeys>()
 
@@ -25,6 +26,16 @@ export class Account {
     return accountKeys(this).rootSecretKey !== undefined
   }
 
+  /**
+   * The account's recovery code: the root key as 56 letters and digits with a checksum. Keep it
+   * offline; `createAccount({ recoveryCode })` on a new phone makes it an owner again.
+   */
+  exportRecoveryCode(): string {
+    const seed = accountKeys(this).rootSeed
+    if (!seed) throw new PermissionError('only an owner account handle holds the root key')
+    return encodeRecoveryCode(seed)
+  }
+
   /** Never prints key material. */
   toJSON(): { accountId: string } {
     return { accountId: this.accountId }
@@ -39,7 +50,7 @@ export function accountKeys(account: Account): AccountKeys {
 }
 
 /**
- * Create a new account (a fresh Ed25519 root key).
+ * Create a new account (a fresh Ed25519 root key), or restore one from its recovery code.
  *
  * @example
  * ```ts
@@ -47,7 +58,10 @@ export function accountKeys(account: Account): AccountKeys {
  * const phone = await ContextSync.open({ account, device: { kind: 'phone' }, storage, transports })
  * ```
  */
-export async function createAccount(): Promise<Account> {
+export async function createAccount(options: { recoveryCode?: string } = {}): Promise<Account> {
   await ready()
-  return new Account(createAccountKeys())
+  if (options.recoveryCode === undefined) return new Account(createAccountKeys())
+  const seed = decodeRecoveryCode(options.recoveryCode)
+  if (!seed) throw new ValidationError('recoveryCode is not a valid recovery code (check for typos: its checksum does not match)')
+  return new Account(accountKeysFromSeed(seed))
 }

@@ -1,34 +1,40 @@
 /**
  * `ContextSync`: one device's view of a person's assistant context. It wires the layers of
- * DESIGN §1 together — key material from storage, the registry, one replica per scope, the
- * transports — and exposes `memory` and `sessions`.
+ * DESIGN §1 together — key material from storage, the registry, one replica per scope the device
+ * holds, the transports — and exposes `memory`, `sessions`, `devices` and `scopes`.
  *
  * @module
  */
-import type { StorageAdapter } from '../adapters/storage.js'
+import type { StorageAdapter, StorageError } from '../adapters/storage.js'
 import type { Transport, TransportAttachment, TransportStatus } from '../adapters/transport.js'
 import {
   accountKeysFromPublicKey,
+  createAccessToken,
   createDeviceKeys,
   decodeAccountKeys,
   decodeDeviceKeys,
+  DeviceKeyring,
   encodeAccountKeys,
   encodeDeviceKeys,
-  ownerKeyring,
+  issueRelayPass,
   ready,
   REGISTRY_SCOPE,
   type AccountKeys,
   type DeviceKeys,
-  type ScopeKeyring,
 } from '../crypto/index.js'
 import { ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
-import { Replica, type CompactionPolicy, type RejectedEvent } from '../sync/replica.js'
-import type { StorageError } from '../adapters/storage.js'
+import { Replica, type CompactionPolicy, type RejectedEvent, type ReplicaOptions } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
+import { passKey } from '../crdt/registry.js'
 import { Account, accountKeys } from './account.js'
+import type { DeviceContext } from './device-context.js'
+import { DevicesApi } from './devices.js'
 import { MemoryApi, type ScopeReplicas } from './memory.js'
+import { InviteHost, joinWithInvite, type JoinOptions } from './pairing.js'
 import { Registry } from './registry.js'
-import { BUILTIN_SCOPES, DEVICE_KINDS, isDeviceLocal, type DeviceKind } from './scopes.js'
+import { DEVICE_KINDS, isDeviceLocal, type DeviceKind } from './scopes.js'
+import { ScopesApi } from './scopes-api.js'
+import { PresenceApi } from './presence.js'
 import { SessionsApi } from './sessions.js'
 import { requireObject, requireOneOf } from './validate.js'
 
@@ -40,11 +46,13 @@ export interface SyncOptions {
   streamFlushDelayMs?: number
   /** When to compact a sealed log. */
   compaction?: Partial<CompactionPolicy>
+  /** How often scope retention is enforced while the device runs (ms). Default 60 000. */
+  retentionSweepMs?: number
 }
 
 /** Options of {@link ContextSync.open}. */
 export interface OpenOptions {
-  /** The account to enrol this device in (first open only). Later opens read it from storage. */
+  /** The account to enrol this device in as an owner (first open only). Later opens read it from storage. */
   account?: Account
   /** What this device is (first open only). */
   device?: { kind: DeviceKind; name?: string }
@@ -66,12 +74,16 @@ export interface StorageErrorEvent {
 export interface ContextSyncEvents {
   /** Untrusted input was refused (bad envelope, forged statement…). Sync carries on. */
   rejected: (event: RejectedEvent) => void
-  /** An envelope is held until its sender's certificate or epoch key arrives. */
+  /** An envelope is held until its sender's certificate, grant or epoch key arrives. */
   held: (event: RejectedEvent) => void
   /** Storing failed; the app keeps working from memory while the write is retried. */
   'storage-error': (event: StorageErrorEvent) => void
   /** A transport's connection state for one scope changed. */
   status: (event: { scope: string; transport: string; status: TransportStatus }) => void
+  /** The scopes this device holds changed (a grant arrived). */
+  scopes: (event: { scopes: string[] }) => void
+  /** This device was revoked by an owner: it syncs nothing any more. */
+  revoked: (event: { deviceId: string }) => void
 }
 
 const KEY_DEVICE = ['keys', 'device']
@@ -88,46 +100,87 @@ export class ContextSync {
   readonly deviceId: string
   /** The account this device belongs to. */
   readonly accountId: string
-  /** What this device is. */
-  readonly kind: DeviceKind
-  /** Its display name. */
-  readonly name: string
   /** Long-term memory. */
   readonly memory: MemoryApi
   /** Conversations. */
   readonly sessions: SessionsApi
+  /** Which devices are online and what they are doing (encrypted presence). */
+  readonly presence: PresenceApi
+  /** The account's devices: pairing, listing, revocation. */
+  readonly devices: DevicesApi
+  /** Privacy scopes: which device may hold what. */
+  readonly scopes: ScopesApi
   private readonly emitter = new Emitter<ContextSyncEvents>()
-  private readonly attachments: TransportAttachment[] = []
+  private readonly attachments = new Map<string, TransportAttachment[]>()
+  private readonly replicaWatchers: Array<(replica: Replica) => void> = []
+  private readonly opening = new Map<string, Promise<void>>()
+  private readonly context: DeviceContext
+  private retentionTimer: ReturnType<typeof setInterval> | undefined
   private closed = false
+  private revoked = false
 
   private constructor(
     private readonly device: DeviceKeys,
     private readonly account: AccountKeys,
-    profile: Profile,
+    private readonly profile: Profile,
+    private readonly keyring: DeviceKeyring,
     private readonly registryReplica: Replica,
-    readonly registry: Registry,
+    /** @internal */ readonly registry: Registry,
     private readonly scopeReplicas: Map<string, Replica>,
+    private readonly transports: Transport[],
+    private readonly storage: StorageAdapter,
+    private readonly sync: SyncOptions,
   ) {
     this.deviceId = device.deviceId
     this.accountId = account.accountId
-    this.kind = profile.kind
-    this.name = profile.name
     const scopes: ScopeReplicas = {
       deviceId: device.deviceId,
       replica: (scope) => this.replicaFor(scope),
       replicas: () => [...this.scopeReplicas.values()],
-      assertOpen: () => {
-        if (this.closed) throw new ClosedError()
+      assertOpen: () => this.assertOpen(),
+      eachReplica: (fn) => {
+        for (const replica of this.scopeReplicas.values()) fn(replica)
+        this.replicaWatchers.push(fn)
       },
     }
-    this.memory = new MemoryApi(scopes)
-    this.sessions = new SessionsApi(scopes)
+    this.context = {
+      device,
+      account,
+      keyring,
+      registry,
+      transports,
+      assertOpen: () => this.assertOpen(),
+      heldReplica: (scope) => this.scopeReplicas.get(scope),
+      allReplicas: () => this.allReplicas(),
+    }
+    this.memory = new MemoryApi(scopes, this.context)
+    this.sessions = new SessionsApi(scopes, this.context)
+    this.presence = new PresenceApi(scopes, this.context)
+    this.devices = new DevicesApi(this.context, new InviteHost(this.context))
+    this.scopes = new ScopesApi(this.context, () => this.heldScopes())
+  }
+
+  /** What this device is. */
+  get kind(): DeviceKind {
+    const kind = this.registry.certificate(this.deviceId)?.kind ?? this.profile.kind
+    return (DEVICE_KINDS as readonly string[]).includes(kind) ? (kind as DeviceKind) : 'other'
+  }
+
+  /** Its display name. */
+  get name(): string {
+    return this.registry.certificate(this.deviceId)?.name ?? this.profile.name
+  }
+
+  /** True on owner devices (they hold the account root and can pair, grant and revoke). */
+  get isOwner(): boolean {
+    return this.account.rootSecretKey !== undefined
   }
 
   /**
    * Open a device. The first open needs `account` and `device`; it creates the device's keys,
-   * enrols it in the account and stores everything. Later opens need only `storage` (and
-   * transports): identity and data come back from storage.
+   * enrols it in the account as an owner and stores everything. Later opens need only `storage`
+   * (and transports): identity and data come back from storage. Devices that are not owners
+   * are added with an invite: see {@link ContextSync.join}.
    *
    * @example
    * ```ts
@@ -143,54 +196,73 @@ export class ContextSync {
     const storage = requireStorage(fields.storage)
     const transports = requireTransports(fields.transports)
     await ready()
-
     const identity = await loadOrCreateIdentity(storage, options)
-    const { device, account } = identity
-    if (!account.rootSecretKey) {
-      throw new ConfigError('this store holds a member device; member devices join with an invite (not available yet)')
-    }
-    const keyring = ownerKeyring(account)
-    const sync = options.sync ?? {}
-    const replicaOptions = (scope: string) => ({
-      scope,
-      roomId: keyring.roomId(scope),
-      keyring,
-      storage,
-      ...(sync.flushDelayMs !== undefined && { flushDelayMs: sync.flushDelayMs }),
-      ...(sync.streamFlushDelayMs !== undefined && { streamFlushDelayMs: sync.streamFlushDelayMs }),
-      ...(sync.compaction !== undefined && { compaction: sync.compaction }),
-    })
+    return ContextSync.start(identity, storage, transports, options.sync ?? {})
+  }
 
-    // The registry's envelopes are signed with the account root: only owners state things there.
+  /**
+   * Join an account with an invite code from an owner device (`owner.devices.invite`). Resolves
+   * once the owner has admitted this device and its registry entry and keys have arrived.
+   *
+   * @example
+   * ```ts
+   * const { code } = await phone.devices.invite({ kind: 'car', scopes: ['personal', 'location'] })
+   * const car = await ContextSync.join({ invite: code, device: { kind: 'car', name: 'Car' }, storage, transports })
+   * ```
+   */
+  static async join(options: JoinOptions & { storage: StorageAdapter; transports: Transport[]; sync?: SyncOptions }): Promise<ContextSync> {
+    const fields = requireObject(options, 'ContextSync.join(options)')
+    const storage = requireStorage(fields.storage)
+    const transports = requireTransports(fields.transports)
+    if (transports.length === 0) throw new ValidationError('join needs at least one transport to reach the owner device')
+    await ready()
+    if ((await storage.load(KEY_DEVICE)) || (await storage.load(KEY_ACCOUNT))) {
+      throw new ConfigError('this store already holds a device; open it with ContextSync.open({ storage })')
+    }
+    const joined = await joinWithInvite(options, transports)
+    await storage.save(KEY_ACCOUNT, encodeAccountKeys(joined.account))
+    await storage.save(KEY_DEVICE, encodeDeviceKeys(joined.device))
+    const dev = await ContextSync.start(joined, storage, transports, options.sync ?? {})
+    try {
+      await dev.untilAdmitted(options.timeoutMs ?? 60_000)
+    } catch (error) {
+      await dev.close()
+      throw error
+    }
+    return dev
+  }
+
+  private static async start(
+    identity: { device: DeviceKeys; account: AccountKeys; profile?: Profile; relayPass?: Uint8Array },
+    storage: StorageAdapter,
+    transports: Transport[],
+    sync: SyncOptions,
+  ): Promise<ContextSync> {
+    const { device, account } = identity
+    const keyring = new DeviceKeyring(account, device.seeds.sign)
+    // Registry envelopes are signed with the account root: only owners state things there.
     const registryReplica = new Replica({
-      ...replicaOptions(REGISTRY_SCOPE),
+      ...replicaOptions(REGISTRY_SCOPE, keyring, storage, sync),
       directory: { resolve: () => ({ status: 'known', signPublicKey: account.rootPublicKey }) },
-      signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: account.rootSecretKey },
+      ...(account.rootSecretKey && {
+        signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: account.rootSecretKey },
+      }),
     })
     await registryReplica.load()
-    const registry = new Registry(registryReplica, account)
+    const registry = new Registry(registryReplica, account, device, keyring)
+    if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
     const own = registry.certificate(device.deviceId)
     const profile: Profile = identity.profile ?? {
       kind: (DEVICE_KINDS as readonly string[]).includes(own?.kind ?? '') ? (own!.kind as DeviceKind) : 'other',
       name: own?.name ?? defaultName('other'),
     }
-    await registry.enrol(device, profile)
+    if (account.rootSecretKey) await registry.enrolOwner(profile)
 
-    const replicas = new Map<string, Replica>()
-    for (const scope of BUILTIN_SCOPES) {
-      replicas.set(
-        scope,
-        new Replica({
-          ...replicaOptions(scope),
-          directory: registry,
-          signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: device.signSecretKey },
-        }),
-      )
-    }
-    await Promise.all([...replicas.values()].map((r) => r.load()))
-
-    const instance = new ContextSync(device, account, profile, registryReplica, registry, replicas)
-    instance.wire(transports, keyring)
+    const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
+    instance.wireReplica(registryReplica)
+    await instance.openHeldScopes()
+    registry.events.on('change', () => instance.onRegistryChange())
+    instance.startRetention()
     return instance
   }
 
@@ -208,13 +280,9 @@ export class ContextSync {
     return out
   }
 
-  /** Scopes this device holds. */
-  scopes(): string[] {
-    return [...this.scopeReplicas.keys()]
-  }
-
   /** Resolves once every local change so far is sealed and durably stored. */
   async flush(): Promise<void> {
+    await Promise.all([...this.opening.values()])
     await Promise.all(this.allReplicas().map((r) => r.whenFlushed()))
   }
 
@@ -222,11 +290,39 @@ export class ContextSync {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const attachment of this.attachments) attachment.detach()
+    if (this.retentionTimer) clearInterval(this.retentionTimer)
+    await Promise.all([...this.opening.values()].map((p) => p.catch(() => undefined)))
+    this.presence.close()
+    this.devices.close()
+    for (const list of this.attachments.values()) for (const attachment of list) attachment.detach()
+    this.attachments.clear()
     this.memory.close()
     this.sessions.close()
     await Promise.all(this.allReplicas().map((r) => r.close()))
     this.emitter.clear()
+  }
+
+  /**
+   * A fresh single-use relay access token for one of this device's rooms. Transports call it
+   * through `SealedLogRoom.token`; apps only need it to connect a foreign client.
+   */
+  accessToken(roomId: string, lifetimeSeconds?: number): string {
+    this.assertOpen()
+    let pass = this.registry.relayPass(this.deviceId)
+    if (!pass && this.isOwner) pass = issueRelayPass(this.account, this.device, { rooms: 'all' })
+    if (!pass) throw new ScopeAccessError('this device has no relay pass yet (pairing not finished)')
+    return createAccessToken({
+      rootPublicKey: this.account.rootPublicKey,
+      relayPass: pass,
+      device: this.device,
+      roomId,
+      ...(lifetimeSeconds !== undefined && { lifetimeSeconds }),
+    })
+  }
+
+  /** Room id of a scope this device holds (what the relay sees instead of the scope name). */
+  roomId(scope: string): string {
+    return this.replicaFor(scope).roomId
   }
 
   /** @internal the replica of a scope (tests, inspection). */
@@ -234,45 +330,143 @@ export class ContextSync {
     return scope === REGISTRY_SCOPE ? this.registryReplica : this.scopeReplicas.get(scope)
   }
 
+  private assertOpen(): void {
+    if (this.closed) throw new ClosedError()
+  }
+
   private allReplicas(): Replica[] {
     return [this.registryReplica, ...this.scopeReplicas.values()]
+  }
+
+  private heldScopes(): string[] {
+    if (this.revoked) return []
+    return this.registry.heldScopes(this.deviceId)
   }
 
   private replicaFor(scope: unknown): Replica {
     if (typeof scope !== 'string') throw new ValidationError(`scope must be a string, got ${typeof scope}`)
     const replica = this.scopeReplicas.get(scope)
-    if (replica) return replica
-    if ((BUILTIN_SCOPES as readonly string[]).includes(scope)) {
+    if (replica) {
+      if (!replica.canSeal()) throw new ScopeAccessError(`the keys of scope '${scope}' have not reached this device yet`)
+      return replica
+    }
+    if (this.registry.scopeNames().includes(scope)) {
       throw new ScopeAccessError(`this device (${this.kind}) does not hold scope '${scope}'`)
     }
-    throw new ValidationError(`unknown scope '${scope}'; known scopes: ${BUILTIN_SCOPES.join(', ')}`)
+    throw new ValidationError(`unknown scope '${scope}'; known scopes: ${this.registry.scopeNames().join(', ')}`)
   }
 
-  private wire(transports: Transport[], keyring: ScopeKeyring): void {
-    for (const replica of this.allReplicas()) {
-      replica.events.on('rejected', (e) => this.emitter.emit('rejected', e))
-      replica.events.on('held', (e) => this.emitter.emit('held', e))
-      replica.events.on('storage-error', ({ error, scope }) =>
-        this.emitter.emit('storage-error', { code: 'storage-error', error, scope }),
-      )
+  /** Wait until the owner's registry entries for this (joining) device have arrived. */
+  private untilAdmitted(timeoutMs: number): Promise<void> {
+    const admitted = () => {
+      if (!this.registry.certificate(this.deviceId) || !this.registry.relayPass(this.deviceId)) return false
+      const held = this.heldScopes().filter((s) => !isDeviceLocal(s))
+      return held.length > 0 && held.every((s) => this.scopeReplicas.get(s)?.canSeal() === true)
     }
-    this.registry.events.on('change', () => {
-      for (const replica of this.scopeReplicas.values()) replica.retryHeld()
-    })
-    for (const replica of this.allReplicas()) {
-      if (isDeviceLocal(replica.scope)) continue
-      for (const transport of transports) {
-        const attachment = transport.attach({
-          roomId: keyring.roomId(replica.scope),
-          doc: replica.outer,
-          awareness: replica.awareness,
-        })
-        attachment.on('status', ({ status }) =>
-          this.emitter.emit('status', { scope: replica.scope, transport: transport.kind, status }),
-        )
-        this.attachments.push(attachment)
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!admitted()) return
+        clearTimeout(timer)
+        off()
+        resolve()
       }
+      const timer = setTimeout(() => {
+        off()
+        reject(new ConfigError(`joined, but the registry did not arrive within ${timeoutMs} ms; is an owner device online?`))
+      }, timeoutMs)
+      // Replicas of newly held scopes open asynchronously after the registry changed.
+      const offChange = this.registry.events.on('change', () => queueMicrotask(check))
+      const offScopes = this.emitter.on('scopes', () => queueMicrotask(check))
+      const off = () => {
+        offChange()
+        offScopes()
+      }
+      check()
+    })
+  }
+
+  private onRegistryChange(): void {
+    if (this.closed) return
+    if (!this.revoked && this.registry.revocation(this.deviceId)) {
+      this.revoked = true
+      for (const list of this.attachments.values()) for (const attachment of list) attachment.detach()
+      this.attachments.clear()
+      this.emitter.emit('revoked', { deviceId: this.deviceId })
+      return
     }
+    for (const replica of this.allReplicas()) replica.retryHeld()
+    void this.openHeldScopes()
+  }
+
+  /** Open (load + attach) a replica for every held scope that has none yet. */
+  private async openHeldScopes(): Promise<void> {
+    const added: string[] = []
+    for (const scope of this.heldScopes()) {
+      if (this.scopeReplicas.has(scope) || this.opening.has(scope)) continue
+      if (!this.keyring.knowsRoom(scope)) continue
+      const opening = this.openScope(scope).finally(() => this.opening.delete(scope))
+      this.opening.set(scope, opening)
+      added.push(scope)
+    }
+    await Promise.all(added.map((s) => this.opening.get(s)))
+    if (added.length > 0 && !this.closed) this.emitter.emit('scopes', { scopes: this.heldScopes() })
+  }
+
+  private async openScope(scope: string): Promise<void> {
+    const replica = new Replica({
+      ...replicaOptions(scope, this.keyring, this.storage, this.sync),
+      directory: this.registry.directoryFor(scope, this.keyring.roomId(scope)),
+      signer: { sender: this.device.deviceIdBytes, senderId: this.device.deviceId, signSecretKey: this.device.signSecretKey },
+      onApplied: (senderId) => this.registry.sawSender(senderId),
+    })
+    await replica.load()
+    if (this.closed) {
+      await replica.close()
+      return
+    }
+    this.scopeReplicas.set(scope, replica)
+    this.wireReplica(replica)
+    for (const watch of this.replicaWatchers) watch(replica)
+  }
+
+  private wireReplica(replica: Replica): void {
+    replica.events.on('rejected', (e) => this.emitter.emit('rejected', e))
+    replica.events.on('held', (e) => this.emitter.emit('held', e))
+    replica.events.on('storage-error', ({ error, scope }) => this.emitter.emit('storage-error', { code: 'storage-error', error, scope }))
+    if (isDeviceLocal(replica.scope) || this.revoked) return
+    const list: TransportAttachment[] = []
+    for (const transport of this.transports) {
+      const attachment = transport.attach({
+        roomId: replica.roomId,
+        doc: replica.outer,
+        awareness: replica.awareness,
+        token: () => this.accessToken(replica.roomId),
+      })
+      attachment.on('status', ({ status }) => this.emitter.emit('status', { scope: replica.scope, transport: transport.kind, status }))
+      list.push(attachment)
+    }
+    this.attachments.set(replica.scope, list)
+  }
+
+  private startRetention(): void {
+    const every = this.sync.retentionSweepMs ?? 60_000
+    void this.scopes.enforceRetention()
+    this.retentionTimer = setInterval(() => void this.scopes.enforceRetention(), every)
+    // A background sweep must not keep a process (a CLI, a test) alive.
+    const timer = this.retentionTimer as { unref?: () => void }
+    timer.unref?.()
+  }
+}
+
+function replicaOptions(scope: string, keyring: DeviceKeyring, storage: StorageAdapter, sync: SyncOptions): Omit<ReplicaOptions, 'directory'> {
+  return {
+    scope,
+    roomId: keyring.roomId(scope),
+    keyring,
+    storage,
+    ...(sync.flushDelayMs !== undefined && { flushDelayMs: sync.flushDelayMs }),
+    ...(sync.streamFlushDelayMs !== undefined && { streamFlushDelayMs: sync.streamFlushDelayMs }),
+    ...(sync.compaction !== undefined && { compaction: sync.compaction }),
   }
 }
 
@@ -295,21 +489,24 @@ async function loadOrCreateIdentity(
     return { device: device.value, account: account.value }
   }
   if (deviceBytes || accountBytes) throw new ConfigError('this store holds partial key material; wipe it and enrol the device again')
-  if (!options.account) throw new ConfigError('this store holds no device yet: pass `account` (and `device`) to enrol one')
+  if (!options.account) {
+    throw new ConfigError('this store holds no device yet: pass `account` (and `device`) to enrol an owner device, or use ContextSync.join with an invite')
+  }
   if (!(options.account instanceof Account)) throw new ValidationError('account must come from createAccount()')
+  const account = accountKeys(options.account)
+  if (!account.rootSeed) throw new ConfigError('this Account holds no root key; add devices to it with an invite instead')
   const deviceInfo = requireObject(options.device, 'device')
   const kind = requireOneOf(deviceInfo.kind, DEVICE_KINDS, 'device.kind')
   const name = deviceInfo.name === undefined ? defaultName(kind) : String(deviceInfo.name).slice(0, 200)
-  const account = accountKeys(options.account)
   const device = createDeviceKeys()
-  const profile: Profile = { kind, name }
   // Account first, device last: a crash in between leaves "no device" rather than a half identity.
   await storage.save(KEY_ACCOUNT, encodeAccountKeys(account.rootSeed ? account : accountKeysFromPublicKey(account.rootPublicKey)))
   await storage.save(KEY_DEVICE, encodeDeviceKeys(device))
-  return { device, account, profile }
+  return { device, account, profile: { kind, name } }
 }
 
-function defaultName(kind: DeviceKind): string {
+/** Default display name of a device kind. */
+export function defaultName(kind: DeviceKind): string {
   return `My ${kind === 'pc' ? 'PC' : kind}`
 }
 

@@ -16,6 +16,19 @@ export const DEVICE_KINDS = ['phone', 'glasses', 'car', 'pc', 'other'] as const
 /** One of {@link DEVICE_KINDS}. */
 export type DeviceKind = (typeof DEVICE_KINDS)[number]
 
+/**
+ * Default policy of the built-in scopes: the device kinds that hold each one. `local` is held by
+ * every device and never leaves it.
+ */
+export const DEFAULT_SCOPE_KINDS: Record<BuiltinScope, readonly DeviceKind[]> = {
+  personal: DEVICE_KINDS,
+  health: ['phone', 'glasses'],
+  payments: ['phone'],
+  location: ['phone', 'glasses', 'car'],
+  work: ['phone', 'pc'],
+  local: DEVICE_KINDS,
+}
+
 /** True for scopes whose sealed log is never handed to a transport. */
 export function isDeviceLocal(scope: string): boolean {
   return scope === 'local'

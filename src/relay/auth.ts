@@ -16,6 +16,7 @@
  * @module
  */
 import type { IncomingMessage } from 'node:http'
+import type { AccessGrant } from '../crypto/token.js'
 import { RejectCode, verifyAccessToken } from '../crypto/index.js'
 import { CloseCode } from './close-codes.js'
 
@@ -121,6 +122,11 @@ export interface TokenAuthOptions {
   maxLifetimeSeconds?: number
   /** Replay cache to share between hooks; default a fresh one. */
   nonces?: NonceCache
+  /**
+   * Registry checks (revocations and superseded passes read from the account's registry room);
+   * called with the verified token, throws a {@link RelayRefusal} to refuse.
+   */
+  check?: (grant: AccessGrant) => void
 }
 
 /** Map a token verification code to the close code a client sees. */
@@ -151,7 +157,9 @@ export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
   return {
     name: 'token',
     priority: 100,
-    async onAuthenticate({ roomId, token }) {
+    async onAuthenticate({ roomId, token, identity: earlier }) {
+      // A room an earlier hook admitted (a pairing room) needs no token.
+      if (earlier && PAIRING_ROOM_PATTERN.test(roomId)) return earlier
       if (!token) throw new RelayRefusal(CloseCode.Unauthorized, 'missing token')
       const checked = verifyAccessToken(token, {
         roomId,
@@ -167,10 +175,30 @@ export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
       if (claimed === 'full') throw new RelayRefusal(CloseCode.RateLimited, 'replay cache full')
       if (!claimed) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
       const identity = { accountId, deviceId }
+      options.check?.(checked.value)
       if (options.revoked && (await options.revoked(identity))) {
         throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
       }
       return identity
+    },
+  }
+}
+
+/** Pairing rendezvous rooms: `pair.` + 22 base64url characters (see src/crypto/pairing.ts). */
+export const PAIRING_ROOM_PATTERN = /^pair\.[A-Za-z0-9_-]{22}$/
+
+/**
+ * Admits pairing rendezvous rooms without a token: a device being paired has no credentials
+ * yet, and everything in the room is sealed under a key derived from the invite code. Such rooms
+ * count against one shared `pairing` quota and are deleted when their last connection closes.
+ */
+export function pairingAuth(): AuthHook {
+  return {
+    name: 'pairing',
+    priority: 200,
+    onAuthenticate({ roomId, identity }) {
+      if (identity || !PAIRING_ROOM_PATTERN.test(roomId)) return
+      return { accountId: 'pairing', deviceId: 'anonymous' }
     },
   }
 }

@@ -14,6 +14,7 @@
  * | 1002 | ProtocolError       | WebSocket framing violated (sent by `ws` itself)                  |
  * | 1007 | InvalidPayload      | a text frame with invalid UTF-8 (sent by `ws` itself)             |
  * | 1009 | MessageTooBig       | a frame exceeded `limits.maxMessageBytes`                         |
+ * | 1011 | InternalError       | the relay could not serve the room (storage failure, broken state)|
  * | 4400 | MalformedFrame      | not a y-protocols message, or an update Yjs cannot decode/apply   |
  * | 4401 | Unauthorized        | token missing, garbled, forged, or its chain does not verify      |
  * | 4403 | Forbidden           | room not in the token's account, bad room id, or device revoked   |
@@ -36,6 +37,12 @@ export const CloseCode = {
   InvalidPayload: 1007,
   /** A frame was larger than `limits.maxMessageBytes` (RFC 6455 "message too big"). */
   MessageTooBig: 1009,
+  /**
+   * The relay could not serve the room: storage failed, or the room's doc can no longer be encoded
+   * (Yjs is not Byzantine-tolerant; a device of the account can break its own room's outer doc).
+   * Transient from the client's view; the operator sees an error log.
+   */
+  InternalError: 1011,
   /** A frame was not a valid y-protocols message, or carried an update Yjs cannot apply. */
   MalformedFrame: 4400,
   /** Token missing, not decodable, forged, or its certificate chain does not verify. */
@@ -67,6 +74,17 @@ export function closeCodeName(code: number): string {
 /** True for a number listed in {@link CloseCode}. */
 export function isCloseCode(code: number): code is CloseCode {
   return NAMES.has(code)
+}
+
+/** Longest close reason RFC 6455 allows, in UTF-8 bytes. */
+const MAX_REASON_BYTES = 123
+
+/** Cut a close reason to what a close frame can carry (ws throws on longer ones). */
+export function closeReason(reason: string): string {
+  const bytes = new TextEncoder().encode(reason)
+  if (bytes.length <= MAX_REASON_BYTES) return reason
+  // Drop a partial multi-byte character at the cut.
+  return new TextDecoder().decode(bytes.subarray(0, MAX_REASON_BYTES)).replace(/\uFFFD$/, '')
 }
 
 /**

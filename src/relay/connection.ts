@@ -8,7 +8,7 @@
 import * as Y from 'yjs'
 import type { RawData, WebSocket } from 'ws'
 import type { RelayIdentity } from './auth.js'
-import { CloseCode } from './close-codes.js'
+import { CloseCode, closeReason } from './close-codes.js'
 import { TokenBucket, type RelayLimits } from './limits.js'
 import type { RelayLogger } from './log.js'
 import type { RelayMetrics } from './metrics.js'
@@ -115,7 +115,7 @@ export class RelayConnection implements RoomPeer {
     if (this.closing) return
     this.closing = true
     this.room.leave(this)
-    this.ws.close(code, reason)
+    this.ws.close(code, closeReason(reason))
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -130,25 +130,37 @@ export class RelayConnection implements RoomPeer {
     if (frame.length > limits.maxMessageBytes) return this.refuse(CloseCode.MessageTooBig, 'message too big')
     const message = parseClientMessage(frame)
     if (!message) return this.refuse(CloseCode.MalformedFrame, 'malformed frame')
-    try {
-      switch (message.type) {
-        case 'sync-step1':
-          this.send(this.room.syncStep2(message.stateVector))
-          break
-        case 'sync-step2':
-        case 'sync-update':
-          this.applyUpdate(message.update)
-          break
-        case 'awareness':
+    switch (message.type) {
+      case 'sync-step1':
+        return this.replyStep2(message.stateVector)
+      case 'sync-step2':
+      case 'sync-update':
+        return this.applyUpdate(message.update)
+      case 'awareness':
+        try {
           this.room.applyAwareness(message.update, this)
-          break
-        case 'query-awareness':
-          this.send(this.room.allAwareness())
-          break
-      }
-    } catch {
-      this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
+        } catch {
+          this.refuse(CloseCode.MalformedFrame, 'awareness update could not be applied')
+        }
+        return
+      case 'query-awareness':
+        return this.send(this.room.allAwareness())
     }
+  }
+
+  private replyStep2(stateVector: Uint8Array): void {
+    let reply: Uint8Array
+    try {
+      reply = this.room.syncStep2(stateVector)
+    } catch (error) {
+      // The state vector was validated: the room's doc is what failed, not this client.
+      this.ctx.logger.error('room state could not be encoded', {
+        roomId: this.room.id,
+        error: error instanceof Error ? error.message : 'unknown',
+      })
+      return this.refuse(CloseCode.InternalError, 'room unavailable')
+    }
+    this.send(reply)
   }
 
   private applyUpdate(update: Uint8Array): void {
@@ -156,26 +168,35 @@ export class RelayConnection implements RoomPeer {
     const account = accountOfRoom(this.room.id)
     const quota = limits.maxStoredBytesPerAccount
     const stored = storage.bytesOfAccount(account)
-    if (stored + update.length <= quota) {
-      this.room.applyUpdate(update, this)
-      return
+    if (stored + update.length > quota) {
+      // Near the quota: measure what storage would hold after merging, so deletions that shrink
+      // the log still pass. Done on a scratch copy; the room is untouched if we refuse.
+      const merged = this.mergedSizeWith(update)
+      if (merged === undefined) return this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
+      if (stored - storage.roomBytes(this.room.id) + merged > quota) {
+        return this.refuse(CloseCode.QuotaExceeded, 'account storage quota exceeded')
+      }
     }
-    // Near the quota: measure what storage would hold after merging, so deletions that shrink
-    // the log still pass. Done on a scratch copy; the room is untouched if we refuse.
+    try {
+      this.room.applyUpdate(update, this)
+    } catch {
+      return this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
+    }
+    if (stored + update.length > quota) this.room.tryMerge()
+  }
+
+  /** Size of the room's merged state with `update` applied, on a scratch doc. */
+  private mergedSizeWith(update: Uint8Array): number | undefined {
     const scratch = new Y.Doc({ gc: true })
-    let merged: number
     try {
       Y.applyUpdate(scratch, this.room.mergedState())
       Y.applyUpdate(scratch, update)
-      merged = Y.encodeStateAsUpdate(scratch).length
+      return Y.encodeStateAsUpdate(scratch).length
+    } catch {
+      return undefined
     } finally {
       scratch.destroy()
     }
-    if (stored - storage.roomBytes(this.room.id) + merged > quota) {
-      return this.refuse(CloseCode.QuotaExceeded, 'account storage quota exceeded')
-    }
-    this.room.applyUpdate(update, this)
-    this.room.merge()
   }
 
   private onError(error: Error & { code?: unknown }): void {

@@ -8,6 +8,15 @@
  * set only after integrating structs, so applying an unchecked update can leave part of it in the
  * room; `Y.decodeUpdate` reads all of it first and throws on garbage.
  *
+ * Decoding is not enough: Yjs trusts its peers, and some updates that decode still corrupt the
+ * doc they are applied to (found by `test/relay-fuzz.test.ts`): a zero-length struct breaks the
+ * struct store's binary search so the room can never be encoded again, and an item without any
+ * position (no origin, right origin or parent) or one referring to a later clock of its own
+ * client throws halfway through integration. Honest Yjs never produces these, so
+ * {@link isPlausibleUpdate} refuses them up front. Yjs is still not Byzantine-tolerant — a device
+ * of the account can craft updates that make *its own account's* room inconsistent — which is why
+ * every later use of a room's doc is guarded too (see `room.ts`).
+ *
  * @module
  */
 import * as decoding from 'lib0/decoding'
@@ -44,7 +53,7 @@ export function parseClientMessage(frame: Uint8Array): ClientMessage | undefined
           Y.decodeStateVector(payload)
           message = { type: 'sync-step1', stateVector: payload }
         } else if (syncType === syncProtocol.messageYjsSyncStep2 || syncType === syncProtocol.messageYjsUpdate) {
-          Y.decodeUpdate(payload)
+          if (!isPlausibleUpdate(Y.decodeUpdate(payload))) return undefined
           message = { type: syncType === syncProtocol.messageYjsSyncStep2 ? 'sync-step2' : 'sync-update', update: payload }
         } else {
           return undefined
@@ -69,4 +78,37 @@ export function parseClientMessage(frame: Uint8Array): ClientMessage | undefined
   } catch {
     return undefined
   }
+}
+
+/** A reference to another struct: `{ client, clock }`. */
+interface StructRef {
+  client: number
+  clock: number
+}
+
+function isRef(value: unknown): value is StructRef {
+  return typeof value === 'object' && value !== null && typeof (value as StructRef).clock === 'number'
+}
+
+/**
+ * Structural checks on a decoded update that honest Yjs always satisfies: every struct and delete
+ * range is non-empty with safe-integer ids, every item has a position, and no item refers to a
+ * clock of its own client that is not older than itself.
+ */
+export function isPlausibleUpdate(decoded: ReturnType<typeof Y.decodeUpdate>): boolean {
+  for (const struct of decoded.structs) {
+    const { client, clock } = struct.id
+    if (!(struct.length >= 1) || !Number.isSafeInteger(client) || !Number.isSafeInteger(clock)) return false
+    if (struct instanceof Y.Item) {
+      const parent: unknown = struct.parent
+      if (struct.origin === null && struct.rightOrigin === null && (parent === null || parent === undefined)) return false
+      for (const ref of [struct.origin, struct.rightOrigin, parent]) {
+        if (isRef(ref) && ref.client === client && ref.clock >= clock) return false
+      }
+    }
+  }
+  for (const ranges of decoded.ds.clients.values()) {
+    for (const range of ranges) if (!(range.len >= 1) || !Number.isSafeInteger(range.clock)) return false
+  }
+  return true
 }

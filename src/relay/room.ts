@@ -67,7 +67,7 @@ export class Room {
     this.awareness.setLocalState(null)
     this.doc.on('update', (update: Uint8Array, origin: unknown) => this.onUpdate(update, origin))
     this.awareness.on('update', (change: AwarenessChange, origin: unknown) => this.onAwareness(change, origin))
-    if (stored.length > 1) this.merge()
+    if (stored.length > 1) this.tryMerge()
   }
 
   /** Join a peer: it receives the relay's sync step 1 and the current awareness states. */
@@ -125,6 +125,18 @@ export class Room {
     this.onMerged()
   }
 
+  /** {@link merge}, logging instead of throwing. Returns false when the merge failed. */
+  tryMerge(): boolean {
+    try {
+      this.merge()
+      return true
+    } catch (error) {
+      // Rows stay as they are: nothing stored is lost, the room just is not compacted.
+      this.logger.error('merging a room failed', { roomId: this.id, error: errorMessage(error) })
+      return false
+    }
+  }
+
   /** Release the doc and awareness (timers included). */
   destroy(): void {
     this.destroyed = true
@@ -134,7 +146,12 @@ export class Room {
 
   private onUpdate(update: Uint8Array, origin: unknown): void {
     if (origin === LOAD_ORIGIN) return
-    this.storage.append(this.id, update)
+    try {
+      this.storage.append(this.id, update)
+    } catch (error) {
+      // The update stays in memory and reaches storage with the next successful merge.
+      this.logger.error('storing an update failed', { roomId: this.id, error: errorMessage(error) })
+    }
     const encoder = encoding.createEncoder()
     encoding.writeVarUint(encoder, MessageType.Sync)
     syncProtocol.writeUpdate(encoder, update)
@@ -144,7 +161,7 @@ export class Room {
     if (!this.mergeScheduled && this.storage.rows(this.id) >= this.mergeEveryUpdates) {
       this.mergeScheduled = true
       // Outside the Yjs transaction that emitted this event.
-      setImmediate(() => this.merge())
+      setImmediate(() => this.tryMerge())
     }
   }
 
@@ -164,4 +181,8 @@ export class Room {
     encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients))
     return encoding.toUint8Array(encoder)
   }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : 'unknown error'
 }

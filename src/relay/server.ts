@@ -15,8 +15,19 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { ready } from '../crypto/index.js'
-import { authenticate, noAuth, orderHooks, RelayRefusal, tokenAuth, type AuthHook, type RelayIdentity } from './auth.js'
-import { CloseCode } from './close-codes.js'
+import {
+  authenticate,
+  noAuth,
+  orderHooks,
+  pairingAuth,
+  PAIRING_ROOM_PATTERN,
+  RelayRefusal,
+  tokenAuth,
+  type AuthHook,
+  type RelayIdentity,
+} from './auth.js'
+import { RegistryGuard } from './registry-guard.js'
+import { CloseCode, closeReason } from './close-codes.js'
 import { RelayConnection, type ConnectionContext } from './connection.js'
 import { resolveLimits, type RelayLimits } from './limits.js'
 import { jsonLogger, type RelayLogger } from './log.js'
@@ -134,7 +145,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       auth: 'none',
     })
   } else if (options.auth === undefined) {
-    hooks = [tokenAuth()]
+    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant) })]
   } else {
     hooks = orderHooks(Array.isArray(options.auth) ? options.auth : [options.auth as AuthHook])
   }
@@ -142,13 +153,31 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const backend =
     options.persistence?.backend ?? (options.dataDir !== undefined ? sqliteBackend(options.dataDir) : memoryBackend())
   const storage = new RelayStorage(backend)
+  // Reads revocations and relay passes from each account's registry room (defense in depth).
+  const guard = new RegistryGuard(storage, (accountId, deviceId) => {
+    const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden)
+    logger.info('device revoked', { accountId, deviceId, closed })
+  })
   const metrics = new RelayMetrics(() => storage.totalBytes)
   const context: ConnectionContext = { limits, metrics, logger, storage }
   const rooms = new Map<string, Room>()
   const connections = new Set<RelayConnection>()
+  /** Live connections per room, to unload a room when its last one closes. */
+  const roomConnections = new Map<Room, number>()
   let drained: (() => void) | undefined
   let closing = false
   let needsCheckpoint = false
+
+  function closeDeviceConnections(accountId: string, deviceId: string, code: CloseCode): number {
+    let count = 0
+    for (const connection of connections) {
+      if (connection.identity.accountId === accountId && connection.identity.deviceId === deviceId) {
+        connection.refuse(code, 'device closed by relay')
+        count += 1
+      }
+    }
+    return count
+  }
 
   const onMerged = (): void => {
     metrics.merges += 1
@@ -160,6 +189,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (!room) {
       room = new Room(roomId, storage, logger, mergeEveryUpdates, onMerged)
       rooms.set(roomId, room)
+      guard.watch(roomId, room.doc)
       storage.markOpen(roomId)
       metrics.rooms = rooms.size
     }
@@ -168,9 +198,11 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
 
   const unloadRoom = (room: Room): void => {
     if (rooms.get(room.id) !== room) return
-    room.merge()
+    room.tryMerge()
     rooms.delete(room.id)
     storage.markClosed(room.id)
+    // A rendezvous room is only needed while both devices are there.
+    if (PAIRING_ROOM_PATTERN.test(room.id)) storage.replace(room.id, null)
     room.destroy()
     metrics.rooms = rooms.size
   }
@@ -179,14 +211,12 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (!connections.delete(connection)) return
     metrics.connections = connections.size
     const room = connection.room
-    let roomInUse = false
-    for (const other of connections) {
-      if (other.room === room) {
-        roomInUse = true
-        break
-      }
+    const left = (roomConnections.get(room) ?? 1) - 1
+    if (left > 0) roomConnections.set(room, left)
+    else {
+      roomConnections.delete(room)
+      unloadRoom(room)
     }
-    if (!roomInUse) unloadRoom(room)
     if (connections.size === 0) drained?.()
   }
 
@@ -194,7 +224,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     metrics.reject(code)
     logger.info('connection refused', { code, reason, roomId })
     ws.on('error', () => {})
-    ws.close(code, reason)
+    ws.close(code, closeReason(reason))
   }
 
   const admit = (ws: WebSocket, decision: Decision): void => {
@@ -203,9 +233,16 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (!storage.hasRoom(roomId) && storage.roomsOfAccount(accountOfRoom(roomId)) >= limits.maxRoomsPerAccount) {
       return refuse(ws, CloseCode.TooManyRooms, 'room quota exceeded', roomId)
     }
-    const room = openRoom(roomId)
+    let room: Room
+    try {
+      room = openRoom(roomId)
+    } catch (error) {
+      logger.error('loading a room failed', { roomId, error: error instanceof Error ? error.message : 'unknown' })
+      return refuse(ws, CloseCode.InternalError, 'room unavailable', roomId)
+    }
     const connection = new RelayConnection(ws, room, identity, context, onClosed)
     connections.add(connection)
+    roomConnections.set(room, (roomConnections.get(room) ?? 0) + 1)
     metrics.connections = connections.size
     metrics.connectionsTotal += 1
     logger.debug('connection admitted', { roomId, deviceId: identity.deviceId })
@@ -266,13 +303,19 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
 
   const server = createServer(onRequest)
   server.on('upgrade', onUpgrade)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject)
-      resolve()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port ?? 0, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  } catch (error) {
+    // e.g. EADDRINUSE: release the database before reporting.
+    storage.close()
+    throw error
+  }
   const port = (server.address() as AddressInfo).port
   const url = formatUrl(host, port)
 
@@ -293,16 +336,14 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   keepAlive.unref()
 
   const mergeAll = (): void => {
-    for (const room of rooms.values()) {
-      try {
-        room.merge()
-      } catch (error) {
-        logger.error('merge failed', { roomId: room.id, error: error instanceof Error ? error.message : 'unknown' })
-      }
-    }
+    for (const room of rooms.values()) room.tryMerge()
     if (needsCheckpoint) {
       needsCheckpoint = false
-      storage.checkpoint()
+      try {
+        storage.checkpoint()
+      } catch (error) {
+        logger.error('storage checkpoint failed', { error: error instanceof Error ? error.message : 'unknown' })
+      }
     }
   }
   const mergeTimer = setInterval(mergeAll, mergeIntervalMs)
@@ -348,16 +389,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     host,
     port,
     metrics: () => metrics.snapshot(),
-    closeDevice(accountId, deviceId, code = CloseCode.Forbidden) {
-      let count = 0
-      for (const connection of connections) {
-        if (connection.identity.accountId === accountId && connection.identity.deviceId === deviceId) {
-          connection.refuse(code, 'device closed by relay')
-          count += 1
-        }
-      }
-      return count
-    },
+    closeDevice: (accountId, deviceId, code = CloseCode.Forbidden) => closeDeviceConnections(accountId, deviceId, code),
     close: () => (closed ??= close()),
   }
 }

@@ -17,7 +17,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
-import type { StorageAdapter, StorageError } from '../adapters/storage.js'
+import { StorageError, type StorageAdapter } from '../adapters/storage.js'
 import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
 import { RejectCode } from '../crypto/codes.js'
 import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope } from '../crypto/envelope.js'
@@ -40,7 +40,11 @@ export type SenderStatus =
 
 /** Resolves the signing key of an envelope's sender for one room. */
 export interface SenderDirectory {
-  resolve(senderId: string): SenderStatus
+  /**
+   * How to treat an envelope from `senderId` with sequence number `seq` under key `epoch` (a
+   * revoked device's envelopes before its revocation cutoff are history and stay valid).
+   */
+  resolve(senderId: string, seq: number, epoch: number): SenderStatus
 }
 
 /** Who seals this replica's envelopes. Without a signer a replica is read-only. */
@@ -76,6 +80,8 @@ export interface ReplicaOptions {
   /** Seal at once when this many updates are queued. Default 4096. */
   maxBatchUpdates?: number
   compaction?: Partial<CompactionPolicy>
+  /** Called after an envelope from `senderId` was applied (the registry's "last seen"). */
+  onApplied?: (senderId: string) => void
 }
 
 /** A refused envelope. Never thrown; sync carries on. */
@@ -106,6 +112,8 @@ interface EntryInfo {
 }
 
 const SEQ_BLOCK = 1024
+const RETRY_MIN_MS = 250
+const RETRY_MAX_MS = 30_000
 const MIN_ENTRIES_FOR_BYTE_RULE = 8
 const META_VERSION = 1
 
@@ -139,6 +147,8 @@ export class Replica {
   private flushAt = Infinity
   private microtaskQueued = false
   private reserving: Promise<void> | undefined
+  private reserveRetryTimer: ReturnType<typeof setTimeout> | undefined
+  private reserveRetryDelay = RETRY_MIN_MS
   private nextSeq = 1
   private reservedUpTo = 0
   private bytesSinceSnapshot = 0
@@ -211,6 +221,7 @@ export class Replica {
 
   /** Try again to open envelopes that were held for an unknown sender or epoch. */
   retryHeld(): void {
+    if (this.pendingCount > 0) this.scheduleFlush(0, false)
     for (const bytes of [...this.held]) {
       this.held.delete(bytes)
       this.entries.delete(bytes)
@@ -238,6 +249,7 @@ export class Replica {
   async close(): Promise<void> {
     if (this.closed) return
     if (this.flushTimer) clearTimeout(this.flushTimer)
+    if (this.reserveRetryTimer) clearTimeout(this.reserveRetryTimer)
     if (this.pendingCount > 0 && this.options.signer) {
       await this.reserveSeqs()
       this.flushNow()
@@ -301,16 +313,40 @@ export class Replica {
       try {
         await this.reserveSeqs()
       } catch (error) {
+        // Without a durable seq reservation sealing could reuse a seq after a crash, so the
+        // changes stay queued (readable locally) and sealing is retried with backoff.
         this.failWaiters(error)
+        const storageError = error instanceof StorageError ? error : new StorageError('io', 'storage write failed', { cause: error })
+        this.events.emit('storage-error', { error: storageError, scope: this.scope })
+        this.retryFlushLater()
         return
       }
     }
+    this.reserveRetryDelay = RETRY_MIN_MS
     this.flushNow()
+  }
+
+  private retryFlushLater(): void {
+    if (this.closed || this.reserveRetryTimer) return
+    this.reserveRetryTimer = setTimeout(() => {
+      this.reserveRetryTimer = undefined
+      void this.flushSoon()
+    }, this.reserveRetryDelay)
+    this.reserveRetryDelay = Math.min(this.reserveRetryDelay * 2, RETRY_MAX_MS)
+  }
+
+  /** True when this device holds the key of the epoch it would seal under now. */
+  canSeal(): boolean {
+    const keyring = this.options.keyring
+    return this.options.signer !== undefined && keyring.epochKey(this.scope, keyring.currentEpoch(this.scope)) !== undefined
   }
 
   private flushNow(): void {
     const signer = this.options.signer
     if (!signer || this.pendingCount === 0 || this.closed) return
+    // A new epoch can be announced before its lockbox arrives: keep the changes queued until
+    // the key is here (retryHeld() flushes again when keys change).
+    if (!this.canSeal()) return
     if (this.flushTimer) {
       clearTimeout(this.flushTimer)
       this.flushTimer = undefined
@@ -422,7 +458,7 @@ export class Replica {
    */
   private compact(): void {
     const signer = this.options.signer
-    if (!signer || this.closed) return
+    if (!signer || this.closed || !this.canSeal()) return
     const coverage = this.appliedSeqs()
     const seq = this.nextSeq++
     const envelope = this.seal(
@@ -487,10 +523,11 @@ export class Replica {
     if (envelope.type === EnvelopeType.Presence) {
       return this.rejectEntry(bytes, RejectCode.UnknownType, 'presence envelope in a sealed log', senderId)
     }
-    const sender = this.options.directory.resolve(senderId)
+    const sender = this.options.directory.resolve(senderId, envelope.seq, envelope.epoch)
     if (sender.status === 'unknown') return this.holdEntry(bytes, RejectCode.UnknownSender, 'sender not certified yet', senderId)
     if (sender.status === 'revoked') return this.rejectEntry(bytes, RejectCode.RevokedSender, 'sender revoked', senderId)
-    if (sender.status === 'not-granted') return this.rejectEntry(bytes, RejectCode.NotGranted, 'sender not granted', senderId)
+    // Grants can arrive after the envelopes they allow (rooms sync independently): hold, not drop.
+    if (sender.status === 'not-granted') return this.holdEntry(bytes, RejectCode.NotGranted, 'sender not granted (yet)', senderId)
     // Signature before key lookup: only an authentic envelope is worth holding for a missing key.
     if (!verifyEnvelope(envelope, this.roomId, sender.signPublicKey)) {
       return this.rejectEntry(bytes, RejectCode.BadSignature, 'envelope signature does not verify', senderId)
@@ -525,6 +562,7 @@ export class Replica {
     }
     this.entries.set(bytes, { state: 'applied', senderId, seq: envelope.seq })
     this.markSeen(senderId, envelope.seq)
+    this.options.onApplied?.(senderId)
   }
 
   private applyRemote(update: Uint8Array): boolean {

@@ -58,11 +58,16 @@ export async function converge(devices: ContextSync[], net: LoopbackNetwork, rou
   }
 }
 
-/** The full inner state of every scope, as JSON (memories and sessions, every field). */
-export function innerState(dev: ContextSync): Record<string, unknown> {
+/**
+ * The full inner state of every scope (or of `scopes`), as JSON (memories and sessions, every
+ * field). Devices of different kinds hold different scopes; compare the ones they share.
+ */
+export function innerState(dev: ContextSync, scopes: string[] = dev.scopes.available()): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const scope of dev.scopes()) {
-    const inner = dev.replica(scope)!.inner
+  for (const scope of scopes) {
+    const replica = dev.replica(scope)
+    if (!replica) throw new Error(`${dev.kind} does not hold scope ${scope}`)
+    const inner = replica.inner
     out[scope] = { memories: inner.getMap('memories').toJSON(), sessions: inner.getMap('sessions').toJSON() }
   }
   return out

@@ -1,0 +1,145 @@
+/**
+ * Pairing a new device with an invite code (DESIGN §4).
+ *
+ * An invite code is 80 random bits written as 16 Crockford base32 characters
+ * (`K7QF-2M9X-PL4D-8RTA`): short enough to type, fit for a QR code. Both devices derive from it a
+ * rendezvous room id (`pair.<hash>`) and a pairing key; every message between them is
+ * XChaCha20-Poly1305-sealed under that key, so the code never travels and only a holder of the
+ * code can ask to join or read the answer. An 80-bit secret is out of reach of offline guessing,
+ * and the owner accepts one request per code before its short expiry.
+ *
+ * Message (lib0): `u8 version(1) · u8 type · 24B nonce · varbytes ciphertext`, AAD =
+ * `varstring "contextsync/v1/pair" ‖ varstring roomId ‖ u8 version ‖ u8 type`.
+ *
+ * @module
+ */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { toBase64Url, utf8 } from '../util/bytes.js'
+import { reject, RejectCode, type Checked } from './codes.js'
+import { aeadDecrypt, aeadEncrypt, hash, NONCE_BYTES, randomBytes } from './primitives.js'
+
+/** Bytes of secret in an invite code. */
+export const INVITE_SECRET_BYTES = 10
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+const PAIR_VERSION = 1
+
+/** Pairing message types. */
+export const PairingMessageType = {
+  /** New device → owner: its public keys, kind and name. */
+  JoinRequest: 1,
+  /** Owner → new device: the account root public key (everything else is in the registry). */
+  Welcome: 2,
+  /** Owner → new device: the request was refused (expired, already used). */
+  Refused: 3,
+} as const
+/** One of {@link PairingMessageType}. */
+export type PairingMessageType = (typeof PairingMessageType)[keyof typeof PairingMessageType]
+
+/** A fresh invite secret. */
+export function createInviteSecret(): Uint8Array {
+  return randomBytes(INVITE_SECRET_BYTES)
+}
+
+/** Write a secret as `XXXX-XXXX-XXXX-XXXX`. */
+export function formatInviteCode(secret: Uint8Array): string {
+  let bits = 0
+  let value = 0
+  let out = ''
+  for (const byte of secret) {
+    value = (value << 8) | byte
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out += CROCKFORD[(value >> bits) & 31]
+    }
+  }
+  if (bits > 0) out += CROCKFORD[(value << (5 - bits)) & 31]
+  return out.match(/.{1,4}/g)!.join('-')
+}
+
+/**
+ * Read a typed code: case-insensitive, dashes and spaces ignored, I/L read as 1 and O as 0.
+ * `undefined` when it is not a well-formed code.
+ */
+export function parseInviteCode(code: string): Uint8Array | undefined {
+  if (typeof code !== 'string') return undefined
+  const clean = code.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0')
+  if (clean.length !== Math.ceil((INVITE_SECRET_BYTES * 8) / 5)) return undefined
+  const out = new Uint8Array(INVITE_SECRET_BYTES)
+  let bits = 0
+  let value = 0
+  let index = 0
+  for (const char of clean) {
+    const digit = CROCKFORD.indexOf(char)
+    if (digit < 0) return undefined
+    value = ((value << 5) | digit) & 0xffff
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      out[index++] = (value >> bits) & 0xff
+    }
+  }
+  return out
+}
+
+/** The rendezvous room both devices attach for pairing. */
+export function pairingRoomId(secret: Uint8Array): string {
+  return `pair.${toBase64Url(hash(secret, 16, utf8('contextsync/v1/pair-room')))}`
+}
+
+/** The key that seals pairing messages. */
+export function pairingKey(secret: Uint8Array): Uint8Array {
+  return hash(secret, 32, utf8('contextsync/v1/pair-key'))
+}
+
+/**
+ * The short authentication string both devices can show: six digits bound to the pairing key
+ * and the account's root key, so a device that reached the wrong account shows different digits.
+ */
+export function pairingSas(key: Uint8Array, rootPublicKey: Uint8Array): string {
+  const digest = hash(rootPublicKey, 8, key)
+  const n = ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0
+  const digits = String(n % 1_000_000).padStart(6, '0')
+  return `${digits.slice(0, 3)} ${digits.slice(3)}`
+}
+
+function aad(roomId: string, type: number): Uint8Array {
+  const enc = encoding.createEncoder()
+  encoding.writeVarString(enc, 'contextsync/v1/pair')
+  encoding.writeVarString(enc, roomId)
+  encoding.writeUint8(enc, PAIR_VERSION)
+  encoding.writeUint8(enc, type)
+  return encoding.toUint8Array(enc)
+}
+
+/** Seal a pairing message. */
+export function sealPairingMessage(key: Uint8Array, roomId: string, type: PairingMessageType, body: Uint8Array): Uint8Array {
+  const { nonce, ciphertext } = aeadEncrypt(body, aad(roomId, type), key)
+  const enc = encoding.createEncoder()
+  encoding.writeUint8(enc, PAIR_VERSION)
+  encoding.writeUint8(enc, type)
+  encoding.writeUint8Array(enc, nonce)
+  encoding.writeVarUint8Array(enc, ciphertext)
+  return encoding.toUint8Array(enc)
+}
+
+/** Open a pairing message. Never throws. */
+export function openPairingMessage(key: Uint8Array, roomId: string, bytes: unknown): Checked<{ type: PairingMessageType; body: Uint8Array }> {
+  if (!(bytes instanceof Uint8Array) || bytes.length < 2 + NONCE_BYTES + 17) return reject(RejectCode.Malformed, 'pairing message too short')
+  try {
+    const dec = decoding.createDecoder(bytes)
+    const version = decoding.readUint8(dec)
+    if (version !== PAIR_VERSION) return reject(RejectCode.UnsupportedVersion, `pairing version ${version}`)
+    const type = decoding.readUint8(dec)
+    if (type < 1 || type > 3) return reject(RejectCode.UnknownType, `pairing message type ${type}`)
+    const nonce = decoding.readUint8Array(dec, NONCE_BYTES)
+    const ciphertext = decoding.readVarUint8Array(dec)
+    if (decoding.hasContent(dec)) return reject(RejectCode.Malformed, 'pairing message has trailing bytes')
+    const body = aeadDecrypt(ciphertext, aad(roomId, type), nonce, key)
+    if (!body) return reject(RejectCode.BadCiphertext, 'pairing message does not decrypt')
+    return { ok: true, value: { type: type as PairingMessageType, body } }
+  } catch {
+    return reject(RejectCode.Malformed, 'pairing message truncated')
+  }
+}

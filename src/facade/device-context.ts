@@ -1,0 +1,25 @@
+/**
+ * What the sub-APIs of a device (devices, scopes, pairing, presence) need from it. Kept apart
+ * from `context-sync.ts` so those modules do not import the facade that builds them.
+ *
+ * @module
+ */
+import type { Transport } from '../adapters/transport.js'
+import type { AccountKeys, DeviceKeyring, DeviceKeys } from '../crypto/index.js'
+import type { Replica } from '../sync/replica.js'
+import type { Registry } from './registry.js'
+
+/** @internal Everything the sub-APIs (devices, scopes, pairing) need from the device. */
+export interface DeviceContext {
+  readonly device: DeviceKeys
+  readonly account: AccountKeys
+  readonly keyring: DeviceKeyring
+  readonly registry: Registry
+  readonly transports: Transport[]
+  assertOpen(): void
+  /** Replica of a scope this device holds, if open. */
+  heldReplica(scope: string): Replica | undefined
+  /** Every replica, the registry's included. */
+  allReplicas(): Replica[]
+}
+

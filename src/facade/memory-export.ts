@@ -1,0 +1,316 @@
+/**
+ * Signed JSONL export of a scope's memories, and its verification on import.
+ *
+ * ```
+ * line 1 (header): {"format":"contextsync/memory-export","version":1,"accountId":…,"rootPublicKey":…,
+ *                   "signer":…,"signPublicKey":…,"certificate":…,"scope":…,"exportedAt":…,"count":…,"sig":…}
+ * line 2…n       : {"memory":{…},"sig":…}
+ * ```
+ * - Binary values are unpadded base64url; `embedding` is the little-endian float32 bytes.
+ * - `header.sig` = Ed25519(signer, "contextsync/v1/memory-export-header" ‖ canonical JSON of the header
+ *   without `sig`); each line's `sig` = Ed25519(signer, "contextsync/v1/memory-export" ‖ accountId ‖
+ *   canonical JSON of `memory`). Canonical JSON = keys sorted at every level, no whitespace.
+ * - The file verifies on its own: `accountId` must be the hash of `rootPublicKey`, `certificate`
+ *   must be a device certificate signed by that root for `signer` with `signPublicKey`. Importing
+ *   into the same account also accepts a signer whose certificate is already in the registry.
+ *
+ * @module
+ */
+import { decodeEmbedding, encodeEmbedding, MEMORY_KINDS, type MemoryItem, type MemoryKind, type MemorySource } from '../crdt/memory.js'
+import { reject, RejectCode, type Checked } from '../crypto/codes.js'
+import { accountKeysFromPublicKey, keyId, verifyCertificate } from '../crypto/index.js'
+import { signDetached, verifyDetached } from '../crypto/primitives.js'
+import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../util/bytes.js'
+import { MAX_TAGS, MAX_TEXT_LENGTH } from './validate.js'
+
+/** The `format` value of an export header. */
+export const EXPORT_FORMAT = 'contextsync/memory-export'
+/** Export format version written by this build. */
+export const EXPORT_VERSION = 1
+const HEADER_DOMAIN = 'contextsync/v1/memory-export-header'
+const LINE_DOMAIN = 'contextsync/v1/memory-export'
+/** Longest line accepted on import (a memory with a 4096-dim embedding fits easily). */
+export const MAX_LINE_LENGTH = 1024 * 1024
+
+/** The first line of an export. */
+export interface ExportHeader {
+  format: typeof EXPORT_FORMAT
+  version: number
+  accountId: string
+  /** base64url of the account's Ed25519 root public key. */
+  rootPublicKey: string
+  /** Device id of the signer. */
+  signer: string
+  /** base64url of the signer's Ed25519 public key. */
+  signPublicKey: string
+  /** base64url of the signer's root-signed device certificate. */
+  certificate: string
+  scope: string
+  exportedAt: number
+  count: number
+  sig: string
+}
+
+/** A memory as exported. */
+export interface ExportedMemory {
+  id: string
+  text: string
+  scope: string
+  kind: MemoryKind
+  tags: string[]
+  createdAt: number
+  updatedAt: number
+  source: MemorySource
+  confidence?: number
+  validFrom?: number
+  validTo?: number
+  expiresAt?: number
+  supersedes?: string
+  supersededBy?: string
+  embedding?: string
+  embeddingModel?: string
+}
+
+/** Who signs an export. */
+export interface ExportSigner {
+  accountId: string
+  rootPublicKey: Uint8Array
+  deviceId: string
+  signPublicKey: Uint8Array
+  signSecretKey: Uint8Array
+  certificate: Uint8Array
+}
+
+/** JSON with keys sorted at every level and no whitespace. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+/** A memory item in its exported JSON form. */
+export function exportedMemory(item: MemoryItem): ExportedMemory {
+  const out: ExportedMemory = {
+    id: item.id,
+    text: item.text,
+    scope: item.scope,
+    kind: item.kind,
+    tags: [...item.tags],
+    createdAt: item.createdAt,
+    updatedAt: item.updatedAt,
+    source: { ...item.source },
+  }
+  for (const key of ['confidence', 'validFrom', 'validTo', 'expiresAt', 'supersedes', 'supersededBy', 'embeddingModel'] as const) {
+    const value = item[key]
+    if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value
+  }
+  if (item.embedding) out.embedding = toBase64Url(encodeEmbedding(item.embedding))
+  return out
+}
+
+/** The header line (with trailing newline). */
+export function headerLine(signer: ExportSigner, scope: string, count: number, exportedAt: number): string {
+  const header: Omit<ExportHeader, 'sig'> = {
+    format: EXPORT_FORMAT,
+    version: EXPORT_VERSION,
+    accountId: signer.accountId,
+    rootPublicKey: toBase64Url(signer.rootPublicKey),
+    signer: signer.deviceId,
+    signPublicKey: toBase64Url(signer.signPublicKey),
+    certificate: toBase64Url(signer.certificate),
+    scope,
+    exportedAt,
+    count,
+  }
+  const sig = signDetached(HEADER_DOMAIN, utf8(canonicalJson(header)), signer.signSecretKey)
+  return `${JSON.stringify({ ...header, sig: toBase64Url(sig) })}\n`
+}
+
+function lineMessage(accountId: string, memory: ExportedMemory): Uint8Array {
+  return utf8(`${accountId}\n${canonicalJson(memory)}`)
+}
+
+/** One memory line (with trailing newline). */
+export function memoryLine(signer: ExportSigner, item: MemoryItem): string {
+  const memory = exportedMemory(item)
+  const sig = signDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory), signer.signSecretKey)
+  return `${JSON.stringify({ memory, sig: toBase64Url(sig) })}\n`
+}
+
+/** A verified header: who signed, for which account. */
+export interface TrustedSigner {
+  accountId: string
+  deviceId: string
+  signPublicKey: Uint8Array
+  scope: string
+}
+
+/**
+ * Parse and verify a header line. `registryKey` returns the signing key the importing device's
+ * registry holds for a device of *its own* account (if any); otherwise the certificate in the
+ * header must verify against the header's root key.
+ */
+export function verifyHeader(
+  line: string,
+  registryKey: (accountId: string, deviceId: string) => Uint8Array | undefined,
+): Checked<TrustedSigner> {
+  const parsed = parseJsonLine(line)
+  if (!parsed.ok) return parsed
+  const h = parsed.value
+  if (h.format !== EXPORT_FORMAT) return reject(RejectCode.UnknownType, 'first line is not a contextsync memory export header')
+  if (h.version !== EXPORT_VERSION) return reject(RejectCode.UnsupportedVersion, `export version ${String(h.version)}`)
+  const strings = ['accountId', 'rootPublicKey', 'signer', 'signPublicKey', 'certificate', 'scope', 'sig'] as const
+  for (const key of strings) if (typeof h[key] !== 'string') return reject(RejectCode.Malformed, `header field ${key} missing`)
+  if (typeof h.exportedAt !== 'number' || typeof h.count !== 'number') return reject(RejectCode.Malformed, 'header numbers missing')
+  const rootPublicKey = fromBase64Url(h.rootPublicKey as string)
+  const signPublicKey = fromBase64Url(h.signPublicKey as string)
+  const certificate = fromBase64Url(h.certificate as string)
+  const sig = fromBase64Url(h.sig as string)
+  if (!rootPublicKey || rootPublicKey.length !== 32 || !signPublicKey || signPublicKey.length !== 32 || !certificate || !sig) {
+    return reject(RejectCode.Malformed, 'header keys are not valid base64url')
+  }
+  const accountId = h.accountId as string
+  const deviceId = h.signer as string
+  if (toHex(keyId(rootPublicKey)) !== accountId) return reject(RejectCode.WrongAccount, 'accountId is not the hash of rootPublicKey')
+  const { sig: _sig, ...unsigned } = h
+  if (!verifyDetached(HEADER_DOMAIN, utf8(canonicalJson(unsigned)), sig, signPublicKey)) {
+    return reject(RejectCode.BadSignature, 'header signature does not verify')
+  }
+  const known = registryKey(accountId, deviceId)
+  if (known) {
+    if (!bytesEqual(known, signPublicKey)) return reject(RejectCode.BadSignature, 'signer key differs from its registered certificate')
+  } else {
+    const cert = verifyCertificate(accountKeysFromPublicKey(rootPublicKey), certificate)
+    if (!cert.ok) return reject(cert.code === RejectCode.BadSignature ? RejectCode.UnknownSender : cert.code, `certificate: ${cert.reason}`)
+    if (cert.value.deviceId !== deviceId || !bytesEqual(cert.value.signPublicKey, signPublicKey)) {
+      return reject(RejectCode.UnknownSender, 'certificate does not name the signer')
+    }
+  }
+  return { ok: true, value: { accountId, deviceId, signPublicKey, scope: h.scope as string } }
+}
+
+/** Parse and verify one memory line; returns the memory as an item (validated like `remember`). */
+export function verifyMemoryLine(line: string, signer: TrustedSigner): Checked<MemoryItem> {
+  const parsed = parseJsonLine(line)
+  if (!parsed.ok) return parsed
+  const { memory, sig } = parsed.value
+  if (typeof memory !== 'object' || memory === null || Array.isArray(memory) || typeof sig !== 'string') {
+    return reject(RejectCode.Malformed, 'line is not {"memory":…,"sig":…}')
+  }
+  const signature = fromBase64Url(sig)
+  if (!signature) return reject(RejectCode.Malformed, 'sig is not base64url')
+  if (!verifyDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory as ExportedMemory), signature, signer.signPublicKey)) {
+    return reject(RejectCode.BadSignature, 'line signature does not verify')
+  }
+  const item = importedMemory(memory as Record<string, unknown>)
+  return item ? { ok: true, value: item } : reject(RejectCode.BadPayload, 'memory fields are invalid')
+}
+
+function parseJsonLine(line: string): Checked<Record<string, unknown>> {
+  if (line.length > MAX_LINE_LENGTH) return reject(RejectCode.Malformed, 'line too long')
+  try {
+    const value: unknown = JSON.parse(line)
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return reject(RejectCode.Malformed, 'line is not a JSON object')
+    return { ok: true, value: value as Record<string, unknown> }
+  } catch {
+    return reject(RejectCode.Malformed, 'line is not JSON')
+  }
+}
+
+function importedMemory(m: Record<string, unknown>): MemoryItem | undefined {
+  const { id, text, scope, kind, tags, createdAt, updatedAt, source } = m
+  if (typeof id !== 'string' || id.length === 0 || id.length > 200) return undefined
+  if (typeof text !== 'string' || text.trim().length === 0 || text.length > MAX_TEXT_LENGTH) return undefined
+  if (typeof scope !== 'string' || typeof kind !== 'string' || !(MEMORY_KINDS as readonly string[]).includes(kind)) return undefined
+  if (!Array.isArray(tags) || tags.length > MAX_TAGS || !tags.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 200)) {
+    return undefined
+  }
+  if (!isTime(createdAt) || !isTime(updatedAt)) return undefined
+  if (typeof source !== 'object' || source === null || typeof (source as MemorySource).deviceId !== 'string') return undefined
+  const s = source as Record<string, unknown>
+  const item: MemoryItem = {
+    id,
+    text,
+    scope,
+    kind: kind as MemoryKind,
+    tags: [...new Set(tags as string[])],
+    createdAt,
+    updatedAt,
+    source: { deviceId: s.deviceId as string },
+  }
+  if (typeof s.sessionId === 'string') item.source.sessionId = s.sessionId
+  if (typeof s.turnId === 'string') item.source.turnId = s.turnId
+  if (m.confidence !== undefined) {
+    if (typeof m.confidence !== 'number' || !(m.confidence >= 0 && m.confidence <= 1)) return undefined
+    item.confidence = m.confidence
+  }
+  for (const key of ['validFrom', 'validTo', 'expiresAt'] as const) {
+    if (m[key] === undefined) continue
+    if (!isTime(m[key])) return undefined
+    item[key] = m[key] as number
+  }
+  for (const key of ['supersedes', 'supersededBy', 'embeddingModel'] as const) {
+    if (m[key] === undefined) continue
+    if (typeof m[key] !== 'string' || (m[key] as string).length === 0 || (m[key] as string).length > 200) return undefined
+    item[key] = m[key] as string
+  }
+  if (m.embedding !== undefined) {
+    const bytes = typeof m.embedding === 'string' ? fromBase64Url(m.embedding) : undefined
+    const embedding = decodeEmbedding(bytes)
+    if (!embedding) return undefined
+    item.embedding = embedding
+  }
+  return item
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+}
+
+/** What `memory.import` reads: a whole file, lines, or a stream of text/byte chunks. */
+export type ImportSource = string | Uint8Array | Iterable<string> | AsyncIterable<string | Uint8Array>
+
+/**
+ * Lines of an import source. A string or bytes is a whole file; a synchronous iterable (e.g. an
+ * array) yields one line per element; an async iterable is a stream of chunks split on newlines.
+ */
+export async function* readLines(source: ImportSource): AsyncGenerator<string> {
+  if (typeof source === 'string' || source instanceof Uint8Array) {
+    const text = typeof source === 'string' ? source : fromUtf8(source)
+    for (const line of text.split('\n')) yield stripCr(line)
+    return
+  }
+  if (typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+    const decoder = new TextDecoder()
+    let buffer = ''
+    for await (const chunk of source as AsyncIterable<string | Uint8Array>) {
+      buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true })
+      let nl: number
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        yield stripCr(buffer.slice(0, nl))
+        buffer = buffer.slice(nl + 1)
+      }
+      if (buffer.length > MAX_LINE_LENGTH) {
+        // A line this long is rejected anyway; keep memory bounded.
+        yield buffer
+        buffer = ''
+      }
+    }
+    buffer += decoder.decode()
+    if (buffer.length > 0) yield stripCr(buffer)
+    return
+  }
+  for (const line of source as Iterable<string>) {
+    const text = String(line)
+    for (const part of (text.endsWith('\n') ? text.slice(0, -1) : text).split('\n')) yield stripCr(part)
+  }
+}
+
+function stripCr(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line
+}

@@ -1,0 +1,106 @@
+/**
+ * Defense in depth for the relay (DESIGN §5): it reads the *public* statements of each account's
+ * registry room (`<accountId>.registry`, map `public`) — revocations and relay passes, all signed
+ * by the account root — and refuses revoked devices and superseded passes, closing the live
+ * connections of a device the moment its revocation arrives. It never holds a key: everything it
+ * checks is verified against the root public key carried in the devices' own tokens.
+ *
+ * @module
+ */
+import * as Y from 'yjs'
+import { accountKeysFromPublicKey, verifyRelayPass, verifyRevocation, type AccountKeys } from '../crypto/index.js'
+import { PUBLIC_STATEMENTS_KEY } from '../crdt/registry.js'
+import { CloseCode } from './close-codes.js'
+import { RelayRefusal } from './auth.js'
+import type { RelayStorage } from './persistence.js'
+
+interface AccountState {
+  root: AccountKeys
+  revoked: Set<string>
+  passes: Map<string, number>
+}
+
+const REGISTRY_SUFFIX = '.registry'
+
+/** Tracks revocations and passes per account from the registry rooms' public maps. */
+export class RegistryGuard {
+  private readonly accounts = new Map<string, AccountState>()
+
+  /**
+   * @param storage where unloaded registry rooms are read from on first sight of an account
+   * @param onRevoked called once per newly seen revocation (close the device's connections)
+   */
+  constructor(
+    private readonly storage: RelayStorage,
+    private readonly onRevoked: (accountId: string, deviceId: string) => void,
+  ) {}
+
+  /**
+   * Check a verified token's device: refuse it when revoked or when its pass is older than the
+   * newest pass known for it. Learns the account's root key on first sight.
+   */
+  check(grant: { accountId: string; deviceId: string; passIssuedAt: number; rootPublicKey: Uint8Array }): void {
+    const state = this.account(grant.accountId, grant.rootPublicKey)
+    if (state.revoked.has(grant.deviceId)) throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
+    const newest = state.passes.get(grant.deviceId)
+    if (newest !== undefined && grant.passIssuedAt < newest) {
+      throw new RelayRefusal(CloseCode.Forbidden, 'relay pass superseded by a newer one')
+    }
+  }
+
+  /** Follow a loaded room: registry rooms feed the guard as their public map changes. */
+  watch(roomId: string, doc: Y.Doc): void {
+    const accountId = registryAccount(roomId)
+    if (!accountId) return
+    const map = doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY)
+    map.observe((event) => {
+      const state = this.accounts.get(accountId)
+      if (state) this.ingest(accountId, state, map, [...event.keysChanged])
+    })
+    const state = this.accounts.get(accountId)
+    if (state) this.ingest(accountId, state, map, [...map.keys()])
+  }
+
+  private account(accountId: string, rootPublicKey: Uint8Array): AccountState {
+    let state = this.accounts.get(accountId)
+    if (state) return state
+    state = { root: accountKeysFromPublicKey(rootPublicKey), revoked: new Set(), passes: new Map() }
+    this.accounts.set(accountId, state)
+    // First sight of this account: read what its registry room already holds.
+    const doc = new Y.Doc()
+    for (const update of this.storage.load(`${accountId}${REGISTRY_SUFFIX}`)) {
+      try {
+        Y.applyUpdate(doc, update)
+      } catch {
+        // A stored row the relay cannot apply is skipped here as it is when the room loads.
+      }
+    }
+    const map = doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY)
+    this.ingest(accountId, state, map, [...map.keys()])
+    doc.destroy()
+    return state
+  }
+
+  private ingest(accountId: string, state: AccountState, map: Y.Map<Uint8Array>, keys: string[]): void {
+    for (const key of keys) {
+      const bytes = map.get(key)
+      if (!(bytes instanceof Uint8Array)) continue
+      if (key.startsWith('revoke/')) {
+        const revocation = verifyRevocation(state.root, bytes)
+        if (!revocation.ok || state.revoked.has(revocation.value.deviceId)) continue
+        state.revoked.add(revocation.value.deviceId)
+        this.onRevoked(accountId, revocation.value.deviceId)
+      } else if (key.startsWith('pass/')) {
+        const pass = verifyRelayPass(state.root, bytes)
+        if (!pass.ok) continue
+        const current = state.passes.get(pass.value.deviceId) ?? 0
+        if (pass.value.issuedAt > current) state.passes.set(pass.value.deviceId, pass.value.issuedAt)
+      }
+    }
+  }
+}
+
+/** The account id of a registry room id, or undefined for any other room. */
+export function registryAccount(roomId: string): string | undefined {
+  return roomId.endsWith(REGISTRY_SUFFIX) ? roomId.slice(0, -REGISTRY_SUFFIX.length) : undefined
+}
