@@ -163,8 +163,8 @@ describe('sessions: live streaming across devices', () => {
       { type: 'text', text: 'Sunny, 21 °C.', state: 'done' },
     ])
     // Returned values are copies: changing them does not change the doc.
-    ;(onPc.turns[1]!.parts[1] as { input: { city: string } }).input.city = 'Porto'
-    expect((pc.sessions.get(s.id)!.turns[1]!.parts[1] as { input: { city: string } }).input.city).toBe('Lisbon')
+    ;(onPc.turns[1]!.parts[1] as unknown as { input: { city: string } }).input.city = 'Porto'
+    expect((pc.sessions.get(s.id)!.turns[1]!.parts[1] as unknown as { input: { city: string } }).input.city).toBe('Lisbon')
   })
 
   it('summary, archive and list({ scope, status }) by recency converge', async () => {

@@ -1,10 +1,14 @@
 /**
  * Crash test of a whole device with real SIGKILLs: a child process runs a car device
  * (`ContextSync` on `sqliteStorage`) that remembers, updates and streams conversation turns, and
- * prints an ack (ids and text hashes, never texts) only after each write's promise resolved. We
- * kill it at a seeded random moment — while it opens, in the middle of bursts, streams and
- * compactions — reopen the store in this process and check that it opens cleanly as the same
- * device and holds every acknowledged write with its exact text.
+ * logs an ack (ids and text hashes, never texts; to a file, see the fixture for why not stdout)
+ * only after each write's promise resolved. We kill it at a seeded random moment — while it opens,
+ * in the middle of bursts, streams and compactions — reopen the store in this process and check
+ * that it opens cleanly (no refused or held envelope) as the same device and holds every
+ * acknowledged write with its exact text: acked memories and their newest acked update (or a later
+ * one that was in flight), sessions, appended and streamed turns, and the prefix of a stream that
+ * `flush()` acknowledged. Unacknowledged writes may or may not have landed, but never torn, and
+ * whatever a reopened device showed must never disappear at a later reopen.
  *
  * Each store lives through many kill cycles (kill → verify → the next child continues on the same
  * file), so recovering an already recovered store is exercised too. Half the verifications open
@@ -219,7 +223,6 @@ async function verify(path: string, model: Model, label: string, cycle: number):
 
     for (const [sid, s] of model.sessions) {
       const session = dev.sessions.get(sid)
-      if (s.title === undefined && !session) continue // started, but nothing acked before the kill
       expect(session, `${label}: acknowledged session ${sid} is missing`).toBeDefined()
       if (s.title !== undefined) expect(textHash(session!.title), `${label}: session ${sid} title`).toBe(s.title)
       for (const [tid, t] of s.turns) {
@@ -270,8 +273,10 @@ describe('a device on sqliteStorage under SIGKILL', () => {
     const gen = prng.create(baseSeed)
     const plans: Plan[][] = Array.from({ length: CHAINS }, (_, chain) =>
       Array.from({ length: CYCLES }, (_, cycle) => {
-        // The first run must get as far as enrolling the device (see the report on the enrolment
-        // window); later runs are also killed while opening: loading, replaying, compacting.
+        // Later runs are also killed while opening (loading, replaying, compacting). The first run
+        // is killed only once enrolled: killed while it stores its keys and certificate, a device
+        // can come back without an identity, or as kind 'other' (ContextSync.open does not yet
+        // finish an interrupted enrolment), which this test is not about.
         const beforeReady = cycle > 0 && prng.uint32(gen, 0, 7) === 0
         return {
           chain,
@@ -335,5 +340,5 @@ describe('a device on sqliteStorage under SIGKILL', () => {
     } finally {
       rmSync(root, { recursive: true, force: true })
     }
-  }, 180_000) // ~45 s alone on 2 cores; headroom for a machine busy with other test files
+  }, 180_000) // ~25-30 s alone on 2 cores; headroom for a machine busy with other test files
 })

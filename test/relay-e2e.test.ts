@@ -56,6 +56,15 @@ async function until(predicate: () => boolean, timeoutMs = 15_000, what = 'condi
   }
 }
 
+/** Connect a raw socket with a token and report the close code the relay answers with. */
+function closeCodeOf(relay: Relay, roomId: string, token: string): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const ws = new WebSocket(`${relay.url}/${roomId}?token=${token}`)
+    ws.on('close', (code) => resolve(code))
+    ws.on('error', () => undefined)
+  })
+}
+
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'contextsync-e2e-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
@@ -129,17 +138,14 @@ describe('ContextSync through the relay', () => {
     cleanups.push(() => car.close())
     const m = await phone.memory.remember({ text: 'shared with the car' })
     await until(() => car.memory.get(m.id) !== undefined, 15_000, 'car sync')
+    // Defense in depth: even with the health room's id, the car's pass does not cover it.
+    const healthRoom = phone.roomId('health')
+    expect(await closeCodeOf(relay, healthRoom, car.accessToken(healthRoom))).toBe(4403)
     const connectionsBefore = relay.metrics().connections
     await phone.devices.revoke(car.deviceId)
     await until(() => relay.metrics().connections < connectionsBefore, 10_000, 'relay closing the car')
     // A fresh token of the car is refused.
-    const token = car.accessToken(car.roomId('personal'))
-    const refused = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(`${relay.url}/${car.roomId('personal')}?token=${token}`)
-      ws.on('close', (code) => resolve(code))
-      ws.on('error', () => undefined)
-    })
-    expect(refused).toBe(4403)
+    expect(await closeCodeOf(relay, car.roomId('personal'), car.accessToken(car.roomId('personal')))).toBe(4403)
   })
 })
 

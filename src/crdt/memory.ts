@@ -229,6 +229,37 @@ export interface MemoryMeta {
   embeddingModel?: string
 }
 
+/**
+ * Read only the filterable fields of an item (no text copy, no vector decoding) — what the index
+ * keeps for every item. Accepts exactly the items {@link readMemory} accepts.
+ */
+export function readMemoryMeta(id: string, map: unknown, scope: string): MemoryMeta | undefined {
+  if (!(map instanceof Y.Map)) return undefined
+  const kind = map.get('kind')
+  const createdAt = map.get('createdAt')
+  const updatedAt = map.get('updatedAt')
+  if (typeof map.get('text') !== 'string' || typeof map.get('scope') !== 'string' || !isKind(kind)) return undefined
+  if (!isTime(createdAt) || !isTime(updatedAt) || !isSource(map.get('source'))) return undefined
+  const tags = map.get('tags')
+  const meta: MemoryMeta = {
+    id,
+    scope,
+    kind,
+    tags: Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [],
+    createdAt,
+    updatedAt,
+  }
+  for (const field of ['validFrom', 'validTo', 'expiresAt'] as const) {
+    const value = map.get(field)
+    if (isTime(value)) meta[field] = value
+  }
+  for (const field of ['supersedes', 'supersededBy', 'embeddingModel'] as const) {
+    const value = map.get(field)
+    if (typeof value === 'string' && value.length > 0 && value.length <= 200) meta[field] = value
+  }
+  return meta
+}
+
 /** Project an item onto its {@link MemoryMeta}. */
 export function memoryMeta(item: MemoryItem): MemoryMeta {
   const meta: MemoryMeta = {

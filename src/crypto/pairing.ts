@@ -16,12 +16,12 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { toBase64Url, utf8 } from '../util/bytes.js'
+import { fromCrockford, toCrockford } from '../util/base32.js'
 import { reject, RejectCode, type Checked } from './codes.js'
 import { aeadDecrypt, aeadEncrypt, hash, NONCE_BYTES, randomBytes } from './primitives.js'
 
 /** Bytes of secret in an invite code. */
 export const INVITE_SECRET_BYTES = 10
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const PAIR_VERSION = 1
 
 /** Pairing message types. */
@@ -43,19 +43,7 @@ export function createInviteSecret(): Uint8Array {
 
 /** Write a secret as `XXXX-XXXX-XXXX-XXXX`. */
 export function formatInviteCode(secret: Uint8Array): string {
-  let bits = 0
-  let value = 0
-  let out = ''
-  for (const byte of secret) {
-    value = (value << 8) | byte
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out += CROCKFORD[(value >> bits) & 31]
-    }
-  }
-  if (bits > 0) out += CROCKFORD[(value << (5 - bits)) & 31]
-  return out.match(/.{1,4}/g)!.join('-')
+  return toCrockford(secret)
 }
 
 /**
@@ -63,24 +51,7 @@ export function formatInviteCode(secret: Uint8Array): string {
  * `undefined` when it is not a well-formed code.
  */
 export function parseInviteCode(code: string): Uint8Array | undefined {
-  if (typeof code !== 'string') return undefined
-  const clean = code.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0')
-  if (clean.length !== Math.ceil((INVITE_SECRET_BYTES * 8) / 5)) return undefined
-  const out = new Uint8Array(INVITE_SECRET_BYTES)
-  let bits = 0
-  let value = 0
-  let index = 0
-  for (const char of clean) {
-    const digit = CROCKFORD.indexOf(char)
-    if (digit < 0) return undefined
-    value = ((value << 5) | digit) & 0xffff
-    bits += 5
-    if (bits >= 8) {
-      bits -= 8
-      out[index++] = (value >> bits) & 0xff
-    }
-  }
-  return out
+  return fromCrockford(code, INVITE_SECRET_BYTES)
 }
 
 /** The rendezvous room both devices attach for pairing. */

@@ -18,6 +18,7 @@ import {
   memoriesMap,
   patchMemory,
   readMemory,
+  readMemoryMeta,
   type MemoryFieldsPatch,
   type MemoryItem,
   type MemoryKind,
@@ -131,7 +132,7 @@ export interface ListQuery {
 
 /** Query of {@link MemoryApi.recall}. */
 export interface RecallQuery extends ListQuery {
-  /** Free text; ranked by full-text relevance (BM25+, prefix and fuzzy matching). */
+  /** Free text; ranked by full-text relevance (BM25+; prefixes and typos when exact terms find too little). */
   text?: string
   /** A query vector; ranked by cosine similarity against stored embeddings of the same dimension. */
   embedding?: Float32Array | number[]
@@ -244,7 +245,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 /** Long-term memory. */
 export class MemoryApi {
   private readonly emitter = new Emitter<MemoryEvents>()
-  private readonly index = new RecallIndex()
+  private readonly index = new RecallIndex((scope, id) => this.read(scope, id))
   private sweepTimer: ReturnType<typeof setTimeout> | undefined
   private sweepAt = Infinity
   private lastSweep = -Infinity
@@ -336,7 +337,9 @@ export class MemoryApi {
    * The memories most relevant to a query, best first, within the filters — local and
    * synchronous, over every scope this device holds (or `scope`).
    *
-   * - `text`: MiniSearch BM25+ ranking (prefix and fuzzy matching, tags boosted).
+   * - `text`: MiniSearch BM25+ ranking over text and tags (tags boosted); exact terms first,
+   *   widened to prefixes and small typos when that finds fewer than `limit` (or, with an
+   *   embedding too, the fusion pool) memories.
    * - `embedding`: cosine similarity against stored embeddings of the same dimension (and model).
    * - both: reciprocal-rank fusion of the two lists (`Σ 1/(60 + rank)`, top `max(4·limit, 50)` of
    *   each), so a memory that ranks well in both comes first and neither scale dominates.
@@ -658,6 +661,7 @@ export class MemoryApi {
     this.closed = true
     if (this.sweepTimer) clearTimeout(this.sweepTimer)
     this.sweepTimer = undefined
+    this.index.close()
     this.emitter.clear()
   }
 
@@ -839,7 +843,11 @@ export class MemoryApi {
   private watch(replica: Replica): void {
     const memories = memoriesMap(replica.inner)
     const scope = replica.scope
-    memories.forEach((map, id) => this.reindex(scope, id, readMemory(id, map, scope)))
+    // Only the filterable fields now; text and vectors are indexed in the background.
+    memories.forEach((map, id) => {
+      const meta = readMemoryMeta(id, map, scope)
+      if (meta) this.index.set(meta)
+    })
     // Items that expired while the device was closed are swept at once.
     this.scheduleSweep(this.index.nextExpiry(-Infinity))
     memories.observeDeep((events, transaction) => {

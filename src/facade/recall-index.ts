@@ -26,6 +26,9 @@ export function indexKey(scope: string, id: string): string {
   return `${scope}\u0001${id}`
 }
 
+/** Dirty items indexed per background step. */
+const WARM_CHUNK = 500
+
 /** Unit vectors of one dimension, stored row by row in one growable matrix. */
 class VectorMatrix {
   data: Float32Array
@@ -107,13 +110,22 @@ class TopN {
   }
 }
 
-/** Full-text + vector + metadata index over the memories of every held scope. */
+/**
+ * Full-text + vector + metadata index over the memories of every held scope.
+ *
+ * The filterable fields of every item are kept up to date at once (they are cheap). Text and
+ * vectors are indexed lazily: changed items are marked dirty, indexed in small background chunks
+ * (so opening a large store does not block on it), and any remaining dirty items are indexed
+ * before a search runs — a search always sees every change.
+ */
 export class RecallIndex {
   private readonly text = new MiniSearch<IndexedDoc>({
     fields: ['text', 'tags'],
-    searchOptions: { boost: { tags: 1.5 }, prefix: true, fuzzy: 0.2, combineWith: 'OR' },
+    searchOptions: { boost: { tags: 1.5 }, combineWith: 'OR' },
   })
   private readonly metas = new Map<string, MemoryMeta>()
+  /** Keys whose text and vector must be (re)indexed or dropped. */
+  private readonly dirty = new Set<string>()
   /** What is in the text index per key, to skip re-indexing unchanged text. */
   private readonly indexedText = new Map<string, string>()
   private readonly vectors = new Map<number, VectorMatrix>()
@@ -122,37 +134,113 @@ export class RecallIndex {
   private readonly expiring = new Set<string>()
   /** `scope\u0001oldId` → ids of items that name it in `supersedes`. */
   private readonly successors = new Map<string, Set<string>>()
+  private warmTimer: ReturnType<typeof setTimeout> | undefined
+  private closed = false
+
+  /** @param load reads an item's full state (text, vector) from its inner doc. */
+  constructor(private readonly load: (scope: string, id: string) => MemoryItem | undefined) {}
 
   /** Number of indexed items. */
   get size(): number {
     return this.metas.size
   }
 
-  /** Add or refresh one item. */
-  upsert(item: MemoryItem): void {
-    const key = indexKey(item.scope, item.id)
-    const meta = memoryMeta(item)
+  /** Add or refresh one item's fields; its text and vector are indexed before the next search. */
+  set(meta: MemoryMeta): void {
+    const key = indexKey(meta.scope, meta.id)
     const previous = this.metas.get(key)
     this.metas.set(key, meta)
     if (previous?.supersedes !== meta.supersedes) {
-      if (previous?.supersedes !== undefined) this.successors.get(indexKey(item.scope, previous.supersedes))?.delete(item.id)
+      if (previous?.supersedes !== undefined) this.successors.get(indexKey(meta.scope, previous.supersedes))?.delete(meta.id)
       if (meta.supersedes !== undefined) {
-        const k = indexKey(item.scope, meta.supersedes)
+        const k = indexKey(meta.scope, meta.supersedes)
         let set = this.successors.get(k)
         if (!set) this.successors.set(k, (set = new Set()))
-        set.add(item.id)
+        set.add(meta.id)
       }
     }
     if (meta.expiresAt !== undefined) this.expiring.add(key)
     else this.expiring.delete(key)
+    this.markDirty(key)
+  }
 
+  /** {@link set} from a full item. */
+  upsert(item: MemoryItem): void {
+    this.set(memoryMeta(item))
+  }
+
+  /** Drop one item. */
+  remove(scope: string, id: string): void {
+    const key = indexKey(scope, id)
+    const meta = this.metas.get(key)
+    if (!meta) return
+    this.metas.delete(key)
+    this.expiring.delete(key)
+    if (meta.supersedes !== undefined) this.successors.get(indexKey(scope, meta.supersedes))?.delete(id)
+    this.markDirty(key)
+  }
+
+  /** Drop every item of a scope (its replica went away). */
+  removeScope(scope: string): void {
+    for (const meta of [...this.metas.values()]) if (meta.scope === scope) this.remove(scope, meta.id)
+  }
+
+  /** Index everything dirty now. */
+  flush(): void {
+    for (const key of this.dirty) this.reindex(key)
+    this.dirty.clear()
+  }
+
+  /** Stop background work. */
+  close(): void {
+    this.closed = true
+    if (this.warmTimer) clearTimeout(this.warmTimer)
+    this.warmTimer = undefined
+  }
+
+  private markDirty(key: string): void {
+    this.dirty.add(key)
+    if (!this.warmTimer && !this.closed) {
+      this.warmTimer = setTimeout(() => this.warm(), 0)
+      ;(this.warmTimer as { unref?: () => void }).unref?.()
+    }
+  }
+
+  /** Index a chunk of dirty items, then yield to the app and continue. */
+  private warm(): void {
+    this.warmTimer = undefined
+    if (this.closed) return
+    let budget = WARM_CHUNK
+    for (const key of this.dirty) {
+      this.reindex(key)
+      this.dirty.delete(key)
+      if (--budget === 0) break
+    }
+    if (this.dirty.size > 0) {
+      this.warmTimer = setTimeout(() => this.warm(), 0)
+      ;(this.warmTimer as { unref?: () => void }).unref?.()
+    }
+  }
+
+  private reindex(key: string): void {
+    const meta = this.metas.get(key)
+    const item = meta && this.load(meta.scope, meta.id)
+    if (!meta || !item) {
+      if (this.text.has(key)) this.text.discard(key)
+      this.indexedText.delete(key)
+      const dim = this.vectorDim.get(key)
+      if (dim !== undefined) {
+        this.vectors.get(dim)?.delete(key)
+        this.vectorDim.delete(key)
+      }
+      return
+    }
     const textSignature = `${item.text}\u0000${item.tags.join(' ')}`
     if (this.indexedText.get(key) !== textSignature) {
       if (this.text.has(key)) this.text.discard(key)
       this.text.add({ id: key, text: item.text, tags: item.tags.join(' ') })
       this.indexedText.set(key, textSignature)
     }
-
     const dim = this.vectorDim.get(key)
     if (item.embedding) {
       if (dim !== undefined && dim !== item.embedding.length) this.vectors.get(dim)?.delete(key)
@@ -164,28 +252,6 @@ export class RecallIndex {
       this.vectors.get(dim)?.delete(key)
       this.vectorDim.delete(key)
     }
-  }
-
-  /** Drop one item. */
-  remove(scope: string, id: string): void {
-    const key = indexKey(scope, id)
-    const meta = this.metas.get(key)
-    if (!meta) return
-    this.metas.delete(key)
-    this.expiring.delete(key)
-    if (meta.supersedes !== undefined) this.successors.get(indexKey(scope, meta.supersedes))?.delete(id)
-    if (this.text.has(key)) this.text.discard(key)
-    this.indexedText.delete(key)
-    const dim = this.vectorDim.get(key)
-    if (dim !== undefined) {
-      this.vectors.get(dim)?.delete(key)
-      this.vectorDim.delete(key)
-    }
-  }
-
-  /** Drop every item of a scope (its replica went away). */
-  removeScope(scope: string): void {
-    for (const meta of [...this.metas.values()]) if (meta.scope === scope) this.remove(scope, meta.id)
   }
 
   /** The indexed fields of an item. */
@@ -218,14 +284,28 @@ export class RecallIndex {
     return out
   }
 
-  /** The `n` best full-text matches among accepted items, best first (MiniSearch BM25+ scores). */
+  /**
+   * The `n` best full-text matches among accepted items, best first (MiniSearch BM25+ scores).
+   * Exact terms first; only when they give fewer than `n` hits is the query widened to prefixes
+   * (terms of 3+ characters: "seat" finds "seats") and typos (terms of 5+ characters, edit
+   * distance ≤ 20 % of the term, at most 2). Widening on every query would make a common prefix or
+   * a fuzzy match over a large vocabulary enumerate most of the index.
+   */
   searchText(query: string, accept: (meta: MemoryMeta) => boolean, n: number): IndexHit[] {
-    const results = this.text.search(query, {
-      filter: (result) => {
-        const meta = this.metas.get(String(result.id))
-        return meta !== undefined && accept(meta)
-      },
-    })
+    const filter = (result: { id: unknown }): boolean => {
+      const meta = this.metas.get(String(result.id))
+      return meta !== undefined && accept(meta)
+    }
+    this.flush()
+    let results = this.text.search(query, { filter, prefix: false, fuzzy: false })
+    if (results.length < n) {
+      results = this.text.search(query, {
+        filter,
+        prefix: (term) => term.length >= 3,
+        fuzzy: (term) => (term.length >= 5 ? 0.2 : false),
+        maxFuzzy: 2,
+      })
+    }
     const out: IndexHit[] = []
     for (const result of results) {
       if (out.length >= n) break
@@ -240,9 +320,10 @@ export class RecallIndex {
    * dimension — and of `model`, when given — are compared), best first.
    */
   searchVector(query: Float32Array, accept: (meta: MemoryMeta) => boolean, n: number, model?: string): IndexHit[] {
+    this.flush()
     const matrix = this.vectors.get(query.length)
     if (!matrix || matrix.size === 0) return []
-    const q = unitVector(query)
+    const q = Float64Array.from(unitVector(query))
     const dim = matrix.dim
     const data = matrix.data
     const metas = matrix.metas
@@ -251,12 +332,20 @@ export class RecallIndex {
       const meta = metas[row]!
       if (model !== undefined && meta.embeddingModel !== model) continue
       if (!accept(meta)) continue
-      let dot = 0
+      // Four independent sums: the additions pipeline instead of waiting on one another.
+      let d0 = 0
+      let d1 = 0
+      let d2 = 0
+      let d3 = 0
       const base = row * dim
       let i = 0
       for (; i + 3 < dim; i += 4) {
-        dot += q[i]! * data[base + i]! + q[i + 1]! * data[base + i + 1]! + q[i + 2]! * data[base + i + 2]! + q[i + 3]! * data[base + i + 3]!
+        d0 += q[i]! * data[base + i]!
+        d1 += q[i + 1]! * data[base + i + 1]!
+        d2 += q[i + 2]! * data[base + i + 2]!
+        d3 += q[i + 3]! * data[base + i + 3]!
       }
+      let dot = d0 + d1 + d2 + d3
       for (; i < dim; i++) dot += q[i]! * data[base + i]!
       top.offer(meta, dot)
     }

@@ -135,6 +135,7 @@ function closeCodeFor(code: RejectCode): CloseCode {
     case RejectCode.Expired:
       return CloseCode.TokenExpired
     case RejectCode.WrongAccount:
+    case RejectCode.NotGranted:
       return CloseCode.Forbidden
     default:
       return CloseCode.Unauthorized

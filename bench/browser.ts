@@ -1,0 +1,174 @@
+/**
+ * Browser storage benchmark (issue 4): cold open in real Chromium of a device store holding N
+ * memories (after compaction) on `indexedDbStorage`, vs plain Yjs loading the same state from the
+ * same adapter.
+ *
+ * - The stores are built in Node — a `glasses` device on `memoryStorage` writes N memories in
+ *   bursts and compacts — and their chunks are copied byte for byte into IndexedDB in the page;
+ *   the baseline is `Y.encodeStateAsUpdate` of an equivalent plain doc (the same items written
+ *   with `insertMemory`), stored as one chunk under the same key layout in another database.
+ * - Each measurement runs in a freshly launched browser on the same profile (cold: new process,
+ *   new IndexedDB backend, new JS heap); timings are taken in the page. One unmeasured warm-up of
+ *   each, then the two alternate.
+ * - Baseline caveat: `y-indexeddb` (the usual plain-Yjs IndexedDB provider) is not a dependency,
+ *   so "plain" means plain Yjs on the same adapter, as bench/storage.ts does for SQLite.
+ *
+ * Environment: BENCH_BROWSER_N (20000), BENCH_RUNS (3), CONTEXTSYNC_CHROMIUM (/usr/bin/chromium).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import * as Y from 'yjs'
+import { insertMemory } from '../src/crdt/memory.js'
+import { ContextSync, createAccount, memoryStorage } from '../src/index.js'
+import { bundleForBrowser, CHROMIUM_LAUNCH, CHROMIUM_PATH, hasChromium } from '../test/browser/harness.js'
+import type { BenchPageApi } from './browser-page.js'
+import { fmt, median, printTable } from './table.js'
+
+const N = Number(process.env.BENCH_BROWSER_N ?? 20_000)
+const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3))
+const BURST = 5_000
+
+type Timing = Awaited<ReturnType<BenchPageApi['openDevice']>>
+
+function text(i: number): string {
+  return `Remembered fact number ${i}: likes ${i % 2 ? 'tea' : 'coffee'} at ${i % 24}:00`
+}
+
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+
+/** The device store's chunks and the plain store's one chunk, built in Node. */
+async function buildStores(): Promise<{
+  device: Array<{ key: string[]; data: string }>
+  plain: Array<{ key: string[]; data: string }>
+  roomId: string
+  deviceBytes: number
+  plainBytes: number
+  buildMs: number
+}> {
+  const start = performance.now()
+  const account = await createAccount()
+  const storage = memoryStorage()
+  const dev = await ContextSync.open({ account, device: { kind: 'glasses', name: 'Bench glasses' }, storage })
+  for (let i = 0; i < N; i += BURST) {
+    const burst: Array<Promise<unknown>> = []
+    for (let j = i; j < Math.min(N, i + BURST); j++) burst.push(dev.memory.remember({ text: text(j), tags: [`t${j % 10}`] }))
+    await Promise.all(burst)
+  }
+  await dev.replica('personal')!.compactNow()
+  const items = dev.memory.list()
+  const roomId = dev.roomId('personal')
+  await dev.close()
+  const chunks = await storage.loadRange([])
+  const doc = new Y.Doc()
+  for (let i = 0; i < items.length; i += BURST) {
+    doc.transact(() => {
+      for (const item of items.slice(i, i + BURST)) insertMemory(doc, item)
+    })
+  }
+  const state = Y.encodeStateAsUpdate(doc)
+  doc.destroy()
+  return {
+    device: chunks.map((c) => ({ key: [...c.key], data: b64(c.data) })),
+    plain: [{ key: ['replica', roomId, 'log', '000000000000'], data: b64(state) }],
+    roomId,
+    deviceBytes: chunks.reduce((n, c) => n + c.data.byteLength, 0),
+    plainBytes: state.byteLength,
+    buildMs: performance.now() - start,
+  }
+}
+
+/** Chromium's cold-open figures for N memories on IndexedDB vs plain Yjs. Registered in bench/run.ts. */
+export async function benchBrowser(): Promise<void> {
+  if (!hasChromium) {
+    console.warn(`\n[bench browser] SKIPPED: no Chromium at ${CHROMIUM_PATH} (install Debian's chromium or set CONTEXTSYNC_CHROMIUM)`)
+    return
+  }
+  const bundle = await bundleForBrowser({ 'bench-page': 'bench/browser-page.ts' }, { minify: true })
+  if (bundle.errors.length > 0) throw new Error(`bench page does not bundle: ${bundle.errors.join('; ')}`)
+  const script = bundle.outputs.get('bench-page.js')!
+  const http = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/') res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/bench.js"></script>')
+    else if (path === '/bench.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script)
+    else res.writeHead(404).end()
+  })
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/`
+  const profile = mkdtempSync(join(tmpdir(), 'contextsync-bench-browser-'))
+  let context: BrowserContext | undefined
+
+  /** A fresh browser on the profile, with the page loaded; `fn` runs in it, then the browser closes. */
+  const inFreshBrowser = async <T>(fn: (page: Page) => Promise<T>): Promise<T> => {
+    context = await chromium.launchPersistentContext(profile, CHROMIUM_LAUNCH)
+    try {
+      const page = context.pages()[0] ?? (await context.newPage())
+      await page.goto(url)
+      await page.waitForFunction(() => window.bench !== undefined)
+      return await fn(page)
+    } finally {
+      await context.close()
+      context = undefined
+    }
+  }
+  const call = <K extends keyof BenchPageApi>(page: Page, name: K, ...args: Parameters<BenchPageApi[K]>) =>
+    page.evaluate(
+      ([n, a]) => (window.bench as unknown as Record<string, (...x: unknown[]) => Promise<unknown>>)[n]!(...a),
+      [name, args] as [string, unknown[]],
+    ) as Promise<Awaited<ReturnType<BenchPageApi[K]>>>
+
+  try {
+    const stores = await buildStores()
+    console.log(`built in ${fmt(stores.buildMs / 1000, 's')}`)
+    const importStart = performance.now()
+    await inFreshBrowser(async (page) => {
+      await call(page, 'importChunks', 'device', stores.device)
+      await call(page, 'importChunks', 'plain', stores.plain)
+    })
+    console.log(
+      `\nbuilt the ${N}-memory stores in Node in ${fmt(stores.buildMs / 1000, 's')}, copied into IndexedDB in ${fmt((performance.now() - importStart) / 1000, 's')} ` +
+        `(device: ${stores.device.length} chunks, ${fmt(stores.deviceBytes / 1024 / 1024, 'MiB')}; plain: ${fmt(stores.plainBytes / 1024 / 1024, 'MiB')})`,
+    )
+    const openDevice = () => inFreshBrowser((page) => call(page, 'openDevice', 'device'))
+    const openPlain = () => inFreshBrowser((page) => call(page, 'openPlain', 'plain', stores.roomId))
+    await openDevice()
+    await openPlain()
+    const device: Timing[] = []
+    const plain: Timing[] = []
+    for (let r = 0; r < RUNS; r++) {
+      device.push(await openDevice())
+      plain.push(await openPlain())
+    }
+    console.log(`plain phases (ms): ${plain.map((p) => JSON.stringify(p)).join(' ')}`)
+    for (const t of [...device, ...plain]) if (t.count !== N) throw new Error(`a store opened with ${t.count} memories, expected ${N}`)
+    const base = { open: median(plain.map((r) => r.openMs)), total: median(plain.map((r) => r.openMs + r.listMs)) }
+    const row = (name: string, runs: Timing[], bytes: number): string[] => {
+      const open = median(runs.map((r) => r.openMs))
+      const total = median(runs.map((r) => r.openMs + r.listMs))
+      return [
+        name,
+        fmt(open, 'ms'),
+        fmt(median(runs.map((r) => r.listMs)), 'ms'),
+        fmt(total, 'ms'),
+        fmt(open / base.open, '×'),
+        fmt(total / base.total, '×'),
+        fmt(bytes / 1024 / 1024, 'MiB'),
+      ]
+    }
+    printTable(
+      `Cold open in Chromium (fresh browser per run) of an IndexedDB store holding ${N} memories (after compaction), median of ${RUNS} runs; target ≤ 1.5× plain`,
+      ['subject', 'open', 'first list', 'open+list', 'open vs plain', 'open+list vs plain', 'payload'],
+      [row('plain Yjs from indexedDbStorage (baseline)', plain, stores.plainBytes), row('ContextSync on indexedDbStorage', device, stores.deviceBytes)],
+    )
+  } finally {
+    await context?.close()
+    await new Promise<void>((r) => http.close(() => r()))
+    rmSync(profile, { recursive: true, force: true })
+  }
+}
+
+// `tsx bench/browser.ts` runs it on its own.
+if (import.meta.url === `file://${process.argv[1]}`) await benchBrowser()

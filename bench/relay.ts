@@ -1,0 +1,744 @@
+/**
+ * Relay benchmark (issue 3), every figure side by side with its baseline in the same run.
+ *
+ * Part 1 — E2EE memory writes through the relay vs plain Yjs clients through the same relay code:
+ * - baseline: two stock y-websocket `WebsocketProvider`s (with `ws`) on a relay started with
+ *   `auth: 'none'`; the writer does one transaction per memory, inserting a Y.Map of the memory
+ *   fields (text, scope, kind, tags, createdAt, updatedAt, source — `insertMemory`, the exact shape
+ *   the E2EE inner doc holds) into a top-level Y.Map keyed by a random 22-char id;
+ * - subject: two `ContextSync` owner devices of one account (memoryStorage, websocketTransport)
+ *   on a relay with the default auth (tokens, registry guard); the writer calls
+ *   `memory.remember` with the same texts and tags.
+ * Both relays run in this process with identical options (SQLite in a temp dir unless
+ * BENCH_RELAY_STORAGE=memory, merge every 100 ms) and the same raised rate limit: the default
+ * (200 msg/s, burst 2000 per connection) would close the plain writer's connection with 4429
+ * within the first 2000 of its 20k one-message-per-update frames.
+ *
+ * Part 2 — relay scaling vs the stock `@y/websocket-server` (no auth, limits or persistence) as
+ * baseline. Both servers run in this process; the clients run in a forked child process (raw `ws`
+ * sockets speaking the y-protocols sync handshake), so this process's memory and CPU are the
+ * server's own (plus a little IPC). Our relay runs with `auth: 'none'` here (token verification is
+ * an upgrade-time cost; with tokens each connection also leaves one nonce in the replay cache).
+ *
+ * Env: BENCH_RELAY_WRITES (20000), BENCH_RELAY_SINGLE (1000), BENCH_RELAY_RUNS (3),
+ * BENCH_RELAY_STORAGE (sqlite|memory), BENCH_RELAY_SCALING (1; 0 skips part 2),
+ * BENCH_RELAY_FORWARD (100000: forwarded messages per fan-out row, roughly).
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import WebSocket, { WebSocketServer } from 'ws'
+import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as syncProtocol from 'y-protocols/sync'
+import { WebsocketProvider } from 'y-websocket'
+import { docs as stockDocs, setupWSConnection } from '@y/websocket-server/utils'
+import { memoryStorage } from '../src/adapters/memory-storage.js'
+import { websocketTransport } from '../src/adapters/websocket.js'
+import type { Transport } from '../src/adapters/transport.js'
+import { insertMemory, memoriesMap, type MemoryItem } from '../src/crdt/memory.js'
+import { createAccount } from '../src/facade/account.js'
+import { ContextSync } from '../src/facade/context-sync.js'
+import { randomId } from '../src/facade/ids.js'
+import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
+import { fmt, median, percentile, printTable } from './table.js'
+
+const N = Number(process.env.BENCH_RELAY_WRITES ?? 20_000)
+const SINGLE = Number(process.env.BENCH_RELAY_SINGLE ?? 1_000)
+const RUNS = Number(process.env.BENCH_RELAY_RUNS ?? 3)
+const STORAGE = process.env.BENCH_RELAY_STORAGE === 'memory' ? 'memory' : 'sqlite'
+const SCALING = process.env.BENCH_RELAY_SCALING !== '0'
+const FORWARD = Number(process.env.BENCH_RELAY_FORWARD ?? 100_000)
+const WARMUP = 200
+/** Same raised limits on every relay of this file (see the module comment). */
+const LIMITS = { messagesPerSecond: 1_000_000, burst: 1_000_000 }
+const WS = WebSocket as unknown as typeof globalThis.WebSocket
+const CHILD_ENV = 'CONTEXTSYNC_BENCH_CHILD'
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Poll `predicate` every `everyMs` until true; throws after `timeoutMs`. */
+async function until(predicate: () => boolean, timeoutMs: number, what: string, everyMs = 5): Promise<void> {
+  const start = performance.now()
+  while (!predicate()) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
+/** Resolves waits on a growing count from the receiver's own events (no polling latency). */
+class Waiter {
+  private target = Infinity
+  private done: (() => void) | undefined
+  constructor(private readonly count: () => number) {}
+
+  notify(): void {
+    if (this.done && this.count() >= this.target) {
+      const done = this.done
+      this.done = undefined
+      this.target = Infinity
+      done()
+    }
+  }
+
+  wait(target: number, timeoutMs: number, what: string): Promise<void> {
+    if (this.count() >= target) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.done = undefined
+        this.target = Infinity
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.count()}/${target})`))
+      }, timeoutMs)
+      this.target = target
+      this.done = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+}
+
+function text(i: number): string {
+  return `Remembered fact number ${i}: likes ${i % 2 ? 'tea' : 'coffee'} at ${i % 24}:00`
+}
+
+function plainItem(i: number, deviceId: string): MemoryItem {
+  const now = Date.now()
+  return { id: randomId(), text: text(i), scope: 'personal', kind: 'fact', tags: [`t${i % 10}`], createdAt: now, updatedAt: now, source: { deviceId } }
+}
+
+// ── part 1: E2EE vs plain Yjs through the relay ──────────────────────────────
+
+interface RelayServer {
+  relay: Relay
+  close(): Promise<void>
+}
+
+async function startRelay(auth: 'none' | undefined): Promise<RelayServer> {
+  const dataDir = STORAGE === 'sqlite' ? mkdtempSync(join(tmpdir(), 'contextsync-bench-relay-')) : undefined
+  const relay = await createRelay({
+    host: '127.0.0.1',
+    port: 0,
+    logger: silentLogger,
+    limits: LIMITS,
+    persistence: { mergeIntervalMs: 100 },
+    ...(dataDir !== undefined && { dataDir }),
+    ...(auth && { auth }),
+  })
+  return {
+    relay,
+    close: async () => {
+      await relay.close()
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+interface Pair {
+  relay: Relay
+  /** Issue one write; not awaited. */
+  write(i: number): void
+  received(): number
+  waiter: Waiter
+  /** Compact the writer's stored log (E2EE); no-op for plain Yjs. */
+  compact(): Promise<void>
+  close(): Promise<void>
+}
+
+async function plainPair(): Promise<Pair> {
+  const server = await startRelay('none')
+  const room = `plain${randomId().replace(/[^A-Za-z0-9]/g, '')}.memories`
+  const a = new Y.Doc()
+  const b = new Y.Doc()
+  const options = { WebSocketPolyfill: WS, disableBc: true, resyncInterval: -1, maxBackoffTime: 500 }
+  const pa = new WebsocketProvider(server.relay.url, room, a, options)
+  const pb = new WebsocketProvider(server.relay.url, room, b, options)
+  await until(() => pa.synced && pb.synced, 10_000, 'plain providers to sync')
+  const deviceId = 'd'.repeat(32)
+  const map = memoriesMap(b)
+  const waiter = new Waiter(() => map.size)
+  map.observe(() => waiter.notify())
+  return {
+    relay: server.relay,
+    write: (i) => a.transact(() => insertMemory(a, plainItem(i, deviceId))),
+    received: () => map.size,
+    waiter,
+    compact: async () => {},
+    close: async () => {
+      pa.destroy()
+      pb.destroy()
+      a.destroy()
+      b.destroy()
+      await server.close()
+    },
+  }
+}
+
+async function contextSyncPair(): Promise<Pair> {
+  const server = await startRelay(undefined)
+  const transports: Transport[] = []
+  const transport = () => {
+    const t = websocketTransport({ url: server.relay.url, WebSocketPolyfill: WS, maxBackoffTime: 500 })
+    transports.push(t)
+    return t
+  }
+  const account = await createAccount()
+  const a = await ContextSync.open({ account, device: { kind: 'phone' }, storage: memoryStorage(), transports: [transport()] })
+  const b = await ContextSync.open({ account, device: { kind: 'pc' }, storage: memoryStorage(), transports: [transport()] })
+  let count = 0
+  const waiter = new Waiter(() => count)
+  b.memory.on('change', (e) => {
+    if (e.type === 'added' && e.origin !== 'local') {
+      count++
+      waiter.notify()
+    }
+  })
+  return {
+    relay: server.relay,
+    write: (i) => {
+      void a.memory.remember({ text: text(i), kind: 'fact', tags: [`t${i % 10}`] })
+    },
+    received: () => count,
+    waiter,
+    compact: () => a.replica('personal')!.compactNow(),
+    close: async () => {
+      await a.close()
+      await b.close()
+      for (const t of transports) t.close()
+      await server.close()
+    },
+  }
+}
+
+/** Wait until the relay's stored bytes stopped changing across several merge intervals. */
+async function settledStoredBytes(relay: Relay): Promise<number> {
+  let last = -1
+  let stable = 0
+  const start = performance.now()
+  while (stable < 4) {
+    if (performance.now() - start > 20_000) throw new Error('relay storage did not settle within 20 s')
+    await sleep(150)
+    const bytes = relay.metrics().storedBytes
+    stable = bytes === last ? stable + 1 : 0
+    last = bytes
+  }
+  return last
+}
+
+interface BurstResult {
+  ms: number
+  /** Relay bytes in + out during the burst. */
+  wireIn: number
+  wireOut: number
+  messagesIn: number
+  messagesOut: number
+  stored: number
+  storedDelta: number
+}
+
+async function burst(make: () => Promise<Pair>): Promise<BurstResult> {
+  const pair = await make()
+  try {
+    // Warm-up (same count on both sides; it stays in the stored state of both).
+    for (let i = 0; i < WARMUP; i++) pair.write(i)
+    await pair.waiter.wait(WARMUP, 30_000, 'warm-up writes')
+    const storedBefore = await settledStoredBytes(pair.relay)
+    const m0 = pair.relay.metrics()
+    const start = performance.now()
+    for (let i = WARMUP; i < WARMUP + N; i++) pair.write(i)
+    await pair.waiter.wait(WARMUP + N, 120_000, 'burst writes')
+    const ms = performance.now() - start
+    const m1 = pair.relay.metrics()
+    await pair.compact()
+    const stored = await settledStoredBytes(pair.relay)
+    return {
+      ms,
+      wireIn: m1.bytesIn - m0.bytesIn,
+      wireOut: m1.bytesOut - m0.bytesOut,
+      messagesIn: m1.messagesIn - m0.messagesIn,
+      messagesOut: m1.messagesOut - m0.messagesOut,
+      stored,
+      storedDelta: stored - storedBefore,
+    }
+  } finally {
+    await pair.close()
+  }
+}
+
+async function single(make: () => Promise<Pair>): Promise<number[]> {
+  const pair = await make()
+  try {
+    const latencies: number[] = []
+    const total = WARMUP + SINGLE
+    for (let i = 0; i < total; i++) {
+      const start = performance.now()
+      pair.write(i)
+      await pair.waiter.wait(i + 1, 10_000, `single write ${i}`)
+      if (i >= WARMUP) latencies.push(performance.now() - start)
+    }
+    return latencies
+  } finally {
+    await pair.close()
+  }
+}
+
+async function benchThroughRelay(): Promise<void> {
+  const subjects: Array<[string, () => Promise<Pair>]> = [
+    ['plain y-websocket clients (baseline)', plainPair],
+    ['ContextSync E2EE devices', contextSyncPair],
+  ]
+  const bursts = subjects.map(() => [] as BurstResult[])
+  // Alternate subjects run by run, so drift (JIT, GC, thermal) hits both alike.
+  for (let r = 0; r < RUNS; r++) {
+    for (let s = 0; s < subjects.length; s++) bursts[s]!.push(await burst(subjects[s]![1]))
+  }
+  const singles: number[][] = []
+  for (const [, make] of subjects) singles.push(await single(make))
+
+  const burstRows: string[][] = []
+  const bytesRows: string[][] = []
+  const singleRows: string[][] = []
+  const base = {
+    ms: median(bursts[0]!.map((x) => x.ms)),
+    stored: median(bursts[0]!.map((x) => x.stored)),
+    delta: median(bursts[0]!.map((x) => x.storedDelta)),
+    wire: median(bursts[0]!.map((x) => x.wireIn + x.wireOut)),
+    p50: percentile(singles[0]!, 50),
+    p99: percentile(singles[0]!, 99),
+  }
+  subjects.forEach(([name], s) => {
+    const runs = bursts[s]!
+    const ms = median(runs.map((x) => x.ms))
+    const stored = median(runs.map((x) => x.stored))
+    const delta = median(runs.map((x) => x.storedDelta))
+    const wireIn = median(runs.map((x) => x.wireIn))
+    const wireOut = median(runs.map((x) => x.wireOut))
+    const msgsIn = median(runs.map((x) => x.messagesIn))
+    const msgsOut = median(runs.map((x) => x.messagesOut))
+    burstRows.push([
+      name,
+      fmt(N / (ms / 1000), 'w/s'),
+      fmt((ms * 1000) / N, 'µs'),
+      runs.map((x) => fmt(x.ms, 'ms')).join(' / '),
+      fmt(base.ms / ms, '×'),
+    ])
+    bytesRows.push([
+      name,
+      fmt(stored / 1024, 'KiB'),
+      fmt(delta / 1024, 'KiB'),
+      fmt(stored / base.stored, '×'),
+      fmt(delta / base.delta, '×'),
+      `${fmt(wireIn / 1024, 'KiB')} / ${fmt(wireOut / 1024, 'KiB')}`,
+      `${msgsIn} / ${msgsOut}`,
+      fmt((wireIn + wireOut) / base.wire, '×'),
+    ])
+    const lat = singles[s]!
+    const p50 = percentile(lat, 50)
+    const p99 = percentile(lat, 99)
+    singleRows.push([
+      name,
+      fmt(lat.length / (lat.reduce((a, b) => a + b, 0) / 1000), 'w/s'),
+      fmt(p50, 'ms'),
+      fmt(p99, 'ms'),
+      fmt(percentile(lat, 100), 'ms'),
+      s === 0 ? '—' : `${p50 - base.p50 >= 0 ? '+' : ''}${fmt(p50 - base.p50, 'ms')}`,
+      fmt(p50 / base.p50, '×'),
+      fmt(p99 / base.p99, '×'),
+    ])
+  })
+  const storage = STORAGE === 'sqlite' ? 'SQLite' : 'memory'
+  printTable(
+    `Relay burst: ${N} memory writes issued at once until the receiver has all (after ${WARMUP} warm-up writes), median of ${RUNS} runs — target E2EE ≥ 2× plain`,
+    ['subject', 'throughput', 'per write', 'runs', 'speed vs plain'],
+    burstRows,
+  )
+  printTable(
+    `Relay bytes for that workload (${storage} relay store, merged; E2EE log compacted first): stored total / Δ for the workload — target ≤ 1.1× plain; wire = relay bytes in / out during the burst`,
+    ['subject', 'stored', 'stored Δ', 'total vs plain', 'Δ vs plain', 'wire in / out', 'frames in / out', 'wire vs plain'],
+    bytesRows,
+  )
+  printTable(
+    `Relay single writes: ${SINGLE} writes one at a time, each awaited until the receiver has it (after ${WARMUP} warm-up) — targets p50 ≤ plain + 0.5 ms, p99 ≤ 2× plain`,
+    ['subject', 'throughput', 'p50', 'p99', 'max', 'p50 − plain', 'p50 vs plain', 'p99 vs plain'],
+    singleRows,
+  )
+}
+
+// ── part 2: relay scaling (clients in a child process) ───────────────────────
+
+type ChildCommand =
+  | { type: 'open'; url: string; rooms: string[] }
+  | { type: 'fanout'; groups: Array<{ writer: number; readers: number[] }>; k: number }
+  | { type: 'close' }
+
+type ChildReply =
+  | { type: 'opened'; ms: number; failed: number }
+  | { type: 'fanned'; ms: number; delivered: number; expected: number }
+  | { type: 'closed' }
+  | { type: 'error'; message: string }
+
+/** The forked client process: raw ws sockets doing the y-protocols handshake, then fan-out. */
+async function childMain(): Promise<void> {
+  const empty = new Y.Doc()
+  const frame = (write: (e: encoding.Encoder) => void) => {
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, 0)
+    write(e)
+    return encoding.toUint8Array(e)
+  }
+  const step1 = frame((e) => syncProtocol.writeSyncStep1(e, empty))
+  const step2 = frame((e) => syncProtocol.writeSyncStep2(e, empty))
+  interface Conn {
+    ws: WebSocket
+    updates: number
+    ready: boolean
+    reader: boolean
+  }
+  let conns: Conn[] = []
+  let onUpdate: ((conn: Conn) => void) | undefined
+  const reply = (m: ChildReply) => process.send!(m)
+
+  const open = async (url: string, rooms: string[]): Promise<void> => {
+    const start = performance.now()
+    let failed = 0
+    const CONCURRENCY = 64
+    let next = 0
+    const openOne = (room: string) =>
+      new Promise<void>((resolve) => {
+        const ws = new WebSocket(`${url}/${encodeURIComponent(room)}`, { perMessageDeflate: false })
+        const conn: Conn = { ws, updates: 0, ready: false, reader: false }
+        conns.push(conn)
+        const timer = setTimeout(() => {
+          failed++
+          resolve()
+        }, 20_000)
+        ws.binaryType = 'nodebuffer'
+        ws.on('open', () => ws.send(step1))
+        ws.on('message', (data: Buffer) => {
+          if (data[0] !== 0) return
+          if (data[1] === 2) {
+            conn.updates++
+            onUpdate?.(conn)
+          } else if (data[1] === 0) ws.send(step2)
+          else if (data[1] === 1 && !conn.ready) {
+            conn.ready = true
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        ws.on('error', () => undefined)
+        ws.on('close', () => {
+          if (!conn.ready) {
+            clearTimeout(timer)
+            failed++
+            resolve()
+          }
+        })
+      })
+    await Promise.all(
+      Array.from({ length: Math.min(CONCURRENCY, rooms.length) }, async () => {
+        while (next < rooms.length) await openOne(rooms[next++]!)
+      }),
+    )
+    reply({ type: 'opened', ms: performance.now() - start, failed })
+  }
+
+  const fanout = async (groups: Array<{ writer: number; readers: number[] }>, k: number): Promise<void> => {
+    // Precompute each writer's k updates (one small map entry each) before the clock starts.
+    const frames = groups.map(() => [] as Uint8Array[])
+    groups.forEach((_, g) => {
+      const doc = new Y.Doc()
+      doc.on('update', (u: Uint8Array) => frames[g]!.push(frame((e) => syncProtocol.writeUpdate(e, u))))
+      const map = doc.getMap<string>('m')
+      for (let j = 0; j < k; j++) map.set(`k${j}`, `${'x'.repeat(64)}${j}`)
+      doc.destroy()
+    })
+    for (const c of conns) {
+      c.updates = 0
+      c.reader = false
+    }
+    for (const g of groups) for (const r of g.readers) conns[r]!.reader = true
+    const expected = groups.reduce((n, g) => n + g.readers.length, 0) * k
+    let delivered = 0
+    const start = performance.now()
+    const done = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 60_000)
+      onUpdate = (conn) => {
+        if (conn.reader && conn.updates <= k && ++delivered >= expected) {
+          clearTimeout(timer)
+          resolve(true)
+        }
+      }
+    })
+    // Round-robin over writers so rooms progress together.
+    for (let j = 0; j < k; j++) for (let g = 0; g < groups.length; g++) conns[groups[g]!.writer]!.ws.send(frames[g]![j]!)
+    await done
+    const ms = performance.now() - start
+    onUpdate = undefined
+    reply({ type: 'fanned', ms, delivered, expected })
+  }
+
+  const closeAll = async (): Promise<void> => {
+    await Promise.all(
+      conns.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.ws.readyState === WebSocket.CLOSED) return resolve()
+            const timer = setTimeout(() => {
+              c.ws.terminate()
+              resolve()
+            }, 3_000)
+            c.ws.once('close', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            c.ws.close()
+          }),
+      ),
+    )
+    conns = []
+    reply({ type: 'closed' })
+  }
+
+  process.on('message', (m: ChildCommand) => {
+    const run = m.type === 'open' ? open(m.url, m.rooms) : m.type === 'fanout' ? fanout(m.groups, m.k) : closeAll()
+    run.catch((error: unknown) => reply({ type: 'error', message: error instanceof Error ? error.message : String(error) }))
+  })
+  process.on('disconnect', () => process.exit(0))
+}
+
+class ClientProcess {
+  private readonly child: ChildProcess
+  private pending: ((m: ChildReply) => void) | undefined
+
+  constructor() {
+    this.child = fork(fileURLToPath(import.meta.url), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, [CHILD_ENV]: 'relay-clients' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    this.child.on('message', (m: ChildReply) => {
+      const p = this.pending
+      this.pending = undefined
+      p?.(m)
+    })
+  }
+
+  request<T extends ChildReply['type']>(command: ChildCommand, expect: T, timeoutMs: number): Promise<Extract<ChildReply, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`client process: no '${expect}' within ${timeoutMs} ms`)), timeoutMs)
+      this.pending = (m) => {
+        clearTimeout(timer)
+        if (m.type === 'error') reject(new Error(`client process: ${m.message}`))
+        else if (m.type !== expect) reject(new Error(`client process: expected ${expect}, got ${m.type}`))
+        else resolve(m as Extract<ChildReply, { type: T }>)
+      }
+      this.child.send(command)
+    })
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()))
+    this.child.disconnect()
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 3_000)
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+interface ServerUnderTest {
+  url: string
+  close(): Promise<void>
+}
+
+async function startOurRelay(): Promise<ServerUnderTest> {
+  const server = await startRelay('none')
+  return { url: server.relay.url, close: () => server.close() }
+}
+
+/** The stock y-websocket server (`@y/websocket-server`, in-memory docs, no auth or limits). */
+async function startStockServer(): Promise<ServerUnderTest> {
+  const http: Server = createServer()
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false })
+  const names = new Set<string>()
+  http.on('upgrade', (request, socket, head) => {
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      names.add(decodeURIComponent((request.url ?? '/').slice(1).split('?')[0]!))
+      setupWSConnection(ws, request, { docName: decodeURIComponent((request.url ?? '/').slice(1).split('?')[0]!) })
+    })
+  })
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
+  return {
+    url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const c of wss.clients) c.terminate()
+      wss.close()
+      // Without persistence the stock server never drops a doc; do it so rows stay independent.
+      for (const name of names) {
+        stockDocs.get(name)?.destroy()
+        stockDocs.delete(name)
+      }
+      http.closeAllConnections()
+      await new Promise<void>((r) => http.close(() => r()))
+    },
+  }
+}
+
+const servers: Array<[string, () => Promise<ServerUnderTest>]> = [
+  ['@y/websocket-server (baseline)', startStockServer],
+  ['contextsync relay', startOurRelay],
+]
+
+let gcFn: (() => void) | undefined
+function gc(): void {
+  if (!gcFn) {
+    v8.setFlagsFromString('--expose-gc')
+    gcFn = vm.runInNewContext('gc') as () => void
+  }
+  gcFn()
+}
+
+async function memorySample(): Promise<{ rss: number; heap: number }> {
+  for (let i = 0; i < 3; i++) {
+    gc()
+    await sleep(30)
+  }
+  const m = process.memoryUsage()
+  return { rss: m.rss, heap: m.heapUsed + m.external }
+}
+
+/** Room ids spread over accounts of at most 100 rooms (the relay's per-account room quota is 256). */
+function roomNames(tag: string, rooms: number, connections: number): string[] {
+  return Array.from({ length: connections }, (_, i) => {
+    const r = i % rooms
+    return `${tag}a${Math.floor(r / 100)}.r${r}`
+  })
+}
+
+let runTag = 0
+
+async function benchScaling(): Promise<void> {
+  const client = new ClientProcess()
+  try {
+    // Idle connections: memory delta per connection.
+    const idleConfigs: Array<[number, number]> = [
+      [1, 1],
+      [100, 1],
+      [100, 100],
+      [1000, 1],
+      [1000, 1000],
+    ]
+    const idleRows: string[][] = []
+    for (const [connections, rooms] of idleConfigs) {
+      const perServer: Array<{ rss: number; heap: number; ms: number }> = []
+      for (const [, start] of servers) {
+        const server = await start()
+        try {
+          const before = await memorySample()
+          const opened = await client.request({ type: 'open', url: server.url, rooms: roomNames(`i${runTag++}`, rooms, connections) }, 'opened', 60_000)
+          if (opened.failed > 0) throw new Error(`${opened.failed} of ${connections} connections failed`)
+          await sleep(300)
+          const after = await memorySample()
+          perServer.push({ rss: (after.rss - before.rss) / connections, heap: (after.heap - before.heap) / connections, ms: opened.ms })
+          await client.request({ type: 'close' }, 'closed', 30_000)
+        } finally {
+          await server.close()
+        }
+      }
+      servers.forEach(([name], s) => {
+        const x = perServer[s]!
+        idleRows.push([
+          `${name}: ${connections} conn / ${rooms} room${rooms > 1 ? 's' : ''}`,
+          fmt(x.heap / 1024, 'KiB'),
+          fmt(x.rss / 1024, 'KiB'),
+          fmt(x.ms, 'ms'),
+          s === 0 ? '—' : fmt(x.heap / perServer[0]!.heap, '×'),
+        ])
+      })
+    }
+    printTable(
+      'Relay memory per idle connection — server in this process, clients (raw ws + y-protocols handshake) in a child process; ' +
+        'Δ after GC ÷ connections; relay auth "none" — target heap+external ≤ 64 KiB (1-connection rows are noise-dominated)',
+      ['server: connections / rooms', 'heap+ext/conn', 'RSS/conn', 'connect all', 'heap vs stock'],
+      idleRows,
+    )
+
+    // Forwarding: 1 writer + N readers in one room, and R rooms of 1 writer + 1 reader.
+    const clamp = (x: number) => Math.max(50, Math.min(5000, Math.round(x)))
+    const forwardConfigs: Array<{ label: string; rooms: number; readers: number; k: number }> = [
+      { label: '1 room, 1 writer → 1 reader', rooms: 1, readers: 1, k: clamp(FORWARD) },
+      { label: '1 room, 1 writer → 100 readers', rooms: 1, readers: 100, k: clamp(FORWARD / 100) },
+      { label: '1 room, 1 writer → 1000 readers', rooms: 1, readers: 1000, k: clamp(FORWARD / 1000) },
+      { label: '100 rooms × (1 writer → 1 reader)', rooms: 100, readers: 1, k: clamp(FORWARD / 100) },
+      { label: '1000 rooms × (1 writer → 1 reader)', rooms: 1000, readers: 1, k: clamp(FORWARD / 1000) },
+    ]
+    const forwardRows: string[][] = []
+    for (const config of forwardConfigs) {
+      const results: Array<{ rate: number; cpuUs: number; ms: number; delivered: number }> = []
+      for (const [, start] of servers) {
+        const server = await start()
+        try {
+          // Connection i: room i % rooms; the first `rooms` connections are the writers.
+          const perRoom = 1 + config.readers
+          const total = config.rooms * perRoom
+          const rooms = roomNames(`f${runTag++}`, config.rooms, total)
+          const opened = await client.request({ type: 'open', url: server.url, rooms }, 'opened', 60_000)
+          if (opened.failed > 0) throw new Error(`${opened.failed} of ${total} connections failed`)
+          const groups = Array.from({ length: config.rooms }, (_, r) => ({
+            writer: r,
+            readers: Array.from({ length: config.readers }, (_, j) => r + (j + 1) * config.rooms),
+          }))
+          await sleep(100)
+          const cpu0 = process.cpuUsage()
+          const fanned = await client.request({ type: 'fanout', groups, k: config.k }, 'fanned', 90_000)
+          const cpu = process.cpuUsage(cpu0)
+          if (fanned.delivered < fanned.expected) throw new Error(`fan-out delivered ${fanned.delivered}/${fanned.expected} within 60 s`)
+          results.push({
+            rate: fanned.delivered / (fanned.ms / 1000),
+            cpuUs: (cpu.user + cpu.system) / fanned.delivered,
+            ms: fanned.ms,
+            delivered: fanned.delivered,
+          })
+          await client.request({ type: 'close' }, 'closed', 30_000)
+        } finally {
+          await server.close()
+        }
+      }
+      servers.forEach(([name], s) => {
+        const x = results[s]!
+        forwardRows.push([
+          `${name}: ${config.label}`,
+          `${config.k} × ${config.rooms * config.readers}`,
+          fmt(x.ms, 'ms'),
+          fmt(x.rate, 'msg/s'),
+          fmt(x.cpuUs, 'µs'),
+          s === 0 ? '—' : fmt(x.rate / results[0]!.rate, '×'),
+          s === 0 ? '—' : fmt(x.cpuUs / results[0]!.cpuUs, '×'),
+        ])
+      })
+    }
+    printTable(
+      'Relay forwarding — a burst of small Yjs updates per writer, until every reader has all; msg/s = deliveries to readers per second; ' +
+        'CPU = server-process user+sys ÷ deliveries (clients in a child process; the stock server also echoes each update to its writer)',
+      ['server: layout', 'updates × readers', 'time', 'forwarded', 'CPU/msg', 'rate vs stock', 'CPU vs stock'],
+      forwardRows,
+    )
+  } finally {
+    await client.stop()
+  }
+}
+
+/** Run the relay benchmark and print its tables. */
+export async function benchRelay(): Promise<void> {
+  await benchThroughRelay()
+  if (SCALING) await benchScaling()
+}
+
+if (process.env[CHILD_ENV] === 'relay-clients') void childMain()
