@@ -8,12 +8,15 @@ import { indexedDbStorage } from '../src/entries/idb.js'
 import { readAllMemories } from '../src/crdt/memory.js'
 
 export interface BenchPageApi {
-  /** Write stored chunks (base64) into the contextsync IndexedDB database `name`. */
-  importChunks(name: string, chunks: Array<{ key: string[]; data: string }>): Promise<number>
+  /**
+   * Fetch a store's chunks from the bench server (`/chunks/<name>.json`: keys and sizes;
+   * `/chunks/<name>.bin`: the bytes, back to back) and write them into IndexedDB database `name`.
+   */
+  importChunks(name: string): Promise<number>
   /** Cold open of the device in `name`, then its first `memory.list()`. */
   openDevice(name: string): Promise<{ openMs: number; listMs: number; count: number }>
   /** Plain Yjs from the same adapter: load the room's chunks, apply them, read every memory. */
-  openPlain(name: string, roomId: string): Promise<{ openMs: number; listMs: number; count: number; readyMs: number; loadMs: number }>
+  openPlain(name: string, roomId: string): Promise<{ openMs: number; listMs: number; count: number }>
 }
 
 declare global {
@@ -22,24 +25,18 @@ declare global {
   }
 }
 
-function fromBase64(text: string): Uint8Array {
-  const binary = atob(text)
-  const out = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i)
-  return out
-}
-
 const api: BenchPageApi = {
-  async importChunks(name, chunks) {
+  async importChunks(name) {
+    const manifest = (await (await fetch(`/chunks/${name}.json`)).json()) as Array<{ key: string[]; size: number }>
+    const body = new Uint8Array(await (await fetch(`/chunks/${name}.bin`)).arrayBuffer())
     const storage = indexedDbStorage({ name })
-    let bytes = 0
-    for (const chunk of chunks) {
-      const data = fromBase64(chunk.data)
-      bytes += data.length
-      await storage.save(chunk.key, data)
+    let offset = 0
+    for (const { key, size } of manifest) {
+      await storage.save(key, body.subarray(offset, offset + size))
+      offset += size
     }
     await storage.close()
-    return bytes
+    return offset
   },
 
   async openDevice(name) {
@@ -58,11 +55,8 @@ const api: BenchPageApi = {
   async openPlain(name, roomId) {
     const start = performance.now()
     const storage = indexedDbStorage({ name })
-    await storage.ready()
-    const readyMs = performance.now() - start
     const doc = new Y.Doc()
     const chunks = await storage.loadRange(['replica', roomId, 'log'])
-    const loadMs = performance.now() - start - readyMs
     doc.transact(() => {
       for (const chunk of chunks) Y.applyUpdate(doc, chunk.data)
     })
@@ -72,7 +66,7 @@ const api: BenchPageApi = {
     const listMs = performance.now() - listStart
     await storage.close()
     doc.destroy()
-    return { openMs, listMs, count, readyMs, loadMs }
+    return { openMs, listMs, count }
   },
 }
 

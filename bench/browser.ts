@@ -38,17 +38,20 @@ function text(i: number): string {
   return `Remembered fact number ${i}: likes ${i % 2 ? 'tea' : 'coffee'} at ${i % 24}:00`
 }
 
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+interface Store {
+  manifest: Array<{ key: string[]; size: number }>
+  body: Buffer
+}
+
+function store(chunks: Array<{ key: readonly string[]; data: Uint8Array }>): Store {
+  return {
+    manifest: chunks.map((c) => ({ key: [...c.key], size: c.data.byteLength })),
+    body: Buffer.concat(chunks.map((c) => c.data)),
+  }
+}
 
 /** The device store's chunks and the plain store's one chunk, built in Node. */
-async function buildStores(): Promise<{
-  device: Array<{ key: string[]; data: string }>
-  plain: Array<{ key: string[]; data: string }>
-  roomId: string
-  deviceBytes: number
-  plainBytes: number
-  buildMs: number
-}> {
+async function buildStores(): Promise<{ device: Store; plain: Store; roomId: string; buildMs: number }> {
   const start = performance.now()
   const account = await createAccount()
   const storage = memoryStorage()
@@ -72,11 +75,9 @@ async function buildStores(): Promise<{
   const state = Y.encodeStateAsUpdate(doc)
   doc.destroy()
   return {
-    device: chunks.map((c) => ({ key: [...c.key], data: b64(c.data) })),
-    plain: [{ key: ['replica', roomId, 'log', '000000000000'], data: b64(state) }],
+    device: store(chunks),
+    plain: store([{ key: ['replica', roomId, 'log', '000000000000'], data: state }]),
     roomId,
-    deviceBytes: chunks.reduce((n, c) => n + c.data.byteLength, 0),
-    plainBytes: state.byteLength,
     buildMs: performance.now() - start,
   }
 }
@@ -90,9 +91,15 @@ export async function benchBrowser(): Promise<void> {
   const bundle = await bundleForBrowser({ 'bench-page': 'bench/browser-page.ts' }, { minify: true })
   if (bundle.errors.length > 0) throw new Error(`bench page does not bundle: ${bundle.errors.join('; ')}`)
   const script = bundle.outputs.get('bench-page.js')!
+  const stores = await buildStores()
   const http = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
-    if (path === '/') res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/bench.js"></script>')
+    const chunk = /^\/chunks\/(device|plain)\.(json|bin)$/.exec(path ?? '')
+    if (chunk) {
+      const s = stores[chunk[1] as 'device' | 'plain']
+      if (chunk[2] === 'json') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s.manifest))
+      else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(s.body)
+    } else if (path === '/') res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><script type="module" src="/bench.js"></script>')
     else if (path === '/bench.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script)
     else res.writeHead(404).end()
   })
@@ -121,16 +128,14 @@ export async function benchBrowser(): Promise<void> {
     ) as Promise<Awaited<ReturnType<BenchPageApi[K]>>>
 
   try {
-    const stores = await buildStores()
-    console.log(`built in ${fmt(stores.buildMs / 1000, 's')}`)
     const importStart = performance.now()
     await inFreshBrowser(async (page) => {
-      await call(page, 'importChunks', 'device', stores.device)
-      await call(page, 'importChunks', 'plain', stores.plain)
+      await call(page, 'importChunks', 'device')
+      await call(page, 'importChunks', 'plain')
     })
     console.log(
       `\nbuilt the ${N}-memory stores in Node in ${fmt(stores.buildMs / 1000, 's')}, copied into IndexedDB in ${fmt((performance.now() - importStart) / 1000, 's')} ` +
-        `(device: ${stores.device.length} chunks, ${fmt(stores.deviceBytes / 1024 / 1024, 'MiB')}; plain: ${fmt(stores.plainBytes / 1024 / 1024, 'MiB')})`,
+        `(device: ${stores.device.manifest.length} chunks, ${fmt(stores.device.body.length / 1024 / 1024, 'MiB')}; plain: ${fmt(stores.plain.body.length / 1024 / 1024, 'MiB')})`,
     )
     const openDevice = () => inFreshBrowser((page) => call(page, 'openDevice', 'device'))
     const openPlain = () => inFreshBrowser((page) => call(page, 'openPlain', 'plain', stores.roomId))
@@ -142,7 +147,6 @@ export async function benchBrowser(): Promise<void> {
       device.push(await openDevice())
       plain.push(await openPlain())
     }
-    console.log(`plain phases (ms): ${plain.map((p) => JSON.stringify(p)).join(' ')}`)
     for (const t of [...device, ...plain]) if (t.count !== N) throw new Error(`a store opened with ${t.count} memories, expected ${N}`)
     const base = { open: median(plain.map((r) => r.openMs)), total: median(plain.map((r) => r.openMs + r.listMs)) }
     const row = (name: string, runs: Timing[], bytes: number): string[] => {
@@ -161,7 +165,10 @@ export async function benchBrowser(): Promise<void> {
     printTable(
       `Cold open in Chromium (fresh browser per run) of an IndexedDB store holding ${N} memories (after compaction), median of ${RUNS} runs; target ≤ 1.5× plain`,
       ['subject', 'open', 'first list', 'open+list', 'open vs plain', 'open+list vs plain', 'payload'],
-      [row('plain Yjs from indexedDbStorage (baseline)', plain, stores.plainBytes), row('ContextSync on indexedDbStorage', device, stores.deviceBytes)],
+      [
+        row('plain Yjs from indexedDbStorage (baseline)', plain, stores.plain.body.length),
+        row('ContextSync on indexedDbStorage', device, stores.device.body.length),
+      ],
     )
   } finally {
     await context?.close()

@@ -1,12 +1,18 @@
 /**
  * `npm run bench`: every figure side by side with its baseline, in the same run.
- * Select suites with BENCH=core,relay (default: all available).
+ * Select suites with BENCH=core,relay (default: all). Suites load lazily, so one suite's
+ * dependencies (Chromium for `browser`) are only needed when it runs.
  */
-import { benchCore } from './core.js'
-
-const suites: Record<string, () => Promise<void>> = { core: benchCore }
-const selected = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')
-console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}`)
+const suites: Record<string, () => Promise<void>> = {
+  core: async () => (await import('./core.js')).benchCore(),
+  storage: async () => (await import('./storage.js')).benchStorage(),
+  relay: async () => (await import('./relay.js')).benchRelay(),
+  devices: async () => (await import('./devices.js')).benchDevices(),
+  ai: async () => (await import('./ai.js')).benchAi(),
+  browser: async () => (await import('./browser.js')).benchBrowser(),
+}
+const selected = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',').map((s) => s.trim())
+console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}, suites: ${selected.join(', ')}`)
 for (const name of selected) {
   const suite = suites[name]
   if (!suite) {
@@ -14,5 +20,9 @@ for (const name of selected) {
     process.exitCode = 2
     continue
   }
+  const started = performance.now()
   await suite()
+  console.log(`(${name}: ${((performance.now() - started) / 1000).toFixed(1)} s)`)
 }
+
+export {}

@@ -6,7 +6,8 @@
  *    `dev.memory.list()`; baseline — open a sqliteStorage holding `Y.encodeStateAsUpdate` of an
  *    equivalent plain doc (the same items written with `insertMemory`) as one chunk under the same
  *    key layout, load it and `Y.applyUpdate` it into a new doc, then read every item.
- *    Both in this process (page cache and JIT warm after one unmeasured warm-up of each).
+ *    Both in this process (page cache and JIT warm after one unmeasured warm-up of each; a full GC
+ *    before every measured run).
  * 2. Acknowledged durable writes (`synchronous=FULL`): a burst (`Promise.all` of BURST
  *    `remember`s) and one at a time (SINGLE awaited `remember`s); baseline — a plain doc that
  *    persists every update with `await storage.save(key, update)` to the same adapter (burst: all
@@ -18,6 +19,8 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import * as Y from 'yjs'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { insertMemory, readAllMemories, type MemoryItem } from '../src/crdt/memory.js'
@@ -54,10 +57,15 @@ function since(start: number): number {
   return performance.now() - start
 }
 
+// A full GC before each measured run, so one run's garbage is not collected on the next one's
+// clock (both subjects allocate tens of MB per open). `npm run bench` runs without --expose-gc.
+setFlagsFromString('--expose-gc')
+const collectGarbage = runInNewContext('gc') as () => void
+
 // ── 1. cold open ──────────────────────────────────────────────────────────────
 
 interface Built {
-  items: MemoryItem[]
+  items: MemoryItem[] | undefined
   roomId: string
   writeMs: number
   compactMs: number
@@ -87,10 +95,11 @@ async function buildDeviceStore(path: string): Promise<Built> {
 
 /** The same items in a plain doc, stored as one state chunk under the same key layout. */
 async function buildPlainStore(path: string, built: Built): Promise<void> {
+  const items = built.items!
   const doc = new Y.Doc()
-  for (let i = 0; i < built.items.length; i += BURST) {
+  for (let i = 0; i < items.length; i += BURST) {
     doc.transact(() => {
-      for (const item of built.items.slice(i, i + BURST)) insertMemory(doc, item)
+      for (const item of items.slice(i, i + BURST)) insertMemory(doc, item)
     })
   }
   const storage = sqliteStorage({ path })
@@ -105,6 +114,7 @@ interface OpenTiming {
 }
 
 async function openDevice(path: string): Promise<OpenTiming> {
+  collectGarbage()
   const start = performance.now()
   const storage = sqliteStorage({ path })
   const dev = await ContextSync.open({ storage })
@@ -119,6 +129,7 @@ async function openDevice(path: string): Promise<OpenTiming> {
 }
 
 async function openPlain(path: string, roomId: string): Promise<OpenTiming> {
+  collectGarbage()
   const start = performance.now()
   const storage = sqliteStorage({ path })
   const doc = new Y.Doc()
@@ -142,6 +153,7 @@ async function benchColdOpen(dir: string): Promise<void> {
   const buildStart = performance.now()
   const built = await buildDeviceStore(devicePath)
   await buildPlainStore(plainPath, built)
+  built.items = undefined // not kept alive (and scanned by every GC) while opening
   const buildMs = since(buildStart)
   console.log(
     `\nbuilt the ${N}-memory device store in ${fmt(buildMs / 1000, 's')} ` +
@@ -251,6 +263,7 @@ interface WriteRun {
 async function writeRun(dir: string, name: string, make: (path: string) => Promise<Writer>, mode: 'burst' | 'single'): Promise<WriteRun> {
   const path = join(dir, `${name}.db`)
   const writer = await make(path)
+  collectGarbage()
   const latencies: number[] = []
   const start = performance.now()
   if (mode === 'burst') {

@@ -224,4 +224,23 @@ describe('presence', () => {
     expect(view(phone, car)?.online).toBe(false)
     replayer.destroy()
   })
+
+  it('a revoked device drops out of presence; its presence is refused and others re-seal under the new epoch', async () => {
+    const { devs, net } = await start(76, ['phone', 'car', 'pc'])
+    const [phone, car, pc] = devs.map((d) => d.dev) as [ContextSync, ContextSync, ContextSync]
+    car.presence.set({ activity: 'driving' })
+    await net.settle()
+    expect(view(pc, car)?.online).toBe(true)
+    const epochBefore = phone.replica('personal')!.awareness.getLocalState() as { e: string }
+    await phone.devices.revoke(car.deviceId)
+    await converge([phone, pc], net)
+    for (const dev of [phone, pc]) {
+      expect(dev.presence.list().map((e) => e.deviceId)).not.toContain(car.deviceId)
+      expect(dev.presence.get(car.deviceId)).toBeUndefined()
+    }
+    // Phone's presence was re-sealed under the personal scope's new epoch (byte 2 of the envelope).
+    const after = phone.replica('personal')!.awareness.getLocalState() as { e: string }
+    expect(fromBase64Url(after.e)![2]).toBeGreaterThan(fromBase64Url(epochBefore.e)![2]!)
+    expect(view(pc, phone)?.online).toBe(true)
+  })
 })

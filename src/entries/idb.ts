@@ -4,4 +4,4 @@
  *
  * @module
  */
-export { indexedDbStorage } from '../adapters/idb-storage.js'
+export { indexedDbStorage, type IndexedDbStorage, type IndexedDbStorageOptions } from '../adapters/idb-storage.js'

@@ -4,4 +4,4 @@
  *
  * @module
  */
-export { sqliteStorage } from '../adapters/sqlite-storage.js'
+export { sqliteStorage, type SqliteStorage, type SqliteStorageOptions } from '../adapters/sqlite-storage.js'

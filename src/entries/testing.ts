@@ -9,6 +9,6 @@
  *
  * @module
  */
-export { runStorageAdapterTests } from '../adapters/storage-conformance.js'
-export { runTransportTests } from '../adapters/transport-conformance.js'
-export { faultyStorage } from '../adapters/faulty-storage.js'
+export { runStorageAdapterTests, type StorageAdapterTestContext } from '../adapters/storage-conformance.js'
+export { runTransportTests, type TransportTestContext } from '../adapters/transport-conformance.js'
+export { faultyStorage, type FaultyStorage, type FailNextOptions } from '../adapters/faulty-storage.js'

@@ -5,4 +5,4 @@
  *
  * @module
  */
-export { websocketTransport } from '../adapters/websocket.js'
+export { websocketTransport, WebsocketTransportError, type WebsocketTransportOptions } from '../adapters/websocket.js'

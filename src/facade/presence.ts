@@ -94,6 +94,7 @@ export class PresenceApi {
   private replica: Replica | undefined
   private local: { activity?: string; activeSessionId?: string } = {}
   private seq = 0
+  private publishedEpoch: number | undefined
   private heartbeat: ReturnType<typeof setInterval> | undefined
   private checker: ReturnType<typeof setInterval> | undefined
   private offRegistry: (() => void) | undefined
@@ -131,7 +132,7 @@ export class PresenceApi {
     for (const certificate of this.identity?.registry.list() ?? []) {
       if (!this.identity?.registry.revocation(certificate.deviceId)) ids.add(certificate.deviceId)
     }
-    for (const id of this.peers.keys()) ids.add(id)
+    for (const id of this.peers.keys()) if (!this.identity?.registry.revocation(id)) ids.add(id)
     return [...ids].map((id) => this.entry(id, Date.now()))
   }
 
@@ -218,6 +219,7 @@ export class PresenceApi {
     const now = Date.now()
     this.seq = nextPresenceSeq(this.seq, now)
     const payload: PresencePayload = { at: now, ...this.local }
+    this.publishedEpoch = epoch
     replica.awareness.setLocalState(
       sealPresence({
         roomId: replica.roomId,
@@ -315,6 +317,16 @@ export class PresenceApi {
   private retryHeld(): void {
     if (this.closed || !this.replica) return
     const now = Date.now()
+    // The personal scope's key may just have arrived (a device that joined), or moved to a new epoch
+    // (a revocation): announce ourselves under the current key, so a revoked device cannot read it.
+    if (this.identity && this.publishedEpoch !== this.identity.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
+    // A revoked device is gone from presence, whatever its awareness state says.
+    for (const [deviceId, peer] of [...this.peers]) {
+      if (!this.identity?.registry.revocation(deviceId)) continue
+      for (const client of peer.clients) this.clientDevice.delete(client)
+      this.peers.delete(deviceId)
+      this.emitIfChanged(deviceId, now)
+    }
     for (const [client, state] of [...this.held]) this.ingest(client, state, now)
     // Devices newly certified show up (offline) in list(); tell listeners about names/kinds too.
     for (const deviceId of this.peers.keys()) this.emitIfChanged(deviceId, now)

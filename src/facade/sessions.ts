@@ -194,6 +194,7 @@ export class SessionsApi {
   private readonly offerWaiters = new Map<string, OfferWaiter[]>()
   private expiryTimer: ReturnType<typeof setTimeout> | undefined
   private expiryAt = Infinity
+  private offRegistry: (() => void) | undefined
   private closed = false
 
   /** @internal built by `ContextSync`. */
@@ -203,6 +204,10 @@ export class SessionsApi {
   ) {
     // Scopes granted while the device runs get their replica later; watch those too.
     scopes.eachReplica((replica) => this.watch(replica))
+    // Offers addressed by kind depend on certificates: re-derive when the registry changes.
+    this.offRegistry = identity?.registry.events.on('change', () => {
+      for (const replica of this.scopes.replicas()) this.refresh(replica, [...sessionsMap(replica.inner).keys()], true)
+    })
   }
 
   /**
@@ -326,6 +331,7 @@ export class SessionsApi {
   /** @internal */
   close(): void {
     this.closed = true
+    this.offRegistry?.()
     if (this.expiryTimer) clearTimeout(this.expiryTimer)
     this.expiryTimer = undefined
     for (const waiters of this.offerWaiters.values()) for (const w of waiters) w.reject(new ClosedError())

@@ -103,6 +103,9 @@ export class LogStore {
 
   /** Replace all stored chunks by one chunk holding the doc's full (GC'd) state. */
   compact(): Promise<void> {
+    // The full state covers whatever is queued: cancel a pending flush so the compaction takes the
+    // queue itself instead of the same bytes being stored again as a chunk of their own.
+    this.scheduled = false
     this.saving = this.saving.then(async () => {
       if (this.closed) return
       // Everything queued is contained in the full state, so it can be dropped from the queue.
