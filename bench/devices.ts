@@ -245,6 +245,8 @@ async function revocationRun(fleet: Fleet): Promise<RevocationResult> {
   if (process.env.BENCH_DEVICES_DEBUG) {
     // Monotonic µs, comparable with the timestamps of a --cpu-prof profile.
     console.log(`  revocation window (µs): ${windowStart} ${process.hrtime.bigint() / 1000n}`)
+    const rejected = remaining.map((d) => JSON.stringify(d.rejectionCounts())).filter((r) => r !== '{}')
+    console.log(`  rejections on remaining devices: ${rejected.length ? rejected.join(' ') : 'none'}`)
     for (const d of remaining) {
       console.log(`  ${d.name.padEnd(12)} keys +${fmt(keysAt.get(d)! - start, 'ms')}  written +${fmt(writtenAt.get(d)! - start, 'ms')}`)
     }

@@ -10,9 +10,17 @@
  *   on a relay with the default auth (tokens, registry guard); the writer calls
  *   `memory.remember` with the same texts and tags.
  * Both relays run in this process with identical options (SQLite in a temp dir unless
- * BENCH_RELAY_STORAGE=memory, merge every 100 ms) and the same raised rate limit: the default
- * (200 msg/s, burst 2000 per connection) would close the plain writer's connection with 4429
- * within the first 2000 of its 20k one-message-per-update frames.
+ * BENCH_RELAY_STORAGE=memory; the relay's default merge policy) and the same raised rate limit:
+ * the default (200 msg/s, burst 2000 per connection) closes the plain writer's connection with
+ * 4429 within the first ~2000 of its 20k one-frame-per-transaction updates (checked).
+ * Stored bytes are read after both clients left, when the relay has merged every room into one
+ * GC'd row — the same "merged" state a short merge interval would reach, without a 100 ms merge
+ * timer re-encoding and rewriting the whole growing room ten times a second during the
+ * multi-second plain burst, which would penalise the baseline (BENCH_RELAY_MERGE_MS=100 to see
+ * it). With the default policy the relay still merges a room every 500 stored rows, ~14% of the
+ * plain burst's CPU profile (`Room.merge` → `Y.encodeStateAsUpdate`).
+ * Receivers count arrivals from their own events (plain: added keys of the memories map — not
+ * `Y.Map#size`, which walks the whole map; E2EE: `memory.on('change')` 'added' events).
  *
  * Part 2 — relay scaling vs the stock `@y/websocket-server` (no auth, limits or persistence) as
  * baseline. Both servers run in this process; the clients run in a forked child process (raw `ws`
@@ -81,7 +89,15 @@ async function until(predicate: () => boolean, timeoutMs: number, what: string, 
 class Waiter {
   private target = Infinity
   private done: (() => void) | undefined
+  private failure: ((error: unknown) => void) | undefined
+  private error: unknown
   constructor(private readonly count: () => number) {}
+
+  /** A write failed: reject the current and every later wait. */
+  fail(error: unknown): void {
+    this.error ??= error
+    this.failure?.(error)
+  }
 
   notify(): void {
     if (this.done && this.count() >= this.target) {
@@ -93,6 +109,7 @@ class Waiter {
   }
 
   wait(target: number, timeoutMs: number, what: string): Promise<void> {
+    if (this.error !== undefined) return Promise.reject(this.error)
     if (this.count() >= target) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -104,6 +121,12 @@ class Waiter {
       this.done = () => {
         clearTimeout(timer)
         resolve()
+      }
+      this.failure = (error) => {
+        clearTimeout(timer)
+        this.done = undefined
+        this.target = Infinity
+        reject(error)
       }
     })
   }
@@ -154,7 +177,7 @@ interface Pair {
   relay: Relay
   /** Issue one write; not awaited. */
   write(i: number): void
-  received(): number
+  /** Resolves waits on the receiver's count of arrived memories. */
   waiter: Waiter
   /** Compact the writer's stored log (E2EE); no-op for plain Yjs. */
   compact(): Promise<void>
@@ -183,7 +206,6 @@ async function plainPair(): Promise<Pair> {
   return {
     relay: server.relay,
     write: (i) => a.transact(() => insertMemory(a, plainItem(i, deviceId))),
-    received: () => count,
     waiter,
     compact: async () => {},
     closeClients: async () => {
@@ -219,9 +241,8 @@ async function contextSyncPair(): Promise<Pair> {
   return {
     relay: server.relay,
     write: (i) => {
-      void a.memory.remember({ text: text(i), kind: 'fact', tags: [`t${i % 10}`] })
+      a.memory.remember({ text: text(i), kind: 'fact', tags: [`t${i % 10}`] }).catch((error: unknown) => waiter.fail(error))
     },
-    received: () => count,
     waiter,
     compact: () => a.replica('personal')!.compactNow(),
     closeClients: async () => {
@@ -291,13 +312,16 @@ async function single(make: () => Promise<Pair>): Promise<number[]> {
   try {
     const latencies: number[] = []
     const total = WARMUP + SINGLE
+    let windowStart = 0n
     for (let i = 0; i < total; i++) {
+      if (i === WARMUP) windowStart = process.hrtime.bigint() / 1000n
       const start = performance.now()
       pair.write(i)
       await pair.waiter.wait(i + 1, 10_000, `single write ${i}`)
       if (i >= WARMUP) latencies.push(performance.now() - start)
     }
     if (process.env.BENCH_RELAY_DEBUG) {
+      console.log(`  single window (µs): ${windowStart} ${process.hrtime.bigint() / 1000n}`)
       const slow = latencies.map((ms, i) => [i + WARMUP, ms] as const).sort((a, b) => b[1] - a[1]).slice(0, 12)
       console.log(`  slowest single writes (write #: ms): ${slow.map(([i, ms]) => `${i}: ${fmt(ms)}`).join(', ')}`)
     }
@@ -592,8 +616,9 @@ async function startStockServer(): Promise<ServerUnderTest> {
   const names = new Set<string>()
   http.on('upgrade', (request, socket, head) => {
     wss.handleUpgrade(request, socket, head, (ws) => {
-      names.add(decodeURIComponent((request.url ?? '/').slice(1).split('?')[0]!))
-      setupWSConnection(ws, request, { docName: decodeURIComponent((request.url ?? '/').slice(1).split('?')[0]!) })
+      const docName = decodeURIComponent((request.url ?? '/').slice(1).split('?')[0]!)
+      names.add(docName)
+      setupWSConnection(ws, request, { docName })
     })
   })
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))

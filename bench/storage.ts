@@ -57,10 +57,18 @@ function since(start: number): number {
   return performance.now() - start
 }
 
-// A full GC before each measured run, so one run's garbage is not collected on the next one's
-// clock (both subjects allocate tens of MB per open). `npm run bench` runs without --expose-gc.
-setFlagsFromString('--expose-gc')
-const collectGarbage = runInNewContext('gc') as () => void
+/**
+ * A full GC before each measured run, so one run's garbage is not collected on the next one's
+ * clock (both subjects allocate tens of MB per open). `npm run bench` runs without --expose-gc.
+ */
+let gc: (() => void) | undefined
+function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString('--expose-gc')
+    gc = runInNewContext('gc') as () => void
+  }
+  gc()
+}
 
 // ── 1. cold open ──────────────────────────────────────────────────────────────
 

@@ -18,18 +18,12 @@
 export { ContextSync } from './facade/context-sync.js'
 export type { OpenOptions, SyncOptions, ContextSyncEvents, StorageErrorEvent } from './facade/context-sync.js'
 export { Account, createAccount } from './facade/account.js'
-export { MemoryApi } from './facade/memory.js'
-export type { RememberInput, MemoryPatch, ListQuery, RecallQuery, MemoryChange, MemoryEvents } from './facade/memory.js'
-export { SessionsApi, SessionHandle, TurnStream } from './facade/sessions.js'
-export type { SessionChange, SessionsEvents } from './facade/sessions.js'
+// Memory, sessions, recall, handoff, presence and the SDK adapters.
+export * from './facade/ai.js'
 export { BUILTIN_SCOPES, DEVICE_KINDS, DEFAULT_SCOPE_KINDS, type BuiltinScope, type DeviceKind } from './facade/scopes.js'
 export { DevicesApi, type DeviceInfo } from './facade/devices.js'
 export { ScopesApi, type ScopePolicy } from './facade/scopes-api.js'
 export { PairingError, type Invite, type InviteOptions, type JoinOptions } from './facade/pairing.js'
-export type { MemoryItem, MemoryKind, MemorySource } from './crdt/memory.js'
-export { MEMORY_KINDS } from './crdt/memory.js'
-export type { Session, Turn, TurnRole, SessionStatus } from './crdt/sessions.js'
-export { TURN_ROLES } from './crdt/sessions.js'
 export {
   ContextSyncError,
   ValidationError,

@@ -283,7 +283,8 @@ describe('data at rest on sqliteStorage', () => {
     await world.storages.pc.close()
 
     const storage = sqliteStorage({ path: world.paths.phone })
-    expect((await storage.loadRange(['keys'])).map((c) => c.key.join('/')).sort()).toEqual(['keys/account', 'keys/device'])
+    const keyChunks = await storage.loadRange(['keys'])
+    expect(keyChunks.map((c) => c.key.join('/')).sort()).toEqual(['keys/account', 'keys/device'])
     await storage.removeRange(['keys'])
     expect(await storage.loadRange(['keys'])).toEqual([])
     expect((await storage.loadRange(['replica'])).length, 'the sealed logs stay').toBeGreaterThan(0)
@@ -300,6 +301,12 @@ describe('data at rest on sqliteStorage', () => {
       }
     }
     expectNoMarkers(world.dir, world.markers)
+    // The wiped key bytes are gone from the files too (secure_delete + WAL checkpoint), not
+    // merely unlinked from the table.
+    const files = Buffer.concat(readdirSync(world.dir).filter((f) => f.startsWith('phone')).map((f) => readFileSync(join(world.dir, f))))
+    for (const chunk of keyChunks) {
+      expect(files.includes(Buffer.from(chunk.data.subarray(1, 33))), `${chunk.key.join('/')} survives on disk`).toBe(false)
+    }
 
     // The other device's store is untouched and still opens.
     const pcStorage = sqliteStorage({ path: world.paths.pc })

@@ -84,6 +84,27 @@ describe('bad input to the API throws named errors with clear messages', () => {
     await expect(ContextSync.open({ storage })).rejects.toThrow(/corrupt/)
   })
 
+  it('an interrupted first open (keys stored, no certificate yet) finishes with the kind the app asks for', async () => {
+    const { accountKeys } = await import('../src/facade/account.js')
+    const { createDeviceKeys, encodeAccountKeys, encodeDeviceKeys } = await import('../src/crypto/index.js')
+    const storage = memoryStorage()
+    await storage.save(['keys', 'account'], encodeAccountKeys(accountKeys(account)))
+    await storage.save(['keys', 'device'], encodeDeviceKeys(createDeviceKeys()))
+    await expect(ContextSync.open({ storage })).rejects.toThrow(/not fully enrolled/)
+    const d = await ContextSync.open({ storage, device: { kind: 'car', name: 'Car' } })
+    expect([d.kind, d.name]).toEqual(['car', 'Car'])
+    await d.close()
+    const again = await ContextSync.open({ storage })
+    expect(again.kind).toBe('car')
+    await again.close()
+    // Only the account stored: opening with the same account enrols the device afresh.
+    const half = memoryStorage()
+    await half.save(['keys', 'account'], encodeAccountKeys(accountKeys(account)))
+    const enrolled = await ContextSync.open({ storage: half, account, device: { kind: 'pc' } })
+    expect(enrolled.kind).toBe('pc')
+    await enrolled.close()
+  })
+
   it('use after close', async () => {
     const d = await ContextSync.open({ account, device: { kind: 'car' }, storage: memoryStorage() })
     await d.close()

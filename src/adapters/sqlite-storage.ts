@@ -250,6 +250,8 @@ function openStore(
     }
     // Only now that the file is known to be ours may we change its journal mode.
     db.pragma('journal_mode = WAL')
+    // Removed chunks (wiped keys, compacted-away envelopes) are overwritten, not left in free pages.
+    db.pragma('secure_delete = ON')
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
     if (maxSizeBytes !== undefined) {
       const pageSize = Number(db.pragma('page_size', { simple: true }))
@@ -311,6 +313,14 @@ function verifyOrInitialise(db: Database.Database, path: string): void {
   if (!names.has('chunks')) throw new StorageError('corrupt', `sqliteStorage: ${path} lacks its chunks table`)
 }
 
+function checkpointTruncate(db: Database.Database): void {
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)')
+  } catch {
+    // Another connection holding the WAL only delays the checkpoint; nothing is lost.
+  }
+}
+
 function prepare(db: Database.Database): OpenStore {
   const get = db.prepare<[Buffer], { data: Buffer }>('SELECT data FROM chunks WHERE key = ?')
   const put = db.prepare<[Buffer, Buffer]>(
@@ -344,8 +354,12 @@ function prepare(db: Database.Database): OpenStore {
     },
     applyBatch(batch) {
       applyBatch.immediate(batch)
+      // After a range removal (wiping keys, dropping a replica) the old page images in the WAL
+      // would still hold the removed bytes: fold the WAL into the main file and truncate it.
+      if (batch.some((w) => w.kind === 'removeRange')) checkpointTruncate(db)
     },
     close() {
+      checkpointTruncate(db)
       db.close()
     },
   }

@@ -233,7 +233,7 @@ export class ContextSync {
   }
 
   private static async start(
-    identity: { device: DeviceKeys; account: AccountKeys; profile?: Profile; relayPass?: Uint8Array },
+    identity: { device: DeviceKeys; account: AccountKeys; profile?: Profile; requested?: Profile; relayPass?: Uint8Array },
     storage: StorageAdapter,
     transports: Transport[],
     sync: SyncOptions,
@@ -252,9 +252,20 @@ export class ContextSync {
     const registry = new Registry(registryReplica, account, device, keyring)
     if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
     const own = registry.certificate(device.deviceId)
-    const profile: Profile = identity.profile ?? {
-      kind: (DEVICE_KINDS as readonly string[]).includes(own?.kind ?? '') ? (own!.kind as DeviceKind) : 'other',
-      name: own?.name ?? defaultName('other'),
+    let profile: Profile
+    if (identity.profile) profile = identity.profile
+    else if (own) {
+      const kind = (DEVICE_KINDS as readonly string[]).includes(own.kind) ? (own.kind as DeviceKind) : 'other'
+      profile = { kind, name: own.name }
+    } else if (identity.requested) {
+      // The first open was interrupted after the keys were stored but before the certificate
+      // was: finish enrolling with what the app asks for now.
+      profile = identity.requested
+    } else if (account.rootSecretKey) {
+      await registryReplica.close()
+      throw new ConfigError('this device was not fully enrolled (interrupted first open): open it again with `device: { kind, name }`')
+    } else {
+      profile = { kind: 'other', name: defaultName('other') }
     }
     if (account.rootSecretKey) await registry.enrolOwner(profile)
 
@@ -473,8 +484,9 @@ function replicaOptions(scope: string, keyring: DeviceKeyring, storage: StorageA
 async function loadOrCreateIdentity(
   storage: StorageAdapter,
   options: OpenOptions,
-): Promise<{ device: DeviceKeys; account: AccountKeys; profile?: Profile }> {
+): Promise<{ device: DeviceKeys; account: AccountKeys; profile?: Profile; requested?: Profile }> {
   const [deviceBytes, accountBytes] = await Promise.all([storage.load(KEY_DEVICE), storage.load(KEY_ACCOUNT)])
+  const requested = requestedProfile(options.device)
   if (deviceBytes && accountBytes) {
     const device = decodeDeviceKeys(deviceBytes)
     const account = decodeAccountKeys(accountBytes)
@@ -486,23 +498,39 @@ async function loadOrCreateIdentity(
     }
     // Kind and name are not stored in the clear: they come back from the device's own
     // certificate in the (sealed) registry once it is loaded.
-    return { device: device.value, account: account.value }
+    return { device: device.value, account: account.value, ...(requested && { requested }) }
   }
-  if (deviceBytes || accountBytes) throw new ConfigError('this store holds partial key material; wipe it and enrol the device again')
+  if (deviceBytes) throw new ConfigError('this store holds partial key material; wipe it and enrol the device again')
+  // Only the account was stored (a crash during the first open): enrolling again replaces it.
   if (!options.account) {
     throw new ConfigError('this store holds no device yet: pass `account` (and `device`) to enrol an owner device, or use ContextSync.join with an invite')
   }
   if (!(options.account instanceof Account)) throw new ValidationError('account must come from createAccount()')
   const account = accountKeys(options.account)
   if (!account.rootSeed) throw new ConfigError('this Account holds no root key; add devices to it with an invite instead')
-  const deviceInfo = requireObject(options.device, 'device')
+  const profile = requestedProfile(requireObject(options.device, 'device'))!
+  if (accountBytes) {
+    const stored = decodeAccountKeys(accountBytes)
+    if (!stored.ok || stored.value.accountId !== account.accountId) {
+      throw new ConfigError('this store holds partial key material of another account; wipe it and enrol the device again')
+    }
+  }
+  const device = createDeviceKeys()
+  // Both saves are issued in the same tick, so a batching adapter (SQLite) commits them together;
+  // the device key is what marks a store as enrolled, and it is only read back with the account.
+  await Promise.all([
+    storage.save(KEY_ACCOUNT, encodeAccountKeys(account.rootSeed ? account : accountKeysFromPublicKey(account.rootPublicKey))),
+    storage.save(KEY_DEVICE, encodeDeviceKeys(device)),
+  ])
+  return { device, account, profile }
+}
+
+function requestedProfile(value: unknown): Profile | undefined {
+  if (value === undefined) return undefined
+  const deviceInfo = requireObject(value, 'device')
   const kind = requireOneOf(deviceInfo.kind, DEVICE_KINDS, 'device.kind')
   const name = deviceInfo.name === undefined ? defaultName(kind) : String(deviceInfo.name).slice(0, 200)
-  const device = createDeviceKeys()
-  // Account first, device last: a crash in between leaves "no device" rather than a half identity.
-  await storage.save(KEY_ACCOUNT, encodeAccountKeys(account.rootSeed ? account : accountKeysFromPublicKey(account.rootPublicKey)))
-  await storage.save(KEY_DEVICE, encodeDeviceKeys(device))
-  return { device, account, profile: { kind, name } }
+  return { kind, name }
 }
 
 /** Default display name of a device kind. */
