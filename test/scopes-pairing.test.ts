@@ -163,6 +163,8 @@ describe('forged statements', () => {
     await converge([phone, car, glasses], net)
     const rejected: Array<{ code: number; key: string }> = []
     phone.registry.events.on('rejected', (e) => rejected.push(e))
+    const rejectedOnCar: Array<{ code: number; key: string }> = []
+    car.registry.events.on('rejected', (e) => rejectedOnCar.push(e))
     const rejectedEnvelopes: RejectedEvent[] = []
     phone.on('rejected', (e) => rejectedEnvelopes.push(e))
 
@@ -179,7 +181,14 @@ describe('forged statements', () => {
     // Writing the private registry needs the root key too: the car's inner change is never sealed.
     car.replica('@registry')!.inner.transact(() => statementsMap(car.replica('@registry')!.inner).set(`grant/health/${car.deviceId}`, new Uint8Array([1, 2, 3])))
     await converge([phone, car, glasses], net)
-    expect(rejected.map((r) => r.code)).toEqual([RejectCode.BadSignature, RejectCode.BadSignature])
+    // The phone checks the forged revocation; only the car (the lockbox's addressee) checks the lockbox.
+    expect(rejected.map((r) => [r.code, r.key.split('/')[0]])).toEqual([[RejectCode.BadSignature, 'revoke']])
+    // (The car also refuses its own junk grant, which never leaves it: it cannot seal registry envelopes.)
+    expect(rejectedOnCar.map((r) => [r.code, r.key.split('/')[0]]).sort()).toEqual([
+      [RejectCode.Malformed, 'grant'],
+      [RejectCode.BadSignature, 'lockbox'],
+      [RejectCode.BadSignature, 'revoke'],
+    ])
     expect(phone.devices.list().find((d) => d.deviceId === glasses.deviceId)?.revoked).toBe(false)
     expect(phone.devices.list().some((d) => d.deviceId === stranger.deviceId)).toBe(false)
     expect(car.scopes.available()).not.toContain('health')

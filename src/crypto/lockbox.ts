@@ -63,3 +63,21 @@ export function openLockbox(lockbox: Lockbox, device: Pick<DeviceKeys, 'deviceId
 export function lockboxKey(roomId: string, epoch: number, deviceId: string): string {
   return `lockbox/${roomId}/${epoch}/${deviceId}`
 }
+
+/**
+ * The recipient a lockbox statement names, read without verifying it — so a device can skip the
+ * signature check of every lockbox addressed to someone else. Never throws.
+ */
+export function lockboxRecipient(bytes: Uint8Array): string | undefined {
+  try {
+    const dec = decoding.createDecoder(bytes)
+    decoding.readUint8(dec) // version
+    decoding.readUint8(dec) // type
+    const body = decoding.createDecoder(decoding.readVarUint8Array(dec))
+    decoding.readVarString(body) // roomId
+    decoding.readVarUint(body) // epoch
+    return toHex(decoding.readUint8Array(body, ID_BYTES))
+  } catch {
+    return undefined
+  }
+}

@@ -90,7 +90,7 @@ export function aeadEncrypt(
   key: Uint8Array,
 ): { nonce: Uint8Array; ciphertext: Uint8Array } {
   const s = sodium()
-  const nonce = s.randombytes_buf(NONCE_BYTES)
+  const nonce = randomBytes(NONCE_BYTES)
   const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, additionalData, null, nonce, key)
   return { nonce, ciphertext }
 }

@@ -27,6 +27,7 @@ import {
   issueLockbox,
   issueRelayPass,
   lockboxKey,
+  lockboxRecipient,
   openLockbox,
   REGISTRY_SCOPE,
   signEpochStart,
@@ -51,7 +52,7 @@ import {
 import type { RejectCode } from '../crypto/codes.js'
 import type { Replica, SenderDirectory, SenderStatus } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import { fromHex } from '../util/bytes.js'
+import { fromHex, toHex } from '../util/bytes.js'
 import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './scopes.js'
 
 /** Events of a {@link Registry}. */
@@ -80,6 +81,8 @@ export class Registry {
   private readonly grants = new Map<string, Set<string>>()
   private readonly passes = new Map<string, { issuedAt: number; bytes: Uint8Array }>()
   private readonly lastSeenAt = new Map<string, number>()
+  /** Signatures of statements already applied (a statement is verified once). */
+  private readonly ingested = new Set<string>()
 
   constructor(
     private readonly replica: Replica,
@@ -362,6 +365,15 @@ export class Registry {
 
   /** Verify and record one statement; returns what it changed (or false). */
   private ingestOne(kind: string, key: string, bytes: Uint8Array): false | 'fact' | 'key' {
+    // Revocations, epochs and passes come twice (private and public copy): verify each once.
+    const signature = toHex(bytes.subarray(Math.max(0, bytes.length - 64)))
+    if (this.ingested.has(signature)) return false
+    const result = this.ingestVerified(kind, key, bytes)
+    if (result !== false) this.ingested.add(signature)
+    return result
+  }
+
+  private ingestVerified(kind: string, key: string, bytes: Uint8Array): false | 'fact' | 'key' {
     const fail = (result: { code: RejectCode; reason: string }): false => {
       this.events.emit('rejected', { code: result.code, reason: result.reason, key })
       return false
@@ -412,6 +424,9 @@ export class Registry {
         return 'fact'
       }
       case 'lockbox': {
+        // Owners derive every key, and a lockbox for another device is no business of this one:
+        // skip its signature check (each rotation writes one per remaining member).
+        if (this.keyring.derivesKeys || lockboxRecipient(bytes) !== this.device.deviceId) return false
         const r = verifyLockbox(this.account, bytes)
         if (!r.ok) return fail(r)
         if (r.value.recipient !== this.device.deviceId || this.keyring.derivesKeys) return false
