@@ -51,25 +51,8 @@ export interface ExportHeader {
   sig: string
 }
 
-/** A memory as exported. */
-export interface ExportedMemory {
-  id: string
-  text: string
-  scope: string
-  kind: MemoryKind
-  tags: string[]
-  createdAt: number
-  updatedAt: number
-  source: MemorySource
-  confidence?: number
-  validFrom?: number
-  validTo?: number
-  expiresAt?: number
-  supersedes?: string
-  supersededBy?: string
-  embedding?: string
-  embeddingModel?: string
-}
+/** A memory as exported: the item itself, with the embedding as base64url bytes. */
+export type ExportedMemory = Omit<MemoryItem, 'embedding'> & { embedding?: string }
 
 /** Who signs an export. */
 export interface ExportSigner {
