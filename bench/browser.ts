@@ -1,17 +1,21 @@
 /**
  * Browser storage benchmark (issue 4): cold open in real Chromium of a device store holding N
  * memories (after compaction) on `indexedDbStorage`, vs plain Yjs loading the same state from the
- * same adapter.
+ * same adapter, and vs a plain Y.Doc persisted with `y-indexeddb`.
  *
  * - The stores are built in Node — a `glasses` device on `memoryStorage` writes N memories in
  *   bursts and compacts — and their chunks are copied byte for byte into IndexedDB in the page;
  *   the baseline is `Y.encodeStateAsUpdate` of an equivalent plain doc (the same items written
  *   with `insertMemory`), stored as one chunk under the same key layout in another database.
+ * - The y-indexeddb subject: in the page, `IndexeddbPersistence` is bound to an empty Y.Doc on a
+ *   fresh database of the same profile, and that same plain state is applied to the doc, so
+ *   y-indexeddb stores it as one update record (what its trim at PREFERRED_TRIM_SIZE, 500 records,
+ *   leaves behind). Its cold open is `new IndexeddbPersistence(name, doc)` until `whenSynced`, then
+ *   the first read of every memory. y-indexeddb adds a record on every open (its issue #31), so the
+ *   store's record count is printed after the runs.
  * - Each measurement runs in a freshly launched browser on the same profile (cold: new process,
  *   new IndexedDB backend, new JS heap); timings are taken in the page. One unmeasured warm-up of
- *   each, then the two alternate.
- * - Baseline caveat: `y-indexeddb` (the usual plain-Yjs IndexedDB provider) is not a dependency,
- *   so "plain" means plain Yjs on the same adapter, as bench/storage.ts does for SQLite.
+ *   each, then the three alternate.
  *
  * Environment: BENCH_BROWSER_N (20000), BENCH_RUNS (3), CONTEXTSYNC_CHROMIUM (/usr/bin/chromium).
  */
@@ -21,6 +25,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { PREFERRED_TRIM_SIZE } from 'y-indexeddb'
 import * as Y from 'yjs'
 import { insertMemory } from '../src/crdt/memory.js'
 import { ContextSync, createAccount, memoryStorage } from '../src/index.js'
@@ -31,6 +36,8 @@ import { fmt, median, printTable } from './table.js'
 const N = Number(process.env.BENCH_BROWSER_N ?? 20_000)
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3))
 const BURST = 5_000
+/** The y-indexeddb database (a fresh one in the bench profile). */
+const YIDB = 'y-indexeddb'
 
 type Timing = Awaited<ReturnType<BenchPageApi['openDevice']>>
 
@@ -82,7 +89,7 @@ async function buildStores(): Promise<{ device: Store; plain: Store; roomId: str
   }
 }
 
-/** Chromium's cold-open figures for N memories on IndexedDB vs plain Yjs. Registered in bench/run.ts. */
+/** Chromium's cold-open figures for N memories on IndexedDB vs plain Yjs and y-indexeddb. Registered in bench/run.ts. */
 export async function benchBrowser(): Promise<void> {
   if (!hasChromium) {
     console.warn(`\n[bench browser] SKIPPED: no Chromium at ${CHROMIUM_PATH} (install Debian's chromium or set CONTEXTSYNC_CHROMIUM)`)
@@ -129,26 +136,35 @@ export async function benchBrowser(): Promise<void> {
 
   try {
     const importStart = performance.now()
-    await inFreshBrowser(async (page) => {
+    const yidbImported = await inFreshBrowser(async (page) => {
       await call(page, 'importChunks', 'device')
       await call(page, 'importChunks', 'plain')
+      return call(page, 'importYIndexedDb', YIDB, 'plain')
     })
     console.log(
       `\nbuilt the ${N}-memory stores in Node in ${fmt(stores.buildMs / 1000, 's')}, copied into IndexedDB in ${fmt((performance.now() - importStart) / 1000, 's')} ` +
-        `(device: ${stores.device.manifest.length} chunks, ${fmt(stores.device.body.length / 1024 / 1024, 'MiB')}; plain: ${fmt(stores.plain.body.length / 1024 / 1024, 'MiB')})`,
+        `(device: ${stores.device.manifest.length} chunks, ${fmt(stores.device.body.length / 1024 / 1024, 'MiB')}; plain: ${fmt(stores.plain.body.length / 1024 / 1024, 'MiB')}; ` +
+        `y-indexeddb: ${yidbImported.records} update records, ${fmt(yidbImported.bytes / 1024 / 1024, 'MiB')})`,
     )
     const openDevice = () => inFreshBrowser((page) => call(page, 'openDevice', 'device'))
     const openPlain = () => inFreshBrowser((page) => call(page, 'openPlain', 'plain', stores.roomId))
+    const openYidb = () => inFreshBrowser((page) => call(page, 'openYIndexedDb', YIDB))
     await openDevice()
     await openPlain()
+    await openYidb()
     const device: Timing[] = []
     const plain: Timing[] = []
+    const yidb: Timing[] = []
     for (let r = 0; r < RUNS; r++) {
       device.push(await openDevice())
       plain.push(await openPlain())
+      yidb.push(await openYidb())
     }
-    for (const t of [...device, ...plain]) if (t.count !== N) throw new Error(`a store opened with ${t.count} memories, expected ${N}`)
-    const base = { open: median(plain.map((r) => r.openMs)), total: median(plain.map((r) => r.openMs + r.listMs)) }
+    for (const t of [...device, ...plain, ...yidb]) if (t.count !== N) throw new Error(`a store opened with ${t.count} memories, expected ${N}`)
+    const yidbAfter = await inFreshBrowser((page) => call(page, 'yIndexedDbRecords', YIDB))
+    const baseOf = (runs: Timing[]) => ({ open: median(runs.map((r) => r.openMs)), total: median(runs.map((r) => r.openMs + r.listMs)) })
+    const base = baseOf(plain)
+    const yBase = baseOf(yidb)
     const row = (name: string, runs: Timing[], bytes: number): string[] => {
       const open = median(runs.map((r) => r.openMs))
       const total = median(runs.map((r) => r.openMs + r.listMs))
@@ -159,16 +175,24 @@ export async function benchBrowser(): Promise<void> {
         fmt(total, 'ms'),
         fmt(open / base.open, '×'),
         fmt(total / base.total, '×'),
+        fmt(open / yBase.open, '×'),
+        fmt(total / yBase.total, '×'),
         fmt(bytes / 1024 / 1024, 'MiB'),
       ]
     }
     printTable(
-      `Cold open in Chromium (fresh browser per run) of an IndexedDB store holding ${N} memories (after compaction), median of ${RUNS} runs; target ≤ 1.5× plain`,
-      ['subject', 'open', 'first list', 'open+list', 'open vs plain', 'open+list vs plain', 'payload'],
+      `Cold open in Chromium (fresh browser per run) of an IndexedDB store holding ${N} memories (after compaction; ` +
+        `y-indexeddb at its default PREFERRED_TRIM_SIZE ${PREFERRED_TRIM_SIZE}: ${yidbImported.records} update records, untrimmed), median of ${RUNS} runs; target ≤ 1.5× plain`,
+      ['subject', 'open', 'first list', 'open+list', 'open vs plain', 'open+list vs plain', 'open vs y-idb', 'open+list vs y-idb', 'payload'],
       [
         row('plain Yjs from indexedDbStorage (baseline)', plain, stores.plain.body.length),
+        row(`plain Y.Doc with y-indexeddb IndexeddbPersistence`, yidb, yidbImported.bytes),
         row('ContextSync on indexedDbStorage', device, stores.device.body.length),
       ],
+    )
+    console.log(
+      `y-indexeddb's updates store: ${yidbImported.records} records, ${yidbImported.bytes} B after the import (the state, plus the empty doc's state written on open); ` +
+        `${yidbAfter.records} records, ${yidbAfter.bytes} B after ${RUNS + 1} cold opens (it adds one record per open: y-indexeddb issue #31)`,
     )
   } finally {
     await context?.close()
