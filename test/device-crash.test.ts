@@ -22,13 +22,13 @@
  * sqlite-crash.test.ts, so each child is a plain `node` process.
  */
 import { spawn } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import * as prng from 'lib0/prng'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleFixture } from './helpers/bundle-fixture.js'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { ContextSync } from '../src/index.js'
 import { DEVICE, textHash } from './fixtures/device-writer.js'
@@ -38,7 +38,7 @@ const CYCLES = 18
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const writerSource = fileURLToPath(new URL('./fixtures/device-writer.ts', import.meta.url))
 const baseSeed = process.env.DEVICE_CRASH_SEED ? Number(process.env.DEVICE_CRASH_SEED) : Math.floor(Math.random() * 0x7fffffff)
-let buildDir = ''
+let fixture: Awaited<ReturnType<typeof bundleFixture>> | undefined
 let writer = ''
 
 interface Plan {
@@ -249,24 +249,10 @@ async function verify(path: string, model: Model, label: string, cycle: number):
 
 describe('a device on sqliteStorage under SIGKILL', () => {
   beforeAll(async () => {
-    buildDir = mkdtempSync(join(tmpdir(), 'contextsync-device-crash-build-'))
-    // Dependencies stay external and resolve through this link, like they would for the source.
-    symlinkSync(join(repoRoot, 'node_modules'), join(buildDir, 'node_modules'), 'dir')
-    writer = join(buildDir, 'device-writer.mjs')
-    await build({
-      entryPoints: [writerSource],
-      outfile: writer,
-      bundle: true,
-      packages: 'external',
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'error',
-    })
+    fixture = await bundleFixture(writerSource, 'device-writer')
+    writer = fixture.path
   })
-  afterAll(() => {
-    if (buildDir) rmSync(buildDir, { recursive: true, force: true })
-  })
+  afterAll(() => fixture?.cleanup())
 
   it(`keeps every acknowledged write across ${CHAINS * CYCLES} kills (base seed ${baseSeed})`, async () => {
     console.log(`device crash test: base seed ${baseSeed} (replay with DEVICE_CRASH_SEED=${baseSeed})`)

@@ -10,13 +10,13 @@
  * process: tsx's loader costs ~0.3 s of CPU per spawn, which would dominate 60 runs on 2 cores.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as prng from 'lib0/prng'
-import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleFixture } from './helpers/bundle-fixture.js'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { CHUNK_PREFIX, HEAD_KEY, chunkBytes, chunkKey } from './fixtures/sqlite-writer.js'
 
@@ -24,7 +24,7 @@ const RUNS = 60
 const PARALLEL = 3
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const writerSource = fileURLToPath(new URL('./fixtures/sqlite-writer.ts', import.meta.url))
-let buildDir = ''
+let fixture: Awaited<ReturnType<typeof bundleFixture>> | undefined
 let writer = ''
 const baseSeed = process.env.CRASH_SEED ? Number(process.env.CRASH_SEED) : Math.floor(Math.random() * 0x7fffffff)
 
@@ -136,24 +136,10 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 describe('sqliteStorage under SIGKILL', () => {
   beforeAll(async () => {
-    buildDir = mkdtempSync(join(tmpdir(), 'contextsync-crash-build-'))
-    // Dependencies stay external and resolve through this link, like they would for the source.
-    symlinkSync(join(repoRoot, 'node_modules'), join(buildDir, 'node_modules'), 'dir')
-    writer = join(buildDir, 'sqlite-writer.mjs')
-    await build({
-      entryPoints: [writerSource],
-      outfile: writer,
-      bundle: true,
-      packages: 'external',
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'error',
-    })
+    fixture = await bundleFixture(writerSource, 'sqlite-writer')
+    writer = fixture.path
   })
-  afterAll(() => {
-    if (buildDir) rmSync(buildDir, { recursive: true, force: true })
-  })
+  afterAll(() => fixture?.cleanup())
 
   it(`keeps every acknowledged save (${RUNS} kills, base seed ${baseSeed})`, async () => {
     console.log(`sqlite crash test: base seed ${baseSeed} (replay with CRASH_SEED=${baseSeed})`)

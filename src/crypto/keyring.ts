@@ -133,13 +133,6 @@ export class DeviceKeyring implements ScopeKeyring {
     this.keys.set(id, key)
     return true
   }
-
-  /** Epoch numbers this device holds a key for, for a room (members) — for diagnostics and tests. */
-  heldEpochs(roomId: string): number[] {
-    const out: number[] = []
-    for (const id of this.keys.keys()) if (id.startsWith(`${roomId}/`)) out.push(Number(id.slice(roomId.length + 1)))
-    return out.sort((a, b) => a - b)
-  }
 }
 
 /** Keyring of an owner device (tests and tools): derives everything from the account root. */

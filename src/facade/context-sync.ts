@@ -32,11 +32,11 @@ import { DevicesApi } from './devices.js'
 import { MemoryApi, type ScopeReplicas } from './memory.js'
 import { InviteHost, joinWithInvite, type JoinOptions } from './pairing.js'
 import { Registry } from './registry.js'
-import { DEVICE_KINDS, isDeviceLocal, type DeviceKind } from './scopes.js'
+import { defaultName, DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind, type DeviceProfile } from './scopes.js'
 import { ScopesApi } from './scopes-api.js'
 import { PresenceApi } from './presence.js'
 import { SessionsApi } from './sessions.js'
-import { requireObject, requireOneOf } from './validate.js'
+import { requireObject } from './validate.js'
 
 /** Sync tuning; the defaults suit phones and PCs. */
 export interface SyncOptions {
@@ -89,10 +89,7 @@ export interface ContextSyncEvents {
 const KEY_DEVICE = ['keys', 'device']
 const KEY_ACCOUNT = ['keys', 'account']
 
-interface Profile {
-  kind: DeviceKind
-  name: string
-}
+type Profile = DeviceProfile
 
 /** One device of a person's assistant, in sync with their other devices. */
 export class ContextSync {
@@ -523,19 +520,6 @@ async function loadOrCreateIdentity(
     storage.save(KEY_DEVICE, encodeDeviceKeys(device)),
   ])
   return { device, account, profile }
-}
-
-function requestedProfile(value: unknown): Profile | undefined {
-  if (value === undefined) return undefined
-  const deviceInfo = requireObject(value, 'device')
-  const kind = requireOneOf(deviceInfo.kind, DEVICE_KINDS, 'device.kind')
-  const name = deviceInfo.name === undefined ? defaultName(kind) : String(deviceInfo.name).slice(0, 200)
-  return { kind, name }
-}
-
-/** Default display name of a device kind. */
-export function defaultName(kind: DeviceKind): string {
-  return `My ${kind === 'pc' ? 'PC' : kind}`
 }
 
 function requireStorage(value: unknown): StorageAdapter {

@@ -34,7 +34,7 @@ import {
 import { ContextSyncError, ValidationError } from '../errors.js'
 import { toHex } from '../util/bytes.js'
 import type { DeviceContext } from './device-context.js'
-import { DEVICE_KINDS, type DeviceKind } from './scopes.js'
+import { DEVICE_KINDS, requestedProfile, type DeviceKind } from './scopes.js'
 import { requireObject, requireOneOf } from './validate.js'
 
 /** Pairing failed: the code is wrong, used or expired, or no owner answered in time. */
@@ -165,9 +165,7 @@ export async function joinWithInvite(
   const fields = requireObject(options, 'join(options)')
   const secret = typeof fields.invite === 'string' ? parseInviteCode(fields.invite) : undefined
   if (!secret) throw new ValidationError('invite must be a code like XXXX-XXXX-XXXX-XXXX (16 letters and digits)')
-  const deviceInfo = requireObject(fields.device, 'device')
-  const kind = requireOneOf(deviceInfo.kind, DEVICE_KINDS, 'device.kind')
-  const name = deviceInfo.name === undefined ? `My ${kind === 'pc' ? 'PC' : kind}` : String(deviceInfo.name).slice(0, 200)
+  const { kind, name } = requestedProfile(requireObject(fields.device, 'device'))!
   const timeoutMs = fields.timeoutMs === undefined ? 60_000 : Number(fields.timeoutMs)
   const device = createDeviceKeys()
   const key = pairingKey(secret)

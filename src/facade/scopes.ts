@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { requireObject, requireOneOf } from './validate.js'
 
 /** The scopes every account has. */
 export const BUILTIN_SCOPES = ['personal', 'health', 'payments', 'location', 'work', 'local'] as const
@@ -32,4 +33,24 @@ export const DEFAULT_SCOPE_KINDS: Record<BuiltinScope, readonly DeviceKind[]> = 
 /** True for scopes whose sealed log is never handed to a transport. */
 export function isDeviceLocal(scope: string): boolean {
   return scope === 'local'
+}
+
+/** What a device is, as the app names it. */
+export interface DeviceProfile {
+  kind: DeviceKind
+  name: string
+}
+
+/** Default display name of a device kind. */
+export function defaultName(kind: DeviceKind): string {
+  return `My ${kind === 'pc' ? 'PC' : kind}`
+}
+
+/** Validate `{ kind, name? }` from the app (undefined passes through). */
+export function requestedProfile(value: unknown): DeviceProfile | undefined {
+  if (value === undefined) return undefined
+  const deviceInfo = requireObject(value, 'device')
+  const kind = requireOneOf(deviceInfo.kind, DEVICE_KINDS, 'device.kind')
+  const name = deviceInfo.name === undefined ? defaultName(kind) : String(deviceInfo.name).slice(0, 200)
+  return { kind, name }
 }
