@@ -17,7 +17,7 @@ describe('compaction', () => {
   it('bounds the sealed log after 10k writes, and a fresh device loads it', async () => {
     const account = await createAccount()
     net = loopbackNetwork({ seed: 2 })
-    const sync = { compaction: { maxEntries: THRESHOLD } }
+    const sync = { compaction: { maxEntries: THRESHOLD, idleMs: 20 } }
     const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
     const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync })).dev
     open.push(phone, pc)
@@ -30,6 +30,9 @@ describe('compaction', () => {
       else writes.push(p)
     }
     await Promise.all(writes)
+    await converge([phone, pc], net)
+    // Compaction runs once the writers are quiet (idleMs), then travels like any envelope.
+    await new Promise((r) => setTimeout(r, 60))
     await converge([phone, pc], net)
     for (const dev of [phone, pc]) {
       expect(sealedLog(dev.replica('personal')!.outer).length).toBeLessThanOrEqual(THRESHOLD)
@@ -44,6 +47,30 @@ describe('compaction', () => {
     expect(innerState(fresh, ['personal'])).toEqual(innerState(phone, ['personal']))
     expect(fresh.rejectionCounts()).toEqual({})
   }, 120_000)
+
+  it('waits for a quiet moment, unless the log reaches four times the threshold', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 3 })
+    const idleMs = 150
+    const sync = { compaction: { maxEntries: 16, idleMs } }
+    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
+    open.push(phone)
+    const log = sealedLog(phone.replica('personal')!.outer)
+    const compactions: number[] = []
+    phone.replica('personal')!.events.on('compacted', () => compactions.push(log.length))
+    // 40 awaited single writes: due after 17, but the writer never pauses for idleMs.
+    for (let i = 0; i < 40; i++) await phone.memory.remember({ text: `single ${i}` })
+    expect(compactions).toEqual([])
+    expect(log.length).toBeGreaterThan(16)
+    await new Promise((r) => setTimeout(r, idleMs + 100))
+    expect(compactions.length).toBe(1)
+    expect(log.length).toBe(1)
+    // Without pauses the log is still bounded: inline compaction past 4 × maxEntries.
+    for (let i = 0; i < 100; i++) await phone.memory.remember({ text: `sustained ${i}` })
+    expect(compactions.length).toBeGreaterThanOrEqual(2)
+    expect(log.length).toBeLessThanOrEqual(4 * 16 + 1)
+    expect(phone.memory.list().length).toBe(140)
+  })
 
   it('forget leaves no trace in any sealed log, store or the relay copy', async () => {
     const account = await createAccount()

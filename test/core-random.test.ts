@@ -27,7 +27,7 @@ async function runSeed(seed: number): Promise<void> {
   const gen = prng.create(seed)
   const account = await createAccount()
   const net: LoopbackNetwork = loopbackNetwork({ seed, layout: prng.bool(gen) ? 'hub' : 'mesh' })
-  const sync = { compaction: { maxEntries: prng.int32(gen, 4, 24) } }
+  const sync = { compaction: { maxEntries: prng.int32(gen, 4, 24), idleMs: prng.bool(gen) ? 0 : 5 } }
   const deviceCount = prng.int32(gen, 2, 4)
   const devices: TestDevice[] = []
   try {

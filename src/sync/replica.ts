@@ -57,12 +57,22 @@ export interface ReplicaSigner {
   signSecretKey: Uint8Array
 }
 
-/** When to compact. */
+/**
+ * When to compact. A snapshot re-encodes the whole inner doc, so its cost grows with the doc, not
+ * with the entries it replaces: once the log is due, compaction waits until this device has
+ * stopped writing for {@link idleMs} (so a burst or a live stream is never stalled behind it), and
+ * runs inline only when the log has grown to four times {@link maxEntries} without a pause.
+ */
 export interface CompactionPolicy {
-  /** Compact when the log holds more than this many entries. Default 256. */
+  /** Compaction is due when the log holds more than this many entries. Default 256. */
   maxEntries: number
   /** …or when entries written since the last snapshot exceed this many bytes (and the snapshot). Default 4 MiB. */
   maxBytes: number
+  /**
+   * Quiet time (no local write sealed) after which a due compaction runs. Default 250 ms; 0 runs
+   * it as soon as it is due, on the write path.
+   */
+  idleMs: number
 }
 
 /** Options of {@link Replica}. */
@@ -88,9 +98,18 @@ export interface ReplicaOptions {
 export interface RejectedEvent {
   code: RejectCode
   reason: string
+  /** The scope it concerned (`''` when not known, e.g. an import file's unreadable header). */
   scope: string
+  /** The room it arrived in (`''` for input that came from no room, e.g. an import file). */
   roomId: string
   senderId?: string
+  /**
+   * What was refused: a sealed-log envelope (the default when absent), a presence state, a
+   * registry statement, or a line of a memory import.
+   */
+  source?: 'envelope' | 'presence' | 'statement' | 'import'
+  /** For imports: the 1-based line of the file. */
+  line?: number
 }
 
 /** Events of a {@link Replica}. */
@@ -115,6 +134,8 @@ const SEQ_BLOCK = 1024
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 30_000
 const MIN_ENTRIES_FOR_BYTE_RULE = 8
+/** A due compaction stops waiting for a quiet moment once the log holds this many times `maxEntries`. */
+const HARD_ENTRIES_FACTOR = 4
 const META_VERSION = 1
 
 /** One scope: inner doc ⇄ sealed log. */
@@ -156,6 +177,7 @@ export class Replica {
   private sealedClock = 0
   private lastSnapshotBytes = 0
   private storageCompactQueued = false
+  private idleCompactionTimer: ReturnType<typeof setTimeout> | undefined
   private closed = false
 
   constructor(private readonly options: ReplicaOptions) {
@@ -164,7 +186,7 @@ export class Replica {
     this.awareness = new Awareness(this.outer)
     // Awareness would otherwise publish an empty plaintext state for this client.
     this.awareness.setLocalState(null)
-    this.policy = { maxEntries: 256, maxBytes: 4 * 1024 * 1024, ...options.compaction }
+    this.policy = { maxEntries: 256, maxBytes: 4 * 1024 * 1024, idleMs: 250, ...options.compaction }
     this.store = new LogStore(options.storage, options.roomId, this.outer, {
       onError: (error) => this.events.emit('storage-error', { error, scope: this.scope }),
     })
@@ -250,6 +272,7 @@ export class Replica {
     if (this.closed) return
     if (this.flushTimer) clearTimeout(this.flushTimer)
     if (this.reserveRetryTimer) clearTimeout(this.reserveRetryTimer)
+    if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
     if (this.pendingCount > 0 && this.options.signer) {
       await this.reserveSeqs()
       this.flushNow()
@@ -363,7 +386,10 @@ export class Replica {
     this.entries.set(this.append(envelope), { state: 'applied', senderId: signer.senderId, seq })
     this.markSeen(signer.senderId, seq)
     this.bytesSinceSnapshot += envelope.length
-    if (this.shouldCompact() && this.reservedUpTo >= this.nextSeq) this.compact()
+    if (this.shouldCompact()) {
+      if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.reservedUpTo >= this.nextSeq) this.compact()
+      else this.compactWhenIdle()
+    }
     this.store.whenSaved().then(
       () => waiters.forEach((w) => w.resolve()),
       (error: unknown) => waiters.forEach((w) => w.reject(error)),
@@ -452,6 +478,26 @@ export class Replica {
     return length >= MIN_ENTRIES_FOR_BYTE_RULE && this.bytesSinceSnapshot > Math.max(this.policy.maxBytes, this.lastSnapshotBytes)
   }
 
+  private pastHardLimit(): boolean {
+    return sealedLog(this.outer).length > this.policy.maxEntries * HARD_ENTRIES_FACTOR
+  }
+
+  /** (Re)start the quiet-time timer: every local flush pushes a due compaction further out. */
+  private compactWhenIdle(): void {
+    if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
+    this.idleCompactionTimer = setTimeout(() => {
+      this.idleCompactionTimer = undefined
+      if (this.closed || !this.shouldCompact()) return
+      // Queued local changes go first (compactNow seals them), so the snapshot covers them.
+      this.compactNow().catch((error: unknown) => {
+        // A failed seq reservation: the log stays as it is; the next flush tries again.
+        const storageError = error instanceof StorageError ? error : new StorageError('io', 'storage write failed', { cause: error })
+        if (!this.closed) this.events.emit('storage-error', { error: storageError, scope: this.scope })
+      })
+    }, this.policy.idleMs)
+    ;(this.idleCompactionTimer as { unref?: () => void }).unref?.()
+  }
+
   /**
    * Push a snapshot covering every applied seq and delete, in the same outer transaction, every
    * entry it covers plus entries that can never be applied (rejected). Held entries stay.
@@ -491,6 +537,8 @@ export class Replica {
     this.markSeen(signer.senderId, seq)
     this.bytesSinceSnapshot = 0
     this.lastSnapshotBytes = envelope.length
+    if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
+    this.idleCompactionTimer = undefined
     void this.store.compact()
     this.events.emit('compacted', { scope: this.scope, removed })
   }
@@ -619,8 +667,9 @@ export class Replica {
   }
 }
 
+/** This doc's own clock (the next clock its client would use). */
 function clockOf(doc: Y.Doc): number {
-  return Y.decodeStateVector(Y.encodeStateVector(doc)).get(doc.clientID) ?? 0
+  return Y.getState(doc.store, doc.clientID)
 }
 
 function encodeMeta(reservedUpTo: number): Uint8Array {
