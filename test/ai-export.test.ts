@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type Account, type LoopbackNetwork, type MemoryItem } from '../src/index.js'
+import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type Account, type LoopbackNetwork, type MemoryItem, type RejectedEvent } from '../src/index.js'
 import { accountKeys } from '../src/facade/account.js'
 import { headerLine, memoryLine } from '../src/facade/memory-export.js'
 import { createDeviceKeys, issueCertificate } from '../src/crypto/index.js'
@@ -70,8 +70,16 @@ describe('memory export / import', () => {
     async function* chunks() {
       for (let i = 0; i < text.length; i += 37) yield new TextEncoder().encode(text.slice(i, i + 37))
     }
+    const reported: RejectedEvent[] = []
+    fresh.on('rejected', (e) => reported.push(e))
     const report = await fresh.memory.import(chunks())
     expect(report.imported).toBe(2)
+    // Refused lines are reported and counted like any refused input.
+    expect(reported.map((e) => [e.source, e.line, e.code, e.senderId])).toEqual([
+      ['import', 3, RejectCode.BadSignature, phone.deviceId],
+      ['import', 4, RejectCode.Malformed, phone.deviceId],
+    ])
+    expect(fresh.rejectionCounts()).toEqual({ [RejectCode.BadSignature]: 1, [RejectCode.Malformed]: 1 })
     expect(report.rejected).toEqual([
       { line: 3, code: RejectCode.BadSignature, reason: expect.any(String) },
       { line: 4, code: RejectCode.Malformed, reason: expect.any(String) },

@@ -196,7 +196,9 @@ describe('forged statements', () => {
     const m = await phone.memory.remember({ text: 'still fine' })
     await converge([phone, car, glasses], net)
     expect(glasses.memory.get(m.id)?.text).toBe('still fine')
-    expect(rejectedEnvelopes).toEqual([])
+    // The forged statement is reported and counted on the device too; no envelope was refused.
+    expect(rejectedEnvelopes.map((e) => [e.source, e.code, e.scope])).toEqual([['statement', RejectCode.BadSignature, '@registry']])
+    expect(phone.rejectionCounts()).toEqual({ [RejectCode.BadSignature]: 1 })
   })
 })
 

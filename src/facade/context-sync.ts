@@ -21,6 +21,7 @@ import {
   REGISTRY_SCOPE,
   type AccountKeys,
   type DeviceKeys,
+  type RejectCode,
 } from '../crypto/index.js'
 import { ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
 import { Replica, type CompactionPolicy, type RejectedEvent, type ReplicaOptions } from '../sync/replica.js'
@@ -108,6 +109,8 @@ export class ContextSync {
   /** Privacy scopes: which device may hold what. */
   readonly scopes: ScopesApi
   private readonly emitter = new Emitter<ContextSyncEvents>()
+  /** Rejections no replica counted (registry statements, import lines). */
+  private readonly otherRejections = new Map<RejectCode, number>()
   private readonly attachments = new Map<string, TransportAttachment[]>()
   private readonly replicaWatchers: Array<(replica: Replica) => void> = []
   private readonly opening = new Map<string, Promise<void>>()
@@ -149,6 +152,7 @@ export class ContextSync {
       assertOpen: () => this.assertOpen(),
       heldReplica: (scope) => this.scopeReplicas.get(scope),
       allReplicas: () => this.allReplicas(),
+      reportRejection: (event) => this.reportRejection(event),
     }
     this.memory = new MemoryApi(scopes, this.context)
     this.sessions = new SessionsApi(scopes, this.context)
@@ -270,6 +274,9 @@ export class ContextSync {
     instance.wireReplica(registryReplica)
     await instance.openHeldScopes()
     registry.events.on('change', () => instance.onRegistryChange())
+    registry.events.on('rejected', ({ code, reason }) =>
+      instance.reportRejection({ code, reason, scope: REGISTRY_SCOPE, roomId: registryReplica.roomId, source: 'statement' }),
+    )
     instance.startRetention()
     return instance
   }
@@ -279,13 +286,25 @@ export class ContextSync {
     return this.emitter.on(event, listener)
   }
 
-  /** Rejected envelopes so far, by numeric code (see `RejectCode`). */
+  /**
+   * Refused input so far, by numeric code (see `RejectCode`): envelopes and presence states of
+   * every replica, registry statements, and memory-import lines — everything `on('rejected')`
+   * reported.
+   */
   rejectionCounts(): Record<number, number> {
     const out: Record<number, number> = {}
-    for (const replica of this.allReplicas()) {
-      for (const [code, n] of replica.rejections) out[code] = (out[code] ?? 0) + n
+    const add = (counts: Map<RejectCode, number>) => {
+      for (const [code, n] of counts) out[code] = (out[code] ?? 0) + n
     }
+    for (const replica of this.allReplicas()) add(replica.rejections)
+    add(this.otherRejections)
     return out
+  }
+
+  /** Count and emit a rejection no replica counted itself. */
+  private reportRejection(event: RejectedEvent): void {
+    this.otherRejections.set(event.code, (this.otherRejections.get(event.code) ?? 0) + 1)
+    this.emitter.emit('rejected', event)
   }
 
   /** Resolves once every local change so far is sealed and durably stored. */

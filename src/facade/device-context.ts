@@ -6,7 +6,7 @@
  */
 import type { Transport } from '../adapters/transport.js'
 import type { AccountKeys, DeviceKeyring, DeviceKeys } from '../crypto/index.js'
-import type { Replica } from '../sync/replica.js'
+import type { RejectedEvent, Replica } from '../sync/replica.js'
 import type { Registry } from './registry.js'
 
 /** @internal Everything the sub-APIs (devices, scopes, pairing) need from the device. */
@@ -21,5 +21,7 @@ export interface DeviceContext {
   heldReplica(scope: string): Replica | undefined
   /** Every replica, the registry's included. */
   allReplicas(): Replica[]
+  /** Count and report refused input that no replica saw (statements, import lines). */
+  reportRejection(event: RejectedEvent): void
 }
 

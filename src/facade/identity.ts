@@ -8,7 +8,7 @@
 import { certificateKey, statementsMap } from '../crdt/registry.js'
 import type { AccountKeys, DeviceKeys, ScopeKeyring } from '../crypto/index.js'
 import { REGISTRY_SCOPE } from '../crypto/keyring.js'
-import type { Replica } from '../sync/replica.js'
+import type { RejectedEvent, Replica } from '../sync/replica.js'
 import type { Registry } from './registry.js'
 import { DEVICE_KINDS, type DeviceKind } from './scopes.js'
 
@@ -20,6 +20,8 @@ export interface DeviceIdentity {
   readonly registry: Pick<Registry, 'certificate' | 'list' | 'holds' | 'revocation' | 'events'>
   /** Every replica, the registry's included. */
   allReplicas(): Replica[]
+  /** Count and report refused input that no replica saw (statements, import lines). */
+  reportRejection(event: RejectedEvent): void
 }
 
 /** The device kind a certificate states (`'other'` for unknown kinds or devices). */

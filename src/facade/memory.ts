@@ -593,8 +593,18 @@ export class MemoryApi {
     for await (const line of readLines(source)) {
       lineNo++
       if (line.trim().length === 0) continue
-      const refuse = (code: RejectCodeType, reason: string): void => {
+      const refuse = (code: RejectCodeType, reason: string, scope = targetScope ?? ''): void => {
         report.rejected.push({ line: lineNo, code, reason })
+        // Counted and reported like any refused input (`dev.rejectionCounts()`, `dev.on('rejected')`).
+        this.identity?.reportRejection({
+          code,
+          reason: `import: ${reason}`,
+          scope,
+          roomId: '',
+          source: 'import',
+          line: lineNo,
+          ...(signer !== undefined && { senderId: signer.deviceId }),
+        })
       }
       if (!signer && !headerFailure) {
         const header = verifyHeader(line, (accountId, deviceId) =>
@@ -627,7 +637,7 @@ export class MemoryApi {
         replica = this.scopes.replica(targetScope ?? item.scope)
       } catch (error) {
         if (!(error instanceof ContextSyncError)) throw error
-        refuse(RejectCode.NotGranted, `this device does not hold scope '${targetScope ?? item.scope}'`)
+        refuse(RejectCode.NotGranted, `this device does not hold scope '${targetScope ?? item.scope}'`, targetScope ?? item.scope)
         continue
       }
       if (seenIds.has(item.id) || this.locate(item.id) || isExpired(item, now)) {

@@ -28,6 +28,48 @@ export function indexKey(scope: string, id: string): string {
 
 /** Dirty items indexed per background step. */
 const WARM_CHUNK = 500
+/**
+ * Background indexing starts once changes have paused for this long (ms)… A live stream of
+ * arriving memories is then indexed in batches between its bursts, not one item per write.
+ */
+const WARM_QUIET_MS = 50
+/** …or at the latest this long after the first unindexed change. */
+const WARM_MAX_DELAY_MS = 1000
+
+/** MiniSearch's BM25+ parameters, given explicitly because the pruning bound below depends on them. */
+const BM25 = { k: 1.2, b: 0.7, d: 0.5 }
+const FIELD_BOOSTS = { text: 1, tags: 1.5 }
+type TextField = keyof typeof FIELD_BOOSTS
+const TEXT_FIELDS = Object.keys(FIELD_BOOSTS) as TextField[]
+/**
+ * A query term whose postings (documents containing it, over both fields) exceed this is
+ * "common": scoring every one of its documents would dominate the query's cost.
+ */
+const COMMON_TERM_DOCS = 2000
+const tokenize = MiniSearch.getDefault('tokenize') as (text: string, field?: string) => string[]
+const processTerm = MiniSearch.getDefault('processTerm') as (term: string, field?: string) => string | string[] | null | undefined | false
+
+/** The distinct index terms of a field value, exactly as MiniSearch derives them. */
+function fieldTerms(value: string, field?: string): Set<string> {
+  const out = new Set<string>()
+  for (const token of tokenize(value, field)) {
+    const processed = processTerm(token, field)
+    if (Array.isArray(processed)) for (const t of processed) out.add(t)
+    else if (processed) out.add(processed)
+  }
+  return out
+}
+
+/** A query's terms in order, repeats kept, as MiniSearch's search derives them. */
+function queryTokens(query: string): string[] {
+  const out: string[] = []
+  for (const token of tokenize(query)) {
+    const processed = processTerm(token)
+    if (Array.isArray(processed)) out.push(...processed)
+    else if (processed) out.push(processed)
+  }
+  return out
+}
 
 /** Unit vectors of one dimension, stored row by row in one growable matrix. */
 class VectorMatrix {
@@ -115,14 +157,16 @@ class TopN {
  *
  * The filterable fields of every item are kept up to date at once (they are cheap). Text and
  * vectors are indexed lazily: changed items are marked dirty, indexed in small background chunks
- * (so opening a large store does not block on it), and any remaining dirty items are indexed
- * before a search runs — a search always sees every change.
+ * once changes pause (so opening a large store or receiving a burst does not block on it), and
+ * any remaining dirty items are indexed before a search runs — a search always sees every change.
  */
 export class RecallIndex {
   private readonly text = new MiniSearch<IndexedDoc>({
-    fields: ['text', 'tags'],
-    searchOptions: { boost: { tags: 1.5 }, combineWith: 'OR' },
+    fields: TEXT_FIELDS,
+    searchOptions: { boost: FIELD_BOOSTS, combineWith: 'OR', bm25: BM25 },
   })
+  /** Per field: how many indexed documents contain each term (MiniSearch's own document frequency). */
+  private readonly docFrequency: Record<TextField, Map<string, number>> = { text: new Map(), tags: new Map() }
   private readonly metas = new Map<string, MemoryMeta>()
   /** Keys whose text and vector must be (re)indexed or dropped. */
   private readonly dirty = new Set<string>()
@@ -135,6 +179,9 @@ export class RecallIndex {
   /** `scope\u0001oldId` → ids of items that name it in `supersedes`. */
   private readonly successors = new Map<string, Set<string>>()
   private warmTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the oldest and the newest unindexed change happened (background indexing waits for a pause). */
+  private firstDirtyAt = 0
+  private lastDirtyAt = 0
   private closed = false
 
   /** @param load reads an item's full state (text, vector) from its inner doc. */
@@ -199,17 +246,28 @@ export class RecallIndex {
   }
 
   private markDirty(key: string): void {
+    const now = Date.now()
+    if (this.dirty.size === 0) this.firstDirtyAt = now
+    this.lastDirtyAt = now
     this.dirty.add(key)
-    if (!this.warmTimer && !this.closed) {
-      this.warmTimer = setTimeout(() => this.warm(), 0)
-      ;(this.warmTimer as { unref?: () => void }).unref?.()
-    }
+    if (!this.warmTimer && !this.closed) this.scheduleWarm(WARM_QUIET_MS)
   }
 
-  /** Index a chunk of dirty items, then yield to the app and continue. */
+  private scheduleWarm(delayMs: number): void {
+    this.warmTimer = setTimeout(() => this.warm(), delayMs)
+    ;(this.warmTimer as { unref?: () => void }).unref?.()
+  }
+
+  /** Once changes pause, index a chunk of dirty items, then yield to the app and continue. */
   private warm(): void {
     this.warmTimer = undefined
-    if (this.closed) return
+    if (this.closed || this.dirty.size === 0) return
+    const now = Date.now()
+    const quietFor = now - this.lastDirtyAt
+    if (quietFor < WARM_QUIET_MS && now - this.firstDirtyAt < WARM_MAX_DELAY_MS) {
+      this.scheduleWarm(WARM_QUIET_MS - quietFor)
+      return
+    }
     let budget = WARM_CHUNK
     for (const key of this.dirty) {
       this.reindex(key)
@@ -217,8 +275,9 @@ export class RecallIndex {
       if (--budget === 0) break
     }
     if (this.dirty.size > 0) {
-      this.warmTimer = setTimeout(() => this.warm(), 0)
-      ;(this.warmTimer as { unref?: () => void }).unref?.()
+      // Continue without waiting for another pause: this backlog is already due.
+      this.firstDirtyAt = 0
+      this.scheduleWarm(0)
     }
   }
 
@@ -226,8 +285,7 @@ export class RecallIndex {
     const meta = this.metas.get(key)
     const item = meta && this.load(meta.scope, meta.id)
     if (!meta || !item) {
-      if (this.text.has(key)) this.text.discard(key)
-      this.indexedText.delete(key)
+      this.discardText(key)
       const dim = this.vectorDim.get(key)
       if (dim !== undefined) {
         this.vectors.get(dim)?.delete(key)
@@ -237,8 +295,10 @@ export class RecallIndex {
     }
     const textSignature = `${item.text}\u0000${item.tags.join(' ')}`
     if (this.indexedText.get(key) !== textSignature) {
-      if (this.text.has(key)) this.text.discard(key)
-      this.text.add({ id: key, text: item.text, tags: item.tags.join(' ') })
+      this.discardText(key)
+      const doc = { id: key, text: item.text, tags: item.tags.join(' ') }
+      this.text.add(doc)
+      this.countTerms(doc, 1)
       this.indexedText.set(key, textSignature)
     }
     const dim = this.vectorDim.get(key)
@@ -251,6 +311,27 @@ export class RecallIndex {
     } else if (dim !== undefined) {
       this.vectors.get(dim)?.delete(key)
       this.vectorDim.delete(key)
+    }
+  }
+
+  private discardText(key: string): void {
+    const signature = this.indexedText.get(key)
+    if (signature !== undefined) {
+      const [text = '', tags = ''] = signature.split('\u0000')
+      this.countTerms({ text, tags }, -1)
+      this.indexedText.delete(key)
+    }
+    if (this.text.has(key)) this.text.discard(key)
+  }
+
+  private countTerms(doc: Record<TextField, string>, delta: 1 | -1): void {
+    for (const field of TEXT_FIELDS) {
+      const counts = this.docFrequency[field]
+      for (const term of fieldTerms(doc[field], field)) {
+        const next = (counts.get(term) ?? 0) + delta
+        if (next > 0) counts.set(term, next)
+        else counts.delete(term)
+      }
     }
   }
 
@@ -297,7 +378,7 @@ export class RecallIndex {
       return meta !== undefined && accept(meta)
     }
     this.flush()
-    let results = this.text.search(query, { filter, prefix: false, fuzzy: false })
+    let results = this.searchPruned(query, filter, n) ?? this.text.search(query, { filter, prefix: false, fuzzy: false })
     if (results.length < n) {
       results = this.text.search(query, {
         filter,
@@ -313,6 +394,53 @@ export class RecallIndex {
       if (meta) out.push({ meta, score: result.score })
     }
     return out
+  }
+
+  /**
+   * The exact-term search with common terms pruned, or `undefined` when pruning cannot be shown
+   * to leave the top `n` unchanged (the caller then runs the full search).
+   *
+   * Scoring every document of a term that half the corpus contains is what makes such a query
+   * slow (MiniSearch builds, filters and sorts a result per document). So, as with Lucene's
+   * MaxScore: documents matching a rarer query term are found first and scored in full, common
+   * terms included; documents matching only common terms are skipped unless their best possible
+   * score could still enter the top `n`. That bound is MiniSearch's own formula at its maximum:
+   * BM25+ per term and field is at most idf × (d + k + 1), and a result's score is multiplied by
+   * the number of query terms it matched. The results are the full search's, not an approximation.
+   *
+   * @internal exposed for tests; {@link searchText} is the API.
+   */
+  searchPruned(query: string, filter: (result: { id: unknown }) => boolean, n: number): Array<{ id: unknown; score: number }> | undefined {
+    if (n <= 0) return undefined
+    // Every query token counts (MiniSearch scores a repeated term once per occurrence).
+    const tokens = queryTokens(query)
+    const postings = (term: string) => TEXT_FIELDS.reduce((sum, f) => sum + (this.docFrequency[f].get(term) ?? 0), 0)
+    const common = new Set(tokens.filter((t) => postings(t) > COMMON_TERM_DOCS))
+    const rare = tokens.filter((t) => !common.has(t))
+    if (common.size === 0 || rare.length === 0) return undefined
+    const exact = { filter, prefix: false, fuzzy: false } as const
+    const candidates = new Set(this.text.search(rare.join(' '), exact).map((r) => r.id))
+    if (candidates.size < n) return undefined
+    const results = this.text.search(query, {
+      ...exact,
+      boostDocument: (id, term) => (!common.has(term) || candidates.has(id) ? 1 : 0),
+    })
+    const threshold = results[n - 1]?.score
+    if (threshold === undefined) return undefined
+    const documents = this.text.documentCount
+    let bound = 0
+    for (const token of tokens) {
+      if (!common.has(token)) continue
+      for (const field of TEXT_FIELDS) {
+        const df = this.docFrequency[field].get(token) ?? 0
+        if (df === 0) continue
+        const idf = Math.log(1 + (documents - df + 0.5) / (df + 0.5))
+        bound += FIELD_BOOSTS[field] * idf * (BM25.d + BM25.k + 1)
+      }
+    }
+    // A result's score is multiplied by the number of distinct query terms it matched.
+    bound *= common.size
+    return bound < threshold ? results : undefined
   }
 
   /**
