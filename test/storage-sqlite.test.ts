@@ -93,6 +93,40 @@ describe('sqliteStorage', () => {
     expect(await again.load(['k'])).toEqual(new Uint8Array(5000).fill(7))
   })
 
+  it('gives the pages of removed chunks back to the file system (incremental auto-vacuum)', async () => {
+    const path = tempPath()
+    const s = open({ path })
+    const chunk = (i: number) => ['replica', 'room', 'log', String(i).padStart(5, '0')]
+    // Many small chunks, then a compaction-like batch: one merged chunk in, all the old ones out.
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 300 }, (_, i) => s.save(chunk(round * 300 + i), randomBytes(2000))))
+      await s.removeRange(['replica', 'room', 'log'])
+      await s.save(chunk(99_999), randomBytes(20_000))
+    }
+    await s.close()
+    // Live data is ~20 KB; without vacuuming the file keeps its ~600 KB high-water mark.
+    expect(statSync(path).size).toBeLessThan(300_000)
+    const peek = new Database(path, { readonly: true })
+    expect(peek.pragma('auto_vacuum', { simple: true })).toBe(2)
+    peek.close()
+  })
+
+  it('converts a store created without auto-vacuum once, keeping its data', async () => {
+    const path = await filledStore()
+    const raw = new Database(path)
+    raw.pragma('auto_vacuum = NONE')
+    raw.exec('VACUUM')
+    expect(raw.pragma('auto_vacuum', { simple: true })).toBe(0)
+    raw.close()
+    const s = open({ path })
+    expect(await s.load(['log', '0007'])).toEqual(new Uint8Array(3000).fill(7))
+    await s.close()
+    const peek = new Database(path, { readonly: true })
+    expect(peek.pragma('auto_vacuum', { simple: true })).toBe(2)
+    expect(peek.pragma('integrity_check', { simple: true })).toBe('ok')
+    peek.close()
+  })
+
   it("rejects a file of random bytes with 'not-a-store' and leaves it untouched", async () => {
     const path = tempPath()
     const junk = randomBytes(64 * 1024)

@@ -249,6 +249,7 @@ function openStore(
       if (result !== 'ok') throw new StorageError('corrupt', `sqliteStorage: ${path} failed quick_check: ${String(result)}`)
     }
     // Only now that the file is known to be ours may we change its journal mode.
+    enableIncrementalVacuum(db)
     db.pragma('journal_mode = WAL')
     // Removed chunks (wiped keys, compacted-away envelopes) are overwritten, not left in free pages.
     db.pragma('secure_delete = ON')
@@ -276,6 +277,8 @@ function verifyOrInitialise(db: Database.Database, path: string): void {
     )
   let names = tables()
   if (names.size === 0) {
+    // Must precede the first table: free pages can then be returned to the file system.
+    db.pragma('auto_vacuum = INCREMENTAL')
     // IMMEDIATE takes the write lock, so two processes creating the same store cannot both do it.
     db.transaction(() => {
       if (tables().size !== 0) return
@@ -311,6 +314,28 @@ function verifyOrInitialise(db: Database.Database, path: string): void {
     )
   }
   if (!names.has('chunks')) throw new StorageError('corrupt', `sqliteStorage: ${path} lacks its chunks table`)
+}
+
+/**
+ * Stores created before incremental auto-vacuum was enabled are converted once (a VACUUM, which
+ * rewrites the file); afterwards compactions can hand their free pages back (see {@link releaseFreePages}).
+ */
+function enableIncrementalVacuum(db: Database.Database): void {
+  if (Number(db.pragma('auto_vacuum', { simple: true })) === AUTO_VACUUM_INCREMENTAL) return
+  db.pragma('auto_vacuum = INCREMENTAL')
+  db.exec('VACUUM')
+}
+
+const AUTO_VACUUM_INCREMENTAL = 2
+/** Free pages tolerated before removals trigger an incremental vacuum. */
+const MAX_FREE_PAGES = 256
+
+/**
+ * Compaction replaces many chunks by one, leaving free pages behind; without this the file keeps
+ * its high-water size (about 3× the live data after many compactions, measured).
+ */
+function releaseFreePages(db: Database.Database): void {
+  if (Number(db.pragma('freelist_count', { simple: true })) > MAX_FREE_PAGES) db.pragma('incremental_vacuum')
 }
 
 function checkpointTruncate(db: Database.Database): void {
@@ -354,6 +379,7 @@ function prepare(db: Database.Database): OpenStore {
     },
     applyBatch(batch) {
       applyBatch.immediate(batch)
+      if (batch.some((w) => w.kind !== 'save')) releaseFreePages(db)
       // After a range removal (wiping keys, dropping a replica) the old page images in the WAL
       // would still hold the removed bytes: fold the WAL into the main file and truncate it.
       if (batch.some((w) => w.kind === 'removeRange')) checkpointTruncate(db)
