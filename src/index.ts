@@ -17,6 +17,7 @@
  */
 export { ContextSync } from './facade/context-sync.js'
 export type { OpenOptions, SyncOptions, ContextSyncEvents, StorageErrorEvent } from './facade/context-sync.js'
+export type { SyncPeerStatus, SyncLagEvent } from './facade/sync-monitor.js'
 export { Account, createAccount } from './facade/account.js'
 // Memory, sessions, recall, handoff, presence and the SDK adapters.
 export * from './facade/ai.js'

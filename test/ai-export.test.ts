@@ -61,8 +61,11 @@ describe('memory export / import', () => {
     const { phone, items } = await source()
     const exported = lines(await phone.memory.export({ scope: 'personal' }).text())
     const tampered = [...exported]
-    tampered[2] = tampered[2]!.replace('Lives in Berlin', 'Lives in Paris')
-    tampered.splice(3, 0, '{"memory":') // broken JSON as line 4
+    // Lines are in export order, which does not follow the order of writing: find the line.
+    const at = tampered.findIndex((l) => l.includes('Lives in Berlin'))
+    expect(at).toBeGreaterThan(0)
+    tampered[at] = tampered[at]!.replace('Lives in Berlin', 'Lives in Paris')
+    tampered.splice(at + 1, 0, '{"memory":') // broken JSON right after it
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
     // As a stream of arbitrary chunks.
@@ -76,13 +79,13 @@ describe('memory export / import', () => {
     expect(report.imported).toBe(2)
     // Refused lines are reported and counted like any refused input.
     expect(reported.map((e) => [e.source, e.line, e.code, e.senderId])).toEqual([
-      ['import', 3, RejectCode.BadSignature, phone.deviceId],
-      ['import', 4, RejectCode.Malformed, phone.deviceId],
+      ['import', at + 1, RejectCode.BadSignature, phone.deviceId],
+      ['import', at + 2, RejectCode.Malformed, phone.deviceId],
     ])
     expect(fresh.rejectionCounts()).toEqual({ [RejectCode.BadSignature]: 1, [RejectCode.Malformed]: 1 })
     expect(report.rejected).toEqual([
-      { line: 3, code: RejectCode.BadSignature, reason: expect.any(String) },
-      { line: 4, code: RejectCode.Malformed, reason: expect.any(String) },
+      { line: at + 1, code: RejectCode.BadSignature, reason: expect.any(String) },
+      { line: at + 2, code: RejectCode.Malformed, reason: expect.any(String) },
     ])
     expect(fresh.memory.get(items[1]!.id)).toBeUndefined()
     expect(fresh.memory.list().map((m) => m.text).join()).not.toContain('Paris')

@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import { Awareness } from 'y-protocols/awareness'
 import { createAccount, loopbackNetwork, RejectCode, type ContextSync, type LoopbackNetwork } from '../src/index.js'
 import type { PresenceChange } from '../src/facade/presence.js'
 import { fromBase64Url, toBase64Url } from '../src/util/bytes.js'
+import { decodePresence, encodePresence } from '../src/sync/presence.js'
 import { converge, openDevice, type TestDevice } from './helpers/devices.js'
 
 let net: LoopbackNetwork | undefined
@@ -242,5 +244,23 @@ describe('presence', () => {
     const after = phone.replica('personal')!.awareness.getLocalState() as { e: string }
     expect(fromBase64Url(after.e)![2]).toBeGreaterThan(fromBase64Url(epochBefore.e)![2]!)
     expect(view(pc, phone)?.online).toBe(true)
+  })
+})
+
+describe('presence plaintext', () => {
+  it('round-trips v2 (with logSeq), still reads v1, and refuses trailing or oversized fields', () => {
+    const payload = { at: 1_700_000_000_000, activity: 'driving', activeSessionId: 's1', logSeq: 4097 }
+    expect(decodePresence(encodePresence(payload))).toEqual(payload)
+    expect(decodePresence(encodePresence({ at: 5 }))).toEqual({ at: 5 })
+    const v1 = encoding.createEncoder()
+    encoding.writeUint8(v1, 1)
+    encoding.writeVarUint(v1, 7)
+    encoding.writeVarString(v1, 'walking')
+    encoding.writeVarString(v1, '')
+    expect(decodePresence(encoding.toUint8Array(v1))).toEqual({ at: 7, activity: 'walking' })
+    const trailing = new Uint8Array([...encodePresence(payload), 0])
+    expect(decodePresence(trailing)).toBeUndefined()
+    expect(decodePresence(encodePresence({ at: 1, activity: 'x'.repeat(201) }))).toBeUndefined()
+    expect(decodePresence(new Uint8Array([3, 0, 0, 0, 0]))).toBeUndefined()
   })
 })

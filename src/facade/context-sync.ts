@@ -37,6 +37,7 @@ import { defaultName, DEVICE_KINDS, isDeviceLocal, requestedProfile, type Device
 import { ScopesApi } from './scopes-api.js'
 import { PresenceApi } from './presence.js'
 import { SessionsApi } from './sessions.js'
+import { SyncMonitor, type SyncLagEvent, type SyncPeerStatus } from './sync-monitor.js'
 import { requireObject } from './validate.js'
 
 /** Sync tuning; the defaults suit phones and PCs. */
@@ -49,6 +50,11 @@ export interface SyncOptions {
   compaction?: Partial<CompactionPolicy>
   /** How often scope retention is enforced while the device runs (ms). Default 60 000. */
   retentionSweepMs?: number
+  /**
+   * How long a seq a peer announced (in sealed presence) may stay missing before `sync-lag`
+   * reports this device as behind — a relay withholding envelopes, or a slow upload. Default 30 000 ms.
+   */
+  lagTimeoutMs?: number
 }
 
 /** Options of {@link ContextSync.open}. */
@@ -85,6 +91,11 @@ export interface ContextSyncEvents {
   scopes: (event: { scopes: string[] }) => void
   /** This device was revoked by an owner: it syncs nothing any more. */
   revoked: (event: { deviceId: string }) => void
+  /**
+   * A peer announced a seq this device has not received within `sync.lagTimeoutMs`
+   * (`state: 'behind'` — the relay may be withholding envelopes), or it arrived after that (`'caught-up'`).
+   */
+  'sync-lag': (event: SyncLagEvent) => void
 }
 
 const KEY_DEVICE = ['keys', 'device']
@@ -109,6 +120,7 @@ export class ContextSync {
   /** Privacy scopes: which device may hold what. */
   readonly scopes: ScopesApi
   private readonly emitter = new Emitter<ContextSyncEvents>()
+  private readonly monitor: SyncMonitor
   /** Rejections no replica counted (registry statements, import lines). */
   private readonly otherRejections = new Map<RejectCode, number>()
   private readonly attachments = new Map<string, TransportAttachment[]>()
@@ -156,7 +168,9 @@ export class ContextSync {
     }
     this.memory = new MemoryApi(scopes, this.context)
     this.sessions = new SessionsApi(scopes, this.context)
-    this.presence = new PresenceApi(scopes, this.context)
+    this.monitor = new SyncMonitor(scopes, this.context, sync.lagTimeoutMs === undefined ? {} : { lagTimeoutMs: sync.lagTimeoutMs })
+    this.monitor.on('lag', (e) => this.emitter.emit('sync-lag', e))
+    this.presence = new PresenceApi(scopes, this.context, { onLogSeq: (scope, deviceId, seq) => this.monitor.announce(scope, deviceId, seq) })
     this.devices = new DevicesApi(this.context, new InviteHost(this.context))
     this.scopes = new ScopesApi(this.context, () => this.heldScopes())
   }
@@ -281,6 +295,16 @@ export class ContextSync {
     return instance
   }
 
+  /**
+   * How far this device is behind each peer, scope by scope, by the latest seq each peer announced
+   * in its sealed presence. A peer that stays `caughtUp: false` past `sync.lagTimeoutMs` while
+   * online points at a relay that withholds envelopes (also reported as `sync-lag` events).
+   */
+  syncStatus(): SyncPeerStatus[] {
+    this.assertOpen()
+    return this.monitor.status()
+  }
+
   /** Subscribe to device-level events. Returns an unsubscribe function. */
   on<E extends keyof ContextSyncEvents>(event: E, listener: ContextSyncEvents[E]): () => void {
     return this.emitter.on(event, listener)
@@ -320,6 +344,7 @@ export class ContextSync {
     if (this.retentionTimer) clearInterval(this.retentionTimer)
     await Promise.all([...this.opening.values()].map((p) => p.catch(() => undefined)))
     this.presence.close()
+    this.monitor.close()
     this.devices.close()
     for (const list of this.attachments.values()) for (const attachment of list) attachment.detach()
     this.attachments.clear()

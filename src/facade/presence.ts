@@ -65,6 +65,13 @@ export interface PresenceOptions {
   timeoutMs?: number
   /** How often this device re-seals its presence. Default 14 000 (just under half the timeout). */
   heartbeatMs?: number
+  /**
+   * Called with each peer's verified announcement of its latest personal-scope log seq (the
+   * withholding check, `SyncMonitor`).
+   */
+  onLogSeq?: (scope: string, deviceId: string, logSeq: number) => void
+  /** Smallest gap between two re-announcements after local writes. Default 1 000 ms. */
+  announceDelayMs?: number
 }
 
 /** The scope whose awareness carries presence: every device holds it. */
@@ -97,7 +104,12 @@ export class PresenceApi {
   private publishedEpoch: number | undefined
   private heartbeat: ReturnType<typeof setInterval> | undefined
   private checker: ReturnType<typeof setInterval> | undefined
+  private announceTimer: ReturnType<typeof setTimeout> | undefined
+  private lastPublishedAt = 0
+  private readonly onLogSeq: PresenceOptions['onLogSeq']
+  private readonly announceDelayMs: number
   private offRegistry: (() => void) | undefined
+  private offSealed: (() => void) | undefined
   private closed = false
 
   /** @internal built by `ContextSync`. */
@@ -108,6 +120,8 @@ export class PresenceApi {
   ) {
     this.timeoutMs = options.timeoutMs ?? outdatedTimeout
     this.heartbeatMs = options.heartbeatMs ?? Math.max(1, this.timeoutMs / 2 - 1000)
+    this.onLogSeq = options.onLogSeq
+    this.announceDelayMs = options.announceDelayMs ?? 1_000
     scopes.eachReplica((replica) => {
       if (replica.scope === PRESENCE_SCOPE && !this.replica) this.attach(replica)
     })
@@ -183,7 +197,9 @@ export class PresenceApi {
     this.closed = true
     if (this.heartbeat) clearInterval(this.heartbeat)
     if (this.checker) clearInterval(this.checker)
+    if (this.announceTimer) clearTimeout(this.announceTimer)
     this.offRegistry?.()
+    this.offSealed?.()
     // Best effort: announce the removal while transports are still attached.
     if (this.replica) this.replica.awareness.setLocalState(null)
     this.emitter.clear()
@@ -203,10 +219,22 @@ export class PresenceApi {
     })
     for (const [client, state] of awareness.getStates()) this.ingest(client, state, Date.now())
     this.publish()
+    // New own envelopes are announced soon (their seq is what peers check for withholding).
+    this.offSealed = replica.events.on('sealed', () => this.scheduleAnnounce())
     this.heartbeat = setInterval(() => this.publish(), this.heartbeatMs)
     this.checker = setInterval(() => this.checkTimeouts(), Math.max(1, Math.floor(this.timeoutMs / 10)))
     unref(this.heartbeat)
     unref(this.checker)
+  }
+
+  private scheduleAnnounce(): void {
+    if (this.closed || this.announceTimer) return
+    const wait = Math.max(0, this.lastPublishedAt + this.announceDelayMs - Date.now())
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined
+      this.publish()
+    }, wait)
+    unref(this.announceTimer)
   }
 
   private publish(): void {
@@ -219,7 +247,10 @@ export class PresenceApi {
     const now = Date.now()
     this.seq = nextPresenceSeq(this.seq, now)
     const payload: PresencePayload = { at: now, ...this.local }
+    const logSeq = replica.latestOwnSeq()
+    if (logSeq > 0) payload.logSeq = logSeq
     this.publishedEpoch = epoch
+    this.lastPublishedAt = now
     replica.awareness.setLocalState(
       sealPresence({
         roomId: replica.roomId,
@@ -280,6 +311,8 @@ export class PresenceApi {
     }
     peer.clients.add(client)
     this.clientDevice.set(client, senderId)
+    const logSeq = opened.value.payload.logSeq
+    if (logSeq !== undefined) this.onLogSeq?.(PRESENCE_SCOPE, senderId, logSeq)
     this.emitIfChanged(senderId, now)
   }
 

@@ -5,8 +5,10 @@
  * state of the personal scope's sealed log. The awareness state holds only
  * `{ e: <base64url envelope> }`: relays and transports never see plaintext presence.
  *
- * Presence plaintext (lib0): `u8 version=1 · varuint at (sender clock, ms) · varstring activity ·
- * varstring activeSessionId` (empty string = none).
+ * Presence plaintext (lib0): `u8 version=2 · varuint at (sender clock, ms) · varstring activity ·
+ * varstring activeSessionId · varuint logSeq` (empty string / 0 = none). `logSeq` is the sender's
+ * latest seq in the room's sealed log: receivers compare it with what they have applied and so
+ * notice envelopes a relay withholds (DESIGN §3). Version 1 (without `logSeq`) is still read.
  *
  * Seqs: presence envelopes carry their own per-sender seq, `max(previous + 1, Date.now())`, so it
  * keeps increasing across restarts without being stored. A receiver keeps the newest seq per
@@ -21,7 +23,9 @@ import { reject, RejectCode, type Checked } from '../crypto/codes.js'
 import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope } from '../crypto/envelope.js'
 import { bytesEqual, fromBase64Url, toBase64Url } from '../util/bytes.js'
 
-const PRESENCE_VERSION = 1
+const PRESENCE_VERSION = 2
+/** The version before `logSeq`; still accepted. */
+const PRESENCE_VERSION_1 = 1
 /** Longest activity / session id carried. */
 export const MAX_PRESENCE_FIELD = 200
 /** Longest base64url envelope accepted from an awareness state. */
@@ -33,6 +37,8 @@ export interface PresencePayload {
   at: number
   activity?: string
   activeSessionId?: string
+  /** The sender's latest seq in this room's sealed log (absent: it has sealed nothing there). */
+  logSeq?: number
 }
 
 /** The awareness state of a device: only the sealed envelope. */
@@ -47,6 +53,7 @@ export function encodePresence(payload: PresencePayload): Uint8Array {
   encoding.writeVarUint(enc, Math.max(0, Math.floor(payload.at)))
   encoding.writeVarString(enc, payload.activity ?? '')
   encoding.writeVarString(enc, payload.activeSessionId ?? '')
+  encoding.writeVarUint(enc, Math.max(0, Math.floor(payload.logSeq ?? 0)))
   return encoding.toUint8Array(enc)
 }
 
@@ -54,14 +61,18 @@ export function encodePresence(payload: PresencePayload): Uint8Array {
 export function decodePresence(bytes: Uint8Array): PresencePayload | undefined {
   try {
     const dec = decoding.createDecoder(bytes)
-    if (decoding.readUint8(dec) !== PRESENCE_VERSION) return undefined
+    const version = decoding.readUint8(dec)
+    if (version !== PRESENCE_VERSION && version !== PRESENCE_VERSION_1) return undefined
     const at = decoding.readVarUint(dec)
     const activity = decoding.readVarString(dec)
     const activeSessionId = decoding.readVarString(dec)
+    const logSeq = version === PRESENCE_VERSION ? decoding.readVarUint(dec) : 0
     if (decoding.hasContent(dec) || activity.length > MAX_PRESENCE_FIELD || activeSessionId.length > MAX_PRESENCE_FIELD) return undefined
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(logSeq)) return undefined
     const out: PresencePayload = { at }
     if (activity) out.activity = activity
     if (activeSessionId) out.activeSessionId = activeSessionId
+    if (logSeq > 0) out.logSeq = logSeq
     return out
   } catch {
     return undefined

@@ -122,6 +122,8 @@ export interface ReplicaEvents {
   'storage-error': (event: { error: StorageError; scope: string }) => void
   /** A compaction replaced `removed` entries by one snapshot. */
   compacted: (event: { scope: string; removed: number }) => void
+  /** This device appended an envelope of its own (an update or a snapshot) with this seq. */
+  sealed: (event: { scope: string; seq: number }) => void
 }
 
 interface EntryInfo {
@@ -256,6 +258,17 @@ export class Replica {
     return this.held.size
   }
 
+  /** The highest seq this device has sealed into the log (0 when none, or read-only). */
+  latestOwnSeq(): number {
+    const signer = this.options.signer
+    return signer ? (this.seen.get(signer.senderId)?.max() ?? 0) : 0
+  }
+
+  /** True when `seq` of `senderId` has been applied here (directly, or covered by a snapshot). */
+  hasApplied(senderId: string, seq: number): boolean {
+    return this.seen.get(senderId)?.has(seq) === true
+  }
+
   /** Seqs applied so far, by sender (a copy). */
   appliedSeqs(): Map<string, SeqSet> {
     const out = new Map<string, SeqSet>()
@@ -385,6 +398,7 @@ export class Replica {
     const envelope = this.seal(EnvelopeType.Update, seq, this.encodeBatch(updates, count))
     this.entries.set(this.append(envelope), { state: 'applied', senderId: signer.senderId, seq })
     this.markSeen(signer.senderId, seq)
+    this.events.emit('sealed', { scope: this.scope, seq })
     this.bytesSinceSnapshot += envelope.length
     if (this.shouldCompact()) {
       if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.reservedUpTo >= this.nextSeq) this.compact()
@@ -535,6 +549,7 @@ export class Replica {
     )
     this.entries.set(stored, { state: 'applied', senderId: signer.senderId, seq })
     this.markSeen(signer.senderId, seq)
+    this.events.emit('sealed', { scope: this.scope, seq })
     this.bytesSinceSnapshot = 0
     this.lastSnapshotBytes = envelope.length
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)

@@ -1,0 +1,298 @@
+/**
+ * Noticing a withholding relay (DESIGN §3). A relay cannot read or forge envelopes, but it can
+ * simply not forward some. So every device announces, in sealed presence on each scope's awareness,
+ * the latest seq it has sealed into that scope's log (`logSeq`); a device that has not applied a
+ * peer's announced seq within `lagTimeoutMs` reports the scope as lagging behind that peer.
+ *
+ * The personal scope's announcement rides in the ordinary presence envelope (`PresenceApi`);
+ * every other scope this device writes to gets a presence envelope carrying only `logSeq`,
+ * sealed under that scope's key — so a device without the scope (the car, for health) learns
+ * nothing about it. A snapshot's coverage counts as applied: a seq compacted away by someone
+ * else's snapshot is not reported missing. The registry (sealed by the account root, not by
+ * devices) and the device-local scope are not monitored.
+ *
+ * @module
+ */
+import { RejectCode } from '../crypto/codes.js'
+import { LOCAL_SCOPE, REGISTRY_SCOPE } from '../crypto/keyring.js'
+import { nextPresenceSeq, openPresence, PresenceSeqs, sealPresence, type PresenceKeys } from '../sync/presence.js'
+import type { Replica } from '../sync/replica.js'
+import { Emitter } from '../util/emitter.js'
+import type { DeviceIdentity } from './identity.js'
+import type { ScopeReplicas } from './memory.js'
+import { PRESENCE_SCOPE } from './presence.js'
+
+/** How far this device is behind one peer in one scope, by what the peer announced. */
+export interface SyncPeerStatus {
+  scope: string
+  deviceId: string
+  /** The latest seq the peer says it sealed into the scope's log. */
+  announcedSeq: number
+  /** True once that seq (or a snapshot covering it) has been applied here. */
+  caughtUp: boolean
+  /** Local time (ms) since when the announced seq has been missing, while not caught up. */
+  behindSince?: number
+}
+
+/**
+ * A peer's announced seq stayed missing for longer than `lagTimeoutMs` (`behind`) — the relay
+ * may be withholding envelopes, or the peer's upload is still under way — or it arrived after
+ * such a report (`caught-up`).
+ */
+export interface SyncLagEvent {
+  state: 'behind' | 'caught-up'
+  scope: string
+  deviceId: string
+  announcedSeq: number
+  /** How long it has been missing (ms); 0 for `caught-up`. */
+  behindForMs: number
+}
+
+/** Events of {@link SyncMonitor}. */
+export interface SyncMonitorEvents {
+  lag: (event: SyncLagEvent) => void
+}
+
+/** Tuning of {@link SyncMonitor}. */
+export interface SyncMonitorOptions {
+  /** How long an announced seq may stay missing before `behind` is reported. Default 30 000 ms. */
+  lagTimeoutMs?: number
+  /** How often this device re-seals its announcements. Default 14 000 ms (as presence). */
+  heartbeatMs?: number
+  /** Smallest gap between two announcements after local writes. Default 1 000 ms. */
+  announceDelayMs?: number
+}
+
+interface Announced {
+  seq: number
+  since: number
+  reported: boolean
+}
+
+/** Tracks what peers announce and publishes this device's own seqs. */
+export class SyncMonitor {
+  private readonly emitter = new Emitter<SyncMonitorEvents>()
+  /** scope → peer device id → latest announcement. */
+  private readonly announced = new Map<string, Map<string, Announced>>()
+  private readonly beacons = new Map<string, Beacon>()
+  private readonly lagTimeoutMs: number
+  private readonly heartbeatMs: number
+  private readonly announceDelayMs: number
+  private readonly checker: ReturnType<typeof setInterval>
+  private closed = false
+
+  constructor(
+    private readonly scopes: ScopeReplicas,
+    private readonly identity: DeviceIdentity,
+    options: SyncMonitorOptions = {},
+  ) {
+    this.lagTimeoutMs = options.lagTimeoutMs ?? 30_000
+    this.heartbeatMs = options.heartbeatMs ?? 14_000
+    this.announceDelayMs = options.announceDelayMs ?? 1_000
+    scopes.eachReplica((replica) => this.attach(replica))
+    this.checker = setInterval(() => this.check(), Math.max(50, Math.min(1_000, this.lagTimeoutMs / 4)))
+    unref(this.checker)
+  }
+
+  /** Record a peer's verified announcement of its latest seq in `scope`. */
+  announce(scope: string, deviceId: string, logSeq: number): void {
+    if (this.closed || logSeq <= 0 || deviceId === this.scopes.deviceId) return
+    let peers = this.announced.get(scope)
+    if (!peers) this.announced.set(scope, (peers = new Map()))
+    const previous = peers.get(deviceId)
+    if (previous && previous.seq >= logSeq) return
+    // A newer announcement while still behind keeps the original `since`: the lag goes on.
+    const stillBehind = previous !== undefined && !this.applied(scope, deviceId, previous.seq)
+    peers.set(deviceId, { seq: logSeq, since: stillBehind ? previous.since : Date.now(), reported: stillBehind && previous.reported })
+  }
+
+  /** Every peer's announced progress in every monitored scope this device holds. */
+  status(): SyncPeerStatus[] {
+    const out: SyncPeerStatus[] = []
+    for (const [scope, peers] of this.announced) {
+      if (!this.scopes.replicas().some((r) => r.scope === scope)) continue
+      for (const [deviceId, a] of peers) {
+        if (this.identity.registry.revocation(deviceId)) continue
+        const caughtUp = this.applied(scope, deviceId, a.seq)
+        const entry: SyncPeerStatus = { scope, deviceId, announcedSeq: a.seq, caughtUp }
+        if (!caughtUp) entry.behindSince = a.since
+        out.push(entry)
+      }
+    }
+    return out
+  }
+
+  /** Subscribe; returns an unsubscribe function. */
+  on<E extends keyof SyncMonitorEvents>(event: E, listener: SyncMonitorEvents[E]): () => void {
+    return this.emitter.on(event, listener)
+  }
+
+  /** Stop announcing (withdraws this device's beacons) and checking. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.checker)
+    for (const beacon of this.beacons.values()) beacon.close()
+    this.beacons.clear()
+    this.emitter.clear()
+  }
+
+  private applied(scope: string, deviceId: string, seq: number): boolean {
+    return this.scopes.replicas().find((r) => r.scope === scope)?.hasApplied(deviceId, seq) === true
+  }
+
+  private check(): void {
+    if (this.closed) return
+    const now = Date.now()
+    for (const [scope, peers] of this.announced) {
+      for (const [deviceId, a] of peers) {
+        if (this.identity.registry.revocation(deviceId)) {
+          peers.delete(deviceId)
+          continue
+        }
+        const caughtUp = this.applied(scope, deviceId, a.seq)
+        if (caughtUp && a.reported) {
+          a.reported = false
+          this.emitter.emit('lag', { state: 'caught-up', scope, deviceId, announcedSeq: a.seq, behindForMs: 0 })
+        } else if (!caughtUp && !a.reported && now - a.since >= this.lagTimeoutMs) {
+          a.reported = true
+          this.emitter.emit('lag', { state: 'behind', scope, deviceId, announcedSeq: a.seq, behindForMs: now - a.since })
+        }
+      }
+    }
+  }
+
+  private attach(replica: Replica): void {
+    const scope = replica.scope
+    // Presence carries the personal scope's seq; the registry and the local scope are not monitored.
+    if (this.closed || scope === PRESENCE_SCOPE || scope === REGISTRY_SCOPE || scope === LOCAL_SCOPE || this.beacons.has(scope)) return
+    this.beacons.set(scope, new Beacon(replica, this.identity, this, { heartbeatMs: this.heartbeatMs, announceDelayMs: this.announceDelayMs }))
+  }
+}
+
+/** This device's announcements on one scope's awareness, and the peers' it reads there. */
+class Beacon {
+  private readonly seqs = new PresenceSeqs()
+  /** Refused states already reported (each renewal of the same bad state counts once). */
+  private readonly refused = new Set<string>()
+  private seq = 0
+  private lastPublishedAt = 0
+  private lastLogSeq = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private readonly heartbeat: ReturnType<typeof setInterval>
+  private readonly offSealed: () => void
+  private readonly onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
+  private closed = false
+
+  constructor(
+    private readonly replica: Replica,
+    private readonly identity: DeviceIdentity,
+    private readonly monitor: SyncMonitor,
+    private readonly options: { heartbeatMs: number; announceDelayMs: number },
+  ) {
+    const awareness = replica.awareness
+    this.onAwareness = ({ added, updated }) => {
+      for (const client of [...added, ...updated]) {
+        if (client !== awareness.clientID) this.ingest(awareness.getStates().get(client))
+      }
+    }
+    awareness.on('update', this.onAwareness)
+    for (const [client, state] of awareness.getStates()) if (client !== awareness.clientID) this.ingest(state)
+    this.offSealed = replica.events.on('sealed', () => this.schedule())
+    this.heartbeat = setInterval(() => this.publish(), options.heartbeatMs)
+    unref(this.heartbeat)
+    this.publish()
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.heartbeat)
+    if (this.timer) clearTimeout(this.timer)
+    this.offSealed()
+    this.replica.awareness.off('update', this.onAwareness)
+    // Withdraw while transports are still attached (ContextSync closes this before replicas).
+    if (this.lastLogSeq > 0) this.replica.awareness.setLocalState(null)
+  }
+
+  /** Announce soon after local writes, but at most once per `announceDelayMs`. */
+  private schedule(): void {
+    if (this.closed || this.timer) return
+    const wait = Math.max(0, this.lastPublishedAt + this.options.announceDelayMs - Date.now())
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.publish()
+    }, wait)
+    unref(this.timer)
+  }
+
+  private publish(): void {
+    if (this.closed) return
+    const logSeq = this.replica.latestOwnSeq()
+    // A device that never wrote here has nothing to announce (and stays invisible in this room).
+    if (logSeq === 0) return
+    const keyring = this.identity.keyring
+    const epoch = keyring.currentEpoch(this.replica.scope)
+    const key = keyring.epochKey(this.replica.scope, epoch)
+    if (!key) return
+    const now = Date.now()
+    this.seq = nextPresenceSeq(this.seq, now)
+    this.lastPublishedAt = now
+    this.lastLogSeq = logSeq
+    this.replica.awareness.setLocalState(
+      sealPresence({
+        roomId: this.replica.roomId,
+        epoch,
+        key,
+        sender: this.identity.device.deviceIdBytes,
+        signSecretKey: this.identity.device.signSecretKey,
+        seq: this.seq,
+        payload: { at: now, logSeq },
+      }),
+    )
+  }
+
+  private ingest(state: unknown): void {
+    if (this.closed || state === null || state === undefined) return
+    const opened = openPresence(state, this.keys())
+    // Unknown sender or epoch: the state is renewed every ~15 s, so it is simply read again later.
+    if (!opened.ok && 'held' in opened) return
+    if (!opened.ok || this.seqs.check(opened.value) === 'replay') {
+      const signature = JSON.stringify(state) ?? ''
+      if (this.refused.has(signature)) return
+      if (this.refused.size >= 64) this.refused.clear()
+      this.refused.add(signature)
+      const code = opened.ok ? RejectCode.Replay : opened.code
+      const reason = opened.ok ? 'announcement seq is not newer than the last one' : opened.reason
+      this.identity.reportRejection({
+        code,
+        reason: `sync announcement: ${reason}`,
+        scope: this.replica.scope,
+        roomId: this.replica.roomId,
+        source: 'presence',
+        ...(opened.ok && { senderId: opened.value.senderId }),
+      })
+      return
+    }
+    const { senderId, payload } = opened.value
+    if (payload.logSeq !== undefined) this.monitor.announce(this.replica.scope, senderId, payload.logSeq)
+  }
+
+  private keys(): PresenceKeys {
+    const identity = this.identity
+    const scope = this.replica.scope
+    return {
+      roomId: this.replica.roomId,
+      sender: (senderId) => {
+        if (identity.registry.revocation(senderId)) return { status: 'revoked' }
+        const certificate = identity.registry.certificate(senderId)
+        return certificate ? { status: 'known', signPublicKey: certificate.signPublicKey } : { status: 'unknown' }
+      },
+      epochKey: (epoch) => identity.keyring.epochKey(scope, epoch),
+    }
+  }
+}
+
+function unref(timer: unknown): void {
+  ;(timer as { unref?: () => void }).unref?.()
+}
