@@ -29,13 +29,29 @@ async function source(): Promise<{ phone: ContextSync; items: MemoryItem[]; acco
 const lines = (text: string) => text.split('\n').filter((l) => l.length > 0)
 
 describe('memory export / import', () => {
+  it('refuses, whole, an export of its own account signed by a device revoked since', async () => {
+    const { phone, account } = await source()
+    const pc = (await openDevice(account, net!, 'pc')).dev
+    open.push(pc)
+    await converge([phone, pc], net!)
+    const file = await pc.memory.export({ scope: 'personal' }).text()
+    // Before the revocation the phone accepts the pc's export (every memory is already here).
+    expect(await phone.memory.import(file)).toMatchObject({ imported: 0, skipped: 3, rejected: [] })
+    await phone.devices.revoke(pc.deviceId)
+    const report = await phone.memory.import(file)
+    expect(report.imported).toBe(0)
+    expect(report.skipped).toBe(0)
+    expect(new Set(report.rejected.map((r) => r.code))).toEqual(new Set([RejectCode.RevokedSender]))
+    expect(report.rejected).toHaveLength(lines(file).length)
+  })
+
   it('exports signed JSONL; a fresh account imports it, verified on its own, idempotently', async () => {
     const { phone, items } = await source()
     const file = await phone.memory.export({ scope: 'personal' }).text()
     const [header, ...rest] = lines(file)
     expect(JSON.parse(header!)).toMatchObject({
       format: 'contextsync/memory-export',
-      version: 1,
+      version: 2,
       accountId: phone.accountId,
       signer: phone.deviceId,
       scope: 'personal',
@@ -65,7 +81,13 @@ describe('memory export / import', () => {
     const at = tampered.findIndex((l) => l.includes('Lives in Berlin'))
     expect(at).toBeGreaterThan(0)
     tampered[at] = tampered[at]!.replace('Lives in Berlin', 'Lives in Paris')
-    tampered.splice(at + 1, 0, '{"memory":') // broken JSON right after it
+    // Another line garbled in place (lines are bound to their position, so none is inserted).
+    const garbled = at === 3 ? 1 : 3
+    tampered[garbled] = '{"memory":'
+    const bad = [
+      [at + 1, RejectCode.BadSignature],
+      [garbled + 1, RejectCode.Malformed],
+    ].sort((x, y) => x[0]! - y[0]!) as Array<[number, RejectCode]>
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
     // As a stream of arbitrary chunks.
@@ -76,17 +98,11 @@ describe('memory export / import', () => {
     const reported: RejectedEvent[] = []
     fresh.on('rejected', (e) => reported.push(e))
     const report = await fresh.memory.import(chunks())
-    expect(report.imported).toBe(2)
+    expect(report.imported).toBe(1)
     // Refused lines are reported and counted like any refused input.
-    expect(reported.map((e) => [e.source, e.line, e.code, e.senderId])).toEqual([
-      ['import', at + 1, RejectCode.BadSignature, phone.deviceId],
-      ['import', at + 2, RejectCode.Malformed, phone.deviceId],
-    ])
+    expect(reported.map((e) => [e.source, e.line, e.code, e.senderId])).toEqual(bad.map(([line, code]) => ['import', line, code, phone.deviceId]))
     expect(fresh.rejectionCounts()).toEqual({ [RejectCode.BadSignature]: 1, [RejectCode.Malformed]: 1 })
-    expect(report.rejected).toEqual([
-      { line: at + 1, code: RejectCode.BadSignature, reason: expect.any(String) },
-      { line: at + 2, code: RejectCode.Malformed, reason: expect.any(String) },
-    ])
+    expect(report.rejected).toEqual(bad.map(([line, code]) => ({ line, code, reason: expect.any(String) })))
     expect(fresh.memory.get(items[1]!.id)).toBeUndefined()
     expect(fresh.memory.list().map((m) => m.text).join()).not.toContain('Paris')
 
@@ -116,7 +132,7 @@ describe('memory export / import', () => {
       signSecretKey: intruder.signSecretKey,
       certificate: issueCertificate(accountKeys(await createAccount()), intruder, { kind: 'pc', name: 'x', role: 'owner' }),
     }
-    const fake = headerLine(signer, 'personal', 1, Date.now()) + memoryLine(signer, items[0]!)
+    const fake = headerLine(signer, 'personal', 1, Date.now(), 'e1') + memoryLine(signer, items[0]!, { exportId: 'e1', index: 1 })
     expect((await fresh.memory.import(fake)).rejected.map((r) => [r.line, r.code])).toEqual([
       [1, RejectCode.UnknownSender],
       [2, RejectCode.UnknownSender],
@@ -124,6 +140,52 @@ describe('memory export / import', () => {
     // Pinning the account.
     expect((await fresh.memory.import(exported, { accountId: fresh.accountId })).rejected[0]).toMatchObject({ code: RejectCode.WrongAccount })
     expect((await fresh.memory.import('not json')).rejected).toEqual([{ line: 1, code: RejectCode.Malformed, reason: expect.any(String) }])
+  })
+
+  it('binds every line to its export and position: reordered, spliced and dropped lines are reported', async () => {
+    const { phone } = await source()
+    const exported = lines(await phone.memory.export({ scope: 'personal' }).text())
+    const other = lines(await phone.memory.export({ scope: 'personal' }).text())
+    expect(exported.length).toBe(4)
+    const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
+    open.push(fresh)
+    const codes = async (file: string[]) => (await fresh.memory.import(file)).rejected.map((r) => [r.line, r.code])
+    // Two memory lines swapped: both are out of place.
+    expect(await codes([exported[0]!, exported[2]!, exported[1]!, exported[3]!])).toEqual([
+      [2, RejectCode.BadSignature],
+      [3, RejectCode.BadSignature],
+    ])
+    // A line of another export by the same device, at the same position: not this export's.
+    expect(await codes([exported[0]!, other[1]!, exported[2]!, exported[3]!])).toEqual([[2, RejectCode.BadSignature]])
+    // The last line cut off: reported after the end; the verified lines are imported.
+    const cut = await fresh.memory.import(exported.slice(0, 3))
+    expect(cut.rejected).toEqual([{ line: 4, code: RejectCode.Malformed, reason: expect.stringMatching(/truncated.*3.*2/) }])
+  })
+
+  it('checks imported fields exactly as remember() does (BadPayload with the reason)', async () => {
+    const { phone, items } = await source()
+    const signer = (phone.memory as unknown as { exportSigner(): Parameters<typeof headerLine>[0] }).exportSigner()
+    const base = items[0]!
+    const bad: MemoryItem[] = [
+      { ...base, id: 'b1', tags: ['  '] },
+      { ...base, id: 'b2', embedding: new Float32Array(4) },
+      { ...base, id: 'b3', validFrom: 20, validTo: 10 },
+      { ...base, id: 'b4', createdAt: -5 },
+    ]
+    const file = [headerLine(signer, 'personal', bad.length + 1, Date.now(), 'e2')]
+    bad.forEach((item, i) => file.push(memoryLine(signer, item, { exportId: 'e2', index: i + 1 })))
+    file.push(memoryLine(signer, { ...base, id: 'good' }, { exportId: 'e2', index: bad.length + 1 }))
+    const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
+    open.push(fresh)
+    const report = await fresh.memory.import(file.join(''))
+    expect(report.imported).toBe(1)
+    expect(report.rejected.map((r) => [r.line, r.code])).toEqual([2, 3, 4, 5].map((line) => [line, RejectCode.BadPayload]))
+    expect(report.rejected.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/tags must contain non-empty strings/),
+      expect.stringMatching(/embedding must not be all zeros/),
+      expect.stringMatching(/validTo \(10\) must not be before validFrom \(20\)/),
+      expect.stringMatching(/createdAt must be a number between 0/),
+    ])
   })
 
   it('imports within the same account (registry-known signer), into another scope, and skips scopes the device lacks', async () => {

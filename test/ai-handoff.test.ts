@@ -215,6 +215,8 @@ describe('handoff', () => {
     await expect(s.handoff({ to: 'f'.repeat(32) })).rejects.toThrow(/no device 'f+' in this account/)
     await expect(s.handoff({ to: 'car', expiresIn: 0 })).rejects.toThrow(/expiresIn must be a number between 1/)
     await expect(s.handoff({ to: 'car', payload: 'x'.repeat(20_000) })).rejects.toThrow(/payload is .* bytes as JSON; the limit is 16384/)
+    // The limit is in UTF-8 bytes: 6 000 CJK characters are 18 002 bytes as JSON.
+    await expect(s.handoff({ to: 'car', payload: '漢'.repeat(6_000) })).rejects.toThrow(/payload is 18002 bytes as JSON; the limit is 16384/)
     await expect(s.handoff({ to: 'car', payload: { f: 1n } as never })).rejects.toThrow(ValidationError)
   })
 
@@ -232,5 +234,32 @@ describe('handoff', () => {
     car.sessions.on('handoff', () => got.push('late'))
     await sleep(0)
     expect(got).toHaveLength(2)
+  })
+})
+
+describe('lease renewal', () => {
+  it('extends the holder’s lease by the length it was granted, without compounding', async () => {
+    const [phone] = await devices('phone')
+    const s = phone!.sessions.start({ title: 'Long chat' })
+    await s.claim({ leaseMs: 60_000 })
+    const realNow = Date.now
+    let now = realNow()
+    Date.now = () => now
+    try {
+      // Forty writes, one every 40 s: renewed whenever less than half of the minute is left.
+      for (let i = 0; i < 40; i++) {
+        now += 40_000
+        await s.append({ role: 'user', text: `message ${i}` })
+        const lease = s.get().lease!
+        expect(lease.active).toBe(true)
+        expect(lease.deviceId).toBe(phone!.deviceId)
+        expect(lease.expiresAt - now).toBeLessThanOrEqual(60_000)
+      }
+      // Silence for just over one lease length: nobody holds the conversation any more.
+      now += 60_001
+      expect(s.get().lease!.active).toBe(false)
+    } finally {
+      Date.now = realNow
+    }
   })
 })

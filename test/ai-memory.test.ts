@@ -152,6 +152,25 @@ describe('memory model', () => {
     expect(logContains(again.replica('personal')!.outer, account, 'personal', 'short-lived')).toBe(false)
   })
 
+  it('forgets an entry that does not read as a memory (a peer’s junk) by its id, everywhere', async () => {
+    const { all } = await start(['phone', 'pc'])
+    const [phone, pc] = all as [ContextSync, ContextSync]
+    // A map without the required fields, written straight into the doc: invisible to the API.
+    const inner = pc.replica('personal')!.inner
+    inner.transact(() => {
+      const junk = new Y.Map<unknown>()
+      junk.set('text', 42)
+      memoriesMap(inner).set('junk-1', junk as never)
+    })
+    await converge(all, net)
+    expect(memoriesMap(phone.replica('personal')!.inner).has('junk-1')).toBe(true)
+    expect(phone.memory.get('junk-1')).toBeUndefined()
+    expect(await phone.memory.forget('junk-1')).toBe(true)
+    await converge(all, net)
+    for (const dev of all) expect(memoriesMap(dev.replica('personal')!.inner).has('junk-1')).toBe(false)
+    expect(await phone.memory.forget('junk-1')).toBe(false)
+  })
+
   it('validates the new fields with clear messages', async () => {
     const { all } = await start(['pc'])
     const dev = all[0]!

@@ -204,6 +204,8 @@ export interface Claim {
   term: number
   at: number
   until: number
+  /** Lease length granted (ms); renewals extend `until` by this much. Absent in older claims. */
+  span?: number
   offer?: string
 }
 
@@ -237,7 +239,7 @@ export function insertSession(doc: Y.Doc, session: NewSession): void {
   if (session.summary !== undefined) map.set('summary', session.summary)
   map.set('turns', new Y.Array<Y.Map<unknown>>())
   const claims = new Y.Map<unknown>()
-  const claim: Claim = { term: 1, at: session.createdAt, until: session.claim.until }
+  const claim: Claim = { term: 1, at: session.createdAt, until: session.claim.until, span: session.claim.until - session.createdAt }
   claims.set(session.claim.deviceId, claim)
   map.set('claims', claims)
   map.set('handoffs', new Y.Map<unknown>())
@@ -508,10 +510,11 @@ export function readClaims(session: Y.Map<unknown>): Map<string, Claim> {
   if (!(claims instanceof Y.Map)) return out
   claims.forEach((value, deviceId) => {
     if (typeof value !== 'object' || value === null) return
-    const { term, at, until, offer } = value as Record<string, unknown>
+    const { term, at, until, span, offer } = value as Record<string, unknown>
     if (typeof term !== 'number' || !Number.isSafeInteger(term) || term < 1) return
     if (!isTime(at) || !isTime(until)) return
     const claim: Claim = { term, at, until }
+    if (typeof span === 'number' && Number.isSafeInteger(span) && span > 0) claim.span = span
     if (typeof offer === 'string') claim.offer = offer
     out.set(deviceId, claim)
   })

@@ -22,7 +22,9 @@ export function requireJson(value: unknown, name: string, maxBytes = MAX_JSON_BY
     throw new ValidationError(`${name} must be JSON-serializable (${error instanceof Error ? error.message : 'stringify failed'})`)
   }
   if (text === undefined) throw new ValidationError(`${name} must be a JSON value, got ${typeof value}`)
-  if (text.length > maxBytes) throw new ValidationError(`${name} is ${text.length} bytes as JSON; the limit is ${maxBytes}`)
+  // UTF-16 length is a lower bound of the UTF-8 size (×3 at most); encode only when it matters.
+  const bytes = text.length * 3 <= maxBytes ? text.length : new TextEncoder().encode(text).length
+  if (bytes > maxBytes) throw new ValidationError(`${name} is ${bytes} bytes as JSON; the limit is ${maxBytes} (UTF-8)`)
   return JSON.parse(text) as JsonValue
 }
 

@@ -2,31 +2,41 @@
  * Signed JSONL export of a scope's memories, and its verification on import.
  *
  * ```
- * line 1 (header): {"format":"contextsync/memory-export","version":1,"accountId":…,"rootPublicKey":…,
- *                   "signer":…,"signPublicKey":…,"certificate":…,"scope":…,"exportedAt":…,"count":…,"sig":…}
+ * line 1 (header): {"format":"contextsync/memory-export","version":2,"accountId":…,"rootPublicKey":…,
+ *                   "signer":…,"signPublicKey":…,"certificate":…,"scope":…,"exportedAt":…,"count":…,
+ *                   "exportId":…,"sig":…}
  * line 2…n       : {"memory":{…},"sig":…}
  * ```
  * - Binary values are unpadded base64url; `embedding` is the little-endian float32 bytes.
- * - `header.sig` = Ed25519(signer, "contextsync/v1/memory-export-header" ‖ canonical JSON of the header
- *   without `sig`); each line's `sig` = Ed25519(signer, "contextsync/v1/memory-export" ‖ accountId ‖
- *   canonical JSON of `memory`). Canonical JSON = keys sorted at every level, no whitespace.
+ * - `header.sig` = Ed25519(signer, domain "contextsync/v1/memory-export-header", canonical JSON of the
+ *   header without `sig`); the k-th memory line's `sig` = Ed25519(signer, domain
+ *   "contextsync/v1/memory-export", the UTF-8 string `accountId \n exportId \n k \n canonical JSON of
+ *   memory`). Canonical JSON = keys sorted at every level, no whitespace. (A domain-separated
+ *   signature signs the length-prefixed domain followed by the message; see `signDetached`.)
+ * - Binding each line to the export's random `exportId` and its position makes reordering, lines
+ *   spliced in from another export, and dropped lines detectable; a file with fewer memory lines
+ *   than the signed `count` is reported as truncated (the verified lines are still imported).
+ * - Version 1 files (before `exportId`, written by pre-release builds only) are refused with
+ *   `UnsupportedVersion`: export again with this version.
  * - The file verifies on its own: `accountId` must be the hash of `rootPublicKey`, `certificate`
  *   must be a device certificate signed by that root for `signer` with `signPublicKey`. Importing
  *   into the same account also accepts a signer whose certificate is already in the registry.
  *
  * @module
  */
-import { decodeEmbedding, encodeEmbedding, MEMORY_KINDS, type MemoryItem, type MemoryKind, type MemorySource } from '../crdt/memory.js'
+import { decodeEmbedding, encodeEmbedding, MEMORY_KINDS, type MemoryItem } from '../crdt/memory.js'
 import { reject, RejectCode, type Checked } from '../crypto/codes.js'
 import { accountKeysFromPublicKey, keyId, verifyCertificate } from '../crypto/index.js'
 import { signDetached, verifyDetached } from '../crypto/primitives.js'
 import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../util/bytes.js'
-import { MAX_TAGS, MAX_TEXT_LENGTH } from './validate.js'
+import { ValidationError } from '../errors.js'
+import { requireEmbedding, requireLabel } from './json.js'
+import { checkValidity, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
 
 /** The `format` value of an export header. */
 export const EXPORT_FORMAT = 'contextsync/memory-export'
 /** Export format version written by this build. */
-export const EXPORT_VERSION = 1
+export const EXPORT_VERSION = 2
 const HEADER_DOMAIN = 'contextsync/v1/memory-export-header'
 const LINE_DOMAIN = 'contextsync/v1/memory-export'
 /** Longest line accepted on import (a memory with a 4096-dim embedding fits easily). */
@@ -48,6 +58,8 @@ export interface ExportHeader {
   scope: string
   exportedAt: number
   count: number
+  /** Random id (base64url, 16 bytes) every memory line's signature is bound to. */
+  exportId: string
   sig: string
 }
 
@@ -97,7 +109,7 @@ export function exportedMemory(item: MemoryItem): ExportedMemory {
 }
 
 /** The header line (with trailing newline). */
-export function headerLine(signer: ExportSigner, scope: string, count: number, exportedAt: number): string {
+export function headerLine(signer: ExportSigner, scope: string, count: number, exportedAt: number, exportId: string): string {
   const header: Omit<ExportHeader, 'sig'> = {
     format: EXPORT_FORMAT,
     version: EXPORT_VERSION,
@@ -109,19 +121,26 @@ export function headerLine(signer: ExportSigner, scope: string, count: number, e
     scope,
     exportedAt,
     count,
+    exportId,
   }
   const sig = signDetached(HEADER_DOMAIN, utf8(canonicalJson(header)), signer.signSecretKey)
   return `${JSON.stringify({ ...header, sig: toBase64Url(sig) })}\n`
 }
 
-function lineMessage(accountId: string, memory: ExportedMemory): Uint8Array {
-  return utf8(`${accountId}\n${canonicalJson(memory)}`)
+/** Where a memory line sits: the export it belongs to and its 1-based position (version 2). */
+export interface LineBinding {
+  exportId: string
+  index: number
 }
 
-/** One memory line (with trailing newline). */
-export function memoryLine(signer: ExportSigner, item: MemoryItem): string {
+function lineMessage(accountId: string, memory: ExportedMemory, binding: LineBinding): Uint8Array {
+  return utf8(`${accountId}\n${binding.exportId}\n${binding.index}\n${canonicalJson(memory)}`)
+}
+
+/** The k-th memory line of an export (with trailing newline). */
+export function memoryLine(signer: ExportSigner, item: MemoryItem, binding: LineBinding): string {
   const memory = exportedMemory(item)
-  const sig = signDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory), signer.signSecretKey)
+  const sig = signDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory, binding), signer.signSecretKey)
   return `${JSON.stringify({ memory, sig: toBase64Url(sig) })}\n`
 }
 
@@ -131,6 +150,10 @@ export interface TrustedSigner {
   deviceId: string
   signPublicKey: Uint8Array
   scope: string
+  /** Memories the header promises. */
+  count: number
+  /** The id every memory line's signature is bound to. */
+  exportId: string
 }
 
 /**
@@ -147,9 +170,14 @@ export function verifyHeader(
   const h = parsed.value
   if (h.format !== EXPORT_FORMAT) return reject(RejectCode.UnknownType, 'first line is not a contextsync memory export header')
   if (h.version !== EXPORT_VERSION) return reject(RejectCode.UnsupportedVersion, `export version ${String(h.version)}`)
+  if (typeof h.exportId !== 'string' || h.exportId.length === 0 || h.exportId.length > 64) {
+    return reject(RejectCode.Malformed, 'header field exportId missing')
+  }
   const strings = ['accountId', 'rootPublicKey', 'signer', 'signPublicKey', 'certificate', 'scope', 'sig'] as const
   for (const key of strings) if (typeof h[key] !== 'string') return reject(RejectCode.Malformed, `header field ${key} missing`)
-  if (typeof h.exportedAt !== 'number' || typeof h.count !== 'number') return reject(RejectCode.Malformed, 'header numbers missing')
+  if (typeof h.exportedAt !== 'number' || typeof h.count !== 'number' || !Number.isSafeInteger(h.count) || h.count < 0) {
+    return reject(RejectCode.Malformed, 'header numbers missing')
+  }
   const rootPublicKey = fromBase64Url(h.rootPublicKey as string)
   const signPublicKey = fromBase64Url(h.signPublicKey as string)
   const certificate = fromBase64Url(h.certificate as string)
@@ -174,11 +202,14 @@ export function verifyHeader(
       return reject(RejectCode.UnknownSender, 'certificate does not name the signer')
     }
   }
-  return { ok: true, value: { accountId, deviceId, signPublicKey, scope: h.scope as string } }
+  return { ok: true, value: { accountId, deviceId, signPublicKey, scope: h.scope as string, count: h.count, exportId: h.exportId } }
 }
 
-/** Parse and verify one memory line; returns the memory as an item (validated like `remember`). */
-export function verifyMemoryLine(line: string, signer: TrustedSigner): Checked<MemoryItem> {
+/**
+ * Parse and verify the `index`-th (1-based) memory line; returns the memory as an item (validated
+ * like `remember`).
+ */
+export function verifyMemoryLine(line: string, signer: TrustedSigner, index: number): Checked<MemoryItem> {
   const parsed = parseJsonLine(line)
   if (!parsed.ok) return parsed
   const { memory, sig } = parsed.value
@@ -187,11 +218,11 @@ export function verifyMemoryLine(line: string, signer: TrustedSigner): Checked<M
   }
   const signature = fromBase64Url(sig)
   if (!signature) return reject(RejectCode.Malformed, 'sig is not base64url')
-  if (!verifyDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory as ExportedMemory), signature, signer.signPublicKey)) {
-    return reject(RejectCode.BadSignature, 'line signature does not verify')
+  const binding = { exportId: signer.exportId, index }
+  if (!verifyDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory as ExportedMemory, binding), signature, signer.signPublicKey)) {
+    return reject(RejectCode.BadSignature, `line signature does not verify (as memory ${index} of this export)`)
   }
-  const item = importedMemory(memory as Record<string, unknown>)
-  return item ? { ok: true, value: item } : reject(RejectCode.BadPayload, 'memory fields are invalid')
+  return importedMemory(memory as Record<string, unknown>)
 }
 
 function parseJsonLine(line: string): Checked<Record<string, unknown>> {
@@ -205,54 +236,52 @@ function parseJsonLine(line: string): Checked<Record<string, unknown>> {
   }
 }
 
-function importedMemory(m: Record<string, unknown>): MemoryItem | undefined {
-  const { id, text, scope, kind, tags, createdAt, updatedAt, source } = m
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200) return undefined
-  if (typeof text !== 'string' || text.trim().length === 0 || text.length > MAX_TEXT_LENGTH) return undefined
-  if (typeof scope !== 'string' || typeof kind !== 'string' || !(MEMORY_KINDS as readonly string[]).includes(kind)) return undefined
-  if (!Array.isArray(tags) || tags.length > MAX_TAGS || !tags.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 200)) {
-    return undefined
+/**
+ * A memory line's fields as an item, checked exactly as `remember` checks them (so an import can
+ * bring in nothing a device could not have written), plus the stored-only fields.
+ */
+function importedMemory(m: Record<string, unknown>): Checked<MemoryItem> {
+  try {
+    if (typeof m.scope !== 'string' || m.scope.length === 0) throw new ValidationError('scope must be a non-empty string')
+    const source = requireObject(m.source, 'source')
+    const item: MemoryItem = {
+      id: requireId(m.id, 'id'),
+      text: requireText(m.text, 'text'),
+      scope: m.scope,
+      kind: requireOneOf(m.kind, MEMORY_KINDS, 'kind'),
+      tags: requireTags(m.tags),
+      createdAt: requireTime(m.createdAt, 'createdAt'),
+      updatedAt: requireTime(m.updatedAt, 'updatedAt'),
+      source: { deviceId: requireId(source.deviceId, 'source.deviceId') },
+    }
+    if (source.sessionId !== undefined) item.source.sessionId = requireId(source.sessionId, 'source.sessionId')
+    if (source.turnId !== undefined) item.source.turnId = requireId(source.turnId, 'source.turnId')
+    const confidence = optionalNumber(m.confidence, 'confidence', 0, 1)
+    if (confidence !== undefined) item.confidence = confidence
+    for (const key of ['validFrom', 'validTo', 'expiresAt'] as const) {
+      const value = optionalNumber(m[key], key, 0)
+      if (value !== undefined) item[key] = value
+    }
+    checkValidity(item.validFrom, item.validTo)
+    for (const key of ['supersedes', 'supersededBy'] as const) if (m[key] !== undefined) item[key] = requireId(m[key], key)
+    if (m.embeddingModel !== undefined) item.embeddingModel = requireLabel(m.embeddingModel, 'embeddingModel')
+    if (m.embedding !== undefined) {
+      const bytes = typeof m.embedding === 'string' ? fromBase64Url(m.embedding) : undefined
+      const decoded = decodeEmbedding(bytes)
+      if (!decoded) throw new ValidationError('embedding must be base64url little-endian float32 bytes')
+      item.embedding = requireEmbedding(decoded)
+    }
+    return { ok: true, value: item }
+  } catch (error) {
+    if (error instanceof ValidationError) return reject(RejectCode.BadPayload, `memory fields are invalid: ${error.message}`)
+    throw error
   }
-  if (!isTime(createdAt) || !isTime(updatedAt)) return undefined
-  if (typeof source !== 'object' || source === null || typeof (source as MemorySource).deviceId !== 'string') return undefined
-  const s = source as Record<string, unknown>
-  const item: MemoryItem = {
-    id,
-    text,
-    scope,
-    kind: kind as MemoryKind,
-    tags: [...new Set(tags as string[])],
-    createdAt,
-    updatedAt,
-    source: { deviceId: s.deviceId as string },
-  }
-  if (typeof s.sessionId === 'string') item.source.sessionId = s.sessionId
-  if (typeof s.turnId === 'string') item.source.turnId = s.turnId
-  if (m.confidence !== undefined) {
-    if (typeof m.confidence !== 'number' || !(m.confidence >= 0 && m.confidence <= 1)) return undefined
-    item.confidence = m.confidence
-  }
-  for (const key of ['validFrom', 'validTo', 'expiresAt'] as const) {
-    if (m[key] === undefined) continue
-    if (!isTime(m[key])) return undefined
-    item[key] = m[key] as number
-  }
-  for (const key of ['supersedes', 'supersededBy', 'embeddingModel'] as const) {
-    if (m[key] === undefined) continue
-    if (typeof m[key] !== 'string' || (m[key] as string).length === 0 || (m[key] as string).length > 200) return undefined
-    item[key] = m[key] as string
-  }
-  if (m.embedding !== undefined) {
-    const bytes = typeof m.embedding === 'string' ? fromBase64Url(m.embedding) : undefined
-    const embedding = decodeEmbedding(bytes)
-    if (!embedding) return undefined
-    item.embedding = embedding
-  }
-  return item
 }
 
-function isTime(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+function requireTime(value: unknown, name: string): number {
+  const time = optionalNumber(value, name, 0)
+  if (time === undefined) throw new ValidationError(`${name} is missing`)
+  return time
 }
 
 /** What `memory.import` reads: a whole file, lines, or a stream of text/byte chunks. */

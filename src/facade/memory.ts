@@ -43,6 +43,7 @@ import {
 } from './memory-export.js'
 import { indexKey, reciprocalRankFusion, RecallIndex, type IndexHit } from './recall-index.js'
 import {
+  checkValidity,
   optionalLimit,
   optionalNumber,
   requireId,
@@ -474,20 +475,25 @@ export class MemoryApi {
       seen.add(older.id)
       root = older
     }
-    const out: MemoryItem[] = []
+    // Oldest first by the supersede chain itself (timestamps can tie, or disagree across devices'
+    // clocks); versions at the same depth (concurrent supersedes) by creation time, then id.
+    const out: Array<{ item: MemoryItem; depth: number }> = []
     const visited = new Set<string>()
-    const queue = [root.id]
+    const queue: Array<[string, number]> = [[root.id, 0]]
     while (queue.length > 0) {
-      const current = queue.shift()!
+      const [current, depth] = queue.shift()!
       if (visited.has(current)) continue
       visited.add(current)
       const item = this.read(scope, current)
       if (!item) continue
-      out.push(item)
-      queue.push(...this.index.successorsOf(scope, current))
+      out.push({ item, depth })
+      for (const next of this.index.successorsOf(scope, current)) queue.push([next, depth + 1])
     }
     const now = Date.now()
-    return out.filter((m) => !isExpired(m, now)).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
+    return out
+      .filter(({ item }) => !isExpired(item, now))
+      .sort((a, b) => a.depth - b.depth || a.item.createdAt - b.item.createdAt || (a.item.id < b.item.id ? -1 : 1))
+      .map(({ item }) => item)
   }
 
   /**
@@ -501,9 +507,11 @@ export class MemoryApi {
     requireId(id, 'id')
     const opts = requireObject(options, 'forget(id, options)')
     const found = this.locate(id)
-    if (!found) return false
-    const ids = opts.history === true ? [id, ...this.history(id).map((m) => m.id)] : [id]
-    const { replica } = found
+    // An entry that does not read as a valid item (written by a buggy or hostile peer) can still
+    // be forgotten by its id.
+    const replica = found?.replica ?? this.scopes.replicas().find((r) => memoriesMap(r.inner).has(id))
+    if (!replica) return false
+    const ids = found && opts.history === true ? [id, ...this.history(id).map((m) => m.id)] : [id]
     replica.inner.transact(() => {
       for (const each of new Set(ids)) deleteMemory(replica.inner, each)
     })
@@ -536,8 +544,10 @@ export class MemoryApi {
     })
     items.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
     async function* lines(): AsyncGenerator<string> {
-      yield headerLine(signer, replica.scope, items.length, now)
-      for (const item of items) yield memoryLine(signer, item)
+      const exportId = randomId()
+      yield headerLine(signer, replica.scope, items.length, now, exportId)
+      let index = 0
+      for (const item of items) yield memoryLine(signer, item, { exportId, index: ++index })
     }
     return {
       [Symbol.asyncIterator]: lines,
@@ -589,29 +599,34 @@ export class MemoryApi {
     }
     let pendingCount = 0
     let lineNo = 0
+    /** Memory lines after a trusted header, refused ones included (their position in the file). */
+    let memoryLines = 0
+    const refuse = (code: RejectCodeType, reason: string, scope = targetScope ?? ''): void => {
+      report.rejected.push({ line: lineNo, code, reason })
+      // Counted and reported like any refused input (`dev.rejectionCounts()`, `dev.on('rejected')`).
+      this.identity?.reportRejection({
+        code,
+        reason: `import: ${reason}`,
+        scope,
+        roomId: '',
+        source: 'import',
+        line: lineNo,
+        ...(signer !== undefined && { senderId: signer.deviceId }),
+      })
+    }
     const now = Date.now()
     for await (const line of readLines(source)) {
       lineNo++
       if (line.trim().length === 0) continue
-      const refuse = (code: RejectCodeType, reason: string, scope = targetScope ?? ''): void => {
-        report.rejected.push({ line: lineNo, code, reason })
-        // Counted and reported like any refused input (`dev.rejectionCounts()`, `dev.on('rejected')`).
-        this.identity?.reportRejection({
-          code,
-          reason: `import: ${reason}`,
-          scope,
-          roomId: '',
-          source: 'import',
-          line: lineNo,
-          ...(signer !== undefined && { senderId: signer.deviceId }),
-        })
-      }
       if (!signer && !headerFailure) {
         const header = verifyHeader(line, (accountId, deviceId) =>
           accountId === ownAccount ? registry?.certificate(deviceId)?.signPublicKey : undefined,
         )
         if (!header.ok) headerFailure = { code: header.code, reason: `header: ${header.reason}` }
-        else if (expectAccount !== undefined && header.value.accountId !== expectAccount) {
+        else if (header.value.accountId === ownAccount && registry?.revocation(header.value.deviceId)) {
+          // Its key may be in other hands now, and `exportedAt` is its own claim: refuse it whole.
+          headerFailure = { code: RejectCode.RevokedSender, reason: `header: signed by revoked device ${header.value.deviceId}` }
+        } else if (expectAccount !== undefined && header.value.accountId !== expectAccount) {
           headerFailure = { code: RejectCode.WrongAccount, reason: `file is from account ${header.value.accountId}, not ${expectAccount}` }
         } else {
           signer = header.value
@@ -626,7 +641,7 @@ export class MemoryApi {
         refuse(headerFailure!.code, 'no trusted header')
         continue
       }
-      const verified = verifyMemoryLine(line, signer)
+      const verified = verifyMemoryLine(line, signer, ++memoryLines)
       if (!verified.ok) {
         refuse(verified.code, verified.reason)
         continue
@@ -657,6 +672,11 @@ export class MemoryApi {
       }
     }
     flush()
+    if (signer && memoryLines < signer.count) {
+      // Reported at the line after the last one: what is missing would have been there.
+      lineNo++
+      refuse(RejectCode.Malformed, `export truncated: its header lists ${signer.count} memories, the file has ${memoryLines}`)
+    }
     await Promise.all([...touched].map((r) => r.whenFlushed()))
     return report
   }
@@ -958,12 +978,6 @@ function requireDecision(value: unknown): ReconcileDecision {
       return id === undefined ? { action } : { action, id: requireId(id, 'reconcile NOOP id') }
     default:
       throw new ValidationError(`reconcile must resolve to ${shape}, got action ${JSON.stringify(action)}`)
-  }
-}
-
-function checkValidity(validFrom: number | undefined, validTo: number | undefined): void {
-  if (validFrom !== undefined && validTo !== undefined && validTo < validFrom) {
-    throw new ValidationError(`validTo (${validTo}) must not be before validFrom (${validFrom})`)
   }
 }
 

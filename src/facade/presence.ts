@@ -343,6 +343,7 @@ export class PresenceApi {
       reason: `presence: ${reason}`,
       scope: replica.scope,
       roomId: replica.roomId,
+      source: 'presence',
       ...(senderId !== undefined && { senderId }),
     })
   }

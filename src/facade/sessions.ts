@@ -403,7 +403,7 @@ export class SessionsApi {
       respondToOffer(offer, me, action, now)
       if (action === 'accept') {
         const claims = childMap(map, 'claims')
-        const claim: Claim = { term: maxTerm(readClaims(map)) + 1, at: now, until: now + leaseMs, offer: offerId }
+        const claim: Claim = { term: maxTerm(readClaims(map)) + 1, at: now, until: now + leaseMs, span: leaseMs, offer: offerId }
         claims.set(me, claim)
         map.set('updatedAt', now)
       }
@@ -725,7 +725,7 @@ export class SessionHandle {
     this.api.scopes.assertOpen()
     const leaseMs = leaseOption(options)
     this.mutate((map, now) => {
-      const claim: Claim = { term: maxTerm(readClaims(map)) + 1, at: now, until: now + leaseMs }
+      const claim: Claim = { term: maxTerm(readClaims(map)) + 1, at: now, until: now + leaseMs, span: leaseMs }
       childMap(map, 'claims').set(this.api.scopes.deviceId, claim)
       map.set('updatedAt', now)
     })
@@ -784,7 +784,11 @@ export class SessionHandle {
     return new HandoffOffer(id, this.id, this.replica, this.api)
   }
 
-  /** Delete one turn. Resolves `false` when there is no such turn. */
+  /**
+   * Delete one turn (an undo, e.g. the Agents SDK's `popItem`). Resolves `false` when there is no
+   * such turn. Its text leaves the sealed logs at the next compaction, not at once — to erase a
+   * conversation now, use `sessions.forget`.
+   */
   async removeTurn(turnId: string): Promise<boolean> {
     this.api.scopes.assertOpen()
     requireId(turnId, 'turnId')
@@ -1039,7 +1043,10 @@ export class TurnStream {
   }
 }
 
-/** The holder's lease is extended when it writes and less than half of it is left. */
+/**
+ * The holder's lease is extended when it writes and less than half of it is left — by the length
+ * it was granted (`span`), so renewals never compound.
+ */
 function renewLease(doc: Y.Doc, sessionId: string, deviceId: string, now: number): void {
   const map = sessionMap(doc, sessionId)
   if (!map) return
@@ -1047,8 +1054,8 @@ function renewLease(doc: Y.Doc, sessionId: string, deviceId: string, now: number
   const lease = leaseOf(claims, now)
   if (!lease || lease.deviceId !== deviceId || !lease.active) return
   const own = claims.get(deviceId)!
-  const length = Math.max(own.until - own.at, DEFAULT_LEASE_MS)
-  if (own.until - now < length / 2) childMap(map, 'claims').set(deviceId, { ...own, until: now + length })
+  const length = own.span ?? DEFAULT_LEASE_MS
+  if (own.until - now < length / 2) childMap(map, 'claims').set(deviceId, { ...own, until: now + length, span: length })
 }
 
 function leaseOption(options: unknown): number {

@@ -87,3 +87,10 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`
   return typeName(value) === 'number' ? String(value) : typeName(value)
 }
+
+/** Throw when a validity window ends before it starts. */
+export function checkValidity(validFrom: number | undefined, validTo: number | undefined): void {
+  if (validFrom !== undefined && validTo !== undefined && validTo < validFrom) {
+    throw new ValidationError(`validTo (${validTo}) must not be before validFrom (${validFrom})`)
+  }
+}
