@@ -28,7 +28,7 @@
  * server's own (plus a little IPC). Our relay runs with `auth: 'none'` here (token verification is
  * an upgrade-time cost; with tokens each connection also leaves one nonce in the replay cache).
  *
- * Env: BENCH_RELAY_WRITES (20000), BENCH_RELAY_SINGLE (1000), BENCH_RELAY_RUNS (3),
+ * Env: BENCH_RELAY_WRITES (20000), BENCH_RELAY_SINGLE (1000), BENCH_RELAY_SINGLE_WARMUP (200), BENCH_RELAY_RUNS (3),
  * BENCH_RELAY_STORAGE (sqlite|memory), BENCH_RELAY_MERGE_MS (relay default 10 000),
  * BENCH_RELAY_SCALING (1; 0 skips part 2), BENCH_RELAY_FANOUT (100000 deliveries per fan-out row),
  * BENCH_RELAY_ROOMS_MSGS (20000 messages per many-rooms row), BENCH_RELAY_ONLY (plain|e2ee|relay|stock, profiling).
@@ -67,6 +67,8 @@ const SCALING = process.env.BENCH_RELAY_SCALING !== '0'
 const FANOUT = Number(process.env.BENCH_RELAY_FANOUT ?? 100_000)
 const ROOMS_MSGS = Number(process.env.BENCH_RELAY_ROOMS_MSGS ?? 20_000)
 const WARMUP = 200
+/** Warm-up writes before the single-write measurements (JIT and caches reach steady state). */
+const SINGLE_WARMUP = Number(process.env.BENCH_RELAY_SINGLE_WARMUP ?? 200)
 // ── part 1: E2EE vs plain Yjs through the relay ──────────────────────────────
 
 const CHILD_ENV = 'CONTEXTSYNC_BENCH_CHILD'
@@ -209,18 +211,18 @@ async function single(make: () => Promise<Pair>): Promise<number[]> {
   const pair = await make()
   try {
     const latencies: number[] = []
-    const total = WARMUP + SINGLE
+    const total = SINGLE_WARMUP + SINGLE
     let windowStart = 0n
     for (let i = 0; i < total; i++) {
-      if (i === WARMUP) windowStart = process.hrtime.bigint() / 1000n
+      if (i === SINGLE_WARMUP) windowStart = process.hrtime.bigint() / 1000n
       const start = performance.now()
       pair.write(i)
       await pair.waiter.wait(i + 1, 10_000, `single write ${i}`)
-      if (i >= WARMUP) latencies.push(performance.now() - start)
+      if (i >= SINGLE_WARMUP) latencies.push(performance.now() - start)
     }
     if (process.env.BENCH_RELAY_DEBUG) {
       console.log(`  single window (µs): ${windowStart} ${process.hrtime.bigint() / 1000n}`)
-      const slow = latencies.map((ms, i) => [i + WARMUP, ms] as const).sort((a, b) => b[1] - a[1]).slice(0, 12)
+      const slow = latencies.map((ms, i) => [i + SINGLE_WARMUP, ms] as const).sort((a, b) => b[1] - a[1]).slice(0, 12)
       console.log(`  slowest single writes (write #: ms): ${slow.map(([i, ms]) => `${i}: ${fmt(ms)}`).join(', ')}`)
     }
     return latencies
@@ -312,18 +314,18 @@ async function benchThroughRelay(): Promise<void> {
     bytesRows,
   )
   printTable(
-    `Relay single writes: ${SINGLE} writes one at a time, each awaited until the receiver has it (after ${WARMUP} warm-up), median of ${RUNS} runs' percentiles — targets p50 ≤ plain + 0.5 ms, p99 ≤ 2× plain`,
+    `Relay single writes: ${SINGLE} writes one at a time, each awaited until the receiver has it (after ${SINGLE_WARMUP} warm-up), median of ${RUNS} runs' percentiles — targets p50 ≤ plain + 0.5 ms, p99 ≤ 2× plain`,
     ['subject', 'throughput', 'p50', 'p50 per run', 'p99', 'max', 'p50 − plain', 'p50 vs plain', 'p99 vs plain', 'targets'],
     singleRows,
   )
   // The same single writes with each device in its own process (bench/relay-processes.ts).
   const apart = subjects.map(() => [] as number[][])
   for (let r = 0; r < RUNS; r++) {
-    for (let s = 0; s < subjects.length; s++) apart[s]!.push(await singleWritesAcrossProcesses(subjectKind(subjects[s]![0]), WARMUP, SINGLE))
+    for (let s = 0; s < subjects.length; s++) apart[s]!.push(await singleWritesAcrossProcesses(subjectKind(subjects[s]![0]), SINGLE_WARMUP, SINGLE))
   }
   const apartBase = { p50: runP(apart[0]!, 50), p99: runP(apart[0]!, 99) }
   printTable(
-    `Relay single writes, devices in separate processes (writer and receiver forked, relay in the bench process; monotonic-clock latency, IPC not counted), ${SINGLE} writes after ${WARMUP} warm-up, median of ${RUNS} runs' percentiles`,
+    `Relay single writes, devices in separate processes (writer and receiver forked, relay in the bench process; monotonic-clock latency, IPC not counted), ${SINGLE} writes after ${SINGLE_WARMUP} warm-up, median of ${RUNS} runs' percentiles`,
     ['subject', 'p50', 'p50 per run', 'p99', 'max', 'p50 − plain', 'p50 vs plain', 'p99 vs plain', 'targets'],
     subjects.map(([name], s) => {
       const runs = apart[s]!

@@ -88,6 +88,8 @@ describe('memory export / import', () => {
       [at + 1, RejectCode.BadSignature],
       [garbled + 1, RejectCode.Malformed],
     ].sort((x, y) => x[0]! - y[0]!) as Array<[number, RejectCode]>
+    // …and after the last line, the two memories the signed header promises that never arrived.
+    bad.push([5, RejectCode.Malformed])
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
     // As a stream of arbitrary chunks.
@@ -101,7 +103,8 @@ describe('memory export / import', () => {
     expect(report.imported).toBe(1)
     // Refused lines are reported and counted like any refused input.
     expect(reported.map((e) => [e.source, e.line, e.code, e.senderId])).toEqual(bad.map(([line, code]) => ['import', line, code, phone.deviceId]))
-    expect(fresh.rejectionCounts()).toEqual({ [RejectCode.BadSignature]: 1, [RejectCode.Malformed]: 1 })
+    expect(fresh.rejectionCounts()).toEqual({ [RejectCode.BadSignature]: 1, [RejectCode.Malformed]: 2 })
+    expect(report.rejected[2]!.reason).toMatch(/2 of its 3 memories missing/)
     expect(report.rejected).toEqual(bad.map(([line, code]) => ({ line, code, reason: expect.any(String) })))
     expect(fresh.memory.get(items[1]!.id)).toBeUndefined()
     expect(fresh.memory.list().map((m) => m.text).join()).not.toContain('Paris')
@@ -142,7 +145,7 @@ describe('memory export / import', () => {
     expect((await fresh.memory.import('not json')).rejected).toEqual([{ line: 1, code: RejectCode.Malformed, reason: expect.any(String) }])
   })
 
-  it('binds every line to its export and position: reordered, spliced and dropped lines are reported', async () => {
+  it('binds every line to its export and number: spliced and missing lines are reported, order does not matter', async () => {
     const { phone } = await source()
     const exported = lines(await phone.memory.export({ scope: 'personal' }).text())
     const other = lines(await phone.memory.export({ scope: 'personal' }).text())
@@ -150,16 +153,26 @@ describe('memory export / import', () => {
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
     const codes = async (file: string[]) => (await fresh.memory.import(file)).rejected.map((r) => [r.line, r.code])
-    // Two memory lines swapped: both are out of place.
-    expect(await codes([exported[0]!, exported[2]!, exported[1]!, exported[3]!])).toEqual([
+    // A line of another export by the same device: not this export's (and its memory is missing).
+    expect(await codes([exported[0]!, other[1]!, exported[2]!, exported[3]!])).toEqual([
       [2, RejectCode.BadSignature],
-      [3, RejectCode.BadSignature],
+      [5, RejectCode.Malformed],
     ])
-    // A line of another export by the same device, at the same position: not this export's.
-    expect(await codes([exported[0]!, other[1]!, exported[2]!, exported[3]!])).toEqual([[2, RejectCode.BadSignature]])
-    // The last line cut off: reported after the end; the verified lines are imported.
-    const cut = await fresh.memory.import(exported.slice(0, 3))
-    expect(cut.rejected).toEqual([{ line: 4, code: RejectCode.Malformed, reason: expect.stringMatching(/truncated.*3.*2/) }])
+    // A line lost in the middle costs only itself: the others import, the gap is named.
+    const gap = await fresh.memory.import([exported[0]!, exported[1]!, exported[3]!])
+    expect(gap.imported + gap.skipped).toBe(2)
+    expect(gap.rejected).toEqual([{ line: 4, code: RejectCode.Malformed, reason: expect.stringMatching(/1 of its 3 memories missing \(n = 2\)/) }])
+    // Reordered lines are fine: each states its number.
+    const again = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
+    open.push(again)
+    const reordered = await again.memory.import([exported[0]!, exported[3]!, exported[1]!, exported[2]!])
+    expect(reordered).toMatchObject({ imported: 3, rejected: [] })
+    // A line claiming a number the header does not have.
+    const forgedN = JSON.stringify({ ...JSON.parse(exported[1]!), n: 9 })
+    expect(await codes([exported[0]!, forgedN])).toEqual([
+      [2, RejectCode.Malformed],
+      [3, RejectCode.Malformed],
+    ])
   })
 
   it('checks imported fields exactly as remember() does (BadPayload with the reason)', async () => {
@@ -169,8 +182,8 @@ describe('memory export / import', () => {
     const bad: MemoryItem[] = [
       { ...base, id: 'b1', tags: ['  '] },
       { ...base, id: 'b2', embedding: new Float32Array(4) },
-      { ...base, id: 'b3', validFrom: 20, validTo: 10 },
       { ...base, id: 'b4', createdAt: -5 },
+      { ...base, id: 'b3', validFrom: 20, validTo: 10 },
     ]
     const file = [headerLine(signer, 'personal', bad.length + 1, Date.now(), 'e2')]
     bad.forEach((item, i) => file.push(memoryLine(signer, item, { exportId: 'e2', index: i + 1 })))
@@ -178,14 +191,15 @@ describe('memory export / import', () => {
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
     const report = await fresh.memory.import(file.join(''))
-    expect(report.imported).toBe(1)
-    expect(report.rejected.map((r) => [r.line, r.code])).toEqual([2, 3, 4, 5].map((line) => [line, RejectCode.BadPayload]))
+    expect(report.imported).toBe(2)
+    expect(report.rejected.map((r) => [r.line, r.code])).toEqual([2, 3, 4].map((line) => [line, RejectCode.BadPayload]))
     expect(report.rejected.map((r) => r.reason)).toEqual([
       expect.stringMatching(/tags must contain non-empty strings/),
       expect.stringMatching(/embedding must not be all zeros/),
-      expect.stringMatching(/validTo \(10\) must not be before validFrom \(20\)/),
       expect.stringMatching(/createdAt must be a number between 0/),
     ])
+    // An inverted validity window can come from merging two devices' edits: it is restored as held.
+    expect(fresh.memory.get('b3')).toMatchObject({ validFrom: 20, validTo: 10 })
   })
 
   it('imports within the same account (registry-known signer), into another scope, and skips scopes the device lacks', async () => {

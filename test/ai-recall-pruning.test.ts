@@ -34,7 +34,12 @@ describe('recall text pruning of common terms', () => {
     for (let i = 0; i < 400; i++) {
       const m = items[prng.int32(gen, 0, items.length - 1)]!
       if (i % 2 === 0) {
-        m.text = `${m.text} w0 w1 rewritten`
+        // Twice: the second edit must count the first one's terms out (a NUL in the text must not
+        // confuse that bookkeeping).
+        m.text = `${m.text}\u0000w0 w1 rewritten`
+        index.upsert(m)
+        index.flush()
+        m.text = `${m.text} again`
         index.upsert(m)
       } else {
         byId.delete(m.id)
@@ -62,6 +67,13 @@ describe('recall text pruning of common terms', () => {
         }
         const hits = index.searchText(query, accept, n)
         expect(hits.map((h) => h.score)).toEqual(expected.map((r) => r.score))
+        // A selective filter (one tag of 11) refuses documents while scoring: same results.
+        const tagged = (id: unknown) => byId.get(String(id).split('\u0001')[1]!)?.tags.includes('t3') === true
+        const expectedTagged = full.search(query, { prefix: false, fuzzy: false, filter: (r) => tagged(r.id) }).slice(0, n)
+        if (expectedTagged.length === n) {
+          const taggedHits = index.searchText(query, (meta) => meta.tags.includes('t3'), n, true)
+          expect(taggedHits.map((h) => [h.meta.id, h.score])).toEqual(expectedTagged.map((r) => [String(r.id).split('\u0001')[1], r.score]))
+        }
       }
     }
     // The pruning must actually apply to a good share of these queries, or this test shows nothing.

@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { randomBytes, ready } from '../src/crypto/index.js'
+import { publicRandomBytes as randomBytes, ready } from '../src/crypto/index.js'
 import { toBase64Url } from '../src/util/bytes.js'
 
 beforeAll(async () => {
   await ready()
 })
 
-describe('randomBytes', () => {
+describe('publicRandomBytes (pooled)', () => {
   it('never hands out the same bytes twice, across pool refills and sizes', () => {
     const seen = new Set<string>()
     // 3000 × (16 + 24) bytes crosses the 4 KiB pool boundary ~30 times, at odd offsets too.

@@ -319,11 +319,17 @@ function verifyOrInitialise(db: Database.Database, path: string): void {
 /**
  * Stores created before incremental auto-vacuum was enabled are converted once (a VACUUM, which
  * rewrites the file); afterwards compactions can hand their free pages back (see {@link releaseFreePages}).
+ * Best effort: VACUUM needs about twice the file's size free, and a store that cannot be converted
+ * (full disk, another process writing) still opens — it is tried again on a later open.
  */
 function enableIncrementalVacuum(db: Database.Database): void {
   if (Number(db.pragma('auto_vacuum', { simple: true })) === AUTO_VACUUM_INCREMENTAL) return
-  db.pragma('auto_vacuum = INCREMENTAL')
-  db.exec('VACUUM')
+  try {
+    db.pragma('auto_vacuum = INCREMENTAL')
+    db.exec('VACUUM')
+  } catch {
+    // The file keeps its old mode; nothing was changed (VACUUM is atomic).
+  }
 }
 
 const AUTO_VACUUM_INCREMENTAL = 2
@@ -335,7 +341,11 @@ const MAX_FREE_PAGES = 256
  * its high-water size (about 3× the live data after many compactions, measured).
  */
 function releaseFreePages(db: Database.Database): void {
-  if (Number(db.pragma('freelist_count', { simple: true })) > MAX_FREE_PAGES) db.pragma('incremental_vacuum')
+  try {
+    if (Number(db.pragma('freelist_count', { simple: true })) > MAX_FREE_PAGES) db.pragma('incremental_vacuum')
+  } catch {
+    // The batch before it is committed: a busy or full database only delays giving pages back.
+  }
 }
 
 function checkpointTruncate(db: Database.Database): void {

@@ -29,34 +29,43 @@ export function deriveKey(master: Uint8Array, label: string): Uint8Array {
   return hash(utf8(`contextsync/v1/kdf/${label}`), KEY_BYTES, master)
 }
 
-/** Small requests (ids, nonces) are served from a pooled buffer: one CSPRNG call per 4 KiB. */
+/**
+ * Cryptographically random bytes, straight from the platform CSPRNG (`crypto.getRandomValues`, in
+ * browsers and Node ≥ 19) when present, else libsodium's. Use this for key material.
+ */
+export function randomBytes(length: number): Uint8Array {
+  const webCrypto = platformCrypto()
+  if (webCrypto && length <= 65536) return webCrypto.getRandomValues(new Uint8Array(length))
+  return sodium().randombytes_buf(length)
+}
+
+/** Pooled requests are cut from a 4 KiB buffer: one CSPRNG call per 4 KiB. */
 const POOL_BYTES = 4096
 const POOLED_MAX = 64
 let pool: Uint8Array | undefined
 let poolOffset = POOL_BYTES
 
 /**
- * Cryptographically random bytes. Uses the platform CSPRNG (`crypto.getRandomValues`, in browsers
- * and Node ≥ 19) when present — about 15× faster per id than a round trip into libsodium's WASM —
- * and libsodium's otherwise. Requests of up to 64 bytes are cut from a 4 KiB pool (each byte is
- * handed out once), since the per-call overhead of `getRandomValues` dominates at id size.
+ * Random bytes for values that are public once used — nonces and ids — cut from a pooled buffer,
+ * since the per-call overhead of `getRandomValues` dominates at that size (each byte is handed out
+ * once and wiped from the pool). Never for key material: the pool holds future output in the heap.
  */
-export function randomBytes(length: number): Uint8Array {
-  const webCrypto = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto
-  if (!webCrypto?.getRandomValues) return sodium().randombytes_buf(length)
-  if (length > POOLED_MAX) {
-    if (length <= 65536) return webCrypto.getRandomValues(new Uint8Array(length))
-    return sodium().randombytes_buf(length)
-  }
+export function publicRandomBytes(length: number): Uint8Array {
+  const webCrypto = platformCrypto()
+  if (!webCrypto || length > POOLED_MAX) return randomBytes(length)
   if (pool === undefined || poolOffset + length > POOL_BYTES) {
     pool = webCrypto.getRandomValues(new Uint8Array(POOL_BYTES))
     poolOffset = 0
   }
   const out = pool.slice(poolOffset, poolOffset + length)
-  // Wipe what was handed out, so the pool never holds bytes already in use as a nonce or id.
   pool.fill(0, poolOffset, poolOffset + length)
   poolOffset += length
   return out
+}
+
+function platformCrypto(): { getRandomValues: (a: Uint8Array) => Uint8Array } | undefined {
+  const webCrypto = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto
+  return webCrypto?.getRandomValues ? (webCrypto as { getRandomValues: (a: Uint8Array) => Uint8Array }) : undefined
 }
 
 /**
@@ -109,7 +118,7 @@ export function aeadEncrypt(
   key: Uint8Array,
 ): { nonce: Uint8Array; ciphertext: Uint8Array } {
   const s = sodium()
-  const nonce = randomBytes(NONCE_BYTES)
+  const nonce = publicRandomBytes(NONCE_BYTES)
   const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, additionalData, null, nonce, key)
   return { nonce, ciphertext }
 }

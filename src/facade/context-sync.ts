@@ -254,6 +254,9 @@ export class ContextSync {
     sync: SyncOptions,
   ): Promise<ContextSync> {
     const { device, account } = identity
+    if (sync.lagTimeoutMs !== undefined && !(typeof sync.lagTimeoutMs === 'number' && Number.isFinite(sync.lagTimeoutMs) && sync.lagTimeoutMs > 0)) {
+      throw new ValidationError(`sync.lagTimeoutMs must be a positive number of ms, got ${String(sync.lagTimeoutMs)}`)
+    }
     const keyring = new DeviceKeyring(account, device.seeds.sign)
     // Registry envelopes are signed with the account root: only owners state things there.
     const registryReplica = new Replica({
@@ -286,7 +289,13 @@ export class ContextSync {
 
     const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
     instance.wireReplica(registryReplica)
-    await instance.openHeldScopes()
+    try {
+      await instance.openHeldScopes()
+    } catch (error) {
+      // Release timers, beacons and replicas opened so far before reporting the failure.
+      await instance.close().catch(() => undefined)
+      throw error
+    }
     registry.events.on('change', () => instance.onRegistryChange())
     registry.events.on('rejected', ({ code, reason }) =>
       instance.reportRejection({ code, reason, scope: REGISTRY_SCOPE, roomId: registryReplica.roomId, source: 'statement' }),

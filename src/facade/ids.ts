@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { randomBytes } from '../crypto/index.js'
+import { publicRandomBytes } from '../crypto/index.js'
 import { toBase64Url } from '../util/bytes.js'
 
 /** A fresh random id. */
 export function randomId(): string {
-  return toBase64Url(randomBytes(16))
+  return toBase64Url(publicRandomBytes(16))
 }

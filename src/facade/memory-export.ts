@@ -5,17 +5,19 @@
  * line 1 (header): {"format":"contextsync/memory-export","version":2,"accountId":…,"rootPublicKey":…,
  *                   "signer":…,"signPublicKey":…,"certificate":…,"scope":…,"exportedAt":…,"count":…,
  *                   "exportId":…,"sig":…}
- * line 2…n       : {"memory":{…},"sig":…}
+ * line 2…n       : {"n":k,"memory":{…},"sig":…}
  * ```
  * - Binary values are unpadded base64url; `embedding` is the little-endian float32 bytes.
  * - `header.sig` = Ed25519(signer, domain "contextsync/v1/memory-export-header", canonical JSON of the
  *   header without `sig`); the k-th memory line's `sig` = Ed25519(signer, domain
- *   "contextsync/v1/memory-export", the UTF-8 string `accountId \n exportId \n k \n canonical JSON of
- *   memory`). Canonical JSON = keys sorted at every level, no whitespace. (A domain-separated
- *   signature signs the length-prefixed domain followed by the message; see `signDetached`.)
- * - Binding each line to the export's random `exportId` and its position makes reordering, lines
- *   spliced in from another export, and dropped lines detectable; a file with fewer memory lines
- *   than the signed `count` is reported as truncated (the verified lines are still imported).
+ *   "contextsync/v1/memory-export", the UTF-8 string `accountId \n exportId \n n \n canonical JSON of
+ *   memory`), where `n` (1..count) is the line's number in the export, stated in the line.
+ *   Canonical JSON = keys sorted at every level, no whitespace. (A domain-separated signature
+ *   signs the length-prefixed domain followed by the message; see `signDetached`.)
+ * - Binding each line to the export's random `exportId` and its number makes lines spliced in from
+ *   another export fail, and missing lines precise to report: after the last line, every number of
+ *   1..count not seen is one refusal ("memory n of the export is missing"). A lost or garbled line
+ *   costs only itself; order does not matter.
  * - Version 1 files (before `exportId`, written by pre-release builds only) are refused with
  *   `UnsupportedVersion`: export again with this version.
  * - The file verifies on its own: `accountId` must be the hash of `rootPublicKey`, `certificate`
@@ -31,7 +33,7 @@ import { signDetached, verifyDetached } from '../crypto/primitives.js'
 import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../util/bytes.js'
 import { ValidationError } from '../errors.js'
 import { requireEmbedding, requireLabel } from './json.js'
-import { checkValidity, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
+import { optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
 
 /** The `format` value of an export header. */
 export const EXPORT_FORMAT = 'contextsync/memory-export'
@@ -127,7 +129,7 @@ export function headerLine(signer: ExportSigner, scope: string, count: number, e
   return `${JSON.stringify({ ...header, sig: toBase64Url(sig) })}\n`
 }
 
-/** Where a memory line sits: the export it belongs to and its 1-based position (version 2). */
+/** Which export a memory line belongs to, and its number `index` (1..count) in it. */
 export interface LineBinding {
   exportId: string
   index: number
@@ -141,7 +143,7 @@ function lineMessage(accountId: string, memory: ExportedMemory, binding: LineBin
 export function memoryLine(signer: ExportSigner, item: MemoryItem, binding: LineBinding): string {
   const memory = exportedMemory(item)
   const sig = signDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory, binding), signer.signSecretKey)
-  return `${JSON.stringify({ memory, sig: toBase64Url(sig) })}\n`
+  return `${JSON.stringify({ n: binding.index, memory, sig: toBase64Url(sig) })}\n`
 }
 
 /** A verified header: who signed, for which account. */
@@ -206,15 +208,24 @@ export function verifyHeader(
 }
 
 /**
- * Parse and verify the `index`-th (1-based) memory line; returns the memory as an item (validated
- * like `remember`).
+ * An authentic memory line: its number in the export, and the memory as an item — or, when the
+ * signer signed fields no device may write, why not (`invalid`, refused with `BadPayload`).
  */
-export function verifyMemoryLine(line: string, signer: TrustedSigner, index: number): Checked<MemoryItem> {
+export type VerifiedLine = { index: number; item: MemoryItem } | { index: number; invalid: string }
+
+/**
+ * Parse and verify one memory line; returns its number `n` in the export and the memory as an item
+ * (validated like `remember`, see {@link importedMemory}).
+ */
+export function verifyMemoryLine(line: string, signer: TrustedSigner): Checked<VerifiedLine> {
   const parsed = parseJsonLine(line)
   if (!parsed.ok) return parsed
-  const { memory, sig } = parsed.value
+  const { n: index, memory, sig } = parsed.value
   if (typeof memory !== 'object' || memory === null || Array.isArray(memory) || typeof sig !== 'string') {
-    return reject(RejectCode.Malformed, 'line is not {"memory":…,"sig":…}')
+    return reject(RejectCode.Malformed, 'line is not {"n":…,"memory":…,"sig":…}')
+  }
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 1 || index > signer.count) {
+    return reject(RejectCode.Malformed, `line number n must be 1..${signer.count}`)
   }
   const signature = fromBase64Url(sig)
   if (!signature) return reject(RejectCode.Malformed, 'sig is not base64url')
@@ -222,7 +233,8 @@ export function verifyMemoryLine(line: string, signer: TrustedSigner, index: num
   if (!verifyDetached(LINE_DOMAIN, lineMessage(signer.accountId, memory as ExportedMemory, binding), signature, signer.signPublicKey)) {
     return reject(RejectCode.BadSignature, `line signature does not verify (as memory ${index} of this export)`)
   }
-  return importedMemory(memory as Record<string, unknown>)
+  const item = importedMemory(memory as Record<string, unknown>)
+  return { ok: true, value: item.ok ? { index, item: item.value } : { index, invalid: item.reason } }
 }
 
 function parseJsonLine(line: string): Checked<Record<string, unknown>> {
@@ -262,7 +274,8 @@ function importedMemory(m: Record<string, unknown>): Checked<MemoryItem> {
       const value = optionalNumber(m[key], key, 0)
       if (value !== undefined) item[key] = value
     }
-    checkValidity(item.validFrom, item.validTo)
+    // No order check between validFrom and validTo: concurrent edits on two devices can merge into
+    // an inverted window, which the device holds and exports; the file must restore what it held.
     for (const key of ['supersedes', 'supersededBy'] as const) if (m[key] !== undefined) item[key] = requireId(m[key], key)
     if (m.embeddingModel !== undefined) item.embeddingModel = requireLabel(m.embeddingModel, 'embeddingModel')
     if (m.embedding !== undefined) {

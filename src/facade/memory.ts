@@ -371,7 +371,7 @@ export class MemoryApi {
     }
     const both = text !== undefined && embedding !== undefined
     const pool = both ? Math.max(limit * 4, FUSION_POOL_MIN) : limit
-    const textHits = text === undefined ? [] : this.index.searchText(text, filter.accept, pool)
+    const textHits = text === undefined ? [] : this.index.searchText(text, filter.accept, pool, filter.selective)
     const vectorHits = embedding === undefined ? [] : this.index.searchVector(embedding, filter.accept, pool, model)
     const textRank = rankMap(textHits)
     const vectorRank = rankMap(vectorHits)
@@ -599,8 +599,8 @@ export class MemoryApi {
     }
     let pendingCount = 0
     let lineNo = 0
-    /** Memory lines after a trusted header, refused ones included (their position in the file). */
-    let memoryLines = 0
+    /** Numbers (`n`) of the authentic memory lines read, to report the missing ones. */
+    const numbers = new Set<number>()
     const refuse = (code: RejectCodeType, reason: string, scope = targetScope ?? ''): void => {
       report.rejected.push({ line: lineNo, code, reason })
       // Counted and reported like any refused input (`dev.rejectionCounts()`, `dev.on('rejected')`).
@@ -641,12 +641,17 @@ export class MemoryApi {
         refuse(headerFailure!.code, 'no trusted header')
         continue
       }
-      const verified = verifyMemoryLine(line, signer, ++memoryLines)
+      const verified = verifyMemoryLine(line, signer)
       if (!verified.ok) {
         refuse(verified.code, verified.reason)
         continue
       }
-      const item = verified.value
+      numbers.add(verified.value.index)
+      if ('invalid' in verified.value) {
+        refuse(RejectCode.BadPayload, verified.value.invalid)
+        continue
+      }
+      const item = verified.value.item
       let replica: Replica
       try {
         replica = this.scopes.replica(targetScope ?? item.scope)
@@ -672,10 +677,17 @@ export class MemoryApi {
       }
     }
     flush()
-    if (signer && memoryLines < signer.count) {
-      // Reported at the line after the last one: what is missing would have been there.
+    if (signer && numbers.size < signer.count) {
+      // One refusal after the last line for the memories the signed header promises but no
+      // authentic line delivered (cut off, lost, or garbled lines).
+      const missing: number[] = []
+      for (let n = 1; n <= signer.count && missing.length < 20; n++) if (!numbers.has(n)) missing.push(n)
+      const more = signer.count - numbers.size - missing.length
       lineNo++
-      refuse(RejectCode.Malformed, `export truncated: its header lists ${signer.count} memories, the file has ${memoryLines}`)
+      refuse(
+        RejectCode.Malformed,
+        `export incomplete: ${signer.count - numbers.size} of its ${signer.count} memories missing (n = ${missing.join(', ')}${more > 0 ? `, and ${more} more` : ''})`,
+      )
     }
     await Promise.all([...touched].map((r) => r.whenFlushed()))
     return report
@@ -849,7 +861,7 @@ export class MemoryApi {
     return undefined
   }
 
-  private filter(fields: Record<string, unknown>, now: number): { accept(meta: MemoryMeta): boolean } {
+  private filter(fields: Record<string, unknown>, now: number): { accept(meta: MemoryMeta): boolean; selective: boolean } {
     const replicas = fields.scope === undefined ? this.scopes.replicas() : [this.scopes.replica(fields.scope)]
     const tags = requireTags(fields.tags)
     const kind = fields.kind === undefined ? undefined : requireOneOf(fields.kind, MEMORY_KINDS, 'kind')
@@ -860,6 +872,8 @@ export class MemoryApi {
     const includeSuperseded = fields.includeSuperseded === true
     const scopes = new Set(replicas.map((r) => r.scope))
     return {
+      // Tags, kind and validity usually keep a small share of the memories.
+      selective: tags.length > 0 || kind !== undefined || validAt !== undefined,
       accept: (meta) =>
         scopes.has(meta.scope) &&
         (meta.expiresAt === undefined || meta.expiresAt > now) &&

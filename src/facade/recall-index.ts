@@ -60,6 +60,16 @@ function fieldTerms(value: string, field?: string): Set<string> {
   return out
 }
 
+/** `fn` with its results cached per argument (for one query). */
+function memoize(fn: (id: string) => boolean): (id: string) => boolean {
+  const cache = new Map<string, boolean>()
+  return (id) => {
+    let hit = cache.get(id)
+    if (hit === undefined) cache.set(id, (hit = fn(id)))
+    return hit
+  }
+}
+
 /** A query's terms in order, repeats kept, as MiniSearch's search derives them. */
 function queryTokens(query: string): string[] {
   const out: string[] = []
@@ -170,8 +180,8 @@ export class RecallIndex {
   private readonly metas = new Map<string, MemoryMeta>()
   /** Keys whose text and vector must be (re)indexed or dropped. */
   private readonly dirty = new Set<string>()
-  /** What is in the text index per key, to skip re-indexing unchanged text. */
-  private readonly indexedText = new Map<string, string>()
+  /** What is in the text index per key: to skip re-indexing unchanged text, and to count its terms out. */
+  private readonly indexedText = new Map<string, { text: string; tags: string }>()
   private readonly vectors = new Map<number, VectorMatrix>()
   private readonly vectorDim = new Map<string, number>()
   /** Keys of items with an expiry (usually few). */
@@ -293,13 +303,14 @@ export class RecallIndex {
       }
       return
     }
-    const textSignature = `${item.text}\u0000${item.tags.join(' ')}`
-    if (this.indexedText.get(key) !== textSignature) {
+    const tags = item.tags.join(' ')
+    const indexed = this.indexedText.get(key)
+    if (indexed?.text !== item.text || indexed.tags !== tags) {
       this.discardText(key)
-      const doc = { id: key, text: item.text, tags: item.tags.join(' ') }
+      const doc = { id: key, text: item.text, tags }
       this.text.add(doc)
       this.countTerms(doc, 1)
-      this.indexedText.set(key, textSignature)
+      this.indexedText.set(key, { text: item.text, tags })
     }
     const dim = this.vectorDim.get(key)
     if (item.embedding) {
@@ -315,13 +326,16 @@ export class RecallIndex {
   }
 
   private discardText(key: string): void {
-    const signature = this.indexedText.get(key)
-    if (signature !== undefined) {
-      const [text = '', tags = ''] = signature.split('\u0000')
-      this.countTerms({ text, tags }, -1)
+    const indexed = this.indexedText.get(key)
+    if (indexed !== undefined) {
+      // `remove` (not the lazy `discard`) takes the terms out at once: no stale postings, so
+      // document frequencies — and with them every score and the pruning bound — stay exact.
+      this.text.remove({ id: key, ...indexed })
+      this.countTerms(indexed, -1)
       this.indexedText.delete(key)
+    } else if (this.text.has(key)) {
+      this.text.discard(key)
     }
-    if (this.text.has(key)) this.text.discard(key)
   }
 
   private countTerms(doc: Record<TextField, string>, delta: 1 | -1): void {
@@ -372,15 +386,19 @@ export class RecallIndex {
    * distance ≤ 20 % of the term, at most 2). Widening on every query would make a common prefix or
    * a fuzzy match over a large vocabulary enumerate most of the index.
    */
-  searchText(query: string, accept: (meta: MemoryMeta) => boolean, n: number): IndexHit[] {
+  searchText(query: string, accept: (meta: MemoryMeta) => boolean, n: number, selective = false): IndexHit[] {
     const filter = (result: { id: unknown }): boolean => {
       const meta = this.metas.get(String(result.id))
       return meta !== undefined && accept(meta)
     }
+    // With a selective filter, refuse documents while scoring (MiniSearch skips a document whose
+    // boost is 0) instead of building a result for each and filtering at the end.
+    const admitted = selective ? memoize((id: string) => filter({ id })) : undefined
     this.flush()
-    let results = this.searchPruned(query, filter, n) ?? this.text.search(query, { filter, prefix: false, fuzzy: false })
+    let results = this.searchPruned(query, filter, n, admitted) ?? this.text.search(query, { filter, prefix: false, fuzzy: false, ...(admitted && { boostDocument: (id: string) => (admitted(id) ? 1 : 0) }) })
     if (results.length < n) {
       results = this.text.search(query, {
+        ...(admitted && { boostDocument: (id: string) => (admitted(id) ? 1 : 0) }),
         filter,
         prefix: (term) => term.length >= 3,
         fuzzy: (term) => (term.length >= 5 ? 0.2 : false),
@@ -410,7 +428,12 @@ export class RecallIndex {
    *
    * @internal exposed for tests; {@link searchText} is the API.
    */
-  searchPruned(query: string, filter: (result: { id: unknown }) => boolean, n: number): Array<{ id: unknown; score: number }> | undefined {
+  searchPruned(
+    query: string,
+    filter: (result: { id: unknown }) => boolean,
+    n: number,
+    admitted?: (id: string) => boolean,
+  ): Array<{ id: unknown; score: number }> | undefined {
     if (n <= 0) return undefined
     // Every query token counts (MiniSearch scores a repeated term once per occurrence).
     const tokens = queryTokens(query)
@@ -419,11 +442,12 @@ export class RecallIndex {
     const rare = tokens.filter((t) => !common.has(t))
     if (common.size === 0 || rare.length === 0) return undefined
     const exact = { filter, prefix: false, fuzzy: false } as const
-    const candidates = new Set(this.text.search(rare.join(' '), exact).map((r) => r.id))
+    const admit = admitted && { boostDocument: (id: string) => (admitted(id) ? 1 : 0) }
+    const candidates = new Set(this.text.search(rare.join(' '), { ...exact, ...admit }).map((r) => r.id))
     if (candidates.size < n) return undefined
     const results = this.text.search(query, {
       ...exact,
-      boostDocument: (id, term) => (!common.has(term) || candidates.has(id) ? 1 : 0),
+      boostDocument: (id, term) => ((!common.has(term) || candidates.has(id)) && (!admitted || admitted(id)) ? 1 : 0),
     })
     const threshold = results[n - 1]?.score
     if (threshold === undefined) return undefined

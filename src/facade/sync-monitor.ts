@@ -2,7 +2,9 @@
  * Noticing a withholding relay (DESIGN §3). A relay cannot read or forge envelopes, but it can
  * simply not forward some. So every device announces, in sealed presence on each scope's awareness,
  * the latest seq it has sealed into that scope's log (`logSeq`); a device that has not applied a
- * peer's announced seq within `lagTimeoutMs` reports the scope as lagging behind that peer.
+ * peer's announced seq within `lagTimeoutMs` reports the scope as lagging behind that peer. So does a
+ * scope whose inner doc keeps updates it cannot integrate (Yjs "pending": an earlier update is
+ * missing) for that long — a relay dropping an envelope in the middle and passing later ones.
  *
  * The personal scope's announcement rides in the ordinary presence envelope (`PresenceApi`);
  * every other scope this device writes to gets a presence envelope carrying only `logSeq`,
@@ -10,6 +12,10 @@
  * nothing about it. A snapshot's coverage counts as applied: a seq compacted away by someone
  * else's snapshot is not reported missing. The registry (sealed by the account root, not by
  * devices) and the device-local scope are not monitored.
+ *
+ * Limits: a relay that drops a scope's announcements together with its envelopes is not noticed
+ * (the writer still shows online through personal presence); a catch-up slower than the timeout,
+ * or envelopes held for a missing key or grant, are reported too (the device *is* behind).
  *
  * @module
  */
@@ -65,9 +71,14 @@ export interface SyncMonitorOptions {
 
 interface Announced {
   seq: number
+  /** When (monotonic ms) this announcement arrived. */
   since: number
+  /** A `behind` was emitted and no `caught-up` yet. */
   reported: boolean
 }
+
+/** Monotonic ms: elapsed times must not jump with the wall clock (a car syncing NTP). */
+const monotonic = (): number => performance.now()
 
 /** Tracks what peers announce and publishes this device's own seqs. */
 export class SyncMonitor {
@@ -75,6 +86,8 @@ export class SyncMonitor {
   /** scope → peer device id → latest announcement. */
   private readonly announced = new Map<string, Map<string, Announced>>()
   private readonly beacons = new Map<string, Beacon>()
+  /** scope → since when (monotonic ms) its inner doc has held pending updates. */
+  private readonly pendingSince = new Map<string, number>()
   private readonly lagTimeoutMs: number
   private readonly heartbeatMs: number
   private readonly announceDelayMs: number
@@ -103,7 +116,11 @@ export class SyncMonitor {
     if (previous && previous.seq >= logSeq) return
     // A newer announcement while still behind keeps the original `since`: the lag goes on.
     const stillBehind = previous !== undefined && !this.applied(scope, deviceId, previous.seq)
-    peers.set(deviceId, { seq: logSeq, since: stillBehind ? previous.since : Date.now(), reported: stillBehind && previous.reported })
+    if (previous?.reported && !stillBehind) {
+      // The reported seq arrived before the next check: say so before tracking the new one.
+      this.emitter.emit('lag', { state: 'caught-up', scope, deviceId, announcedSeq: previous.seq, behindForMs: 0 })
+    }
+    peers.set(deviceId, { seq: logSeq, since: stillBehind ? previous.since : monotonic(), reported: stillBehind && previous.reported })
   }
 
   /** Every peer's announced progress in every monitored scope this device holds. */
@@ -113,9 +130,10 @@ export class SyncMonitor {
       if (!this.scopes.replicas().some((r) => r.scope === scope)) continue
       for (const [deviceId, a] of peers) {
         if (this.identity.registry.revocation(deviceId)) continue
-        const caughtUp = this.applied(scope, deviceId, a.seq)
-        const entry: SyncPeerStatus = { scope, deviceId, announcedSeq: a.seq, caughtUp }
-        if (!caughtUp) entry.behindSince = a.since
+        const since = this.behindSince(scope, deviceId, a)
+        const entry: SyncPeerStatus = { scope, deviceId, announcedSeq: a.seq, caughtUp: since === undefined }
+        // Reported in wall-clock ms, converted from the monotonic clock at this moment.
+        if (since !== undefined) entry.behindSince = Date.now() - (monotonic() - since)
         out.push(entry)
       }
     }
@@ -137,26 +155,40 @@ export class SyncMonitor {
     this.emitter.clear()
   }
 
+  private replicaOf(scope: string): Replica | undefined {
+    return this.scopes.replicas().find((r) => r.scope === scope)
+  }
+
   private applied(scope: string, deviceId: string, seq: number): boolean {
-    return this.scopes.replicas().find((r) => r.scope === scope)?.hasApplied(deviceId, seq) === true
+    return this.replicaOf(scope)?.hasApplied(deviceId, seq) === true
+  }
+
+  /** Since when (monotonic ms) this device is behind `deviceId` in `scope`; `undefined` when it is not. */
+  private behindSince(scope: string, deviceId: string, a: Announced): number | undefined {
+    if (!this.applied(scope, deviceId, a.seq)) return a.since
+    return this.pendingSince.get(scope)
   }
 
   private check(): void {
     if (this.closed) return
-    const now = Date.now()
+    const now = monotonic()
+    for (const replica of this.scopes.replicas()) {
+      if (!replica.hasPendingUpdates()) this.pendingSince.delete(replica.scope)
+      else if (!this.pendingSince.has(replica.scope)) this.pendingSince.set(replica.scope, now)
+    }
     for (const [scope, peers] of this.announced) {
       for (const [deviceId, a] of peers) {
         if (this.identity.registry.revocation(deviceId)) {
           peers.delete(deviceId)
           continue
         }
-        const caughtUp = this.applied(scope, deviceId, a.seq)
-        if (caughtUp && a.reported) {
+        const since = this.behindSince(scope, deviceId, a)
+        if (since === undefined && a.reported) {
           a.reported = false
           this.emitter.emit('lag', { state: 'caught-up', scope, deviceId, announcedSeq: a.seq, behindForMs: 0 })
-        } else if (!caughtUp && !a.reported && now - a.since >= this.lagTimeoutMs) {
+        } else if (since !== undefined && !a.reported && now - since >= this.lagTimeoutMs) {
           a.reported = true
-          this.emitter.emit('lag', { state: 'behind', scope, deviceId, announcedSeq: a.seq, behindForMs: now - a.since })
+          this.emitter.emit('lag', { state: 'behind', scope, deviceId, announcedSeq: a.seq, behindForMs: Math.round(now - since) })
         }
       }
     }
@@ -173,8 +205,8 @@ export class SyncMonitor {
 /** This device's announcements on one scope's awareness, and the peers' it reads there. */
 class Beacon {
   private readonly seqs = new PresenceSeqs()
-  /** Refused states already reported (each renewal of the same bad state counts once). */
-  private readonly refused = new Set<string>()
+  /** Last refused state per awareness client (each renewal of the same bad state counts once). */
+  private readonly refused = new Map<number, string>()
   private seq = 0
   private lastPublishedAt = 0
   private lastLogSeq = 0
@@ -191,13 +223,14 @@ class Beacon {
     private readonly options: { heartbeatMs: number; announceDelayMs: number },
   ) {
     const awareness = replica.awareness
-    this.onAwareness = ({ added, updated }) => {
+    this.onAwareness = ({ added, updated, removed }) => {
       for (const client of [...added, ...updated]) {
-        if (client !== awareness.clientID) this.ingest(awareness.getStates().get(client))
+        if (client !== awareness.clientID) this.ingest(client, awareness.getStates().get(client))
       }
+      for (const client of removed) this.refused.delete(client)
     }
     awareness.on('update', this.onAwareness)
-    for (const [client, state] of awareness.getStates()) if (client !== awareness.clientID) this.ingest(state)
+    for (const [client, state] of awareness.getStates()) if (client !== awareness.clientID) this.ingest(client, state)
     this.offSealed = replica.events.on('sealed', () => this.schedule())
     this.heartbeat = setInterval(() => this.publish(), options.heartbeatMs)
     unref(this.heartbeat)
@@ -252,16 +285,15 @@ class Beacon {
     )
   }
 
-  private ingest(state: unknown): void {
+  private ingest(client: number, state: unknown): void {
     if (this.closed || state === null || state === undefined) return
     const opened = openPresence(state, this.keys())
     // Unknown sender or epoch: the state is renewed every ~15 s, so it is simply read again later.
     if (!opened.ok && 'held' in opened) return
     if (!opened.ok || this.seqs.check(opened.value) === 'replay') {
       const signature = JSON.stringify(state) ?? ''
-      if (this.refused.has(signature)) return
-      if (this.refused.size >= 64) this.refused.clear()
-      this.refused.add(signature)
+      if (this.refused.get(client) === signature) return
+      this.refused.set(client, signature)
       const code = opened.ok ? RejectCode.Replay : opened.code
       const reason = opened.ok ? 'announcement seq is not newer than the last one' : opened.reason
       this.identity.reportRejection({
@@ -274,6 +306,7 @@ class Beacon {
       })
       return
     }
+    this.refused.delete(client)
     const { senderId, payload } = opened.value
     if (payload.logSeq !== undefined) this.monitor.announce(this.replica.scope, senderId, payload.logSeq)
   }

@@ -61,7 +61,8 @@ export interface ReplicaSigner {
  * When to compact. A snapshot re-encodes the whole inner doc, so its cost grows with the doc, not
  * with the entries it replaces: once the log is due, compaction waits until this device has
  * stopped writing for {@link idleMs} (so a burst or a live stream is never stalled behind it), and
- * runs inline only when the log has grown to four times {@link maxEntries} without a pause.
+ * runs inline only when the log has grown to four times {@link maxEntries} (or four times the byte
+ * budget) without a pause.
  */
 export interface CompactionPolicy {
   /** Compaction is due when the log holds more than this many entries. Default 256. */
@@ -262,6 +263,14 @@ export class Replica {
   latestOwnSeq(): number {
     const signer = this.options.signer
     return signer ? (this.seen.get(signer.senderId)?.max() ?? 0) : 0
+  }
+
+  /**
+   * True while the inner doc holds updates Yjs could not integrate yet because an earlier update is
+   * missing: something was applied that depends on something that has not arrived.
+   */
+  hasPendingUpdates(): boolean {
+    return this.inner.store.pendingStructs !== null || this.inner.store.pendingDs !== null
   }
 
   /** True when `seq` of `senderId` has been applied here (directly, or covered by a snapshot). */
@@ -493,7 +502,10 @@ export class Replica {
   }
 
   private pastHardLimit(): boolean {
-    return sealedLog(this.outer).length > this.policy.maxEntries * HARD_ENTRIES_FACTOR
+    return (
+      sealedLog(this.outer).length > this.policy.maxEntries * HARD_ENTRIES_FACTOR ||
+      this.bytesSinceSnapshot > Math.max(this.policy.maxBytes, this.lastSnapshotBytes) * HARD_ENTRIES_FACTOR
+    )
   }
 
   /** (Re)start the quiet-time timer: every local flush pushes a due compaction further out. */
