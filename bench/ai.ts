@@ -15,7 +15,7 @@
  *    (`streamFlushDelayMs: 0`).
  *
  * Sizes: BENCH_AI_MEMORIES, BENCH_AI_QUERIES, BENCH_AI_TOKENS, BENCH_AI_TOKEN_GAP_MS;
- * BENCH_AI_ONLY=stream|recall runs one part.
+ * BENCH_AI_ONLY=stream|recall runs one part; BENCH_AI_DEBUG=1 prints the slowest text queries.
  */
 import * as Y from 'yjs'
 import * as prng from 'lib0/prng'
@@ -156,6 +156,11 @@ async function benchRecall(): Promise<void> {
     runs[name] = queries.map((q) => time(() => fn(q)))
   }
   measure('text · recall', (q) => dev.memory.recall({ text: q.text, limit: LIMIT }))
+  // BENCH_AI_DEBUG=1: which text queries were slowest (to see when pruning cannot apply).
+  if (process.env.BENCH_AI_DEBUG) {
+    const slow = runs['text · recall']!.map((ms, i) => [ms, queries[i]!.text] as const).sort((a, b) => b[0] - a[0]).slice(0, 5)
+    console.log('slowest text queries:', slow.map(([ms, t]) => `${ms.toFixed(1)} ms "${t}"`).join('; '))
+  }
   measure('text · brute-force scan', (q) => scanText(plain, q.text, LIMIT))
   measure('embedding · recall', (q) => dev.memory.recall({ embedding: q.vec, limit: LIMIT }))
   measure('embedding · brute-force scan', (q) => scanVector(plain, q.vec, LIMIT))

@@ -14,19 +14,12 @@
 import { outdatedTimeout } from 'y-protocols/awareness'
 import { RejectCode, type RejectCode as RejectCodeType } from '../crypto/codes.js'
 import type { Replica } from '../sync/replica.js'
-import {
-  MAX_PRESENCE_FIELD,
-  nextPresenceSeq,
-  openPresence,
-  PresenceSeqs,
-  sealPresence,
-  type PresenceKeys,
-  type PresencePayload,
-} from '../sync/presence.js'
+import { MAX_PRESENCE_FIELD, openPresence, PresenceSeqs, type PresenceKeys, type PresencePayload } from '../sync/presence.js'
 import { Emitter } from '../util/emitter.js'
 import { ValidationError } from '../errors.js'
 import type { DeviceIdentity } from './identity.js'
 import type { ScopeReplicas } from './memory.js'
+import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 import { requireObject } from './validate.js'
 
 /** What a device is doing. Well-known values, or any short string of the app's. */
@@ -100,12 +93,10 @@ export class PresenceApi {
   private readonly heartbeatMs: number
   private replica: Replica | undefined
   private local: { activity?: string; activeSessionId?: string } = {}
-  private seq = 0
-  private publishedEpoch: number | undefined
+  private publisher: PresencePublisher | undefined
+  private announce: Throttle | undefined
   private heartbeat: ReturnType<typeof setInterval> | undefined
   private checker: ReturnType<typeof setInterval> | undefined
-  private announceTimer: ReturnType<typeof setTimeout> | undefined
-  private lastPublishedAt = 0
   private readonly onLogSeq: PresenceOptions['onLogSeq']
   private readonly announceDelayMs: number
   private offRegistry: (() => void) | undefined
@@ -197,7 +188,7 @@ export class PresenceApi {
     this.closed = true
     if (this.heartbeat) clearInterval(this.heartbeat)
     if (this.checker) clearInterval(this.checker)
-    if (this.announceTimer) clearTimeout(this.announceTimer)
+    this.announce?.cancel()
     this.offRegistry?.()
     this.offSealed?.()
     // Best effort: announce the removal while transports are still attached.
@@ -218,65 +209,28 @@ export class PresenceApi {
       for (const client of removed) this.drop(client, now)
     })
     for (const [client, state] of awareness.getStates()) this.ingest(client, state, Date.now())
+    if (this.identity) this.publisher = new PresencePublisher(this.identity, replica)
     this.publish()
     // New own envelopes are announced soon (their seq is what peers check for withholding).
-    this.offSealed = replica.events.on('sealed', () => this.scheduleAnnounce())
+    const publisher = this.publisher
+    if (publisher) {
+      const announce = (this.announce = new Throttle(this.announceDelayMs, () => publisher.publishedAt, () => this.publish()))
+      this.offSealed = replica.events.on('sealed', () => announce.schedule())
+    }
     this.heartbeat = setInterval(() => this.publish(), this.heartbeatMs)
     this.checker = setInterval(() => this.checkTimeouts(), Math.max(1, Math.floor(this.timeoutMs / 10)))
     unref(this.heartbeat)
     unref(this.checker)
   }
 
-  private scheduleAnnounce(): void {
-    if (this.closed || this.announceTimer) return
-    const wait = Math.max(0, this.lastPublishedAt + this.announceDelayMs - Date.now())
-    this.announceTimer = setTimeout(() => {
-      this.announceTimer = undefined
-      this.publish()
-    }, wait)
-    unref(this.announceTimer)
-  }
-
   private publish(): void {
-    const replica = this.replica
-    const identity = this.identity
-    if (!replica || !identity || this.closed) return
-    const epoch = identity.keyring.currentEpoch(PRESENCE_SCOPE)
-    const key = identity.keyring.epochKey(PRESENCE_SCOPE, epoch)
-    if (!key) return
-    const now = Date.now()
-    this.seq = nextPresenceSeq(this.seq, now)
-    const payload: PresencePayload = { at: now, ...this.local }
-    const logSeq = replica.latestOwnSeq()
-    if (logSeq > 0) payload.logSeq = logSeq
-    this.publishedEpoch = epoch
-    this.lastPublishedAt = now
-    replica.awareness.setLocalState(
-      sealPresence({
-        roomId: replica.roomId,
-        epoch,
-        key,
-        sender: identity.device.deviceIdBytes,
-        signSecretKey: identity.device.signSecretKey,
-        seq: this.seq,
-        payload,
-      }),
-    )
+    if (!this.replica || !this.publisher || this.closed) return
+    const logSeq = this.replica.latestOwnSeq()
+    this.publisher.publish({ ...this.local, ...(logSeq > 0 && { logSeq }) })
   }
 
   private keys(): PresenceKeys | undefined {
-    const identity = this.identity
-    const replica = this.replica
-    if (!identity || !replica) return undefined
-    return {
-      roomId: replica.roomId,
-      sender: (senderId) => {
-        if (identity.registry.revocation(senderId)) return { status: 'revoked' }
-        const certificate = identity.registry.certificate(senderId)
-        return certificate ? { status: 'known', signPublicKey: certificate.signPublicKey } : { status: 'unknown' }
-      },
-      epochKey: (epoch) => identity.keyring.epochKey(PRESENCE_SCOPE, epoch),
-    }
+    return this.identity && this.replica ? presenceKeys(this.identity, this.replica) : undefined
   }
 
   private ingest(client: number, state: unknown, now: number): void {
@@ -353,7 +307,7 @@ export class PresenceApi {
     const now = Date.now()
     // The personal scope's key may just have arrived (a device that joined), or moved to a new epoch
     // (a revocation): announce ourselves under the current key, so a revoked device cannot read it.
-    if (this.identity && this.publishedEpoch !== this.identity.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
+    if (this.identity && this.publisher?.epoch !== this.identity.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
     // A revoked device is gone from presence, whatever its awareness state says.
     for (const [deviceId, peer] of [...this.peers]) {
       if (!this.identity?.registry.revocation(deviceId)) continue

@@ -438,9 +438,33 @@ export class RecallIndex {
     // Every query token counts (MiniSearch scores a repeated term once per occurrence).
     const tokens = queryTokens(query)
     const postings = (term: string) => TEXT_FIELDS.reduce((sum, f) => sum + (this.docFrequency[f].get(term) ?? 0), 0)
-    const common = new Set(tokens.filter((t) => postings(t) > COMMON_TERM_DOCS))
+    // Most frequent first. If the bound fails, the least frequent "common" term is scored in full
+    // instead and the search tried again: a term just over the cutoff has a high idf (a loose
+    // bound), the very frequent ones are where skipping pays.
+    const common = [...new Set(tokens.filter((t) => postings(t) > COMMON_TERM_DOCS))].sort((a, b) => postings(b) - postings(a))
+    while (common.length > 0) {
+      const results = this.searchSkipping(query, tokens, new Set(common), filter, n, admitted)
+      if (results !== 'bound') return results
+      common.pop()
+    }
+    return undefined
+  }
+
+  /**
+   * One attempt of {@link searchPruned} with a given set of skipped (common) terms: the results,
+   * `undefined` when pruning cannot apply at all, or `'bound'` when the bound is not below the
+   * n-th score.
+   */
+  private searchSkipping(
+    query: string,
+    tokens: string[],
+    common: Set<string>,
+    filter: (result: { id: unknown }) => boolean,
+    n: number,
+    admitted: ((id: string) => boolean) | undefined,
+  ): Array<{ id: unknown; score: number }> | undefined | 'bound' {
     const rare = tokens.filter((t) => !common.has(t))
-    if (common.size === 0 || rare.length === 0) return undefined
+    if (rare.length === 0) return undefined
     const exact = { filter, prefix: false, fuzzy: false } as const
     const admit = admitted && { boostDocument: (id: string) => (admitted(id) ? 1 : 0) }
     const candidates = new Set(this.text.search(rare.join(' '), { ...exact, ...admit }).map((r) => r.id))
@@ -464,7 +488,7 @@ export class RecallIndex {
     }
     // A result's score is multiplied by the number of distinct query terms it matched.
     bound *= common.size
-    return bound < threshold ? results : undefined
+    return bound < threshold ? results : 'bound'
   }
 
   /**

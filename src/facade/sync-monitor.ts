@@ -21,12 +21,13 @@
  */
 import { RejectCode } from '../crypto/codes.js'
 import { LOCAL_SCOPE, REGISTRY_SCOPE } from '../crypto/keyring.js'
-import { nextPresenceSeq, openPresence, PresenceSeqs, sealPresence, type PresenceKeys } from '../sync/presence.js'
+import { openPresence, PresenceSeqs } from '../sync/presence.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
 import type { DeviceIdentity } from './identity.js'
 import type { ScopeReplicas } from './memory.js'
 import { PRESENCE_SCOPE } from './presence.js'
+import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 
 /** How far this device is behind one peer in one scope, by what the peer announced. */
 export interface SyncPeerStatus {
@@ -207,10 +208,9 @@ class Beacon {
   private readonly seqs = new PresenceSeqs()
   /** Last refused state per awareness client (each renewal of the same bad state counts once). */
   private readonly refused = new Map<number, string>()
-  private seq = 0
-  private lastPublishedAt = 0
+  private readonly publisher: PresencePublisher
+  private readonly announce: Throttle
   private lastLogSeq = 0
-  private timer: ReturnType<typeof setTimeout> | undefined
   private readonly heartbeat: ReturnType<typeof setInterval>
   private readonly offSealed: () => void
   private readonly onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
@@ -220,9 +220,11 @@ class Beacon {
     private readonly replica: Replica,
     private readonly identity: DeviceIdentity,
     private readonly monitor: SyncMonitor,
-    private readonly options: { heartbeatMs: number; announceDelayMs: number },
+    options: { heartbeatMs: number; announceDelayMs: number },
   ) {
     const awareness = replica.awareness
+    const publisher = (this.publisher = new PresencePublisher(identity, replica))
+    this.announce = new Throttle(options.announceDelayMs, () => publisher.publishedAt, () => this.publish())
     this.onAwareness = ({ added, updated, removed }) => {
       for (const client of [...added, ...updated]) {
         if (client !== awareness.clientID) this.ingest(client, awareness.getStates().get(client))
@@ -231,7 +233,7 @@ class Beacon {
     }
     awareness.on('update', this.onAwareness)
     for (const [client, state] of awareness.getStates()) if (client !== awareness.clientID) this.ingest(client, state)
-    this.offSealed = replica.events.on('sealed', () => this.schedule())
+    this.offSealed = replica.events.on('sealed', () => this.announce.schedule())
     this.heartbeat = setInterval(() => this.publish(), options.heartbeatMs)
     unref(this.heartbeat)
     this.publish()
@@ -241,22 +243,11 @@ class Beacon {
     if (this.closed) return
     this.closed = true
     clearInterval(this.heartbeat)
-    if (this.timer) clearTimeout(this.timer)
+    this.announce.cancel()
     this.offSealed()
     this.replica.awareness.off('update', this.onAwareness)
     // Withdraw while transports are still attached (ContextSync closes this before replicas).
     if (this.lastLogSeq > 0) this.replica.awareness.setLocalState(null)
-  }
-
-  /** Announce soon after local writes, but at most once per `announceDelayMs`. */
-  private schedule(): void {
-    if (this.closed || this.timer) return
-    const wait = Math.max(0, this.lastPublishedAt + this.options.announceDelayMs - Date.now())
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.publish()
-    }, wait)
-    unref(this.timer)
   }
 
   private publish(): void {
@@ -264,30 +255,12 @@ class Beacon {
     const logSeq = this.replica.latestOwnSeq()
     // A device that never wrote here has nothing to announce (and stays invisible in this room).
     if (logSeq === 0) return
-    const keyring = this.identity.keyring
-    const epoch = keyring.currentEpoch(this.replica.scope)
-    const key = keyring.epochKey(this.replica.scope, epoch)
-    if (!key) return
-    const now = Date.now()
-    this.seq = nextPresenceSeq(this.seq, now)
-    this.lastPublishedAt = now
-    this.lastLogSeq = logSeq
-    this.replica.awareness.setLocalState(
-      sealPresence({
-        roomId: this.replica.roomId,
-        epoch,
-        key,
-        sender: this.identity.device.deviceIdBytes,
-        signSecretKey: this.identity.device.signSecretKey,
-        seq: this.seq,
-        payload: { at: now, logSeq },
-      }),
-    )
+    if (this.publisher.publish({ logSeq })) this.lastLogSeq = logSeq
   }
 
   private ingest(client: number, state: unknown): void {
     if (this.closed || state === null || state === undefined) return
-    const opened = openPresence(state, this.keys())
+    const opened = openPresence(state, presenceKeys(this.identity, this.replica))
     // Unknown sender or epoch: the state is renewed every ~15 s, so it is simply read again later.
     if (!opened.ok && 'held' in opened) return
     if (!opened.ok || this.seqs.check(opened.value) === 'replay') {
@@ -309,20 +282,6 @@ class Beacon {
     this.refused.delete(client)
     const { senderId, payload } = opened.value
     if (payload.logSeq !== undefined) this.monitor.announce(this.replica.scope, senderId, payload.logSeq)
-  }
-
-  private keys(): PresenceKeys {
-    const identity = this.identity
-    const scope = this.replica.scope
-    return {
-      roomId: this.replica.roomId,
-      sender: (senderId) => {
-        if (identity.registry.revocation(senderId)) return { status: 'revoked' }
-        const certificate = identity.registry.certificate(senderId)
-        return certificate ? { status: 'known', signPublicKey: certificate.signPublicKey } : { status: 'unknown' }
-      },
-      epochKey: (epoch) => identity.keyring.epochKey(scope, epoch),
-    }
   }
 }
 
