@@ -125,6 +125,31 @@ describe('presence', () => {
     }
   })
 
+  it('refuses forged and plaintext seq announcements in another scope’s room with codes (source presence)', async () => {
+    const { devs, net } = await start(74, ['phone', 'pc'])
+    const [phone, pc] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
+    await pc.memory.remember({ text: 'work item', scope: 'work' })
+    await converge([phone, pc], net)
+    const doc = new Y.Doc()
+    const evil = new Awareness(doc)
+    evil.setLocalState(null)
+    net.transport({ name: 'evil' }).attach({ roomId: phone.roomId('work'), doc, awareness: evil })
+    const rejected: Array<[string | undefined, string, number]> = []
+    phone.on('rejected', (e) => rejected.push([e.source, e.scope, e.code]))
+    for (const state of [{ logSeq: 999_999 }, { e: 'not base64 !!' }]) {
+      evil.setLocalState(state as Record<string, unknown>)
+      await net.settle()
+    }
+    evil.destroy()
+    await net.settle()
+    expect(rejected).toEqual([
+      ['presence', 'work', RejectCode.Malformed],
+      ['presence', 'work', RejectCode.Malformed],
+    ])
+    // Nothing was believed: the pc's genuine announcement is the only one the phone tracks.
+    expect(phone.syncStatus().filter((s) => s.scope === 'work')).toEqual([expect.objectContaining({ deviceId: pc.deviceId, caughtUp: true })])
+  })
+
   it('refuses forged, tampered, plaintext and replayed presence with codes, and never shows it', async () => {
     const { devs, net } = await start(73, ['phone', 'car'])
     const [phone, car] = devs.map((d) => d.dev) as [ContextSync, ContextSync]

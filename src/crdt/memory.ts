@@ -175,36 +175,13 @@ export function deleteMemory(doc: Y.Doc, id: string): boolean {
  */
 export function readMemory(id: string, map: unknown, scope?: string): MemoryItem | undefined {
   if (!(map instanceof Y.Map)) return undefined
-  const text = map.get('text')
   const storedScope = map.get('scope')
-  const kind = map.get('kind')
-  const tags = map.get('tags')
-  const createdAt = map.get('createdAt')
-  const updatedAt = map.get('updatedAt')
-  const source = map.get('source')
-  if (typeof text !== 'string' || typeof storedScope !== 'string' || !isKind(kind)) return undefined
-  if (!isTime(createdAt) || !isTime(updatedAt)) return undefined
-  if (!isSource(source)) return undefined
-  const item: MemoryItem = {
-    id,
-    text,
-    scope: scope ?? storedScope,
-    kind,
-    tags: Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [],
-    createdAt,
-    updatedAt,
-    source: readSource(source),
-  }
+  // The filterable fields are read (and the required ones checked) exactly as the index reads them.
+  const meta = readMemoryMeta(id, map, scope ?? (typeof storedScope === 'string' ? storedScope : ''))
+  if (!meta) return undefined
+  const item: MemoryItem = { ...meta, text: map.get('text') as string, source: readSource(map.get('source') as MemorySource) }
   const confidence = map.get('confidence')
   if (typeof confidence === 'number' && confidence >= 0 && confidence <= 1) item.confidence = confidence
-  for (const field of ['validFrom', 'validTo', 'expiresAt'] as const) {
-    const value = map.get(field)
-    if (isTime(value)) item[field] = value
-  }
-  for (const field of ['supersedes', 'supersededBy', 'embeddingModel'] as const) {
-    const value = map.get(field)
-    if (typeof value === 'string' && value.length > 0 && value.length <= 200) item[field] = value
-  }
   const embedding = decodeEmbedding(map.get('embedding'))
   if (embedding) item.embedding = embedding
   return item
