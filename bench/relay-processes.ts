@@ -25,6 +25,7 @@ import { websocketTransport } from '../src/adapters/websocket.js'
 import { insertMemory, memoriesMap } from '../src/crdt/memory.js'
 import { createAccount } from '../src/facade/account.js'
 import { ContextSync } from '../src/facade/context-sync.js'
+import { CRYPTO_BACKEND_ENV, type CryptoBackendChoice } from '../src/crypto/sodium.js'
 import { plainItem, startRelay, text, until, WS } from './relay-common.js'
 
 const CHILD_ENV = 'CONTEXTSYNC_BENCH_DEVICE'
@@ -107,7 +108,9 @@ function childMain(): void {
         } else if (m.type === 'write') {
           const at = String(process.hrtime.bigint())
           device!.write(m.i)
-          report({ type: 'wrote', i: m.i, at })
+          // Report after the write has gone out: an E2EE device seals and sends in a microtask
+          // after write() returns, and a synchronous IPC send here would sit in its path.
+          setImmediate(() => report({ type: 'wrote', i: m.i, at }))
         } else {
           await device?.close()
           report({ type: 'closed' })
@@ -126,10 +129,10 @@ class DeviceProcess {
   readonly child: ChildProcess
   private listeners = new Set<(r: Report) => void>()
 
-  constructor() {
+  constructor(crypto: CryptoBackendChoice | undefined) {
     this.child = fork(fileURLToPath(import.meta.url), [], {
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [CHILD_ENV]: '1' },
+      env: { ...process.env, [CHILD_ENV]: '1', ...(crypto ? { [CRYPTO_BACKEND_ENV]: crypto } : {}) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     this.child.on('message', (r: Report) => {
@@ -166,14 +169,20 @@ const isType =
 
 /**
  * `warmup + count` awaited single writes from a writer process to a receiver process through a
- * relay in this process; returns the latencies (ms) after the warm-up.
+ * relay in this process; returns the latencies (ms) after the warm-up. `crypto` picks the
+ * devices' libsodium build (default: the library's own choice, native on Node).
  */
-export async function singleWritesAcrossProcesses(subject: Subject, warmup: number, count: number): Promise<number[]> {
+export async function singleWritesAcrossProcesses(
+  subject: Subject,
+  warmup: number,
+  count: number,
+  crypto?: CryptoBackendChoice,
+): Promise<number[]> {
   const server = await startRelay(subject === 'plain' ? 'none' : undefined)
   const recoveryCode = (await createAccount()).exportRecoveryCode()
   const room = `plain${randomBytes(8).toString('hex')}.memories`
-  const writer = new DeviceProcess()
-  const receiver = new DeviceProcess()
+  const writer = new DeviceProcess(crypto)
+  const receiver = new DeviceProcess(crypto)
   try {
     for (const [p, role] of [[writer, 'writer'], [receiver, 'receiver']] as const) {
       const ready = p.next(isType('ready'), 60_000, `${role} to open`)

@@ -9,6 +9,9 @@
  * - subject: two `ContextSync` owner devices of one account (memoryStorage, websocketTransport)
  *   on a relay with the default auth (tokens, registry guard); the writer calls
  *   `memory.remember` with the same texts and tags.
+ * Devices use the library's default libsodium build — native (sodium-native) on Node;
+ * CONTEXTSYNC_CRYPTO=wasm runs them on the WebAssembly build browsers use, and the
+ * separate-processes table adds a wasm row either way.
  * Both relays run in this process with identical options (SQLite in a temp dir unless
  * BENCH_RELAY_STORAGE=memory; the relay's default merge policy) and the same raised rate limit:
  * the default (200 msg/s, burst 2000 per connection) closes the plain writer's connection with
@@ -55,7 +58,11 @@ import { insertMemory, memoriesMap } from '../src/crdt/memory.js'
 import { createAccount } from '../src/facade/account.js'
 import { ContextSync } from '../src/facade/context-sync.js'
 import type { Relay } from '../src/relay/index.js'
-import { randomBytes as cryptoRandomBytes, signDetached, signKeyPairFromSeed, verifyDetached } from '../src/crypto/primitives.js'
+import libsodium from 'libsodium-wrappers'
+import { randomBytes as cryptoRandomBytes } from '../src/crypto/primitives.js'
+import { cryptoBackend, ready, type CryptoBackendChoice, type CryptoBackendName, type SodiumBackend } from '../src/crypto/sodium.js'
+import { loadNativeBackend } from '../src/crypto/sodium-native.js'
+import { wasmBackend } from '../src/crypto/sodium-wasm.js'
 import { fmt, median, percentile, printTable } from './table.js'
 import { singleWritesAcrossProcesses } from './relay-processes.js'
 import { STORAGE, Waiter, WS, plainItem, sleep, startRelay, text, until } from './relay-common.js'
@@ -233,9 +240,13 @@ async function single(make: () => Promise<Pair>): Promise<number[]> {
 }
 
 async function benchThroughRelay(): Promise<void> {
+  await ready()
+  const backend = cryptoBackend()!
+  await libsodium.ready
+  nativeSodium = (await loadNativeBackend(wasmBackend(libsodium))).backend
   const subjects: Array<[string, () => Promise<Pair>]> = [
     ['plain y-websocket clients (baseline)', plainPair],
-    ['ContextSync E2EE devices', contextSyncPair],
+    [`ContextSync E2EE devices (${backend} libsodium)`, contextSyncPair],
   ]
   // For profiling one side alone: BENCH_RELAY_ONLY=plain|e2ee (the ratio columns then mean nothing).
   if (process.env.BENCH_RELAY_ONLY === 'plain') subjects.splice(1, 1)
@@ -318,16 +329,28 @@ async function benchThroughRelay(): Promise<void> {
     ['subject', 'throughput', 'p50', 'p50 per run', 'p99', 'max', 'p50 − plain', 'p50 vs plain', 'p99 vs plain', 'targets'],
     singleRows,
   )
-  // The same single writes with each device in its own process (bench/relay-processes.ts).
-  const apart = subjects.map(() => [] as number[][])
+  // The same single writes with each device in its own process (bench/relay-processes.ts), plus
+  // E2EE devices on the WebAssembly libsodium build — what browser and WebView devices run.
+  const apartSubjects: Array<[string, 'plain' | 'e2ee', CryptoBackendChoice | undefined]> = subjects.map(([name]) => [
+    name,
+    subjectKind(name),
+    undefined,
+  ])
+  if (subjects.some(([name]) => subjectKind(name) === 'e2ee') && backend !== 'wasm') {
+    apartSubjects.push(['ContextSync E2EE devices (wasm libsodium, as in browsers)', 'e2ee', 'wasm'])
+  }
+  const apart = apartSubjects.map(() => [] as number[][])
   for (let r = 0; r < RUNS; r++) {
-    for (let s = 0; s < subjects.length; s++) apart[s]!.push(await singleWritesAcrossProcesses(subjectKind(subjects[s]![0]), SINGLE_WARMUP, SINGLE))
+    for (let s = 0; s < apartSubjects.length; s++) {
+      const [, kind, crypto] = apartSubjects[s]!
+      apart[s]!.push(await singleWritesAcrossProcesses(kind, SINGLE_WARMUP, SINGLE, crypto))
+    }
   }
   const apartBase = { p50: runP(apart[0]!, 50), p99: runP(apart[0]!, 99) }
   printTable(
     `Relay single writes, devices in separate processes (writer and receiver forked, relay in the bench process; monotonic-clock latency, IPC not counted), ${SINGLE} writes after ${SINGLE_WARMUP} warm-up, median of ${RUNS} runs' percentiles`,
     ['subject', 'p50', 'p50 per run', 'p99', 'max', 'p50 − plain', 'p50 vs plain', 'p99 vs plain', 'targets'],
-    subjects.map(([name], s) => {
+    apartSubjects.map(([name], s) => {
       const runs = apart[s]!
       const p50 = runP(runs, 50)
       const p99 = runP(runs, 99)
@@ -344,9 +367,9 @@ async function benchThroughRelay(): Promise<void> {
       ]
     }),
   )
-  const floor = signVerifyFloor()
+  const floors = signVerifyFloors()
   console.log(
-    `Floor inside that p50 gap: one Ed25519 sign + one verify of a 300-byte envelope = ${fmt(floor, 'ms')} here (median of 2000; libsodium WASM) — every awaited single write is one flush, so one signature.`,
+    `Floor inside that p50 gap: one Ed25519 sign + one verify of a 300-byte envelope = ${fmt(floors.native, 'ms')} with native libsodium, ${fmt(floors.wasm, 'ms')} with wasm (median of 2000 each; this run's devices: ${backend}) — every awaited single write is one flush, so one signature.`,
   )
 }
 
@@ -354,18 +377,28 @@ function subjectKind(name: string): 'plain' | 'e2ee' {
   return name.startsWith('plain') ? 'plain' : 'e2ee'
 }
 
-/** Median time of one Ed25519 sign plus one verify over an envelope-sized message (ms). */
-function signVerifyFloor(): number {
-  const keys = signKeyPairFromSeed(cryptoRandomBytes(32))
+/** sodium-native when it loads here, for the floor line (the devices use whatever `ready()` chose). */
+let nativeSodium: SodiumBackend | undefined
+
+/** Median time of one Ed25519 sign plus one verify over an envelope-sized message (ms), per build. */
+function signVerifyFloors(): Record<CryptoBackendName, number> {
+  const builds: Record<CryptoBackendName, SodiumBackend | undefined> = { native: nativeSodium, wasm: wasmBackend(libsodium) }
   const message = cryptoRandomBytes(300)
-  const times: number[] = []
-  for (let i = 0; i < 2000; i++) {
-    const start = performance.now()
-    const signature = signDetached('bench', message, keys.secretKey)
-    if (!verifyDetached('bench', message, signature, keys.publicKey)) throw new Error('floor: signature did not verify')
-    times.push(performance.now() - start)
+  const floors = { native: Number.NaN, wasm: Number.NaN }
+  for (const name of ['native', 'wasm'] as const) {
+    const build = builds[name]
+    if (!build) continue
+    const keys = build.signSeedKeypair(cryptoRandomBytes(32))
+    const times: number[] = []
+    for (let i = 0; i < 2000; i++) {
+      const start = performance.now()
+      const signature = build.signDetached(message, keys.secretKey)
+      if (!build.verifyDetached(signature, message, keys.publicKey)) throw new Error('floor: signature did not verify')
+      times.push(performance.now() - start)
+    }
+    floors[name] = median(times)
   }
-  return median(times)
+  return floors
 }
 
 // ── part 2: relay scaling (clients in a child process) ───────────────────────

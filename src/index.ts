@@ -36,6 +36,7 @@ export {
   type ContextSyncErrorCode,
 } from './errors.js'
 export { RejectCode, rejectCodeName } from './crypto/codes.js'
+export { useCryptoBackend, cryptoBackend, type CryptoBackendName, type CryptoBackendChoice } from './crypto/sodium.js'
 export type { RejectedEvent } from './sync/replica.js'
 export { StorageError, type StorageAdapter, type StorageKey, type StorageChunk, type StorageErrorCode } from './adapters/storage.js'
 export type { Transport, TransportAttachment, TransportStatus, SealedLogRoom } from './adapters/transport.js'

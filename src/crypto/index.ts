@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { ready } from './sodium.js'
+export { ready, useCryptoBackend, cryptoBackend, CRYPTO_BACKEND_ENV, type CryptoBackendName, type CryptoBackendChoice } from './sodium.js'
 export { RejectCode, rejectCodeName, type Checked } from './codes.js'
 export * from './keys.js'
 export * from './keyring.js'

@@ -18,7 +18,7 @@ export const KEY_BYTES = 32
 
 /** BLAKE2b of `data`, `length` bytes long, optionally keyed (a PRF when keyed). */
 export function hash(data: Uint8Array, length = 32, key?: Uint8Array): Uint8Array {
-  return sodium().crypto_generichash(length, data, key ?? null)
+  return sodium().generichash(length, data, key)
 }
 
 /**
@@ -36,7 +36,7 @@ export function deriveKey(master: Uint8Array, label: string): Uint8Array {
 export function randomBytes(length: number): Uint8Array {
   const webCrypto = platformCrypto()
   if (webCrypto && length <= 65536) return webCrypto.getRandomValues(new Uint8Array(length))
-  return sodium().randombytes_buf(length)
+  return sodium().randomBytes(length)
 }
 
 /** Pooled requests are cut from a 4 KiB buffer: one CSPRNG call per 4 KiB. */
@@ -81,7 +81,7 @@ function domainMessage(domain: string, message: Uint8Array): Uint8Array {
 
 /** Ed25519-sign `message` under `domain`. */
 export function signDetached(domain: string, message: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  return sodium().crypto_sign_detached(domainMessage(domain, message), secretKey)
+  return sodium().signDetached(domainMessage(domain, message), secretKey)
 }
 
 /** Verify an Ed25519 signature made with {@link signDetached}; never throws. */
@@ -92,23 +92,17 @@ export function verifyDetached(
   publicKey: Uint8Array,
 ): boolean {
   if (signature.length !== SIGNATURE_BYTES || publicKey.length !== 32) return false
-  try {
-    return sodium().crypto_sign_verify_detached(signature, domainMessage(domain, message), publicKey)
-  } catch {
-    return false
-  }
+  return sodium().verifyDetached(signature, domainMessage(domain, message), publicKey)
 }
 
 /** Ed25519 key pair from a 32-byte seed. */
 export function signKeyPairFromSeed(seed: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array } {
-  const kp = sodium().crypto_sign_seed_keypair(seed)
-  return { publicKey: kp.publicKey, secretKey: kp.privateKey }
+  return sodium().signSeedKeypair(seed)
 }
 
 /** X25519 key pair from a 32-byte seed. */
 export function boxKeyPairFromSeed(seed: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array } {
-  const kp = sodium().crypto_box_seed_keypair(seed)
-  return { publicKey: kp.publicKey, secretKey: kp.privateKey }
+  return sodium().boxSeedKeypair(seed)
 }
 
 /** XChaCha20-Poly1305-IETF encrypt with a fresh random nonce. */
@@ -117,9 +111,8 @@ export function aeadEncrypt(
   additionalData: Uint8Array,
   key: Uint8Array,
 ): { nonce: Uint8Array; ciphertext: Uint8Array } {
-  const s = sodium()
   const nonce = publicRandomBytes(NONCE_BYTES)
-  const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, additionalData, null, nonce, key)
+  const ciphertext = sodium().aeadEncrypt(plaintext, additionalData, nonce, key)
   return { nonce, ciphertext }
 }
 
@@ -130,25 +123,17 @@ export function aeadDecrypt(
   nonce: Uint8Array,
   key: Uint8Array,
 ): Uint8Array | undefined {
-  try {
-    return sodium().crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, additionalData, nonce, key)
-  } catch {
-    return undefined
-  }
+  return sodium().aeadDecrypt(ciphertext, additionalData, nonce, key)
 }
 
 /** Seal `message` to an X25519 public key (anonymous sender). */
 export function sealToPublicKey(message: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  return sodium().crypto_box_seal(message, publicKey)
+  return sodium().boxSeal(message, publicKey)
 }
 
 /** Open a sealed box; `undefined` when it was not sealed to this key pair or was altered. */
 export function openSealed(sealed: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | undefined {
-  try {
-    return sodium().crypto_box_seal_open(sealed, publicKey, secretKey)
-  } catch {
-    return undefined
-  }
+  return sodium().boxSealOpen(sealed, publicKey, secretKey)
 }
 
 /** Compare secrets in constant time. */

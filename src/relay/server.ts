@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { ready } from '../crypto/index.js'
+import { cryptoBackend, ready } from '../crypto/index.js'
 import {
   authenticate,
   noAuth,
@@ -352,6 +352,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   logger.info('relay listening', {
     url,
     storage: options.persistence?.backend ? 'custom' : options.dataDir !== undefined ? 'sqlite' : 'memory',
+    crypto: cryptoBackend(),
     maxMessageBytes: limits.maxMessageBytes,
     messagesPerSecond: limits.messagesPerSecond,
     burst: limits.burst,

@@ -211,18 +211,15 @@ export class Replica {
     // Never reuse a seq: continue after everything seen and everything reserved before a restart.
     this.nextSeq = Math.max(own ? own.max() : 0, this.reservedUpTo) + 1
     this.reservedUpTo = this.nextSeq - 1
-    log.observe((event, transaction) => {
+    log.observe((_event, transaction) => {
       if (transaction.origin === this.sealOrigin) return
-      for (const item of event.changes.added) {
-        if (item.deleted) continue
-        for (const content of item.content.getContent()) this.receive(content as Uint8Array)
-      }
+      for (const bytes of envelopesAddedIn(transaction, log)) this.receive(bytes)
     })
     this.outer.on('afterTransaction', (transaction: Y.Transaction) => {
       // Someone compacted: rewrite local storage so deleted envelopes leave the disk too.
       if (transaction.origin !== this.sealOrigin && transaction.deleteSet.clients.size > 0) this.queueStorageCompaction()
     })
-    this.inner.on('update', (update: Uint8Array, origin: unknown) => this.onInnerUpdate(update, origin))
+    this.inner.on('update', this.innerUpdateListener)
     if (this.shouldCompact()) await this.compactNow()
   }
 
@@ -308,6 +305,8 @@ export class Replica {
   }
 
   // ── outgoing ────────────────────────────────────────────────────────────────
+
+  private readonly innerUpdateListener = (update: Uint8Array, origin: unknown): void => this.onInnerUpdate(update, origin)
 
   private onInnerUpdate(update: Uint8Array, origin: unknown): void {
     if (origin === this.remoteOrigin || this.closed) return
@@ -714,4 +713,26 @@ function decodeMeta(bytes: Uint8Array): number {
   } catch {
     return 0
   }
+}
+
+/**
+ * The envelope bytes a transaction added to the sealed log, in each writer's order. Read from
+ * the structs the transaction created (between its before- and after-state clocks) rather than
+ * `event.changes`, which walks the whole log on every transaction.
+ */
+function envelopesAddedIn(transaction: Y.Transaction, log: Y.Array<Uint8Array>): Uint8Array[] {
+  const added: Uint8Array[] = []
+  for (const [client, after] of transaction.afterState) {
+    const before = transaction.beforeState.get(client) ?? 0
+    if (after <= before) continue
+    const structs = transaction.doc.store.clients.get(client)
+    if (structs === undefined) continue
+    for (let i = Y.findIndexSS(structs, before); i < structs.length; i++) {
+      const struct = structs[i]!
+      if (struct.id.clock >= after) break
+      if (!(struct instanceof Y.Item) || struct.deleted || struct.parent !== log) continue
+      for (const content of struct.content.getContent()) added.push(content as Uint8Array)
+    }
+  }
+  return added
 }
