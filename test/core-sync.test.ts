@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type LoopbackNetwork, type MemoryChange } from '../src/index.js'
-import { converge, innerState, openDevice, type TestDevice } from './helpers/devices.js'
+import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type LoopbackNetwork, type MemoryChange, type MemoryItem } from '../src/index.js'
+import * as Y from 'yjs'
+import { EnvelopeType } from '../src/crypto/envelope.js'
+import { decodeSnapshot } from '../src/sync/snapshot.js'
+import { converge, decryptLog, innerState, openDevice, type TestDevice } from './helpers/devices.js'
 
 let net: LoopbackNetwork
 const open: ContextSync[] = []
@@ -44,6 +47,46 @@ describe('core sync', () => {
     await converge(devs, net)
     expect(pc.memory.get(a.id)).toBeUndefined()
     expect(seen.some((e) => e.type === 'removed' && e.id === a.id && e.origin === 'remote')).toBe(true)
+  })
+
+  it('a burst past the batch cap arrives whole, including writes made inside change handlers and deletes of the other device\'s items', async () => {
+    const BURST = 4200
+    const { account, devs } = await devices(['phone', 'pc'])
+    const [phone, pc] = devs as [ContextSync, ContextSync]
+    const theirs: MemoryItem[] = []
+    for (let i = 0; i < 12; i++) theirs.push(await pc.memory.remember({ text: `pc note ${i}` }))
+    await converge(devs, net)
+    // Changes made by a handler run inside the burst's own Yjs transactions (nested ones): one
+    // while the first batch is queued, one after the batch cap (4096) sealed it mid-loop.
+    phone.memory.on('change', (e) => {
+      if (e.origin !== 'local' || e.type !== 'added') return
+      if (e.item?.text === 'burst 150') void phone.memory.forget(theirs[0]!.id)
+      if (e.item?.text === 'burst 4150') void phone.memory.update(theirs[1]!.id, { text: 'edited inside a handler' })
+    })
+    // One earlier write reserves a block of seqs, so the cap seals synchronously mid-loop.
+    await phone.memory.remember({ text: 'before the burst' })
+    const writes: Array<Promise<unknown>> = []
+    for (let i = 0; i < BURST; i++) writes.push(phone.memory.remember({ text: `burst ${i}`, tags: ['burst'] }))
+    for (let i = 2; i < 12; i++) writes.push(phone.memory.forget(theirs[i]!.id))
+    await Promise.all(writes)
+    // Resolved writes are sealed: the phone's own sealed log already holds every one of them.
+    const sealed = new Y.Doc()
+    for (const { type, plaintext } of decryptLog(phone.replica('personal')!.outer, account, 'personal')) {
+      Y.applyUpdate(sealed, type === EnvelopeType.Snapshot ? decodeSnapshot(plaintext)!.state : plaintext)
+    }
+    const sealedTexts = new Set([...sealed.getMap<Y.Map<unknown>>('memories').values()].map((m) => m.get('text')))
+    expect(Array.from({ length: BURST }, (_, i) => `burst ${i}`).filter((t) => !sealedTexts.has(t))).toEqual([])
+    expect(sealedTexts.has('pc note 0')).toBe(false)
+    expect(sealedTexts.has('edited inside a handler')).toBe(true)
+    // The next batch is small again; it must not be lost or doubled either.
+    const after = await phone.memory.remember({ text: 'after the burst' })
+    await converge(devs, net)
+    expect(pc.memory.list({ tags: ['burst'] })).toHaveLength(BURST)
+    expect(pc.memory.get(theirs[0]!.id)).toBeUndefined()
+    expect(pc.memory.get(theirs[1]!.id)?.text).toBe('edited inside a handler')
+    expect(theirs.slice(2).map((m) => pc.memory.get(m.id))).toEqual(theirs.slice(2).map(() => undefined))
+    expect(pc.memory.get(after.id)?.text).toBe('after the burst')
+    expect(innerState(pc, ['personal'])).toEqual(innerState(phone, ['personal']))
   })
 
   it('four devices (phone, glasses, car, pc) converge on memory and a shared session', async () => {

@@ -5,7 +5,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
-import { DATABASE_FILE, type Relay } from '../src/relay/index.js'
+import Database from 'better-sqlite3'
+import { DATABASE_FILE, sqliteBackend, type Relay } from '../src/relay/index.js'
 import { EnvelopeType, ownerKeyring, sealEnvelope } from '../src/crypto/index.js'
 import {
   closeRelays,
@@ -202,5 +203,70 @@ describe('relay persistence (SQLite)', () => {
     expect(envelopes.every((envelope) => containsBytes(disk, envelope))).toBe(true)
     expect(containsBytes(disk, marker('PLAINTEXT-MEMORY'))).toBe(false)
     expect(containsBytes(disk, marker('lisinopril'))).toBe(false)
+  })
+})
+
+describe('SQLite relay backend: batched commits', () => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+  const rowsOnDisk = (dir: string): number => {
+    const db = new Database(join(dir, DATABASE_FILE), { readonly: true })
+    try {
+      return (db.prepare('SELECT COUNT(*) AS n FROM updates').get() as { n: number }).n
+    } finally {
+      db.close()
+    }
+  }
+
+  it('commits every update appended in one event-loop turn in one transaction, and reads see them at once', async () => {
+    const dir = tempDir()
+    const backend = sqliteBackend(dir)
+    for (let i = 0; i < 100; i++) backend.append('acct.room', marker(`update-${i}`))
+    // Not committed yet: another connection sees nothing of the batch…
+    expect(rowsOnDisk(dir)).toBe(0)
+    await nextTurn()
+    // …then all of it at once.
+    expect(rowsOnDisk(dir)).toBe(100)
+    // Reads and merges commit pending appends first, so they never miss one or reorder.
+    backend.append('acct.room', marker('update-100'))
+    const loaded = backend.load('acct.room').map((u) => new TextDecoder().decode(u))
+    expect(loaded).toEqual(Array.from({ length: 101 }, (_, i) => `update-${i}`))
+    backend.append('acct.room', marker('merged-away'))
+    backend.replace('acct.room', marker('merged'))
+    await nextTurn()
+    expect(backend.load('acct.room').map((u) => new TextDecoder().decode(u))).toEqual(['merged'])
+    // Closing commits what is pending.
+    backend.append('acct.other', marker('last'))
+    backend.close()
+    const reopened = sqliteBackend(dir)
+    expect([...reopened.summary()].map((r) => [r.roomId, r.rows]).sort()).toEqual([
+      ['acct.other', 1],
+      ['acct.room', 1],
+    ])
+    reopened.close()
+  })
+
+  it('a batch that cannot be written is reported with its size, and later batches still commit', async () => {
+    const dir = tempDir()
+    const failures: Array<{ rows: number; message: string }> = []
+    const backend = sqliteBackend(dir, {
+      onAppendError: (error, rows) => failures.push({ rows, message: error instanceof Error ? error.message : String(error) }),
+    })
+    backend.append('acct.room', marker('first'))
+    await nextTurn()
+    // Another process breaks the schema under the relay (as a failing disk would fail a write).
+    const other = new Database(join(dir, DATABASE_FILE))
+    other.exec('ALTER TABLE updates RENAME TO updates_moved')
+    backend.append('acct.room', marker('lost-1'))
+    backend.append('acct.room', marker('lost-2'))
+    await nextTurn()
+    expect(failures).toEqual([{ rows: 2, message: expect.stringContaining('updates') }])
+    other.exec('ALTER TABLE updates_moved RENAME TO updates')
+    other.close()
+    backend.append('acct.room', marker('second'))
+    await nextTurn()
+    expect(backend.load('acct.room').map((u) => new TextDecoder().decode(u))).toEqual(['first', 'second'])
+    expect(failures).toHaveLength(1)
+    backend.close()
+    expect(() => backend.append('acct.room', marker('after close'))).toThrow(/closed/)
   })
 })

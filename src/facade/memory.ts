@@ -899,7 +899,7 @@ export class MemoryApi {
       const touched = new Map<string, 'added' | 'updated' | 'removed'>()
       for (const event of events) {
         if (event.target === memories) {
-          for (const [id, change] of (event as Y.YMapEvent<unknown>).changes.keys) {
+          for (const [id, change] of (event as Y.YMapEvent<unknown>).keys) {
             touched.set(id, change.action === 'add' ? 'added' : change.action === 'delete' ? 'removed' : 'updated')
           }
         } else {

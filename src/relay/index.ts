@@ -33,4 +33,5 @@ export {
   accountOfRoom,
   DATABASE_FILE,
   type RelayStorageBackend,
+  type SqliteBackendOptions,
 } from './persistence.js'

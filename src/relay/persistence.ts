@@ -37,12 +37,27 @@ export interface RelayStorageBackend {
 /** File name of the relay database inside `--data DIR`. */
 export const DATABASE_FILE = 'relay.sqlite'
 
+/** Options of {@link sqliteBackend}. */
+export interface SqliteBackendOptions {
+  /**
+   * Called when a batch of appended updates could not be written (disk full, I/O error). The
+   * updates stay in the rooms' memory and reach disk with the room's next merge.
+   */
+  onAppendError?: (error: unknown, rows: number) => void
+}
+
 /**
  * SQLite backend under `dir` (created if missing): one table of `(id, room, data)` rows, WAL
- * journal, `synchronous=NORMAL` (an acknowledged update survives a process crash), and
+ * journal, `synchronous=NORMAL` (a committed update survives a process crash), and
  * `secure_delete=ON` so merged-away ciphertext is overwritten rather than left in free pages.
+ *
+ * Appends are committed in batches: every update appended during one turn of the event loop is
+ * written in one transaction right after it (`setImmediate`), instead of one commit — one WAL
+ * append — per update. The relay forwards an update before it is committed; a crash in that
+ * sub-millisecond window loses nothing the devices need, since Yjs peers resend what a server
+ * lacks on reconnect. Every other operation commits pending appends first, so order holds.
  */
-export function sqliteBackend(dir: string): RelayStorageBackend {
+export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): RelayStorageBackend {
   mkdirSync(dir, { recursive: true })
   const db = new Database(join(dir, DATABASE_FILE))
   db.pragma('journal_mode = WAL')
@@ -66,22 +81,64 @@ export function sqliteBackend(dir: string): RelayStorageBackend {
     deleteStmt.run(roomId)
     if (state) insertStmt.run(roomId, state)
   })
+  const insertBatchTx = db.transaction((rows: Array<[string, Uint8Array]>) => {
+    for (const [roomId, update] of rows) insertStmt.run(roomId, update)
+  })
+  let pending: Array<[string, Uint8Array]> = []
+  let commitScheduled = false
+  /** Commit pending appends now; throws what SQLite throws (the rows are dropped either way). */
+  const commitPending = (): void => {
+    if (pending.length === 0) return
+    const rows = pending
+    pending = []
+    insertBatchTx(rows)
+  }
+  const commitSoon = (): void => {
+    commitScheduled = false
+    if (closed) return
+    const rows = pending.length
+    try {
+      commitPending()
+    } catch (error) {
+      options.onAppendError?.(error, rows)
+    }
+  }
   let closed = false
   const checkpoint = (): void => {
+    commitPending()
     // TRUNCATE resets the WAL file to zero bytes, so page images holding deleted ciphertext go.
     db.pragma('wal_checkpoint(TRUNCATE)')
   }
   return {
-    summary: () => summaryStmt.all().map(({ room, rows, bytes }) => ({ roomId: room, rows, bytes })),
-    load: (roomId) => loadStmt.all(roomId).map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
-    append: (roomId, update) => void insertStmt.run(roomId, update),
-    replace: (roomId, state) => replaceTx(roomId, state),
+    summary: () => {
+      commitPending()
+      return summaryStmt.all().map(({ room, rows, bytes }) => ({ roomId: room, rows, bytes }))
+    },
+    load: (roomId) => {
+      commitPending()
+      return loadStmt.all(roomId).map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    },
+    append(roomId, update) {
+      if (closed) throw new Error('relay storage is closed')
+      pending.push([roomId, update])
+      if (!commitScheduled) {
+        commitScheduled = true
+        setImmediate(commitSoon)
+      }
+    },
+    replace: (roomId, state) => {
+      commitPending()
+      replaceTx(roomId, state)
+    },
     checkpoint,
     close() {
       if (closed) return
-      closed = true
-      checkpoint()
-      db.close()
+      try {
+        checkpoint()
+      } finally {
+        closed = true
+        db.close()
+      }
     },
   }
 }

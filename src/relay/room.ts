@@ -147,6 +147,7 @@ export class Room {
   private onUpdate(update: Uint8Array, origin: unknown): void {
     if (origin === LOAD_ORIGIN) return
     try {
+      // Backends may commit later (SQLite batches one event-loop turn); order is kept either way.
       this.storage.append(this.id, update)
     } catch (error) {
       // The update stays in memory and reaches storage with the next successful merge.

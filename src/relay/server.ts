@@ -151,7 +151,13 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   }
 
   const backend =
-    options.persistence?.backend ?? (options.dataDir !== undefined ? sqliteBackend(options.dataDir) : memoryBackend())
+    options.persistence?.backend ??
+    (options.dataDir !== undefined
+      ? sqliteBackend(options.dataDir, {
+          onAppendError: (error, rows) =>
+            logger.error('storing updates failed; they reach storage with the next merge', { rows, error: error instanceof Error ? error.message : 'unknown' }),
+        })
+      : memoryBackend())
   const storage = new RelayStorage(backend)
   // Reads revocations and relay passes from each account's registry room (defense in depth).
   const guard = new RegistryGuard(storage, (accountId, deviceId) => {
