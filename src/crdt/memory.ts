@@ -174,6 +174,14 @@ export function deleteMemory(doc: Y.Doc, id: string): boolean {
  * whatever its `scope` field claims.
  */
 export function readMemory(id: string, map: unknown, scope?: string): MemoryItem | undefined {
+  return readMemoryWithMeta(id, map, scope)?.item
+}
+
+/**
+ * {@link readMemory} plus the item's {@link MemoryMeta}, read once — for callers that keep both
+ * (the recall index on every change), instead of projecting the meta back out of the item.
+ */
+export function readMemoryWithMeta(id: string, map: unknown, scope?: string): { item: MemoryItem; meta: MemoryMeta } | undefined {
   if (!(map instanceof Y.Map)) return undefined
   const storedScope = map.get('scope')
   // The filterable fields are read (and the required ones checked) exactly as the index reads them.
@@ -184,7 +192,7 @@ export function readMemory(id: string, map: unknown, scope?: string): MemoryItem
   if (typeof confidence === 'number' && confidence >= 0 && confidence <= 1) item.confidence = confidence
   const embedding = decodeEmbedding(map.get('embedding'))
   if (embedding) item.embedding = embedding
-  return item
+  return { item, meta }
 }
 
 /**

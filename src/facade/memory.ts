@@ -18,6 +18,7 @@ import {
   memoriesMap,
   patchMemory,
   readMemory,
+  readMemoryWithMeta,
   readMemoryMeta,
   type MemoryFieldsPatch,
   type MemoryItem,
@@ -910,8 +911,10 @@ export class MemoryApi {
       let expiredArrived = false
       const now = Date.now()
       for (const [id, type] of touched) {
-        const item = readMemory(id, memories.get(id), scope)
-        this.reindex(scope, id, item)
+        const read = readMemoryWithMeta(id, memories.get(id), scope)
+        const item = read?.item
+        if (read) this.index.set(read.meta)
+        else this.index.remove(scope, id)
         if (item && isExpired(item, now)) expiredArrived = true
         const change: MemoryChange = { type: item ? type : 'removed', id, scope, origin }
         if (item) change.item = item
@@ -919,11 +922,6 @@ export class MemoryApi {
       }
       this.scheduleSweep(expiredArrived && replica.writable ? now : undefined)
     })
-  }
-
-  private reindex(scope: string, id: string, item: MemoryItem | undefined): void {
-    if (item) this.index.upsert(item)
-    else this.index.remove(scope, id)
   }
 
   // ── expiry: hidden at read time everywhere; swept (deleted + compacted) on every device ──
