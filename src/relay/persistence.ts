@@ -86,22 +86,23 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
   })
   let pending: Array<[string, Uint8Array]> = []
   let commitScheduled = false
-  /** Commit pending appends now; throws what SQLite throws (the rows are dropped either way). */
+  /**
+   * Commit pending appends now. A failed batch is reported, not thrown: it must not fail the
+   * unrelated read or merge that triggered the commit (its rows are still in the rooms' docs).
+   */
   const commitPending = (): void => {
     if (pending.length === 0) return
     const rows = pending
     pending = []
-    insertBatchTx(rows)
+    try {
+      insertBatchTx(rows)
+    } catch (error) {
+      options.onAppendError?.(error, rows.length)
+    }
   }
   const commitSoon = (): void => {
     commitScheduled = false
-    if (closed) return
-    const rows = pending.length
-    try {
-      commitPending()
-    } catch (error) {
-      options.onAppendError?.(error, rows)
-    }
+    if (!closed) commitPending()
   }
   let closed = false
   const checkpoint = (): void => {

@@ -445,10 +445,11 @@ export class Replica {
 
   /**
    * One update for a batch of local updates. Small batches are merged; a large batch (a burst)
-   * would make `Y.mergeUpdates` superlinear, so its structs are instead re-encoded from the doc:
-   * every local update is a transaction of this doc's own client, so the batch's structs are exactly
-   * this client's structs since the last flush. That encoding carries the doc's whole delete set —
-   * idempotent, and amortised over the burst.
+   * would make `Y.mergeUpdates` superlinear, and a batch with counted transactions (see
+   * {@link countLocalTransaction}) lacks some single updates, so these are instead re-encoded from
+   * the doc: every local update is a transaction of this doc's own client, so the batch's structs
+   * are exactly this client's structs since the last flush. That encoding carries the doc's whole
+   * delete set — idempotent, and amortised over the burst.
    */
   private encodeBatch(updates: Uint8Array[], count: number): Uint8Array {
     const sealedClock = this.sealedClock
@@ -727,7 +728,6 @@ export class Replica {
   }
 }
 
-/** This doc's own clock (the next clock its client would use). */
 /** Whether a transaction changed anything (Yjs emits 'update' for exactly these). */
 function hasContent(transaction: Y.Transaction): boolean {
   if (transaction.deleteSet.clients.size > 0) return true
@@ -735,6 +735,7 @@ function hasContent(transaction: Y.Transaction): boolean {
   return false
 }
 
+/** This doc's own clock (the next clock its client would use). */
 function clockOf(doc: Y.Doc): number {
   return Y.getState(doc.store, doc.clientID)
 }
