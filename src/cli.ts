@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { CRYPTO_BACKEND_ENV } from './crypto/sodium.js'
 import { createRelay } from './relay/server.js'
 import { DEFAULT_LIMITS, RelayConfigError, type RelayLimits } from './relay/limits.js'
 import { isLogLevel, jsonLogger, LOG_LEVELS, type LogLevel } from './relay/log.js'
@@ -179,6 +180,11 @@ function relayHelp(): string {
   }
   lines.push('  --help'.padEnd(30), '      Show this help and exit.', '')
   lines.push('SIZE accepts a byte count or a KiB/MiB/GiB suffix (e.g. 16MiB).', '')
+  lines.push(
+    'CONTEXTSYNC_CRYPTO=auto|native|wasm picks the libsodium build for token checks (default auto:',
+    'native sodium-native when it loads, else WebAssembly); the "relay listening" log names it.',
+    '',
+  )
   return lines.join('\n')
 }
 
@@ -194,6 +200,10 @@ export interface RelayCliConfig {
 
 /** Parse `relay` flags over environment variables. Throws {@link UsageError}. */
 export function parseRelayArgs(args: string[], env: Record<string, string | undefined>): RelayCliConfig | 'help' {
+  const crypto = env[CRYPTO_BACKEND_ENV]
+  if (crypto !== undefined && crypto !== '' && !['auto', 'native', 'wasm'].includes(crypto)) {
+    throw new UsageError(`invalid value for ${CRYPTO_BACKEND_ENV}: '${crypto}' (expected auto, native or wasm)`)
+  }
   const raw = new Map<string, string>()
   for (const flag of RELAY_FLAGS) {
     const value = env[relayEnvName(flag.name)]

@@ -121,12 +121,14 @@ describe('contextsync relay (CLI process)', () => {
       expect(stdout).toContain(`--${flag}`)
       expect(stdout).toContain(relayEnvName(flag))
     }
+    expect(stdout).toContain('CONTEXTSYNC_CRYPTO=auto|native|wasm')
   })
 
   it('exits 2 with a clear message on a bad flag or value', async () => {
     const bogus = cli(['relay', '--bogus'])
     const badPort = cli(['relay', '--port', 'eighty'])
     const badEnv = cli(['relay'], { [relayEnvName('max-rooms')]: '-3' })
+    const badCrypto = cli(['relay', '--port', '0'], { CONTEXTSYNC_CRYPTO: 'openssl' })
     const unknown = cli(['frobnicate'])
     expect(await bogus.exited).toBe(2)
     expect(bogus.output().stderr).toContain('unknown flag --bogus')
@@ -134,6 +136,8 @@ describe('contextsync relay (CLI process)', () => {
     expect(badPort.output().stderr).toContain("invalid value for --port: 'eighty'")
     expect(await badEnv.exited).toBe(2)
     expect(badEnv.output().stderr).toContain('CONTEXTSYNC_RELAY_MAX_ROOMS')
+    expect(await badCrypto.exited).toBe(2)
+    expect(badCrypto.output().stderr).toContain("invalid value for CONTEXTSYNC_CRYPTO: 'openssl'")
     expect(await unknown.exited).toBe(2)
     expect(unknown.output().stderr).toContain("unknown command 'frobnicate'")
   })
