@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { CRYPTO_BACKEND_ENV } from './crypto/sodium.js'
+import { CRYPTO_BACKEND_CHOICES, CRYPTO_BACKEND_ENV } from './crypto/sodium.js'
 import { createRelay } from './relay/server.js'
 import { DEFAULT_LIMITS, RelayConfigError, type RelayLimits } from './relay/limits.js'
 import { isLogLevel, jsonLogger, LOG_LEVELS, type LogLevel } from './relay/log.js'
@@ -201,8 +201,8 @@ export interface RelayCliConfig {
 /** Parse `relay` flags over environment variables. Throws {@link UsageError}. */
 export function parseRelayArgs(args: string[], env: Record<string, string | undefined>): RelayCliConfig | 'help' {
   const crypto = env[CRYPTO_BACKEND_ENV]
-  if (crypto !== undefined && crypto !== '' && !['auto', 'native', 'wasm'].includes(crypto)) {
-    throw new UsageError(`invalid value for ${CRYPTO_BACKEND_ENV}: '${crypto}' (expected auto, native or wasm)`)
+  if (crypto !== undefined && crypto !== '' && !(CRYPTO_BACKEND_CHOICES as readonly string[]).includes(crypto)) {
+    throw new UsageError(`invalid value for ${CRYPTO_BACKEND_ENV}: '${crypto}' (expected ${CRYPTO_BACKEND_CHOICES.join(', ')})`)
   }
   const raw = new Map<string, string>()
   for (const flag of RELAY_FLAGS) {

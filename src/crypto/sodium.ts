@@ -25,7 +25,9 @@ export type { CryptoBackendChoice, CryptoBackendName, SodiumBackend } from './so
 /** Environment variable (Node only) that picks the backend: `auto` (default), `native`, `wasm`. */
 export const CRYPTO_BACKEND_ENV = 'CONTEXTSYNC_CRYPTO'
 
-const CHOICES: readonly CryptoBackendChoice[] = ['auto', 'native', 'wasm']
+/** Every accepted {@link CryptoBackendChoice}. */
+export const CRYPTO_BACKEND_CHOICES: readonly CryptoBackendChoice[] = ['auto', 'native', 'wasm']
+const CHOICES = CRYPTO_BACKEND_CHOICES
 
 let requested: CryptoBackendChoice | undefined
 let loading: Promise<void> | undefined
