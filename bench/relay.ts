@@ -11,7 +11,8 @@
  *   `memory.remember` with the same texts and tags.
  * Devices use the library's default libsodium build — native (sodium-native) on Node;
  * CONTEXTSYNC_CRYPTO=wasm runs them on the WebAssembly build browsers use, and the
- * separate-processes table adds a wasm row either way.
+ * separate-processes table adds a wasm row either way. A last table times sign, verify and AEAD
+ * on both builds side by side (DESIGN's "crypto floor").
  * Both relays run in this process with identical options (SQLite in a temp dir unless
  * BENCH_RELAY_STORAGE=memory; the relay's default merge policy) and the same raised rate limit:
  * the default (200 msg/s, burst 2000 per connection) closes the plain writer's connection with
@@ -60,7 +61,7 @@ import { ContextSync } from '../src/facade/context-sync.js'
 import type { Relay } from '../src/relay/index.js'
 import libsodium from 'libsodium-wrappers'
 import { randomBytes as cryptoRandomBytes } from '../src/crypto/primitives.js'
-import { cryptoBackend, ready, type CryptoBackendChoice, type CryptoBackendName, type SodiumBackend } from '../src/crypto/sodium.js'
+import { cryptoBackend, ready, type CryptoBackendChoice, type SodiumBackend } from '../src/crypto/sodium.js'
 import { loadNativeBackend } from '../src/crypto/sodium-native.js'
 import { wasmBackend } from '../src/crypto/sodium-wasm.js'
 import { fmt, median, percentile, printTable } from './table.js'
@@ -367,9 +368,20 @@ async function benchThroughRelay(): Promise<void> {
       ]
     }),
   )
-  const floors = signVerifyFloors()
+  const ops = cryptoOperationMedians()
+  printTable(
+    `libsodium builds, one operation on a 300-byte envelope body (median of ${CRYPTO_OP_RUNS} each, same run) — this run's devices used ${backend}`,
+    ['operation', 'wasm (baseline)', 'native', 'native speed-up'],
+    CRYPTO_OPS.map((op) => [
+      op,
+      fmt(ops.wasm[op] * 1000, 'µs'),
+      ops.native ? fmt(ops.native[op] * 1000, 'µs') : 'did not load',
+      ops.native ? fmt(ops.wasm[op] / ops.native[op], '×') : '—',
+    ]),
+  )
+  const floor = (m: Record<CryptoOp, number>) => fmt(m.sign + m.verify, 'ms')
   console.log(
-    `Floor inside that p50 gap: one Ed25519 sign + one verify of a 300-byte envelope = ${fmt(floors.native, 'ms')} with native libsodium, ${fmt(floors.wasm, 'ms')} with wasm (median of 2000 each; this run's devices: ${backend}) — every awaited single write is one flush, so one signature.`,
+    `Floor inside the single-write p50 gap: one Ed25519 sign + one verify = ${ops.native ? floor(ops.native) : '—'} native, ${floor(ops.wasm)} wasm — every awaited single write is one flush, so one signature.`,
   )
 }
 
@@ -377,28 +389,46 @@ function subjectKind(name: string): 'plain' | 'e2ee' {
   return name.startsWith('plain') ? 'plain' : 'e2ee'
 }
 
-/** sodium-native when it loads here, for the floor line (the devices use whatever `ready()` chose). */
+/** sodium-native when it loads here, for the crypto table (the devices use whatever `ready()` chose). */
 let nativeSodium: SodiumBackend | undefined
 
-/** Median time of one Ed25519 sign plus one verify over an envelope-sized message (ms), per build. */
-function signVerifyFloors(): Record<CryptoBackendName, number> {
-  const builds: Record<CryptoBackendName, SodiumBackend | undefined> = { native: nativeSodium, wasm: wasmBackend(libsodium) }
+const CRYPTO_OPS = ['sign', 'verify', 'aead encrypt', 'aead decrypt'] as const
+type CryptoOp = (typeof CRYPTO_OPS)[number]
+const CRYPTO_OP_RUNS = 2000
+
+/** Median ms of each operation, per libsodium build (`native` undefined when it did not load). */
+function cryptoOperationMedians(): { wasm: Record<CryptoOp, number>; native: Record<CryptoOp, number> | undefined } {
   const message = cryptoRandomBytes(300)
-  const floors = { native: Number.NaN, wasm: Number.NaN }
-  for (const name of ['native', 'wasm'] as const) {
-    const build = builds[name]
-    if (!build) continue
+  const additionalData = cryptoRandomBytes(40)
+  const nonce = cryptoRandomBytes(24)
+  const key = cryptoRandomBytes(32)
+  const measure = (build: SodiumBackend): Record<CryptoOp, number> => {
     const keys = build.signSeedKeypair(cryptoRandomBytes(32))
-    const times: number[] = []
-    for (let i = 0; i < 2000; i++) {
-      const start = performance.now()
-      const signature = build.signDetached(message, keys.secretKey)
-      if (!build.verifyDetached(signature, message, keys.publicKey)) throw new Error('floor: signature did not verify')
-      times.push(performance.now() - start)
+    const signature = build.signDetached(message, keys.secretKey)
+    const ciphertext = build.aeadEncrypt(message, additionalData, nonce, key)
+    const run: Record<CryptoOp, () => unknown> = {
+      sign: () => build.signDetached(message, keys.secretKey),
+      verify: () => {
+        if (!build.verifyDetached(signature, message, keys.publicKey)) throw new Error('bench: signature did not verify')
+      },
+      'aead encrypt': () => build.aeadEncrypt(message, additionalData, nonce, key),
+      'aead decrypt': () => {
+        if (!build.aeadDecrypt(ciphertext, additionalData, nonce, key)) throw new Error('bench: ciphertext did not open')
+      },
     }
-    floors[name] = median(times)
+    const out = {} as Record<CryptoOp, number>
+    for (const op of CRYPTO_OPS) {
+      const times: number[] = []
+      for (let i = 0; i < CRYPTO_OP_RUNS; i++) {
+        const start = performance.now()
+        run[op]()
+        times.push(performance.now() - start)
+      }
+      out[op] = median(times)
+    }
+    return out
   }
-  return floors
+  return { wasm: measure(wasmBackend(libsodium)), native: nativeSodium && measure(nativeSodium) }
 }
 
 // ── part 2: relay scaling (clients in a child process) ───────────────────────

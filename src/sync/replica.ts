@@ -321,6 +321,18 @@ export class Replica {
 
   private countingTransactions = false
 
+  /** Listen for local changes by counting transactions (`true`) or by their Yjs updates. */
+  private countTransactions(on: boolean): void {
+    this.countingTransactions = on
+    if (on) {
+      this.inner.off('update', this.innerUpdateListener)
+      this.inner.on('afterTransaction', this.countLocalTransaction)
+    } else {
+      this.inner.off('afterTransaction', this.countLocalTransaction)
+      this.inner.on('update', this.innerUpdateListener)
+    }
+  }
+
   /** Local changes are queued; `update` is undefined when only counted (see above). */
   private onInnerUpdate(update: Uint8Array | undefined, origin: unknown): void {
     if (origin === this.remoteOrigin || this.closed) return
@@ -336,13 +348,9 @@ export class Replica {
     } else {
       this.pending.length = 0
     }
-    if (this.pendingCount > MERGE_CHUNK && !this.countingTransactions) {
-      // Switch inside this transaction's 'update' event: its 'afterTransaction' already fired,
-      // so from the next transaction on each is counted exactly once.
-      this.countingTransactions = true
-      this.inner.off('update', this.innerUpdateListener)
-      this.inner.on('afterTransaction', this.countLocalTransaction)
-    }
+    // Switch inside this transaction's 'update' event: its 'afterTransaction' already fired, so
+    // from the next transaction on each is counted exactly once.
+    if (this.pendingCount > MERGE_CHUNK && !this.countingTransactions) this.countTransactions(true)
     if (this.pendingCount >= (this.options.maxBatchUpdates ?? 4096)) {
       this.scheduleFlush(0, true)
     } else {
@@ -458,10 +466,7 @@ export class Replica {
       // Back to single updates for the next batch — after the current Yjs transaction has
       // finished (a microtask), so no transaction is both counted and delivered as an update.
       queueMicrotask(() => {
-        if (!this.countingTransactions || this.closed) return
-        this.countingTransactions = false
-        this.inner.off('afterTransaction', this.countLocalTransaction)
-        this.inner.on('update', this.innerUpdateListener)
+        if (this.countingTransactions && !this.closed) this.countTransactions(false)
       })
     }
     if (updates.length === count) return count === 1 ? updates[0]! : Y.mergeUpdates(updates)
