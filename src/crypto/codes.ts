@@ -34,6 +34,19 @@ export const RejectCode = {
   Expired: 12,
   /** Token or statement names a different account or room than the one it is used for. */
   WrongAccount: 13,
+  /**
+   * Entries this device had applied were deleted from a shared sealed log (or public registry
+   * statements from the registry room) by an operation it cannot authenticate, and no snapshot
+   * left in the log contains them. Nothing is lost locally; the device republishes what it holds.
+   */
+  Erased: 14,
+  /** Sealed under a key epoch older than the room's current one, past the grace window. */
+  StaleEpoch: 15,
+  /**
+   * A held envelope (sender or key not known yet) was dropped: the room's hold is full, or the
+   * registry never vouched for it within the hold time.
+   */
+  HoldLimit: 16,
 } as const
 
 /** One of the {@link RejectCode} numbers. */

@@ -31,6 +31,17 @@ export interface ScopeKeyring {
   currentEpoch(scope: string): number
   /** Key of one epoch, or `undefined` when this device does not hold it. */
   epochKey(scope: string, epoch: number): Uint8Array | undefined
+  /**
+   * The epoch and key new envelopes of `scope` are sealed under now; `undefined` while this
+   * device cannot seal (the current epoch's key has not arrived, or the epoch is not safe to
+   * write under). Writes stay queued until it can.
+   */
+  sealingKey(scope: string): { epoch: number; key: Uint8Array } | undefined
+  /**
+   * Every key this device holds for one epoch of `scope` — several when owners started the epoch
+   * concurrently — the sealing key first. Empty when it holds none.
+   */
+  openingKeys(scope: string, epoch: number): Uint8Array[]
 }
 
 /** Room id of `scope` given the account's room-naming key. */
@@ -112,6 +123,27 @@ export class DeviceKeyring implements ScopeKeyring {
     const key = deriveKey(master, `scope/${scope}/epoch/${epoch}`)
     this.keys.set(`${roomId}/${epoch}`, key)
     return key
+  }
+
+  sealingKey(scope: string): { epoch: number; key: Uint8Array } | undefined {
+    const epoch = this.currentEpoch(scope)
+    const key = this.epochKey(scope, epoch)
+    return key ? { epoch, key } : undefined
+  }
+
+  openingKeys(scope: string, epoch: number): Uint8Array[] {
+    const key = this.epochKey(scope, epoch)
+    return key ? [key] : []
+  }
+
+  /**
+   * The key of this device's own at-rest copy of a room's applied state (the replica
+   * checkpoint). Derived from the device's secret, so it never leaves the device and no other
+   * device — nor anyone holding the scope's keys — can open or forge a checkpoint.
+   */
+  atRestKey(roomId: string): Uint8Array {
+    if (!this.localMaster) throw new Error('an at-rest key needs the device secret')
+    return deriveKey(this.localMaster, `at-rest/${roomId}`)
   }
 
   /** Record a scope's room id (from a verified scope definition). */

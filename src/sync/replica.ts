@@ -20,7 +20,7 @@ import { Awareness } from 'y-protocols/awareness'
 import { StorageError, type StorageAdapter } from '../adapters/storage.js'
 import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
 import { RejectCode } from '../crypto/codes.js'
-import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope } from '../crypto/envelope.js'
+import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope, type ParsedEnvelope } from '../crypto/envelope.js'
 import type { ScopeKeyring } from '../crypto/keyring.js'
 import { Emitter } from '../util/emitter.js'
 import { LogStore } from './log-store.js'
@@ -37,6 +37,8 @@ export type SenderStatus =
   | { status: 'unknown' }
   | { status: 'revoked' }
   | { status: 'not-granted' }
+  /** The envelope's key epoch is older than the room's current one, past the grace window. */
+  | { status: 'stale' }
 
 /** Resolves the signing key of an envelope's sender for one room. */
 export interface SenderDirectory {
@@ -414,8 +416,7 @@ export class Replica {
 
   /** True when this device holds the key of the epoch it would seal under now. */
   canSeal(): boolean {
-    const keyring = this.options.keyring
-    return this.options.signer !== undefined && keyring.epochKey(this.scope, keyring.currentEpoch(this.scope)) !== undefined
+    return this.options.signer !== undefined && this.options.keyring.sealingKey(this.scope) !== undefined
   }
 
   private flushNow(): void {
@@ -501,9 +502,9 @@ export class Replica {
 
   private seal(type: EnvelopeType, seq: number, plaintext: Uint8Array): Uint8Array {
     const signer = this.options.signer!
-    const epoch = this.options.keyring.currentEpoch(this.scope)
-    const key = this.options.keyring.epochKey(this.scope, epoch)
-    if (!key) throw new Error(`no key for scope ${this.scope} epoch ${epoch}`)
+    const sealing = this.options.keyring.sealingKey(this.scope)
+    if (!sealing) throw new Error(`no sealing key for scope ${this.scope}`)
+    const { epoch, key } = sealing
     return sealEnvelope({
       roomId: this.roomId,
       type,
@@ -640,15 +641,18 @@ export class Replica {
     const sender = this.options.directory.resolve(senderId, envelope.seq, envelope.epoch)
     if (sender.status === 'unknown') return this.holdEntry(bytes, RejectCode.UnknownSender, 'sender not certified yet', senderId)
     if (sender.status === 'revoked') return this.rejectEntry(bytes, RejectCode.RevokedSender, 'sender revoked', senderId)
+    if (sender.status === 'stale') {
+      return this.rejectEntry(bytes, RejectCode.StaleEpoch, `epoch ${envelope.epoch} is past its grace window`, senderId)
+    }
     // Grants can arrive after the envelopes they allow (rooms sync independently): hold, not drop.
     if (sender.status === 'not-granted') return this.holdEntry(bytes, RejectCode.NotGranted, 'sender not granted (yet)', senderId)
     // Signature before key lookup: only an authentic envelope is worth holding for a missing key.
     if (!verifyEnvelope(envelope, this.roomId, sender.signPublicKey)) {
       return this.rejectEntry(bytes, RejectCode.BadSignature, 'envelope signature does not verify', senderId)
     }
-    const key = this.options.keyring.epochKey(this.scope, envelope.epoch)
-    if (!key) return this.holdEntry(bytes, RejectCode.UnknownEpoch, `no key for epoch ${envelope.epoch}`, senderId)
-    const plaintext = decryptEnvelope(envelope, this.roomId, key)
+    const keys = this.options.keyring.openingKeys(this.scope, envelope.epoch)
+    if (keys.length === 0) return this.holdEntry(bytes, RejectCode.UnknownEpoch, `no key for epoch ${envelope.epoch}`, senderId)
+    const plaintext = decryptWithAny(envelope, this.roomId, keys)
     if (!plaintext) return this.rejectEntry(bytes, RejectCode.BadCiphertext, 'envelope does not decrypt', senderId)
     // Checked after authentication so a tampered copy of an applied envelope is reported as
     // tampering, and only a genuine re-delivery counts as a replay.
@@ -731,6 +735,15 @@ export class Replica {
     if (senderId !== undefined) event.senderId = senderId
     this.events.emit('rejected', event)
   }
+}
+
+/** Decrypt with the first of `keys` that opens the envelope (an epoch may have several). */
+function decryptWithAny(envelope: ParsedEnvelope, roomId: string, keys: Uint8Array[]): Uint8Array | undefined {
+  for (const key of keys) {
+    const plaintext = decryptEnvelope(envelope, roomId, key)
+    if (plaintext) return plaintext
+  }
+  return undefined
 }
 
 /** Whether a transaction changed anything (Yjs emits 'update' for exactly these). */
