@@ -10,7 +10,7 @@
 import * as Y from 'yjs'
 import { memoryStorage } from '../src/adapters/memory-storage.js'
 import { insertMemory, memoriesMap, type MemoryItem } from '../src/crdt/memory.js'
-import { createAccountKeys, createDeviceKeys, ownerKeyring, ready, type DeviceKeys } from '../src/crypto/index.js'
+import { createAccountKeys, createDeviceKeys, ownerKeyring, randomBytes, ready, type DeviceKeys } from '../src/crypto/index.js'
 import { Replica } from '../src/sync/replica.js'
 import { ContextSync, createAccount, loopbackNetwork } from '../src/index.js'
 import { fmt, median, percentile, printTable } from './table.js'
@@ -78,6 +78,7 @@ async function replicaPair(): Promise<Pair> {
       keyring,
       directory,
       storage: memoryStorage(),
+      atRestKey: randomBytes(32),
       signer: { sender: d.deviceIdBytes, senderId: d.deviceId, signSecretKey: d.signSecretKey },
       compaction: { maxEntries: 256 },
     })

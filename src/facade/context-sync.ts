@@ -25,6 +25,7 @@ import {
 } from '../crypto/index.js'
 import { ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
 import { Replica, type CompactionPolicy, type RejectedEvent, type ReplicaOptions } from '../sync/replica.js'
+import type { HoldLimits } from '../sync/hold.js'
 import { Emitter } from '../util/emitter.js'
 import { passKey } from '../crdt/registry.js'
 import { Account, accountKeys } from './account.js'
@@ -55,6 +56,17 @@ export interface SyncOptions {
    * reports this device as behind — a relay withholding envelopes, or a slow upload. Default 30 000 ms.
    */
   lagTimeoutMs?: number
+  /**
+   * Bounds of the envelopes a scope holds while their sender's certificate, grant or key has not
+   * arrived (default 64 envelopes, 1 MiB, 10 min each); past them an envelope is refused with
+   * `HoldLimit` (16).
+   */
+  hold?: Partial<HoldLimits>
+  /**
+   * How long entries this device applied may stay deleted from a sealed log without a snapshot
+   * that contains them before it reports `Erased` (14) and republishes. Default 500 ms.
+   */
+  repairDelayMs?: number
 }
 
 /** Options of {@link ContextSync.open}. */
@@ -130,6 +142,8 @@ export class ContextSync {
   private retentionTimer: ReturnType<typeof setInterval> | undefined
   private closed = false
   private revoked = false
+  /** Resolves once scope rooms may go online (see {@link whenRegistryArrived}). */
+  private registryArrived: Promise<void> = Promise.resolve()
 
   private constructor(
     private readonly device: DeviceKeys,
@@ -254,9 +268,7 @@ export class ContextSync {
     sync: SyncOptions,
   ): Promise<ContextSync> {
     const { device, account } = identity
-    if (sync.lagTimeoutMs !== undefined && !(typeof sync.lagTimeoutMs === 'number' && Number.isFinite(sync.lagTimeoutMs) && sync.lagTimeoutMs > 0)) {
-      throw new ValidationError(`sync.lagTimeoutMs must be a positive number of ms, got ${String(sync.lagTimeoutMs)}`)
-    }
+    validateSyncOptions(sync)
     const keyring = new DeviceKeyring(account, device.seeds.sign)
     // Registry envelopes are signed with the account root: only owners state things there.
     const registryReplica = new Replica({
@@ -289,6 +301,7 @@ export class ContextSync {
 
     const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
     instance.wireReplica(registryReplica)
+    instance.registryArrived = instance.whenRegistryArrived()
     try {
       await instance.openHeldScopes()
     } catch (error) {
@@ -490,11 +503,43 @@ export class ContextSync {
     for (const watch of this.replicaWatchers) watch(replica)
   }
 
+  /**
+   * A device that knows no other device of its account yet (a fresh owner) waits for the
+   * registry room to sync — or 2 s — before its scope rooms go online: until the certificates
+   * arrive, every envelope there is from an unknown sender, and a large log would overflow the
+   * bounded hold of unverified envelopes.
+   */
+  private whenRegistryArrived(): Promise<void> {
+    const others = this.registry.list().some((c) => c.deviceId !== this.deviceId)
+    const attachments = this.attachments.get(REGISTRY_SCOPE) ?? []
+    if (others || attachments.length === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const offs: Array<() => void> = []
+      const done = () => {
+        clearTimeout(timer)
+        for (const off of offs) off()
+        resolve()
+      }
+      const timer = setTimeout(done, 2_000)
+      ;(timer as { unref?: () => void }).unref?.()
+      for (const attachment of attachments) {
+        offs.push(attachment.on('status', ({ status }) => (status === 'synced' ? done() : undefined)))
+      }
+    })
+  }
+
   private wireReplica(replica: Replica): void {
     replica.events.on('rejected', (e) => this.emitter.emit('rejected', e))
     replica.events.on('held', (e) => this.emitter.emit('held', e))
     replica.events.on('storage-error', ({ error, scope }) => this.emitter.emit('storage-error', { code: 'storage-error', error, scope }))
     if (isDeviceLocal(replica.scope) || this.revoked) return
+    if (replica.scope === REGISTRY_SCOPE) return this.attachTransports(replica)
+    void this.registryArrived.then(() => {
+      if (!this.closed && !this.revoked && this.scopeReplicas.get(replica.scope) === replica) this.attachTransports(replica)
+    })
+  }
+
+  private attachTransports(replica: Replica): void {
     const list: TransportAttachment[] = []
     for (const transport of this.transports) {
       const attachment = transport.attach({
@@ -520,11 +565,15 @@ export class ContextSync {
 }
 
 function replicaOptions(scope: string, keyring: DeviceKeyring, storage: StorageAdapter, sync: SyncOptions): Omit<ReplicaOptions, 'directory'> {
+  const roomId = keyring.roomId(scope)
   return {
     scope,
-    roomId: keyring.roomId(scope),
+    roomId,
     keyring,
     storage,
+    atRestKey: keyring.atRestKey(roomId),
+    ...(sync.hold !== undefined && { hold: sync.hold }),
+    ...(sync.repairDelayMs !== undefined && { repairDelayMs: sync.repairDelayMs }),
     ...(sync.flushDelayMs !== undefined && { flushDelayMs: sync.flushDelayMs }),
     ...(sync.streamFlushDelayMs !== undefined && { streamFlushDelayMs: sync.streamFlushDelayMs }),
     ...(sync.compaction !== undefined && { compaction: sync.compaction }),
@@ -573,6 +622,23 @@ async function loadOrCreateIdentity(
     storage.save(KEY_DEVICE, encodeDeviceKeys(device)),
   ])
   return { device, account, profile }
+}
+
+function validateSyncOptions(sync: SyncOptions): void {
+  const positive = (value: unknown, name: string, allowZero = false): void => {
+    if (value === undefined) return
+    if (!(typeof value === 'number' && Number.isFinite(value) && (allowZero ? value >= 0 : value > 0))) {
+      throw new ValidationError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`)
+    }
+  }
+  positive(sync.lagTimeoutMs, 'sync.lagTimeoutMs')
+  positive(sync.repairDelayMs, 'sync.repairDelayMs', true)
+  if (sync.hold !== undefined) {
+    const hold = requireObject(sync.hold, 'sync.hold')
+    positive(hold.maxEntries, 'sync.hold.maxEntries')
+    positive(hold.maxBytes, 'sync.hold.maxBytes')
+    positive(hold.timeoutMs, 'sync.hold.timeoutMs')
+  }
 }
 
 function requireStorage(value: unknown): StorageAdapter {

@@ -182,7 +182,7 @@ export class Registry {
           isDeviceLocal(scope) ||
           this.definition(scope)?.kinds.includes(certificate.kind) === true ||
           this.grants.get(scope)?.has(senderId) === true
-        if (!granted) return { status: 'not-granted' }
+        if (!granted) return { status: 'not-granted', signPublicKey: certificate.signPublicKey }
         return { status: 'known', signPublicKey: certificate.signPublicKey }
       },
     }

@@ -1,12 +1,21 @@
 /**
- * Persists one sealed log (outer doc) through a {@link StorageAdapter}, so data at rest is
- * ciphertext too. Layout under `['replica', roomId]`:
- * - `['replica', roomId, 'log', <12-digit counter>]` — outer-doc updates, appended as they happen
- *   (coalesced per tick), replaced by one full-state chunk when {@link LogStore.compact} runs;
- * - `['replica', roomId, 'meta']` — the replica's small bookkeeping (seq reservation).
+ * Persists one replica through a {@link StorageAdapter}, so data at rest is ciphertext too.
+ * Layout under `['replica', roomId]` (WIRE.md "Device store layout"):
+ * - `log/<12-digit counter>` — outer-doc (sealed log) updates, appended as they happen (coalesced
+ *   per tick), replaced by one full-state chunk when {@link LogStore.compact} runs;
+ * - `state/<12-digit counter>` — the replica checkpoint (sealed at rest): what this device has
+ *   applied, written with every full-state rewrite;
+ * - `meta` — the replica's small bookkeeping (seq reservation).
  *
- * Crash safety: compaction writes the merged chunk before removing the chunks it replaces, so a
- * crash in between leaves duplicates (absorbed by CRDT idempotence), never a loss.
+ * **No deletion reaches storage without a checkpoint.** Anyone in a room can delete sealed-log
+ * entries with a plain Yjs delete, so an update that deletes anything is never stored as a chunk
+ * of its own: it is held in memory and stored only inside the next full-state rewrite, which is
+ * always written *after* a fresh checkpoint. So after any crash the store yields everything the
+ * device had applied: the checkpoint, plus the chunks appended since.
+ *
+ * Crash safety: compaction writes the checkpoint, then the merged chunk, and only then removes
+ * what they replace, so a crash in between leaves duplicates (absorbed by CRDT idempotence),
+ * never a loss.
  *
  * @module
  */
@@ -19,6 +28,7 @@ import { mergeUpdatesBounded } from './merge.js'
 export const STORAGE_ORIGIN = Symbol('contextsync/storage')
 
 const COUNTER_DIGITS = 12
+const MAX_DEFERRED_BYTES = 1024 * 1024
 
 interface Waiter {
   resolve: () => void
@@ -27,6 +37,11 @@ interface Waiter {
 
 /** Options of {@link LogStore}. */
 export interface LogStoreOptions {
+  /**
+   * The sealed checkpoint to store with every full-state rewrite (see the module docs). Without
+   * it, deletions are stored with rewrites unguarded (tools and tests that keep no inner state).
+   */
+  checkpoint?: () => Uint8Array
   /** Merge stored chunks into one after this many appends. Default 128. */
   mergeAfter?: number
   /** Called when a save fails; the bytes stay queued and are retried. */
@@ -39,7 +54,12 @@ export interface LogStoreOptions {
 export class LogStore {
   private counter = 0
   private storedChunks: string[] = []
+  private stateCounter = 0
+  private storedStates: string[] = []
   private queue: Uint8Array[] = []
+  /** Updates that delete something: stored only inside the next full-state rewrite. */
+  private deferred: Uint8Array[] = []
+  private deferredBytes = 0
   private waiters: Waiter[] = []
   private scheduled = false
   private saving: Promise<void> = Promise.resolve()
@@ -47,8 +67,15 @@ export class LogStore {
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private closed = false
   private readonly prefix: StorageKey
-  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
+  private readonly onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, transaction: Y.Transaction): void => {
     if (origin === STORAGE_ORIGIN || this.closed) return
+    if (transaction.deleteSet.clients.size > 0) {
+      this.deferred.push(update)
+      this.deferredBytes += update.length
+      // Bounded: a flood of deletions is folded into a rewrite instead of piling up in memory.
+      if (this.deferredBytes > MAX_DEFERRED_BYTES) void this.compact()
+      return
+    }
     this.queue.push(update)
     this.schedule()
   }
@@ -85,6 +112,18 @@ export class LogStore {
     this.doc.on('update', this.onUpdate)
   }
 
+  /**
+   * The stored checkpoints, newest first (normally one; two after a crash in the middle of a
+   * rewrite). Read before {@link load} applies the log, or after; they are independent.
+   */
+  async loadCheckpoints(): Promise<Uint8Array[]> {
+    const chunks = await this.storage.loadRange([...this.prefix, 'state'])
+    this.storedStates = chunks.map((c) => c.key[c.key.length - 1]!)
+    const last = this.storedStates[this.storedStates.length - 1]
+    this.stateCounter = last ? Number(last) + 1 : 0
+    return chunks.map((c) => c.data).reverse()
+  }
+
   /** Read the replica's meta chunk. */
   loadMeta(): Promise<Uint8Array | undefined> {
     return this.storage.load([...this.prefix, 'meta'])
@@ -101,7 +140,10 @@ export class LogStore {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
   }
 
-  /** Replace all stored chunks by one chunk holding the doc's full (GC'd) state. */
+  /**
+   * Replace all stored chunks by one chunk holding the doc's full (GC'd) state, written after a
+   * fresh checkpoint (when the replica keeps one).
+   */
   compact(): Promise<void> {
     // The full state covers whatever is queued: cancel a pending flush so the compaction takes the
     // queue itself instead of the same bytes being stored again as a chunk of their own.
@@ -110,19 +152,37 @@ export class LogStore {
       if (this.closed) return
       // Everything queued is contained in the full state, so it can be dropped from the queue.
       const { updates, waiters } = this.takeQueue()
+      const deferred = this.deferred
+      this.deferred = []
+      this.deferredBytes = 0
+      // Encoded together, so the checkpoint covers every entry whose deletion the state records.
+      const checkpoint = this.options.checkpoint?.()
+      const state = Y.encodeStateAsUpdate(this.doc)
+      const stateKey = checkpoint ? this.nextStateKey() : undefined
       const key = this.nextKey()
       try {
-        await this.storage.save(key, Y.encodeStateAsUpdate(this.doc))
+        if (checkpoint && stateKey) await this.storage.save(stateKey, checkpoint)
+        await this.storage.save(key, state)
       } catch (error) {
+        this.deferred.unshift(...deferred)
+        this.deferredBytes += deferred.reduce((n, u) => n + u.length, 0)
         this.fail(error, waiters, updates)
         return
       }
       const old = this.storedChunks
       this.storedChunks = [key[key.length - 1]!]
+      const oldStates = stateKey ? this.storedStates : []
+      if (stateKey) this.storedStates = [stateKey[stateKey.length - 1]!]
       for (const w of waiters) w.resolve()
       for (const name of old) await this.storage.remove([...this.prefix, 'log', name])
+      for (const name of oldStates) await this.storage.remove([...this.prefix, 'state', name])
     })
     return this.saving
+  }
+
+  /** True while deletions wait for the next full-state rewrite (diagnostics, tests). */
+  get deletionsPending(): boolean {
+    return this.deferred.length > 0
   }
 
   /** Number of chunks currently stored (tests and diagnostics). */
@@ -130,10 +190,11 @@ export class LogStore {
     return this.storedChunks.length
   }
 
-  /** Stop recording; waits for saves in flight. */
+  /** Stop recording; waits for saves in flight. Deletions still pending are stored by a last rewrite. */
   async close(): Promise<void> {
     this.doc.off('update', this.onUpdate)
-    if (this.queue.length > 0 || this.scheduled) {
+    if (this.deferred.length > 0) void this.compact()
+    else if (this.queue.length > 0 || this.scheduled) {
       this.scheduled = false
       this.flush()
     }
@@ -202,5 +263,9 @@ export class LogStore {
 
   private nextKey(): StorageKey {
     return [...this.prefix, 'log', String(this.counter++).padStart(COUNTER_DIGITS, '0')]
+  }
+
+  private nextStateKey(): StorageKey {
+    return [...this.prefix, 'state', String(this.stateCounter++).padStart(COUNTER_DIGITS, '0')]
   }
 }

@@ -1,15 +1,25 @@
 /**
  * A Replica keeps one scope's inner doc (plaintext, in memory only) and its sealed log (outer
- * doc of envelopes, persisted and synced) in step. DESIGN §1–3.
+ * doc of envelopes, persisted and synced) in step (WIRE.md "Sealed log").
  *
  * Outgoing: local inner updates are queued and sealed as one envelope per flush (a microtask by
  * default, a short window for streams), appended to the sealed log, stored, and carried by
  * whatever transports are attached to the outer doc.
- * Incoming: every envelope appended by someone else is parsed, checked for replay, its sender
- * resolved (unknown → held), verified, decrypted and applied to the inner doc with this replica's
- * remote origin so it is never sealed again. Every refusal is a coded `rejected` event.
+ * Incoming: every envelope appended by someone else is parsed, its sender resolved (unknown →
+ * held, within bounds), verified, decrypted, checked for replay and applied to the inner doc with
+ * this replica's remote origin so it is never sealed again. Every refusal is a coded `rejected`
+ * event.
  * Compaction: when the log passes a threshold, a snapshot envelope (full inner state + the seqs it
  * covers) is pushed and the entries it covers are deleted, in one outer transaction.
+ *
+ * **Local authority.** The sealed log is an untrusted exchange medium: anyone in the room can
+ * delete, reorder or re-insert its entries with plain Yjs operations. So what this device has
+ * applied is kept in its own store — a checkpoint of the inner doc and the seqs applied, sealed
+ * at rest ({@link Checkpoint}) — and never rebuilt from what the log holds: deletions change
+ * nothing here, before or after a restart, and a replayed envelope is a seq already applied. The
+ * seqs a snapshot says it covers are hints for gap detection only, never a reason to refuse
+ * another sender's envelope. When entries this device applied vanish from the log without a
+ * snapshot that contains them, it reports `Erased` (14) and republishes ({@link ErasureWatch}).
  *
  * @module
  */
@@ -23,7 +33,10 @@ import { RejectCode } from '../crypto/codes.js'
 import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope, type ParsedEnvelope } from '../crypto/envelope.js'
 import type { ScopeKeyring } from '../crypto/keyring.js'
 import { Emitter } from '../util/emitter.js'
-import { LogStore } from './log-store.js'
+import { openCheckpoint, sealCheckpoint, type Checkpoint } from './checkpoint.js'
+import { deletedLogEntries, ErasureWatch, stateExtent, updateExtent, type Extent } from './erasure.js'
+import { DEFAULT_HOLD_LIMITS, HeldEnvelopes, type HoldLimits } from './hold.js'
+import { LogStore, STORAGE_ORIGIN } from './log-store.js'
 import { MERGE_CHUNK } from './merge.js'
 import { SeqSet } from './seq-set.js'
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js'
@@ -36,7 +49,7 @@ export type SenderStatus =
   | { status: 'known'; signPublicKey: Uint8Array }
   | { status: 'unknown' }
   | { status: 'revoked' }
-  | { status: 'not-granted' }
+  | { status: 'not-granted'; signPublicKey: Uint8Array }
   /** The envelope's key epoch is older than the room's current one, past the grace window. */
   | { status: 'stale' }
 
@@ -85,6 +98,11 @@ export interface ReplicaOptions {
   keyring: ScopeKeyring
   directory: SenderDirectory
   storage: StorageAdapter
+  /**
+   * This device's at-rest key for the room (`DeviceKeyring.atRestKey`): seals the checkpoint of
+   * what it applied, which only it can open.
+   */
+  atRestKey: Uint8Array
   signer?: ReplicaSigner
   /** Delay before sealing ordinary local writes; 0 = next microtask (coalesces a synchronous burst). */
   flushDelayMs?: number
@@ -93,6 +111,14 @@ export interface ReplicaOptions {
   /** Seal at once when this many updates are queued. Default 4096. */
   maxBatchUpdates?: number
   compaction?: Partial<CompactionPolicy>
+  /** Bounds of the envelopes held for a sender or key that has not arrived. */
+  hold?: Partial<HoldLimits>
+  /**
+   * How long entries deleted without a snapshot that contains them may stay so before they are
+   * reported as erased and republished (a relay may deliver a compaction's delete before its
+   * snapshot). Default 500 ms; repeated repairs back off up to 5 min.
+   */
+  repairDelayMs?: number
   /** Called after an envelope from `senderId` was applied (the registry's "last seen"). */
   onApplied?: (senderId: string) => void
 }
@@ -133,9 +159,18 @@ interface EntryInfo {
   state: 'applied' | 'held' | 'rejected'
   senderId?: string
   seq?: number
+  type?: EnvelopeType
+  /** The Yjs extent of its content (computed when a deletion needs it). */
+  extent?: Extent
 }
 
 const SEQ_BLOCK = 1024
+/** Refused entries are swept out of the log (and so the store) once they hold this much. */
+const SWEEP_ENTRIES = 64
+const SWEEP_BYTES = 256 * 1024
+/** Smallest gap between two sweeps or two storage rewrites caused by someone else's deletions. */
+const PRESSURE_INTERVAL_MS = 1_000
+const REPAIR_MAX_MS = 5 * 60_000
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 30_000
 const MIN_ENTRIES_FOR_BYTE_RULE = 8
@@ -162,9 +197,33 @@ export class Replica {
   private readonly sealOrigin = Symbol('contextsync/seal')
   private readonly store: LogStore
   private readonly entries = new WeakMap<Uint8Array, EntryInfo>()
-  private readonly held = new Set<Uint8Array>()
-  private readonly seen = new Map<string, SeqSet>()
+  private readonly held: HeldEnvelopes
+  private readonly holdLimits: HoldLimits
+  /** Seqs this device verified and applied itself, by sender: the authority, kept in the checkpoint. */
+  private readonly applied = new Map<string, SeqSet>()
+  /** Seqs each sender's own snapshots say they cover: hints for gap detection, nothing more. */
+  private readonly claims = new Map<string, SeqSet>()
+  /** Snapshot entries this device applied that are still in the log (for erasure checks). */
+  private readonly snapshotEntries = new Set<Uint8Array>()
+  private readonly erasure: ErasureWatch
   private readonly policy: CompactionPolicy
+  /** Entries were erased from the log and not republished yet (kept in the checkpoint). */
+  private repairDue = false
+  /** The checkpoint restored at load held local changes that may never have been sealed. */
+  private unsealedRestored = false
+  /** Newest epoch this device sealed under in this room. */
+  private sealedEpoch = 0
+  private loading = false
+  private repairTimer: ReturnType<typeof setTimeout> | undefined
+  private repairBackoff: number
+  private lastRepairAt = -Infinity
+  private holdTimer: ReturnType<typeof setInterval> | undefined
+  private sweepTimer: ReturnType<typeof setTimeout> | undefined
+  private lastSweepAt = -Infinity
+  private refusedInLog = { count: 0, bytes: 0 }
+  private lastStorageCompactAt = -Infinity
+  private checkpointExtra: (() => Uint8Array) | undefined
+  private restoredExtraBytes: Uint8Array | undefined
   /** Local updates not sealed yet — kept only while the batch is small (see {@link encodeBatch}). */
   private pending: Uint8Array[] = []
   private pendingCount = 0
@@ -192,8 +251,20 @@ export class Replica {
     // Awareness would otherwise publish an empty plaintext state for this client.
     this.awareness.setLocalState(null)
     this.policy = { maxEntries: 256, maxBytes: 4 * 1024 * 1024, idleMs: 250, ...options.compaction }
+    this.holdLimits = { ...DEFAULT_HOLD_LIMITS, ...options.hold }
+    this.held = new HeldEnvelopes(this.holdLimits)
+    this.repairBackoff = options.repairDelayMs ?? 500
+    this.erasure = new ErasureWatch(
+      {
+        extentOf: (bytes) => this.extentOf(bytes),
+        snapshotExtents: () => this.snapshotExtents(),
+        erased: (event) => this.onErased(event),
+      },
+      options.repairDelayMs ?? 500,
+    )
     this.store = new LogStore(options.storage, options.roomId, this.outer, {
       onError: (error) => this.events.emit('storage-error', { error, scope: this.scope }),
+      checkpoint: () => this.sealedCheckpoint(),
     })
   }
 
@@ -202,27 +273,57 @@ export class Replica {
     return this.options.signer !== undefined
   }
 
-  /** Load the sealed log from storage, open every envelope, and start listening. */
+  /**
+   * Load from storage — the checkpoint first (what this device had applied), then the sealed log
+   * (only what arrived after the checkpoint is opened) — and start listening.
+   */
   async load(): Promise<void> {
+    const checkpoints = await this.store.loadCheckpoints()
     await this.store.load()
+    this.restore(checkpoints)
     const meta = await this.store.loadMeta()
     if (meta) this.reservedUpTo = decodeMeta(meta)
     const log = sealedLog(this.outer)
-    for (const bytes of log.toArray()) this.receive(bytes)
-    const own = this.options.signer && this.seen.get(this.options.signer.senderId)
-    // Never reuse a seq: continue after everything seen and everything reserved before a restart.
+    this.loading = true
+    try {
+      for (const bytes of log.toArray()) this.receive(bytes)
+    } finally {
+      this.loading = false
+    }
+    const own = this.options.signer && this.applied.get(this.options.signer.senderId)
+    // Never reuse a seq: continue after everything applied and everything reserved before a restart.
     this.nextSeq = Math.max(own ? own.max() : 0, this.reservedUpTo) + 1
     this.reservedUpTo = this.nextSeq - 1
     log.observe((_event, transaction) => {
       if (transaction.origin === this.sealOrigin) return
       for (const bytes of envelopesAddedIn(transaction, log)) this.receive(bytes)
     })
-    this.outer.on('afterTransaction', (transaction: Y.Transaction) => {
-      // Someone compacted: rewrite local storage so deleted envelopes leave the disk too.
-      if (transaction.origin !== this.sealOrigin && transaction.deleteSet.clients.size > 0) this.queueStorageCompaction()
-    })
+    this.outer.on('afterTransaction', (transaction: Y.Transaction) => this.onOuterTransaction(transaction, log))
     this.inner.on('update', this.innerUpdateListener)
-    if (this.shouldCompact()) await this.compactNow()
+    this.holdTimer = setInterval(() => this.expireHeld(), Math.max(50, Math.min(60_000, this.holdLimits.timeoutMs / 4)))
+    ;(this.holdTimer as { unref?: () => void }).unref?.()
+    if (this.repairDue || this.unsealedRestored || this.epochMoved() || this.shouldCompact()) await this.compactNow()
+  }
+
+  /**
+   * Bytes the replica's owner asked to keep with the checkpoint ({@link keepWithCheckpoint}), as
+   * restored by {@link load}; `undefined` when there were none.
+   */
+  get restoredExtra(): Uint8Array | undefined {
+    return this.restoredExtraBytes
+  }
+
+  /**
+   * Keep `extra()` with every checkpoint of this replica (the registry keeps the statements this
+   * device relies on that live outside the sealed log, such as its lockboxes).
+   */
+  keepWithCheckpoint(extra: () => Uint8Array): void {
+    this.checkpointExtra = extra
+  }
+
+  /** Write a checkpoint now (with a rewrite of the stored log); resolves once stored. */
+  checkpoint(): Promise<void> {
+    return this.store.compact()
   }
 
   /**
@@ -243,13 +344,23 @@ export class Replica {
     await this.store.compact()
   }
 
-  /** Try again to open envelopes that were held for an unknown sender or epoch. */
+  /**
+   * The registry changed: try again to open envelopes held for an unknown sender, grant or epoch
+   * key, seal what waited for a key, and republish under a newer epoch once it can seal there.
+   */
   retryHeld(): void {
+    if (this.closed) return
     if (this.pendingCount > 0) this.scheduleFlush(0, false)
-    for (const bytes of [...this.held]) {
-      this.held.delete(bytes)
+    for (const { bytes, envelope, since } of this.held.takeAll()) {
       this.entries.delete(bytes)
-      this.receive(bytes)
+      this.process(bytes, envelope, since)
+    }
+    if (this.epochMoved()) {
+      // Envelopes sealed under the older epoch may be refused as stale by devices that moved on
+      // long ago: a snapshot under the new epoch carries everything they hold.
+      setTimeout(() => {
+        if (!this.closed && this.epochMoved()) void this.compactNow().catch(() => undefined)
+      }, 0)
     }
   }
 
@@ -261,7 +372,7 @@ export class Replica {
   /** The highest seq this device has sealed into the log (0 when none, or read-only). */
   latestOwnSeq(): number {
     const signer = this.options.signer
-    return signer ? (this.seen.get(signer.senderId)?.max() ?? 0) : 0
+    return signer ? (this.applied.get(signer.senderId)?.max() ?? 0) : 0
   }
 
   /**
@@ -272,20 +383,17 @@ export class Replica {
     return this.inner.store.pendingStructs !== null || this.inner.store.pendingDs !== null
   }
 
-  /** True when `seq` of `senderId` has been applied here (directly, or covered by a snapshot). */
+  /**
+   * True when `seq` of `senderId` has been applied here, or a snapshot *of that sender* says it
+   * covers it (a hint for gap detection: what other senders' snapshots claim is not counted).
+   */
   hasApplied(senderId: string, seq: number): boolean {
-    return this.seen.get(senderId)?.has(seq) === true
+    return this.applied.get(senderId)?.has(seq) === true || this.claims.get(senderId)?.has(seq) === true
   }
 
-  /** Seqs applied so far, by sender (a copy). */
+  /** The seqs this device verified and applied itself, by sender (a copy). */
   appliedSeqs(): Map<string, SeqSet> {
-    const out = new Map<string, SeqSet>()
-    for (const [sender, set] of this.seen) {
-      const copy = new SeqSet()
-      copy.addAll(set)
-      out.set(sender, copy)
-    }
-    return out
+    return copySeqMap(this.applied)
   }
 
   /** Flush, wait for storage, and stop. The docs are destroyed. */
@@ -294,6 +402,10 @@ export class Replica {
     if (this.flushTimer) clearTimeout(this.flushTimer)
     if (this.reserveRetryTimer) clearTimeout(this.reserveRetryTimer)
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
+    if (this.repairTimer) clearTimeout(this.repairTimer)
+    if (this.sweepTimer) clearTimeout(this.sweepTimer)
+    if (this.holdTimer) clearInterval(this.holdTimer)
+    this.erasure.close()
     if (this.pendingCount > 0 && this.options.signer) {
       await this.reserveSeqs()
       this.flushNow()
@@ -438,8 +550,8 @@ export class Replica {
     this.waiters = []
     const seq = this.nextSeq++
     const envelope = this.seal(EnvelopeType.Update, seq, this.encodeBatch(updates, count))
-    this.entries.set(this.append(envelope), { state: 'applied', senderId: signer.senderId, seq })
-    this.markSeen(signer.senderId, seq)
+    this.entries.set(this.append(envelope), { state: 'applied', senderId: signer.senderId, seq, type: EnvelopeType.Update })
+    this.markApplied(signer.senderId, seq)
     this.events.emit('sealed', { scope: this.scope, seq })
     this.bytesSinceSnapshot += envelope.length
     if (this.shouldCompact()) {
@@ -505,6 +617,7 @@ export class Replica {
     const sealing = this.options.keyring.sealingKey(this.scope)
     if (!sealing) throw new Error(`no sealing key for scope ${this.scope}`)
     const { epoch, key } = sealing
+    this.sealedEpoch = Math.max(this.sealedEpoch, epoch)
     return sealEnvelope({
       roomId: this.roomId,
       type,
@@ -565,14 +678,18 @@ export class Replica {
   }
 
   /**
-   * Push a snapshot covering every applied seq and delete, in the same outer transaction, every
-   * entry it covers plus entries that can never be applied (rejected). Held entries stay.
+   * Push a snapshot covering every seq this device applied and delete, in the same outer
+   * transaction, every entry it applied plus entries that can never be applied (refused). Held
+   * entries stay.
    */
   private compact(): void {
     const signer = this.options.signer
     if (!signer || this.closed || !this.canSeal()) return
     const coverage = this.appliedSeqs()
     const seq = this.nextSeq++
+    // After restoring local changes that may never have been sealed, the snapshot also claims its
+    // own seq: no peer has applied that, so none skips the state as redundant.
+    if (this.unsealedRestored) addSeq(coverage, signer.senderId, seq)
     const envelope = this.seal(
       EnvelopeType.Snapshot,
       seq,
@@ -587,7 +704,7 @@ export class Replica {
       () => {
         let runEnd = -1
         for (let i = current.length - 1; i >= -1; i--) {
-          const deletable = i >= 0 && this.isCovered(current[i]!, coverage)
+          const deletable = i >= 0 && this.isCovered(current[i]!)
           if (deletable && runEnd < 0) runEnd = i
           if (!deletable && runEnd >= 0) {
             log.delete(i + 1, runEnd - i)
@@ -599,9 +716,14 @@ export class Replica {
       },
       this.sealOrigin,
     )
-    this.entries.set(stored, { state: 'applied', senderId: signer.senderId, seq })
-    this.markSeen(signer.senderId, seq)
+    for (const bytes of current) if (this.isCovered(bytes)) this.snapshotEntries.delete(bytes)
+    this.entries.set(stored, { state: 'applied', senderId: signer.senderId, seq, type: EnvelopeType.Snapshot })
+    this.snapshotEntries.add(stored)
+    this.markApplied(signer.senderId, seq)
     this.events.emit('sealed', { scope: this.scope, seq })
+    this.repairDue = false
+    this.unsealedRestored = false
+    this.refusedInLog = { count: 0, bytes: 0 }
     this.bytesSinceSnapshot = 0
     this.lastSnapshotBytes = envelope.length
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
@@ -610,21 +732,29 @@ export class Replica {
     this.events.emit('compacted', { scope: this.scope, removed })
   }
 
-  private isCovered(bytes: Uint8Array, coverage: Map<string, SeqSet>): boolean {
-    const info = this.entries.get(bytes)
-    if (!info) return false
-    if (info.state === 'rejected') return true
-    if (info.state !== 'applied' || info.senderId === undefined || info.seq === undefined) return false
-    return coverage.get(info.senderId)?.has(info.seq) === true
+  /**
+   * Whether a compaction by this device may delete the entry: one it applied (its snapshot holds
+   * the content, whatever other snapshots claim) or one that can never apply.
+   */
+  private isCovered(bytes: Uint8Array): boolean {
+    const state = this.entries.get(bytes)?.state
+    return state === 'applied' || state === 'rejected'
   }
 
+  /**
+   * Someone else deleted entries: rewrite local storage (checkpoint first, see `LogStore`) so
+   * deleted envelopes leave the disk too — at once, but at most about once a second, so a peer
+   * deleting entry after entry cannot make this device rewrite its store for each.
+   */
   private queueStorageCompaction(): void {
     if (this.storageCompactQueued || this.closed) return
     this.storageCompactQueued = true
+    const wait = Math.max(0, this.lastStorageCompactAt + PRESSURE_INTERVAL_MS - performance.now())
     setTimeout(() => {
       this.storageCompactQueued = false
+      this.lastStorageCompactAt = performance.now()
       if (!this.closed) void this.store.compact()
-    }, 0)
+    }, wait)
   }
 
   // ── incoming ────────────────────────────────────────────────────────────────
@@ -633,30 +763,45 @@ export class Replica {
     if (this.entries.has(bytes)) return
     const parsed = parseEnvelope(bytes)
     if (!parsed.ok) return this.rejectEntry(bytes, parsed.code, parsed.reason)
-    const envelope = parsed.value
+    this.process(bytes, parsed.value)
+  }
+
+  /** Check and apply one parsed envelope; `heldSince` is set when it is retried from the hold. */
+  private process(bytes: Uint8Array, envelope: ParsedEnvelope, heldSince?: number): void {
     const senderId = envelope.senderId
     if (envelope.type === EnvelopeType.Presence) {
       return this.rejectEntry(bytes, RejectCode.UnknownType, 'presence envelope in a sealed log', senderId)
     }
+    if (this.loading && this.applied.get(senderId)?.has(envelope.seq)) {
+      // Applied in an earlier session: the checkpoint holds its content already.
+      return this.recordApplied(bytes, envelope)
+    }
     const sender = this.options.directory.resolve(senderId, envelope.seq, envelope.epoch)
-    if (sender.status === 'unknown') return this.holdEntry(bytes, RejectCode.UnknownSender, 'sender not certified yet', senderId)
+    if (sender.status === 'unknown') {
+      return this.holdEntry(bytes, envelope, RejectCode.UnknownSender, 'sender not certified yet', true, heldSince)
+    }
     if (sender.status === 'revoked') return this.rejectEntry(bytes, RejectCode.RevokedSender, 'sender revoked', senderId)
     if (sender.status === 'stale') {
       return this.rejectEntry(bytes, RejectCode.StaleEpoch, `epoch ${envelope.epoch} is past its grace window`, senderId)
     }
-    // Grants can arrive after the envelopes they allow (rooms sync independently): hold, not drop.
-    if (sender.status === 'not-granted') return this.holdEntry(bytes, RejectCode.NotGranted, 'sender not granted (yet)', senderId)
-    // Signature before key lookup: only an authentic envelope is worth holding for a missing key.
+    // Signature before anything is held for a grant or key: only an authentic envelope is worth it.
     if (!verifyEnvelope(envelope, this.roomId, sender.signPublicKey)) {
       return this.rejectEntry(bytes, RejectCode.BadSignature, 'envelope signature does not verify', senderId)
     }
+    // Grants can arrive after the envelopes they allow (rooms sync independently): hold, not drop.
+    if (sender.status === 'not-granted') {
+      return this.holdEntry(bytes, envelope, RejectCode.NotGranted, 'sender not granted (yet)', false, heldSince)
+    }
     const keys = this.options.keyring.openingKeys(this.scope, envelope.epoch)
-    if (keys.length === 0) return this.holdEntry(bytes, RejectCode.UnknownEpoch, `no key for epoch ${envelope.epoch}`, senderId)
+    if (keys.length === 0) {
+      return this.holdEntry(bytes, envelope, RejectCode.UnknownEpoch, `no key for epoch ${envelope.epoch}`, false, heldSince)
+    }
     const plaintext = decryptWithAny(envelope, this.roomId, keys)
     if (!plaintext) return this.rejectEntry(bytes, RejectCode.BadCiphertext, 'envelope does not decrypt', senderId)
     // Checked after authentication so a tampered copy of an applied envelope is reported as
-    // tampering, and only a genuine re-delivery counts as a replay.
-    if (this.seen.get(senderId)?.has(envelope.seq)) {
+    // tampering, and only a genuine re-delivery counts as a replay. Only seqs this device applied
+    // itself count: a snapshot's coverage claims never make it refuse another sender's envelope.
+    if (this.applied.get(senderId)?.has(envelope.seq)) {
       return this.rejectEntry(bytes, RejectCode.Replay, `seq ${envelope.seq} already applied`, senderId)
     }
 
@@ -668,19 +813,27 @@ export class Replica {
     } else {
       const snapshot = decodeSnapshot(plaintext)
       if (!snapshot) return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot does not decode', senderId)
-      // A peer that has applied everything the snapshot covers gains nothing from its state:
-      // anything else in it was sealed (or will be) in an envelope of its own.
-      const redundant = [...snapshot.coverage].every(([s, seqs]) => this.seen.get(s)?.covers(seqs) === true)
+      // A peer that has itself applied everything the snapshot covers gains nothing from its
+      // state: anything else in it was sealed (or will be) in an envelope of its own.
+      const redundant = [...snapshot.coverage].every(([s, seqs]) => this.applied.get(s)?.covers(seqs) === true)
       if (!redundant && !this.applyRemote(snapshot.state)) {
         return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot state does not apply', senderId)
       }
-      for (const [coveredSender, seqs] of snapshot.coverage) this.markSeenSet(coveredSender, seqs)
+      // What a sender's snapshot says about *its own* seqs is a hint for gap detection; what it
+      // claims about other senders' is not used at all (it could not be checked).
+      const own = snapshot.coverage.get(senderId)
+      if (own) addSeqs(this.claims, senderId, own)
       this.lastSnapshotBytes = bytes.length
-      this.dropCoveredHeld()
     }
-    this.entries.set(bytes, { state: 'applied', senderId, seq: envelope.seq })
-    this.markSeen(senderId, envelope.seq)
+    this.recordApplied(bytes, envelope)
     this.options.onApplied?.(senderId)
+  }
+
+  private recordApplied(bytes: Uint8Array, envelope: ParsedEnvelope): void {
+    this.entries.set(bytes, { state: 'applied', senderId: envelope.senderId, seq: envelope.seq, type: envelope.type })
+    if (envelope.type === EnvelopeType.Snapshot) this.snapshotEntries.add(bytes)
+    this.markApplied(envelope.senderId, envelope.seq)
+    if (envelope.senderId === this.options.signer?.senderId) this.sealedEpoch = Math.max(this.sealedEpoch, envelope.epoch)
   }
 
   private applyRemote(update: Uint8Array): boolean {
@@ -695,38 +848,37 @@ export class Replica {
     }
   }
 
-  /** Held entries a snapshot already covers need not be applied any more. */
-  private dropCoveredHeld(): void {
-    for (const bytes of [...this.held]) {
-      const parsed = parseEnvelope(bytes)
-      if (parsed.ok && this.seen.get(parsed.value.senderId)?.has(parsed.value.seq)) {
-        this.held.delete(bytes)
-        this.entries.set(bytes, { state: 'applied', senderId: parsed.value.senderId, seq: parsed.value.seq })
-      }
+  private markApplied(senderId: string, seq: number): void {
+    addSeq(this.applied, senderId, seq)
+  }
+
+  private holdEntry(bytes: Uint8Array, envelope: ParsedEnvelope, code: RejectCode, reason: string, unverified: boolean, since?: number): void {
+    const senderId = envelope.senderId
+    if (!this.held.add(bytes, envelope, unverified, since)) {
+      return this.rejectEntry(bytes, RejectCode.HoldLimit, `hold of this room is full (${reason})`, senderId)
     }
-  }
-
-  private markSeen(senderId: string, seq: number): void {
-    let set = this.seen.get(senderId)
-    if (!set) this.seen.set(senderId, (set = new SeqSet()))
-    set.add(seq)
-  }
-
-  private markSeenSet(senderId: string, seqs: SeqSet): void {
-    let set = this.seen.get(senderId)
-    if (!set) this.seen.set(senderId, (set = new SeqSet()))
-    set.addAll(seqs)
-  }
-
-  private holdEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId: string): void {
     this.entries.set(bytes, { state: 'held' })
-    this.held.add(bytes)
-    this.events.emit('held', { code, reason, scope: this.scope, roomId: this.roomId, senderId })
+    // A retried envelope that is still held was reported when it first arrived.
+    if (since === undefined) this.events.emit('held', { code, reason, scope: this.scope, roomId: this.roomId, senderId })
+  }
+
+  /** Held envelopes the registry never vouched for within the hold time are refused. */
+  private expireHeld(): void {
+    if (this.closed) return
+    for (const { bytes, senderId } of this.held.expired()) {
+      this.held.delete(bytes)
+      this.rejectEntry(bytes, RejectCode.HoldLimit, 'held longer than the hold time; the registry never vouched for its sender', senderId)
+    }
   }
 
   private rejectEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId?: string): void {
     this.entries.set(bytes, { state: 'rejected' })
     this.emitReject(code, reason, senderId)
+    this.refusedInLog.count++
+    this.refusedInLog.bytes += bytes.length
+    if (this.refusedInLog.count >= SWEEP_ENTRIES || this.refusedInLog.bytes >= SWEEP_BYTES || code === RejectCode.HoldLimit) {
+      this.scheduleSweep()
+    }
   }
 
   private emitReject(code: RejectCode, reason: string, senderId?: string): void {
@@ -734,6 +886,179 @@ export class Replica {
     const event: RejectedEvent = { code, reason, scope: this.scope, roomId: this.roomId }
     if (senderId !== undefined) event.senderId = senderId
     this.events.emit('rejected', event)
+  }
+
+  // ── local authority: checkpoint, erasure, repair, sweeping ──────────────────
+
+  /** Restore the newest checkpoint that opens; a corrupt one is reported and the next tried. */
+  private restore(sealedCheckpoints: Uint8Array[]): void {
+    for (const sealed of sealedCheckpoints) {
+      const checkpoint = openCheckpoint(this.options.atRestKey, this.roomId, sealed)
+      if (!checkpoint) {
+        const error = new StorageError('corrupt', `the checkpoint of room ${this.roomId} does not open; using an older one or the sealed log`)
+        this.events.emit('storage-error', { error, scope: this.scope })
+        continue
+      }
+      try {
+        Y.applyUpdate(this.inner, checkpoint.state, this.remoteOrigin)
+      } catch {
+        const error = new StorageError('corrupt', `the checkpoint state of room ${this.roomId} does not apply`)
+        this.events.emit('storage-error', { error, scope: this.scope })
+        continue
+      }
+      for (const [sender, seqs] of checkpoint.applied) addSeqs(this.applied, sender, seqs)
+      for (const [sender, seqs] of checkpoint.claims) addSeqs(this.claims, sender, seqs)
+      this.repairDue = checkpoint.repairDue
+      this.unsealedRestored = checkpoint.unsealed
+      this.sealedEpoch = checkpoint.sealedEpoch
+      if (checkpoint.extra.length > 0) this.restoredExtraBytes = checkpoint.extra
+      return
+    }
+  }
+
+  /** The checkpoint as it stands now, sealed at rest (called by the store before each rewrite). */
+  private sealedCheckpoint(): Uint8Array {
+    // Seal what is queued first, when possible, so the checkpoint holds no change the log lacks.
+    if (this.pendingCount > 0 && this.canSeal() && this.reservedUpTo >= this.nextSeq) this.flushNow()
+    const checkpoint: Checkpoint = {
+      applied: this.applied,
+      claims: this.claims,
+      state: Y.encodeStateAsUpdate(this.inner),
+      repairDue: this.repairDue,
+      unsealed: this.unsealedRestored || this.pendingCount > 0,
+      sealedEpoch: this.sealedEpoch,
+      extra: this.checkpointExtra?.() ?? new Uint8Array(0),
+    }
+    return sealCheckpoint(this.options.atRestKey, this.roomId, checkpoint)
+  }
+
+  /** True when this device can seal under a newer epoch than it last sealed under, and has sealed before. */
+  private epochMoved(): boolean {
+    const signer = this.options.signer
+    if (!signer || !this.applied.has(signer.senderId)) return false
+    const sealing = this.options.keyring.sealingKey(this.scope)
+    return sealing !== undefined && sealing.epoch > this.sealedEpoch
+  }
+
+  /** A transaction on the sealed log by anyone but this replica: deletions are checked. */
+  private onOuterTransaction(transaction: Y.Transaction, log: Y.Array<Uint8Array>): void {
+    if (this.closed || transaction.origin === this.sealOrigin || transaction.origin === STORAGE_ORIGIN) return
+    if (transaction.deleteSet.clients.size === 0) return
+    const appliedAndDeleted: Uint8Array[] = []
+    for (const bytes of deletedLogEntries(transaction, log)) {
+      const info = this.entries.get(bytes)
+      if (info?.state === 'applied') appliedAndDeleted.push(bytes)
+      else if (info?.state === 'held') this.held.delete(bytes)
+    }
+    // Snapshots leave the candidates first: a deleted snapshot cannot account for anything.
+    for (const bytes of appliedAndDeleted) this.snapshotEntries.delete(bytes)
+    if (appliedAndDeleted.length > 0) this.erasure.deleted(appliedAndDeleted)
+    this.queueStorageCompaction()
+  }
+
+  /** The Yjs extent of an entry this device applied, read from its (still present) bytes. */
+  private extentOf(bytes: Uint8Array): Extent | undefined {
+    const info = this.entries.get(bytes)
+    if (!info || info.state !== 'applied') return undefined
+    if (info.extent) return info.extent
+    const parsed = parseEnvelope(bytes)
+    if (!parsed.ok) return undefined
+    const plaintext = decryptWithAny(parsed.value, this.roomId, this.options.keyring.openingKeys(this.scope, parsed.value.epoch))
+    if (!plaintext) return undefined
+    const extent = parsed.value.type === EnvelopeType.Snapshot ? snapshotStateExtent(plaintext) : updateExtent(plaintext)
+    if (extent) info.extent = extent
+    return extent
+  }
+
+  private snapshotExtents(): Extent[] {
+    const out: Extent[] = []
+    for (const bytes of this.snapshotEntries) {
+      const extent = this.extentOf(bytes)
+      if (extent) out.push(extent)
+    }
+    return out
+  }
+
+  /** Applied entries stayed erased: report, then republish (with backoff while it keeps happening). */
+  private onErased(event: { count: number; copies: Uint8Array[] }): void {
+    if (this.closed) return
+    const what = event.count === 1 ? '1 applied entry was' : `${event.count} applied entries were`
+    this.emitReject(RejectCode.Erased, `${what} deleted from the shared log without a snapshot that contains them; republishing`)
+    this.repairDue = true
+    const now = performance.now()
+    const base = this.options.repairDelayMs ?? 500
+    this.repairBackoff = now - this.lastRepairAt < REPAIR_MAX_MS ? Math.min(this.repairBackoff * 2, REPAIR_MAX_MS) : base
+    const wait = Math.max(0, this.lastRepairAt + this.repairBackoff - now)
+    if (this.repairTimer) clearTimeout(this.repairTimer)
+    this.repairTimer = setTimeout(() => this.repair(event.copies), wait)
+    ;(this.repairTimer as { unref?: () => void }).unref?.()
+  }
+
+  /**
+   * Republish what was erased: a device that can seal pushes a snapshot of everything it holds;
+   * one that cannot (a member's registry replica) puts back the authentic envelopes it copied.
+   */
+  private repair(copies: Uint8Array[]): void {
+    this.repairTimer = undefined
+    if (this.closed) return
+    this.lastRepairAt = performance.now()
+    if (this.canSeal()) {
+      void this.compactNow().catch(() => undefined)
+      return
+    }
+    if (copies.length === 0) return
+    const log = sealedLog(this.outer)
+    Y.transact(
+      this.outer,
+      () => {
+        const start = log.length
+        log.push(copies)
+        for (let i = start; i < log.length; i++) this.receiveOwnCopy(log.get(i))
+      },
+      this.sealOrigin,
+    )
+    this.repairDue = false
+  }
+
+  /** Record a republished copy of an applied envelope as applied (it is one). */
+  private receiveOwnCopy(bytes: Uint8Array): void {
+    const parsed = parseEnvelope(bytes)
+    if (!parsed.ok) return
+    this.entries.set(bytes, { state: 'applied', senderId: parsed.value.senderId, seq: parsed.value.seq, type: parsed.value.type })
+    if (parsed.value.type === EnvelopeType.Snapshot) this.snapshotEntries.add(bytes)
+  }
+
+  /**
+   * Delete refused entries from the log — and, by the rewrite that follows, from the store — so
+   * junk a relay or peer inserts never accumulates; at most about once a second.
+   */
+  private scheduleSweep(): void {
+    if (this.sweepTimer || this.closed) return
+    const wait = Math.max(0, this.lastSweepAt + PRESSURE_INTERVAL_MS - performance.now())
+    this.sweepTimer = setTimeout(() => this.sweep(), wait)
+    ;(this.sweepTimer as { unref?: () => void }).unref?.()
+  }
+
+  private sweep(): void {
+    this.sweepTimer = undefined
+    if (this.closed) return
+    this.lastSweepAt = performance.now()
+    const log = sealedLog(this.outer)
+    const current = log.toArray()
+    let removed = 0
+    Y.transact(
+      this.outer,
+      () => {
+        for (let i = current.length - 1; i >= 0; i--) {
+          if (this.entries.get(current[i]!)?.state !== 'rejected') continue
+          log.delete(i, 1)
+          removed++
+        }
+      },
+      this.sealOrigin,
+    )
+    this.refusedInLog = { count: 0, bytes: 0 }
+    if (removed > 0) void this.store.compact()
   }
 }
 
@@ -744,6 +1069,30 @@ function decryptWithAny(envelope: ParsedEnvelope, roomId: string, keys: Uint8Arr
     if (plaintext) return plaintext
   }
   return undefined
+}
+
+/** The state vector a snapshot's state yields; `undefined` when it does not decode. */
+function snapshotStateExtent(plaintext: Uint8Array): Extent | undefined {
+  const snapshot = decodeSnapshot(plaintext)
+  return snapshot ? stateExtent(snapshot.state) : undefined
+}
+
+function addSeq(map: Map<string, SeqSet>, senderId: string, seq: number): void {
+  let set = map.get(senderId)
+  if (!set) map.set(senderId, (set = new SeqSet()))
+  set.add(seq)
+}
+
+function addSeqs(map: Map<string, SeqSet>, senderId: string, seqs: SeqSet): void {
+  let set = map.get(senderId)
+  if (!set) map.set(senderId, (set = new SeqSet()))
+  set.addAll(seqs)
+}
+
+function copySeqMap(map: Map<string, SeqSet>): Map<string, SeqSet> {
+  const out = new Map<string, SeqSet>()
+  for (const [sender, set] of map) addSeqs(out, sender, set)
+  return out
 }
 
 /** Whether a transaction changed anything (Yjs emits 'update' for exactly these). */

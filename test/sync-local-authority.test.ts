@@ -1,0 +1,144 @@
+/**
+ * Local authority on the loopback hub: a relay deleting, wiping or replaying sealed-log entries
+ * (plain Yjs operations on its copy of a room, which every device then receives) changes nothing
+ * a device has applied — running or after a restart from its store — and is reported and repaired.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent } from '../src/index.js'
+import { sealedLog } from '../src/crdt/sealed-log.js'
+import { createDeviceKeys, EnvelopeType, randomBytes, sealEnvelope } from '../src/crypto/index.js'
+import { converge, openDevice, roomOf } from './helpers/devices.js'
+
+let net: LoopbackNetwork
+const open: ContextSync[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((d) => d.close()))
+  net?.destroy()
+})
+
+const sync = { repairDelayMs: 20, compaction: { idleMs: 0 } }
+
+/** Delete every entry of a room's sealed log at the relay, as a relay can. */
+function wipeRelayLog(roomId: string): number {
+  const doc = net.relayDoc(roomId)!
+  const log = sealedLog(doc)
+  const n = log.length
+  Y.transact(doc, () => log.delete(0, log.length), 'relay')
+  return n
+}
+
+async function until(check: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await net.settle()
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+describe('local authority', () => {
+  it('a relay wiping a room loses nothing, is reported, and the devices republish for newcomers', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 11 })
+    const phoneStore = memoryStorage()
+    const pcStore = memoryStorage()
+    let phone = (await openDevice(account, net, 'phone', phoneStore, { sync })).dev
+    let pc = (await openDevice(account, net, 'pc', pcStore, { sync })).dev
+    open.push(phone, pc)
+    const erased: RejectedEvent[] = []
+    for (const d of [phone, pc]) d.on('rejected', (e) => e.code === RejectCode.Erased && erased.push(e))
+    for (let i = 0; i < 20; i++) await (i % 2 ? phone : pc).memory.remember({ text: `kept ${i}` })
+    await converge([phone, pc], net)
+    const room = roomOf(account, 'personal')
+
+    expect(wipeRelayLog(room)).toBeGreaterThan(0)
+    await net.settle()
+    for (const d of [phone, pc]) expect(d.memory.list()).toHaveLength(20)
+    await until(() => erased.length >= 2 && sealedLog(net.relayDoc(room)!).length > 0, 'report and repair')
+    expect(new Set(erased.map((e) => e.scope))).toEqual(new Set(['personal']))
+    for (const d of [phone, pc]) expect(d.rejectionCounts()[RejectCode.Erased]).toBeGreaterThan(0)
+
+    // Restart both from their stores: the checkpoint is the authority, not the wiped log.
+    await Promise.all([phone.close(), pc.close()])
+    open.length = 0
+    phone = await ContextSync.open({ storage: phoneStore, transports: [net.transport()], sync })
+    pc = await ContextSync.open({ storage: pcStore, transports: [net.transport()], sync })
+    open.push(phone, pc)
+    for (const d of [phone, pc]) expect(d.memory.list()).toHaveLength(20)
+
+    // A newcomer gets everything through the wiped-then-republished relay.
+    const glasses = (await openDevice(account, net, 'glasses', memoryStorage(), { sync })).dev
+    open.push(glasses)
+    await converge([phone, pc, glasses], net)
+    await until(() => glasses.memory.list().length === 20, 'the newcomer to receive every memory')
+  })
+
+  it('a forgotten memory does not come back when the relay wipes the log and replays its old envelope', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 12 })
+    const phoneStore = memoryStorage()
+    let phone = (await openDevice(account, net, 'phone', phoneStore, { sync })).dev
+    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync })).dev
+    open.push(phone, pc)
+    const room = roomOf(account, 'personal')
+    await phone.memory.remember({ text: 'ordinary' })
+    const secret = await phone.memory.remember({ text: 'forget-me-marker' })
+    await converge([phone, pc], net)
+    const captured = sealedLog(net.relayDoc(room)!).toArray().map((b) => b.slice())
+    await phone.memory.forget(secret.id)
+    await converge([phone, pc], net)
+
+    wipeRelayLog(room)
+    const doc = net.relayDoc(room)!
+    Y.transact(doc, () => sealedLog(doc).push(captured), 'relay')
+    await converge([phone, pc], net)
+    for (const d of [phone, pc]) {
+      expect(d.memory.get(secret.id)).toBeUndefined()
+      expect(d.memory.list().map((m) => m.text)).toEqual(['ordinary'])
+    }
+    await phone.close()
+    open.splice(open.indexOf(phone), 1)
+    phone = await ContextSync.open({ storage: phoneStore, transports: [net.transport()], sync })
+    open.push(phone)
+    await converge([phone, pc], net)
+    expect(phone.memory.get(secret.id)).toBeUndefined()
+    expect(phone.memory.list().map((m) => m.text)).toEqual(['ordinary'])
+  })
+
+  it('junk from unknown senders is bounded, refused with HoldLimit, and swept out of the store', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 13 })
+    const store = memoryStorage()
+    const phone = (await openDevice(account, net, 'phone', store, { sync: { ...sync, hold: { maxEntries: 8 } } })).dev
+    open.push(phone)
+    await converge([phone], net)
+    const room = roomOf(account, 'personal')
+    const junk: Uint8Array[] = []
+    for (let i = 0; i < 40; i++) {
+      // Structurally valid, signed by a made-up device the registry will never vouch for.
+      const stranger = createDeviceKeys()
+      junk.push(
+        sealEnvelope({
+          roomId: room,
+          type: EnvelopeType.Update,
+          epoch: 0,
+          seq: 1,
+          sender: stranger.deviceIdBytes,
+          signSecretKey: stranger.signSecretKey,
+          key: randomBytes(32),
+          plaintext: randomBytes(10_000),
+        }),
+      )
+    }
+    const doc = net.relayDoc(room)!
+    Y.transact(doc, () => sealedLog(doc).push(junk), 'relay')
+    await converge([phone], net)
+    await until(() => (phone.rejectionCounts()[RejectCode.HoldLimit] ?? 0) >= 32, 'refusals past the hold')
+    await new Promise((r) => setTimeout(r, 1_200)) // one sweep interval
+    await phone.flush()
+    const stored = (await store.loadRange(['replica', room])).reduce((n, c) => n + c.data.length, 0)
+    expect(stored).toBeLessThan(8 * 10_000 + 50_000)
+    expect(sealedLog(phone.replica('personal')!.outer).length).toBeLessThanOrEqual(8 + 2)
+  })
+})
