@@ -45,7 +45,7 @@ describe('memory export / import', () => {
     expect(report.rejected).toHaveLength(lines(file).length)
   })
 
-  it('exports signed JSONL; a fresh account imports it, verified on its own, idempotently', async () => {
+  it('exports signed JSONL; a fresh account trusting it imports it, verified on its own, idempotently', async () => {
     const { phone, items } = await source()
     const file = await phone.memory.export({ scope: 'personal' }).text()
     const [header, ...rest] = lines(file)
@@ -62,14 +62,16 @@ describe('memory export / import', () => {
 
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
-    const report = await fresh.memory.import(file)
+    const trust = { trust: [phone.accountId] }
+    const report = await fresh.memory.import(file, trust)
     expect(report).toEqual({ accountId: phone.accountId, signer: phone.deviceId, imported: 3, skipped: 0, rejected: [] })
-    for (const item of items) expect(fresh.memory.get(item.id)).toEqual(item)
+    // Marked as the other account's; everything else as exported.
+    for (const item of items) expect(fresh.memory.get(item.id)).toEqual({ ...item, source: { ...item.source, accountId: phone.accountId } })
     expect(fresh.memory.history(items[2]!.id).map((m) => m.text)).toEqual(['Lives in Berlin', 'Lives in Lisbon'])
     expect(fresh.memory.recall({ embedding: [0.25, 0.5, 1, 0], limit: 1 })[0]?.id).toBe(items[2]!.id)
 
     // Again: nothing new.
-    expect(await fresh.memory.import(file)).toMatchObject({ imported: 0, skipped: 3, rejected: [] })
+    expect(await fresh.memory.import(file, trust)).toMatchObject({ imported: 0, skipped: 3, rejected: [] })
     expect(fresh.memory.list({ includeSuperseded: true })).toHaveLength(3)
   })
 
@@ -99,7 +101,8 @@ describe('memory export / import', () => {
     }
     const reported: RejectedEvent[] = []
     fresh.on('rejected', (e) => reported.push(e))
-    const report = await fresh.memory.import(chunks())
+    const trust = { trust: [phone.accountId] }
+    const report = await fresh.memory.import(chunks(), trust)
     expect(report.imported).toBe(1)
     // Refused lines are reported and counted like any refused input.
     expect(reported.map((e) => [e.source, e.line, e.code, e.senderId])).toEqual(bad.map(([line, code]) => ['import', line, code, phone.deviceId]))
@@ -113,7 +116,7 @@ describe('memory export / import', () => {
     const header = JSON.parse(exported[0]!) as Record<string, unknown>
     const other = JSON.parse(lines(await fresh.memory.export({ scope: 'personal' }).text())[0]!) as Record<string, unknown>
     const forged = [JSON.stringify({ ...header, signPublicKey: other.signPublicKey }), ...exported.slice(1)]
-    const forgedReport = await fresh.memory.import(forged)
+    const forgedReport = await fresh.memory.import(forged, trust)
     expect(forgedReport.imported).toBe(0)
     expect(forgedReport.rejected.map((r) => [r.line, r.code])).toEqual([
       [1, RejectCode.BadSignature],
@@ -123,7 +126,7 @@ describe('memory export / import', () => {
     ])
     // A certificate field edited after signing breaks the header signature.
     const swapped = [JSON.stringify({ ...header, certificate: other.certificate }), ...exported.slice(1)]
-    expect((await fresh.memory.import(swapped)).rejected[0]).toMatchObject({ line: 1, code: RejectCode.BadSignature })
+    expect((await fresh.memory.import(swapped, trust)).rejected[0]).toMatchObject({ line: 1, code: RejectCode.BadSignature })
     // A self-consistent file by a device whose certificate is not signed by the named account's root.
     const victim = accountKeys(await createAccount())
     const intruder = createDeviceKeys()
@@ -136,7 +139,7 @@ describe('memory export / import', () => {
       certificate: issueCertificate(accountKeys(await createAccount()), intruder, { kind: 'pc', name: 'x', role: 'owner' }),
     }
     const fake = headerLine(signer, 'personal', 1, Date.now(), 'e1') + memoryLine(signer, items[0]!, { exportId: 'e1', index: 1 })
-    expect((await fresh.memory.import(fake)).rejected.map((r) => [r.line, r.code])).toEqual([
+    expect((await fresh.memory.import(fake, { trust: [victim.accountId] })).rejected.map((r) => [r.line, r.code])).toEqual([
       [1, RejectCode.UnknownSender],
       [2, RejectCode.UnknownSender],
     ])
@@ -152,20 +155,21 @@ describe('memory export / import', () => {
     expect(exported.length).toBe(4)
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
-    const codes = async (file: string[]) => (await fresh.memory.import(file)).rejected.map((r) => [r.line, r.code])
+    const trust = { trust: [phone.accountId] }
+    const codes = async (file: string[]) => (await fresh.memory.import(file, trust)).rejected.map((r) => [r.line, r.code])
     // A line of another export by the same device: not this export's (and its memory is missing).
     expect(await codes([exported[0]!, other[1]!, exported[2]!, exported[3]!])).toEqual([
       [2, RejectCode.BadSignature],
       [5, RejectCode.Malformed],
     ])
     // A line lost in the middle costs only itself: the others import, the gap is named.
-    const gap = await fresh.memory.import([exported[0]!, exported[1]!, exported[3]!])
+    const gap = await fresh.memory.import([exported[0]!, exported[1]!, exported[3]!], trust)
     expect(gap.imported + gap.skipped).toBe(2)
     expect(gap.rejected).toEqual([{ line: 4, code: RejectCode.Malformed, reason: expect.stringMatching(/1 of its 3 memories missing \(n = 2\)/) }])
     // Reordered lines are fine: each states its number.
     const again = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(again)
-    const reordered = await again.memory.import([exported[0]!, exported[3]!, exported[1]!, exported[2]!])
+    const reordered = await again.memory.import([exported[0]!, exported[3]!, exported[1]!, exported[2]!], trust)
     expect(reordered).toMatchObject({ imported: 3, rejected: [] })
     // A line claiming a number the header does not have.
     const forgedN = JSON.stringify({ ...JSON.parse(exported[1]!), n: 9 })
@@ -190,7 +194,7 @@ describe('memory export / import', () => {
     file.push(memoryLine(signer, { ...base, id: 'good' }, { exportId: 'e2', index: bad.length + 1 }))
     const fresh = await ContextSync.open({ account: await createAccount(), device: { kind: 'pc' }, storage: memoryStorage() })
     open.push(fresh)
-    const report = await fresh.memory.import(file.join(''))
+    const report = await fresh.memory.import(file.join(''), { trust: [phone.accountId] })
     expect(report.imported).toBe(2)
     expect(report.rejected.map((r) => [r.line, r.code])).toEqual([2, 3, 4].map((line) => [line, RejectCode.BadPayload]))
     expect(report.rejected.map((r) => r.reason)).toEqual([

@@ -12,7 +12,7 @@
  * | `text` `scope` `kind` | string | what is remembered, where, as what |
  * | `tags` | string[] | |
  * | `createdAt` `updatedAt` | number (ms) | |
- * | `source` | `{ deviceId, sessionId?, turnId? }` | provenance |
+ * | `source` | `{ deviceId, sessionId?, turnId?, accountId? }` | provenance (`accountId`: another account's, on import) |
  * | `confidence` | number 0..1 | |
  * | `validFrom` `validTo` | number (ms) | when the fact is true in the world |
  * | `expiresAt` | number (ms) | after this the item is hidden everywhere and swept |
@@ -41,6 +41,11 @@ export interface MemorySource {
   sessionId?: string
   /** The turn it was learned from. */
   turnId?: string
+  /**
+   * The account `deviceId` belongs to, when it is not this one: set by `memory.import` on memories
+   * from another account's file (WIRE.md "memories"). Absent for the account's own memories.
+   */
+  accountId?: string
 }
 
 /** A memory item as the app sees it. Plain data; a fresh object on every read. */
@@ -290,6 +295,8 @@ function readSource(source: MemorySource): MemorySource {
   const out: MemorySource = { deviceId: source.deviceId }
   if (typeof source.sessionId === 'string') out.sessionId = source.sessionId
   if (typeof source.turnId === 'string') out.turnId = source.turnId
+  // Kept only in the form import writes: a reader must never show a malformed value as an account.
+  if (typeof source.accountId === 'string' && /^[0-9a-f]{32}$/.test(source.accountId)) out.accountId = source.accountId
   return out
 }
 

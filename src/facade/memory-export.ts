@@ -23,6 +23,10 @@
  * - The file verifies on its own: `accountId` must be the hash of `rootPublicKey`, `certificate`
  *   must be a device certificate signed by that root for `signer` with `signPublicKey`. Importing
  *   into the same account also accepts a signer whose certificate is already in the registry.
+ * - Verifying proves the file intact, not that its account is one to listen to: anyone can make
+ *   an account. The importer decides whom it trusts (its own account, plus the accounts it names),
+ *   and {@link admitForeignMemory} limits what a trusted *other* account's memory may claim
+ *   (WIRE.md "Memory export", THREAT_MODEL.md "Someone who hands you a file").
  *
  * @module
  */
@@ -30,6 +34,7 @@ import { decodeEmbedding, encodeEmbedding, MEMORY_KINDS, type MemoryItem } from 
 import { reject, RejectCode, type Checked } from '../crypto/codes.js'
 import { accountKeysFromPublicKey, keyId, verifyCertificate } from '../crypto/index.js'
 import { signDetached, verifyDetached } from '../crypto/primitives.js'
+import type { DeviceCertificate } from '../crypto/certificate.js'
 import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../util/bytes.js'
 import { ValidationError } from '../errors.js'
 import { requireEmbedding, requireLabel } from './json.js'
@@ -151,6 +156,8 @@ export interface TrustedSigner {
   accountId: string
   deviceId: string
   signPublicKey: Uint8Array
+  /** The signer's role, from its registered certificate when the importer has one, else the file's. */
+  role: DeviceCertificate['role']
   scope: string
   /** Memories the header promises. */
   count: number
@@ -159,13 +166,13 @@ export interface TrustedSigner {
 }
 
 /**
- * Parse and verify a header line. `registryKey` returns the signing key the importing device's
+ * Parse and verify a header line. `registered` returns the certificate the importing device's
  * registry holds for a device of *its own* account (if any); otherwise the certificate in the
  * header must verify against the header's root key.
  */
 export function verifyHeader(
   line: string,
-  registryKey: (accountId: string, deviceId: string) => Uint8Array | undefined,
+  registered: (accountId: string, deviceId: string) => Pick<DeviceCertificate, 'signPublicKey' | 'role'> | undefined,
 ): Checked<TrustedSigner> {
   const parsed = parseJsonLine(line)
   if (!parsed.ok) return parsed
@@ -194,17 +201,121 @@ export function verifyHeader(
   if (!verifyDetached(HEADER_DOMAIN, utf8(canonicalJson(unsigned)), sig, signPublicKey)) {
     return reject(RejectCode.BadSignature, 'header signature does not verify')
   }
-  const known = registryKey(accountId, deviceId)
+  const known = registered(accountId, deviceId)
+  let role: DeviceCertificate['role']
   if (known) {
-    if (!bytesEqual(known, signPublicKey)) return reject(RejectCode.BadSignature, 'signer key differs from its registered certificate')
+    if (!bytesEqual(known.signPublicKey, signPublicKey)) return reject(RejectCode.BadSignature, 'signer key differs from its registered certificate')
+    role = known.role
   } else {
     const cert = verifyCertificate(accountKeysFromPublicKey(rootPublicKey), certificate)
     if (!cert.ok) return reject(cert.code === RejectCode.BadSignature ? RejectCode.UnknownSender : cert.code, `certificate: ${cert.reason}`)
     if (cert.value.deviceId !== deviceId || !bytesEqual(cert.value.signPublicKey, signPublicKey)) {
       return reject(RejectCode.UnknownSender, 'certificate does not name the signer')
     }
+    role = cert.value.role
   }
-  return { ok: true, value: { accountId, deviceId, signPublicKey, scope: h.scope as string, count: h.count, exportId: h.exportId } }
+  return { ok: true, value: { accountId, deviceId, signPublicKey, role, scope: h.scope as string, count: h.count, exportId: h.exportId } }
+}
+
+/** Account ids as `accountId` prints them: hex of a 16-byte hash, lowercase. */
+const ACCOUNT_ID = /^[0-9a-f]{32}$/
+
+/** True for a well-formed account id (32 lowercase hex characters). */
+function isAccountId(value: unknown): value is string {
+  return typeof value === 'string' && ACCOUNT_ID.test(value)
+}
+
+/** Throw `ValidationError` unless `value` is an account id. */
+export function requireAccountId(value: unknown, name: string): string {
+  if (!isAccountId(value)) throw new ValidationError(`${name} must be an account id (32 lowercase hex characters), got ${describeValue(value)}`)
+  return value
+}
+
+/** Throw `ValidationError` unless `value` is undefined or an array of account ids. */
+export function requireAccountIds(value: unknown, name: string): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw new ValidationError(`${name} must be an array of account ids, got ${describeValue(value)}`)
+  return value.map((id, i) => requireAccountId(id, `${name}[${i}]`))
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  return Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value
+}
+
+/** What an import knows about the importing device's own account, to keep foreign files out of it. */
+export interface ImportingAccount {
+  accountId: string
+  /** True when `deviceId` is this device or any device its registry certified (revoked ones too). */
+  isOwnDevice(deviceId: string): boolean
+  /** True when the registry lets device `deviceId` of this account hold `scope`. */
+  holds(deviceId: string, scope: string): boolean
+  /** True when a memory with this id was on the device before the import began. */
+  heldBefore(id: string): boolean
+}
+
+/**
+ * What a verified memory of a trusted file may bring (`item.scope` is the scope the memory names):
+ * from a member device of the importing account, only memories of scopes it is granted — its own
+ * writes are limited so, and a file must not widen that; owners hold the root and can derive every
+ * scope key, so their files are the account's word. From another account, what
+ * {@link admitForeignMemory} lets through.
+ */
+export function admitMemory(item: MemoryItem, signer: TrustedSigner, own: ImportingAccount, allowInstructions: boolean): Checked<MemoryItem> {
+  if (signer.accountId !== own.accountId) return admitForeignMemory(item, signer.accountId, own, allowInstructions)
+  if (signer.role === 'member' && !own.holds(signer.deviceId, item.scope)) {
+    return reject(
+      RejectCode.NotGranted,
+      `signer ${signer.deviceId} is a member device not granted scope '${item.scope}', so it cannot have exported this memory`,
+    )
+  }
+  return { ok: true, value: item }
+}
+
+/**
+ * The rules for a memory from a trusted file of *another* account (WIRE.md "Memory export",
+ * what the signer may bring). It may bring facts, but not pass them off as the importing account's: stated provenance
+ * is all a reader has (WIRE.md "Provenance is stated, not proven"), so the item is marked with the
+ * account that wrote it, and a claim only the importing account could truthfully make is refused.
+ *
+ * - `source.accountId` is set to the file's account unless the memory already names a third
+ *   account (the file's account imported it from there, and vouches for that by signing it).
+ * - A memory naming the importing account, or one of its devices, as its source → `WrongAccount`:
+ *   device ids are hashes of device keys, so no honest file of another account names one.
+ * - `supersedes` / `supersededBy` naming a memory the device held before → `WrongAccount`: that
+ *   would make an injected item a version of the account's own (shown by `history`, deleted
+ *   with it by `forget(id, { history: true })`).
+ * - `kind: 'instruction'` → `NotGranted` unless `allowInstructions`: an instruction steers the
+ *   assistant, so another account's are taken only when the caller asks for them by name.
+ *
+ * Returns the item to write (a copy), or why not.
+ */
+export function admitForeignMemory(
+  item: MemoryItem,
+  fileAccount: string,
+  own: ImportingAccount,
+  allowInstructions: boolean,
+): Checked<MemoryItem> {
+  const from = `the file is from account ${fileAccount}`
+  if (item.source.accountId === own.accountId) {
+    return reject(RejectCode.WrongAccount, `memory names this account (${own.accountId}) as its source, but ${from}`)
+  }
+  if (own.isOwnDevice(item.source.deviceId)) {
+    return reject(RejectCode.WrongAccount, `memory names device ${item.source.deviceId} of this account as its source, but ${from}`)
+  }
+  for (const link of ['supersedes', 'supersededBy'] as const) {
+    const target = item[link]
+    if (target !== undefined && own.heldBefore(target)) {
+      return reject(RejectCode.WrongAccount, `memory links (${link}) to memory ${target} of this account, but ${from}, which cannot add versions to it`)
+    }
+  }
+  if (item.kind === 'instruction' && !allowInstructions) {
+    return reject(
+      RejectCode.NotGranted,
+      `instruction memories of account ${fileAccount} import only with import(lines, { trust: ['${fileAccount}'], allowInstructions: true })`,
+    )
+  }
+  return { ok: true, value: { ...item, source: { ...item.source, accountId: item.source.accountId ?? fileAccount } } }
 }
 
 /**
@@ -268,6 +379,7 @@ function importedMemory(m: Record<string, unknown>): Checked<MemoryItem> {
     }
     if (source.sessionId !== undefined) item.source.sessionId = requireId(source.sessionId, 'source.sessionId')
     if (source.turnId !== undefined) item.source.turnId = requireId(source.turnId, 'source.turnId')
+    if (source.accountId !== undefined) item.source.accountId = requireAccountId(source.accountId, 'source.accountId')
     const confidence = optionalNumber(m.confidence, 'confidence', 0, 1)
     if (confidence !== undefined) item.confidence = confidence
     for (const key of ['validFrom', 'validTo', 'expiresAt'] as const) {

@@ -33,12 +33,16 @@ import { ownCertificateBytes, type DeviceIdentity } from './identity.js'
 import { randomId } from './ids.js'
 import { requireEmbedding, requireLabel } from './json.js'
 import {
+  admitMemory,
   headerLine,
   memoryLine,
   readLines,
+  requireAccountId,
+  requireAccountIds,
   verifyHeader,
   verifyMemoryLine,
   type ExportSigner,
+  type ImportingAccount,
   type ImportSource,
   type TrustedSigner,
 } from './memory-export.js'
@@ -217,12 +221,30 @@ export interface MemoryExport extends AsyncIterable<string> {
   text(): Promise<string>
 }
 
-/** Options of {@link MemoryApi.import}. */
+/**
+ * Options of {@link MemoryApi.import}. Files of this device's own account are always trusted;
+ * a file of any other account is refused whole (`WrongAccount`) unless named in `trust` or
+ * `accountId`.
+ */
 export interface ImportOptions {
   /** Import into this scope instead of the one each memory names. */
   scope?: string
-  /** Refuse files of any other account (`WrongAccount` for every line). */
+  /**
+   * Accept only files of this account (`WrongAccount` for every line of any other). Naming an
+   * account here trusts it, as `trust: [accountId]` does.
+   */
   accountId?: string
+  /**
+   * Other accounts whose files to accept (account ids, 32 lowercase hex characters). Their
+   * memories are marked with `source.accountId`, and may not claim this account or its devices,
+   * nor link to memories already here (WIRE.md "Memory export").
+   */
+  trust?: string[]
+  /**
+   * Also accept `kind: 'instruction'` memories from trusted other accounts (refused with
+   * `NotGranted` otherwise). Default false: an instruction steers the assistant.
+   */
+  allowInstructions?: boolean
 }
 
 /** What {@link MemoryApi.import} did. */
@@ -564,13 +586,17 @@ export class MemoryApi {
    * Import a signed JSONL export (a string, lines, or a stream of chunks). Every line is verified
    * against the signer named in the header — a certified device of this account (registry), or,
    * for a file from another account, the certificate in the header checked against that account's
-   * root key in the header. Idempotent: memories whose id is already here are skipped. A line
-   * that fails is refused with a {@link RejectCode} and reported; the rest still import.
+   * root key in the header. Only this account's files are trusted unless `options.trust` (or
+   * `options.accountId`) names another; a trusted other account's memories are marked with
+   * `source.accountId` and cannot pose as this account's (WIRE.md "Memory export").
+   * Idempotent: memories whose id is already here are skipped. A line that fails is refused with
+   * a {@link RejectCode} and reported; the rest still import.
    *
    * @example
    * ```ts
-   * const report = await fresh.memory.import(file)
+   * const report = await phone.memory.import(file)
    * // { accountId, signer, imported: 12, skipped: 0, rejected: [{ line: 5, code: RejectCode.BadSignature, … }] }
+   * await phone.memory.import(fileFromAnotherAccount, { trust: [thatAccountId] })
    * ```
    */
   async import(source: ImportSource, options: ImportOptions = {}): Promise<ImportReport> {
@@ -579,15 +605,30 @@ export class MemoryApi {
       throw new ValidationError('import(source) takes a string, bytes, an iterable of lines or an async iterable of chunks')
     }
     const opts = requireObject(options, 'import(source, options)')
+    const identity = this.identity
+    if (!identity) throw new ConfigError('import needs the device identity; this MemoryApi was built without one')
     const targetScope = opts.scope === undefined ? undefined : this.scopes.replica(opts.scope).scope
-    const expectAccount = opts.accountId === undefined ? undefined : requireId(opts.accountId, 'accountId')
+    const expectAccount = opts.accountId === undefined ? undefined : requireAccountId(opts.accountId, 'accountId')
+    const trusted = new Set(requireAccountIds(opts.trust, 'trust'))
+    if (opts.allowInstructions !== undefined && typeof opts.allowInstructions !== 'boolean') {
+      throw new ValidationError('options.allowInstructions must be a boolean')
+    }
+    const allowInstructions = opts.allowInstructions === true
     const report: ImportReport = { imported: 0, skipped: 0, rejected: [] }
-    const registry = this.identity?.registry
-    const ownAccount = this.identity?.account.accountId
+    const registry = identity.registry
+    const ownAccount = identity.account.accountId
+    trusted.add(ownAccount)
+    const seenIds = new Set<string>()
+    const importing: ImportingAccount = {
+      accountId: ownAccount,
+      isOwnDevice: (deviceId) => deviceId === this.scopes.deviceId || registry.certificate(deviceId) !== undefined || registry.revocation(deviceId) !== undefined,
+      holds: (deviceId, scope) => registry.holds(deviceId, scope),
+      // Items of this file are locatable once a batch is written; only those are not the account's own.
+      heldBefore: (id) => !seenIds.has(id) && this.locate(id) !== undefined,
+    }
     let signer: TrustedSigner | undefined
     let headerFailure: { code: RejectCodeType; reason: string } | undefined
     const pending = new Map<Replica, MemoryItem[]>()
-    const seenIds = new Set<string>()
     const touched = new Set<Replica>()
     const flush = (): void => {
       for (const [replica, items] of pending) {
@@ -605,7 +646,7 @@ export class MemoryApi {
     const refuse = (code: RejectCodeType, reason: string, scope = targetScope ?? ''): void => {
       report.rejected.push({ line: lineNo, code, reason })
       // Counted and reported like any refused input (`dev.rejectionCounts()`, `dev.on('rejected')`).
-      this.identity?.reportRejection({
+      identity.reportRejection({
         code,
         reason: `import: ${reason}`,
         scope,
@@ -621,19 +662,31 @@ export class MemoryApi {
       if (line.trim().length === 0) continue
       if (!signer && !headerFailure) {
         const header = verifyHeader(line, (accountId, deviceId) =>
-          accountId === ownAccount ? registry?.certificate(deviceId)?.signPublicKey : undefined,
+          accountId === ownAccount ? registry.certificate(deviceId) : undefined,
         )
         if (!header.ok) headerFailure = { code: header.code, reason: `header: ${header.reason}` }
-        else if (header.value.accountId === ownAccount && registry?.revocation(header.value.deviceId)) {
-          // Its key may be in other hands now, and `exportedAt` is its own claim: refuse it whole.
-          headerFailure = { code: RejectCode.RevokedSender, reason: `header: signed by revoked device ${header.value.deviceId}` }
-        } else if (expectAccount !== undefined && header.value.accountId !== expectAccount) {
-          headerFailure = { code: RejectCode.WrongAccount, reason: `file is from account ${header.value.accountId}, not ${expectAccount}` }
-        } else {
-          signer = header.value
-          report.accountId = signer.accountId
-          report.signer = signer.deviceId
-          continue
+        else {
+          const { accountId, deviceId } = header.value
+          // The header verified: who sent it is known, even when it is refused.
+          report.accountId = accountId
+          report.signer = deviceId
+          if (accountId === ownAccount && registry.revocation(deviceId)) {
+            // Its key may be in other hands now, and `exportedAt` is its own claim: refuse it whole.
+            headerFailure = { code: RejectCode.RevokedSender, reason: `header: signed by revoked device ${deviceId}` }
+          } else if (expectAccount !== undefined && accountId !== expectAccount) {
+            headerFailure = { code: RejectCode.WrongAccount, reason: `file is from account ${accountId}, not ${expectAccount}` }
+          } else if (expectAccount === undefined && !trusted.has(accountId)) {
+            // Anyone can make an account and sign a file with it: verifying proves the file
+            // intact, not that its account is one to listen to (THREAT_MODEL.md "Someone who
+            // hands you a file").
+            headerFailure = {
+              code: RejectCode.WrongAccount,
+              reason: `file is from account ${accountId}, which is not trusted: an import trusts this device's own account and the accounts named in options.trust; to import it, pass import(lines, { trust: ['${accountId}'] })`,
+            }
+          } else {
+            signer = header.value
+            continue
+          }
         }
         refuse(headerFailure.code, headerFailure.reason)
         continue
@@ -662,14 +715,22 @@ export class MemoryApi {
         continue
       }
       if (seenIds.has(item.id) || this.locate(item.id) || isExpired(item, now)) {
+        // Before the rules below: nothing is written, and a file that went to another account
+        // and came back skips the memories that were this account's instead of refusing them.
         report.skipped++
         continue
       }
-      seenIds.add(item.id)
-      item.scope = replica.scope
+      const admitted = admitMemory(item, signer, importing, allowInstructions)
+      if (!admitted.ok) {
+        refuse(admitted.code, admitted.reason, replica.scope)
+        continue
+      }
+      const accepted = admitted.value
+      seenIds.add(accepted.id)
+      accepted.scope = replica.scope
       let list = pending.get(replica)
       if (!list) pending.set(replica, (list = []))
-      list.push(item)
+      list.push(accepted)
       report.imported++
       if (++pendingCount >= IMPORT_BATCH) {
         flush()
