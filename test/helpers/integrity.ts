@@ -1,0 +1,307 @@
+/**
+ * Fixtures for the integrity tests: devices over real sockets through a tampering relay
+ * (`src/testing/tampering-relay.ts`), on SQLite files in a temp dir so they can be closed and
+ * reopened, plus the attacker's tools — forging envelopes with a device's stolen keys, finding the
+ * envelope that carries a marker, trying every key a device holds.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import {
+  ContextSync,
+  memoryStorage,
+  type Account,
+  type DeviceKind,
+  type RejectedEvent,
+  type StorageAdapter,
+  type SyncLagEvent,
+  type SyncOptions,
+  type Transport,
+} from '../../src/index.js'
+import { websocketTransport } from '../../src/adapters/websocket.js'
+import { sqliteStorage } from '../../src/adapters/sqlite-storage.js'
+import { accountKeys } from '../../src/facade/account.js'
+import { insertMemory } from '../../src/crdt/memory.js'
+import {
+  decodeDeviceKeys,
+  decryptEnvelope,
+  EnvelopeType,
+  ownerKeyring,
+  parseEnvelope,
+  sealEnvelope,
+  type DeviceKeyring,
+  type DeviceKeys,
+} from '../../src/crypto/index.js'
+import { decodeSnapshot } from '../../src/sync/snapshot.js'
+import { createTamperingRelay, type TamperingRelay } from '../../src/testing/tampering-relay.js'
+import type { EnvelopeInfo } from '../../src/testing/sealed-log-tamper.js'
+
+/**
+ * Sync options the integrity fix adds (`epochGraceMs`, `hold`), typed here until `SyncOptions`
+ * has them: a value of this type passes where `SyncOptions` is expected.
+ */
+export type IntegritySyncOptions = SyncOptions & {
+  /** How long envelopes under the previous key epoch are still accepted after a rotation. */
+  epochGraceMs?: number
+  /** Bounds on envelopes held for an unknown sender or key. */
+  hold?: { timeoutMs?: number; maxEntries?: number; maxBytes?: number }
+}
+
+/** One device of a fixture, with everything it reported. */
+export interface FixtureDevice {
+  dev: ContextSync
+  kind: DeviceKind
+  storage: StorageAdapter
+  /** SQLite file, when the device is on SQLite (it can then be reopened). */
+  path: string | undefined
+  sync: IntegritySyncOptions
+  rejected: RejectedEvent[]
+  held: RejectedEvent[]
+  lags: SyncLagEvent[]
+}
+
+/** Resolve once `predicate` holds (polling every 20 ms); throw after `timeoutMs`. */
+export async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const start = Date.now()
+  while (!predicate()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/** Poll `predicate` for up to `timeoutMs`; resolve with whether it came to hold (never throws). */
+export async function eventually(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
+  const start = Date.now()
+  while (!predicate()) {
+    if (Date.now() - start > timeoutMs) return false
+    await sleep(20)
+  }
+  return true
+}
+
+/** Sleep. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * A tampering relay, devices connected to it over `websocketTransport`, and a temp dir for their
+ * SQLite files; {@link close} tears everything down (call it in `afterEach`).
+ */
+export class IntegrityFixture {
+  private readonly cleanups: Array<() => Promise<void> | void> = []
+  private readonly devices = new Set<FixtureDevice>()
+  private dir: string | undefined
+  private counter = 0
+
+  private constructor(readonly relay: TamperingRelay) {}
+
+  /** Start a fixture with its own tampering relay on 127.0.0.1, port 0. */
+  static async start(): Promise<IntegrityFixture> {
+    return new IntegrityFixture(await createTamperingRelay({ host: '127.0.0.1', port: 0 }))
+  }
+
+  /** A websocket transport to the fixture's relay (closed with the fixture). */
+  transport(): Transport {
+    const transport = websocketTransport({
+      url: this.relay.url,
+      WebSocketPolyfill: WebSocket as never,
+      maxBackoffTime: 200,
+      refusedBackoffTime: 200,
+    })
+    this.cleanups.push(() => transport.close())
+    return transport
+  }
+
+  /** A fresh SQLite path in the fixture's temp dir. */
+  sqlitePath(name: string): string {
+    this.dir ??= mkdtempSync(join(tmpdir(), 'contextsync-integrity-'))
+    return join(this.dir, `${name}-${++this.counter}.db`)
+  }
+
+  /** Open an owner device of `account` (SQLite unless `store: 'memory'`). */
+  async owner(
+    account: Account,
+    kind: DeviceKind,
+    options: { store?: 'sqlite' | 'memory'; sync?: IntegritySyncOptions } = {},
+  ): Promise<FixtureDevice> {
+    const { storage, path } = this.storage(kind, options.store)
+    const sync = options.sync ?? {}
+    const dev = await ContextSync.open({ account, device: { kind, name: `Integrity ${kind}` }, storage, transports: [this.transport()], sync })
+    return this.track({ dev, kind, storage, path, sync })
+  }
+
+  /** Pair a member device with `owner` (invite + join), SQLite unless `store: 'memory'`. */
+  async member(
+    owner: ContextSync,
+    kind: DeviceKind,
+    options: { scopes?: string[]; store?: 'sqlite' | 'memory'; sync?: IntegritySyncOptions } = {},
+  ): Promise<FixtureDevice> {
+    const { storage, path } = this.storage(kind, options.store)
+    const sync = options.sync ?? {}
+    const invite = await owner.devices.invite({ kind, name: `Integrity ${kind}`, ...(options.scopes && { scopes: options.scopes }) })
+    const dev = await ContextSync.join({
+      invite: invite.code,
+      device: { kind, name: `Integrity ${kind}` },
+      storage,
+      transports: [this.transport()],
+      sync,
+      timeoutMs: 15_000,
+    })
+    return this.track({ dev, kind, storage, path, sync })
+  }
+
+  /**
+   * Close a SQLite device and open it again from its file alone (no `device:` option, as an app
+   * does after a restart). The returned device replaces the old one.
+   */
+  async reopen(device: FixtureDevice): Promise<FixtureDevice> {
+    if (!device.path) throw new Error('only SQLite devices can be reopened')
+    await this.shut(device)
+    const storage = sqliteStorage({ path: device.path })
+    this.cleanups.push(() => storage.close())
+    const dev = await ContextSync.open({ storage, transports: [this.transport()], sync: device.sync })
+    return this.track({ dev, kind: device.kind, storage, path: device.path, sync: device.sync })
+  }
+
+  /** Close a device and its storage (it stays closed). */
+  async shut(device: FixtureDevice): Promise<void> {
+    this.devices.delete(device)
+    await device.dev.close()
+    await (device.storage as { close?: () => Promise<void> }).close?.()
+  }
+
+  /** Close every device, transport and the relay, and delete the temp dir. */
+  async close(): Promise<void> {
+    for (const device of [...this.devices]) await this.shut(device).catch(() => undefined)
+    for (const cleanup of this.cleanups.splice(0).reverse()) await cleanup()
+    await this.relay.close()
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  private storage(kind: string, store: 'sqlite' | 'memory' = 'sqlite'): { storage: StorageAdapter; path: string | undefined } {
+    if (store === 'memory') return { storage: memoryStorage(), path: undefined }
+    const path = this.sqlitePath(kind)
+    const storage = sqliteStorage({ path })
+    this.cleanups.push(() => storage.close())
+    return { storage, path }
+  }
+
+  private track(input: Omit<FixtureDevice, 'rejected' | 'held' | 'lags'>): FixtureDevice {
+    const device: FixtureDevice = { ...input, rejected: [], held: [], lags: [] }
+    device.dev.on('rejected', (e) => device.rejected.push(e))
+    device.dev.on('held', (e) => device.held.push(e))
+    device.dev.on('sync-lag', (e) => device.lags.push(e))
+    this.devices.add(device)
+    return device
+  }
+}
+
+/** The device keys in a device's store (what an attacker holding its disk, or the device, has). */
+export async function deviceKeysOf(storage: StorageAdapter): Promise<DeviceKeys> {
+  const bytes = await storage.load(['keys', 'device'])
+  if (!bytes) throw new Error('no device keys in this store')
+  const keys = decodeDeviceKeys(bytes)
+  if (!keys.ok) throw new Error(`device keys do not decode: ${keys.reason}`)
+  return keys.value
+}
+
+/** A device's keyring (private in `ContextSync`; the integrity tests try every key it holds). */
+export function keyringOf(dev: ContextSync): DeviceKeyring {
+  return (dev as unknown as { keyring: DeviceKeyring }).keyring
+}
+
+/** The scope key of one epoch, derived from the account root (tests only). */
+export function scopeKey(account: Account, scope: string, epoch: number): Uint8Array {
+  const key = ownerKeyring(accountKeys(account)).epochKey(scope, epoch)
+  if (!key) throw new Error(`no key for ${scope} epoch ${epoch}`)
+  return key
+}
+
+/** A Yjs update that inserts one memory into a scope's inner doc (the plaintext of a forged update). */
+export function memoryInsertUpdate(item: { id: string; text: string; scope: string; sourceDeviceId: string; kind?: 'fact' | 'instruction' }): Uint8Array {
+  const doc = new Y.Doc()
+  const now = Date.now()
+  doc.transact(() =>
+    insertMemory(doc, {
+      id: item.id,
+      text: item.text,
+      scope: item.scope,
+      kind: item.kind ?? 'fact',
+      tags: [],
+      createdAt: now,
+      updatedAt: now,
+      source: { deviceId: item.sourceDeviceId },
+    }),
+  )
+  const update = Y.encodeStateAsUpdate(doc)
+  doc.destroy()
+  return update
+}
+
+/** Seal an envelope as `keys` (a device's stolen keys) would. */
+export function forgeEnvelope(input: {
+  keys: DeviceKeys
+  roomId: string
+  type?: EnvelopeType
+  epoch: number
+  seq: number
+  key: Uint8Array
+  plaintext: Uint8Array
+}): Uint8Array {
+  return sealEnvelope({
+    roomId: input.roomId,
+    type: input.type ?? EnvelopeType.Update,
+    epoch: input.epoch,
+    seq: input.seq,
+    sender: input.keys.deviceIdBytes,
+    signSecretKey: input.keys.signSecretKey,
+    key: input.key,
+    plaintext: input.plaintext,
+  })
+}
+
+/** True when one of `keys` opens the envelope (bound to `roomId`). */
+export function opensWithAny(bytes: Uint8Array, roomId: string, keys: Uint8Array[]): boolean {
+  const parsed = parseEnvelope(bytes)
+  if (!parsed.ok) return false
+  return keys.some((key) => decryptEnvelope(parsed.value, roomId, key) !== undefined)
+}
+
+/** The plaintext of an envelope under any of `keys` (a snapshot's inner state for snapshots). */
+export function contentOf(bytes: Uint8Array, roomId: string, keys: Uint8Array[]): Uint8Array | undefined {
+  const parsed = parseEnvelope(bytes)
+  if (!parsed.ok) return undefined
+  for (const key of keys) {
+    const plaintext = decryptEnvelope(parsed.value, roomId, key)
+    if (!plaintext) continue
+    return parsed.value.type === EnvelopeType.Snapshot ? (decodeSnapshot(plaintext)?.state ?? plaintext) : plaintext
+  }
+  return undefined
+}
+
+/** The first of `envelopes` whose content (decrypted with the account's keys) holds `marker`. */
+export function envelopeWith(account: Account, scope: string, envelopes: EnvelopeInfo[], marker: string): EnvelopeInfo | undefined {
+  const keyring = ownerKeyring(accountKeys(account))
+  const roomId = keyring.roomId(scope)
+  return envelopes.find((e) => {
+    if (!e.header) return false
+    const key = keyring.epochKey(scope, e.header.epoch)
+    const content = key ? contentOf(e.bytes, roomId, [key]) : undefined
+    return content !== undefined && Buffer.from(content).includes(marker)
+  })
+}
+
+/** Total bytes of the chunks a store keeps under a key prefix. */
+export async function storedBytes(storage: StorageAdapter, prefix: string[]): Promise<number> {
+  let total = 0
+  for (const chunk of await storage.loadRange(prefix)) total += chunk.data.length
+  return total
+}
+
+/** Rejections of one code in what a device reported. */
+export function rejectionsOf(device: FixtureDevice, code: number): RejectedEvent[] {
+  return device.rejected.filter((e) => e.code === code)
+}
