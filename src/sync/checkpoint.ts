@@ -7,7 +7,7 @@
  *
  * ```
  * u8 version = 1 · u8 flags (bit 0: repair due, bit 1: unsealed changes) · varuint sealedEpoch
- * · seqmap applied · seqmap claims · varbytes state · varbytes extra
+ * · varuint tipClient · varuint tipClock · seqmap applied · seqmap claims · varbytes state · varbytes extra
  * seqmap = varuint n · (16B sender · seqset)ⁿ
  * ```
  *
@@ -38,6 +38,12 @@ export interface Checkpoint {
   unsealed: boolean
   /** The newest key epoch this device sealed under in the room (0 when none). */
   sealedEpoch: number
+  /**
+   * Where this device's newest sealed update ends in the inner doc: its Yjs client and the clock
+   * past its last struct (clock 0: none). Announced with its seq, so peers can tell they hold that
+   * content even when the envelope itself was compacted away.
+   */
+  tip: { client: number; clock: number }
   /** Bytes the replica's owner keeps with the checkpoint (the registry: statements it relies on). */
   extra: Uint8Array
 }
@@ -64,6 +70,8 @@ export function sealCheckpoint(key: Uint8Array, roomId: string, checkpoint: Chec
   encoding.writeUint8(enc, CHECKPOINT_VERSION)
   encoding.writeUint8(enc, (checkpoint.repairDue ? FLAG_REPAIR_DUE : 0) | (checkpoint.unsealed ? FLAG_UNSEALED : 0))
   encoding.writeVarUint(enc, checkpoint.sealedEpoch)
+  encoding.writeVarUint(enc, checkpoint.tip.client)
+  encoding.writeVarUint(enc, checkpoint.tip.clock)
   writeSeqMap(enc, checkpoint.applied)
   writeSeqMap(enc, checkpoint.claims)
   encoding.writeVarUint8Array(enc, checkpoint.state)
@@ -80,12 +88,13 @@ export function openCheckpoint(key: Uint8Array, roomId: string, sealed: Uint8Arr
     if (decoding.readUint8(dec) !== CHECKPOINT_VERSION) return undefined
     const flags = decoding.readUint8(dec)
     const sealedEpoch = decoding.readVarUint(dec)
+    const tip = { client: decoding.readVarUint(dec), clock: decoding.readVarUint(dec) }
     const applied = readSeqMap(dec)
     const claims = readSeqMap(dec)
     const state = decoding.readVarUint8Array(dec)
     const extra = decoding.readVarUint8Array(dec)
     if (decoding.hasContent(dec)) return undefined
-    return { applied, claims, state, repairDue: (flags & FLAG_REPAIR_DUE) !== 0, unsealed: (flags & FLAG_UNSEALED) !== 0, sealedEpoch, extra }
+    return { applied, claims, state, repairDue: (flags & FLAG_REPAIR_DUE) !== 0, unsealed: (flags & FLAG_UNSEALED) !== 0, sealedEpoch, tip, extra }
   } catch {
     return undefined
   }

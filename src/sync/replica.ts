@@ -213,6 +213,8 @@ export class Replica {
   private unsealedRestored = false
   /** Newest epoch this device sealed under in this room. */
   private sealedEpoch = 0
+  /** Where this device's newest sealed update ends (see {@link latestOwnTip}), and its seq. */
+  private tip = { client: 0, clock: 0, seq: 0 }
   private loading = false
   private repairTimer: ReturnType<typeof setTimeout> | undefined
   private repairBackoff: number
@@ -367,6 +369,20 @@ export class Replica {
   /** Number of held envelopes (diagnostics). */
   get heldCount(): number {
     return this.held.size
+  }
+
+  /**
+   * Where this device's newest sealed update ends in the inner doc — its Yjs client id and the
+   * clock past its last struct (`clock` 0: none yet). Announced with the seq, so a peer can tell it
+   * holds that content even if the envelope was compacted away before it arrived.
+   */
+  latestOwnTip(): { client: number; clock: number } {
+    return { client: this.tip.client, clock: this.tip.clock }
+  }
+
+  /** True when the inner doc holds every struct of `client` below `clock`. */
+  holdsContent(client: number, clock: number): boolean {
+    return Y.getState(this.inner.store, client) >= clock
   }
 
   /** The highest seq this device has sealed into the log (0 when none, or read-only). */
@@ -550,6 +566,7 @@ export class Replica {
     this.waiters = []
     const seq = this.nextSeq++
     const envelope = this.seal(EnvelopeType.Update, seq, this.encodeBatch(updates, count))
+    if (this.sealedClock > 0) this.tip = { client: this.inner.clientID, clock: this.sealedClock, seq }
     this.entries.set(this.append(envelope), { state: 'applied', senderId: signer.senderId, seq, type: EnvelopeType.Update })
     this.markApplied(signer.senderId, seq)
     this.events.emit('sealed', { scope: this.scope, seq })
@@ -810,6 +827,8 @@ export class Replica {
         return this.rejectEntry(bytes, RejectCode.BadPayload, 'update does not apply', senderId)
       }
       this.bytesSinceSnapshot += bytes.length
+      // One of this device's own (after a restart, or copied back by a peer): where it ends.
+      if (senderId === this.options.signer?.senderId && envelope.seq > this.tip.seq) this.noteOwnTip(plaintext, envelope.seq)
     } else {
       const snapshot = decodeSnapshot(plaintext)
       if (!snapshot) return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot does not decode', senderId)
@@ -827,6 +846,13 @@ export class Replica {
     }
     this.recordApplied(bytes, envelope)
     this.options.onApplied?.(senderId)
+  }
+
+  /** Our own update carries structs of one client: ours when we sealed it. */
+  private noteOwnTip(update: Uint8Array, seq: number): void {
+    const extent = updateExtent(update)
+    if (!extent || extent.size !== 1) return
+    for (const [client, clock] of extent) this.tip = { client, clock, seq }
   }
 
   private recordApplied(bytes: Uint8Array, envelope: ParsedEnvelope): void {
@@ -911,6 +937,7 @@ export class Replica {
       this.repairDue = checkpoint.repairDue
       this.unsealedRestored = checkpoint.unsealed
       this.sealedEpoch = checkpoint.sealedEpoch
+      this.tip = { ...checkpoint.tip, seq: 0 }
       if (checkpoint.extra.length > 0) this.restoredExtraBytes = checkpoint.extra
       return
     }
@@ -927,6 +954,7 @@ export class Replica {
       repairDue: this.repairDue,
       unsealed: this.unsealedRestored || this.pendingCount > 0,
       sealedEpoch: this.sealedEpoch,
+      tip: { client: this.tip.client, clock: this.tip.clock },
       extra: this.checkpointExtra?.() ?? new Uint8Array(0),
     }
     return sealCheckpoint(this.options.atRestKey, this.roomId, checkpoint)
