@@ -141,4 +141,37 @@ describe('local authority', () => {
     expect(stored).toBeLessThan(8 * 10_000 + 50_000)
     expect(sealedLog(phone.replica('personal')!.outer).length).toBeLessThanOrEqual(8 + 2)
   })
+
+  it('a device that missed envelopes another device compacted away is not reported behind', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 14 })
+    const lag = { ...sync, lagTimeoutMs: 150 }
+    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync: lag })).dev
+    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync: { ...lag, compaction: { maxEntries: 4, idleMs: 0 } } })).dev
+    const glasses = await openDevice(account, net, 'glasses', memoryStorage(), { sync: lag })
+    open.push(phone, pc, glasses.dev)
+    await converge([phone, pc, glasses.dev], net)
+    const lagEvents: string[] = []
+    glasses.dev.on('sync-lag', (e) => lagEvents.push(`${e.state}:${e.scope}`))
+    net.disconnect(glasses.transport)
+    for (let i = 0; i < 6; i++) await phone.memory.remember({ text: `while away ${i}` })
+    await converge([phone, pc], net)
+    // The pc writes past its threshold and compacts: the phone's envelopes leave the log.
+    for (let i = 0; i < 6; i++) await pc.memory.remember({ text: `pc ${i}` })
+    await converge([phone, pc], net)
+    expect(sealedLog(net.relayDoc(roomOf(account, 'personal'))!).length).toBeLessThan(12)
+    // Past the announcement throttle (1 s), so the phone's presence states its newest seq.
+    await new Promise((r) => setTimeout(r, 1_200))
+    await net.settle()
+    net.reconnect(glasses.transport)
+    await converge([phone, pc, glasses.dev], net)
+    await until(() => glasses.dev.memory.list().length === 12, 'the glasses to catch up')
+    await new Promise((r) => setTimeout(r, 400))
+    await net.settle()
+    const personal = glasses.dev.syncStatus().filter((s) => s.scope === 'personal' && s.deviceId === phone.deviceId)
+    expect(personal).toEqual([expect.objectContaining({ announcedSeq: phone.replica('personal')!.latestOwnSeq(), caughtUp: true })])
+    // Not applied here — compacted away before it arrived — yet its content is.
+    expect(glasses.dev.replica('personal')!.hasApplied(phone.deviceId, personal[0]!.announcedSeq)).toBe(false)
+    expect(lagEvents.filter((e) => e.startsWith('behind:personal'))).toEqual([])
+  })
 })

@@ -16,11 +16,12 @@ afterEach(() => monitors.splice(0).forEach((m) => m.close()))
 /** A personal-scope replica whose applied seqs and pending state the test sets. */
 function setup(lagTimeoutMs = 80) {
   const applied = new Set<number>()
-  const state = { pending: false }
+  const state = { pending: false, clocks: new Map<number, number>() }
   const replica = {
     scope: 'personal',
     hasApplied: (_sender: string, seq: number) => applied.has(seq),
     hasPendingUpdates: () => state.pending,
+    holdsContent: (client: number, clock: number) => (state.clocks.get(client) ?? 0) >= clock,
   } as unknown as Replica
   const scopes = {
     deviceId: 'me',
@@ -29,7 +30,7 @@ function setup(lagTimeoutMs = 80) {
     replica: () => replica,
     assertOpen: () => {},
   } as unknown as ScopeReplicas
-  const identity = { registry: { revocation: () => undefined } } as unknown as DeviceIdentity
+  const identity = { registry: { revocation: () => undefined }, allReplicas: () => [replica] } as unknown as DeviceIdentity
   const monitor = new SyncMonitor(scopes, identity, { lagTimeoutMs })
   monitors.push(monitor)
   const events: string[] = []
@@ -38,6 +39,22 @@ function setup(lagTimeoutMs = 80) {
 }
 
 describe('SyncMonitor', () => {
+  it('counts an announced seq as arrived when the doc holds its tip, whatever was compacted away', async () => {
+    const { monitor, state, events } = setup()
+    // Seq 7 was compacted into someone else's snapshot before it reached this device: not applied
+    // here, but the content it ends with (client 42 up to clock 10) is.
+    state.clocks.set(42, 10)
+    monitor.announce('personal', 'peer', 7, { client: 42, clock: 10 })
+    expect(monitor.status()).toEqual([expect.objectContaining({ announcedSeq: 7, caughtUp: true })])
+    // A tip this doc does not reach is missing content: behind, then caught up once it arrives.
+    monitor.announce('personal', 'peer', 8, { client: 42, clock: 12 })
+    await sleep(250)
+    expect(events).toEqual(['behind:8'])
+    state.clocks.set(42, 12)
+    await sleep(150)
+    expect(events).toEqual(['behind:8', 'caught-up:8'])
+  })
+
   it('reports a missing announced seq once, and its arrival — also when a newer announcement comes first', async () => {
     const { monitor, applied, events } = setup()
     monitor.announce('personal', 'peer', 5)

@@ -184,7 +184,7 @@ export class ContextSync {
     this.sessions = new SessionsApi(scopes, this.context)
     this.monitor = new SyncMonitor(scopes, this.context, sync.lagTimeoutMs === undefined ? {} : { lagTimeoutMs: sync.lagTimeoutMs })
     this.monitor.on('lag', (e) => this.emitter.emit('sync-lag', e))
-    this.presence = new PresenceApi(scopes, this.context, { onLogSeq: (scope, deviceId, seq) => this.monitor.announce(scope, deviceId, seq) })
+    this.presence = new PresenceApi(scopes, this.context, { onLogSeq: (scope, deviceId, seq, tip) => this.monitor.announce(scope, deviceId, seq, tip) })
     this.devices = new DevicesApi(this.context, new InviteHost(this.context))
     this.scopes = new ScopesApi(this.context, () => this.heldScopes())
   }

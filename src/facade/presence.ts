@@ -62,7 +62,7 @@ export interface PresenceOptions {
    * Called with each peer's verified announcement of its latest personal-scope log seq (the
    * withholding check, `SyncMonitor`).
    */
-  onLogSeq?: (scope: string, deviceId: string, logSeq: number) => void
+  onLogSeq?: (scope: string, deviceId: string, logSeq: number, tip?: { client: number; clock: number }) => void
   /** Smallest gap between two re-announcements after local writes. Default 1 000 ms. */
   announceDelayMs?: number
 }
@@ -226,7 +226,8 @@ export class PresenceApi {
   private publish(): void {
     if (!this.replica || !this.publisher || this.closed) return
     const logSeq = this.replica.latestOwnSeq()
-    this.publisher.publish({ ...this.local, ...(logSeq > 0 && { logSeq }) })
+    const tip = this.replica.latestOwnTip()
+    this.publisher.publish({ ...this.local, ...(logSeq > 0 && { logSeq }), ...(tip.clock > 0 && { tip }) })
   }
 
   private keys(): PresenceKeys | undefined {
@@ -265,8 +266,8 @@ export class PresenceApi {
     }
     peer.clients.add(client)
     this.clientDevice.set(client, senderId)
-    const logSeq = opened.value.payload.logSeq
-    if (logSeq !== undefined) this.onLogSeq?.(PRESENCE_SCOPE, senderId, logSeq)
+    const { logSeq, tip } = opened.value.payload
+    if (logSeq !== undefined) this.onLogSeq?.(PRESENCE_SCOPE, senderId, logSeq, tip)
     this.emitIfChanged(senderId, now)
   }
 

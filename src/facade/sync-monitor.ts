@@ -9,9 +9,12 @@
  * The personal scope's announcement rides in the ordinary presence envelope (`PresenceApi`);
  * every other scope this device writes to gets a presence envelope carrying only `logSeq`,
  * sealed under that scope's key — so a device without the scope (the car, for health) learns
- * nothing about it. A snapshot's coverage counts as applied: a seq compacted away by someone
- * else's snapshot is not reported missing. The registry (sealed by the account root, not by
- * devices) and the device-local scope are not monitored.
+ * nothing about it; owners announce their registry seqs the same way, so a relay withholding
+ * registry statements (revocations, epochs) from a member is noticed too. An announced seq counts
+ * as arrived when this device applied it, when the sender's own snapshot covers it, or when the
+ * inner doc reaches the announced *tip* (where the sender's latest update ends): a seq compacted
+ * away by someone else's snapshot is then not reported missing, yet no snapshot's claim about
+ * another sender can hide a withheld envelope. The device-local scope is not monitored.
  *
  * Limits: a relay that drops a scope's announcements together with its envelopes is not noticed
  * (the writer still shows online through personal presence); a catch-up slower than the timeout,
@@ -72,6 +75,8 @@ export interface SyncMonitorOptions {
 
 interface Announced {
   seq: number
+  /** Where the sender's latest sealed update ends in the inner doc, when announced. */
+  tip?: { client: number; clock: number }
   /** When (monotonic ms) this announcement arrived. */
   since: number
   /** A `behind` was emitted and no `caught-up` yet. */
@@ -104,31 +109,35 @@ export class SyncMonitor {
     this.heartbeatMs = options.heartbeatMs ?? 14_000
     this.announceDelayMs = options.announceDelayMs ?? 1_000
     scopes.eachReplica((replica) => this.attach(replica))
+    const registry = identity.allReplicas().find((r) => r.scope === REGISTRY_SCOPE)
+    if (registry) this.attach(registry)
     this.checker = setInterval(() => this.check(), Math.max(50, Math.min(1_000, this.lagTimeoutMs / 4)))
     unref(this.checker)
   }
 
-  /** Record a peer's verified announcement of its latest seq in `scope`. */
-  announce(scope: string, deviceId: string, logSeq: number): void {
+  /** Record a peer's verified announcement of its latest seq (and tip) in `scope`. */
+  announce(scope: string, deviceId: string, logSeq: number, tip?: { client: number; clock: number }): void {
     if (this.closed || logSeq <= 0 || deviceId === this.scopes.deviceId) return
     let peers = this.announced.get(scope)
     if (!peers) this.announced.set(scope, (peers = new Map()))
     const previous = peers.get(deviceId)
     if (previous && previous.seq >= logSeq) return
     // A newer announcement while still behind keeps the original `since`: the lag goes on.
-    const stillBehind = previous !== undefined && !this.applied(scope, deviceId, previous.seq)
+    const stillBehind = previous !== undefined && !this.arrived(scope, deviceId, previous)
     if (previous?.reported && !stillBehind) {
       // The reported seq arrived before the next check: say so before tracking the new one.
       this.emitter.emit('lag', { state: 'caught-up', scope, deviceId, announcedSeq: previous.seq, behindForMs: 0 })
     }
-    peers.set(deviceId, { seq: logSeq, since: stillBehind ? previous.since : monotonic(), reported: stillBehind && previous.reported })
+    const next: Announced = { seq: logSeq, since: stillBehind ? previous.since : monotonic(), reported: stillBehind && previous.reported }
+    if (tip) next.tip = tip
+    peers.set(deviceId, next)
   }
 
   /** Every peer's announced progress in every monitored scope this device holds. */
   status(): SyncPeerStatus[] {
     const out: SyncPeerStatus[] = []
     for (const [scope, peers] of this.announced) {
-      if (!this.scopes.replicas().some((r) => r.scope === scope)) continue
+      if (!this.monitored().some((r) => r.scope === scope)) continue
       for (const [deviceId, a] of peers) {
         if (this.identity.registry.revocation(deviceId)) continue
         const since = this.behindSince(scope, deviceId, a)
@@ -156,24 +165,33 @@ export class SyncMonitor {
     this.emitter.clear()
   }
 
-  private replicaOf(scope: string): Replica | undefined {
-    return this.scopes.replicas().find((r) => r.scope === scope)
+  /** The scope replicas and the registry's. */
+  private monitored(): Replica[] {
+    return this.identity.allReplicas()
   }
 
-  private applied(scope: string, deviceId: string, seq: number): boolean {
-    return this.replicaOf(scope)?.hasApplied(deviceId, seq) === true
+  private replicaOf(scope: string): Replica | undefined {
+    return this.monitored().find((r) => r.scope === scope)
+  }
+
+  /** The announced seq, or the content it ends with, is here. */
+  private arrived(scope: string, deviceId: string, a: Announced): boolean {
+    const replica = this.replicaOf(scope)
+    if (!replica) return false
+    if (replica.hasApplied(deviceId, a.seq)) return true
+    return a.tip !== undefined && replica.holdsContent(a.tip.client, a.tip.clock)
   }
 
   /** Since when (monotonic ms) this device is behind `deviceId` in `scope`; `undefined` when it is not. */
   private behindSince(scope: string, deviceId: string, a: Announced): number | undefined {
-    if (!this.applied(scope, deviceId, a.seq)) return a.since
+    if (!this.arrived(scope, deviceId, a)) return a.since
     return this.pendingSince.get(scope)
   }
 
   private check(): void {
     if (this.closed) return
     const now = monotonic()
-    for (const replica of this.scopes.replicas()) {
+    for (const replica of this.monitored()) {
       if (!replica.hasPendingUpdates()) this.pendingSince.delete(replica.scope)
       else if (!this.pendingSince.has(replica.scope)) this.pendingSince.set(replica.scope, now)
     }
@@ -197,8 +215,8 @@ export class SyncMonitor {
 
   private attach(replica: Replica): void {
     const scope = replica.scope
-    // Presence carries the personal scope's seq; the registry and the local scope are not monitored.
-    if (this.closed || scope === PRESENCE_SCOPE || scope === REGISTRY_SCOPE || scope === LOCAL_SCOPE || this.beacons.has(scope)) return
+    // Presence carries the personal scope's seq; the local scope is not monitored.
+    if (this.closed || scope === PRESENCE_SCOPE || scope === LOCAL_SCOPE || this.beacons.has(scope)) return
     this.beacons.set(scope, new Beacon(replica, this.identity, this, { heartbeatMs: this.heartbeatMs, announceDelayMs: this.announceDelayMs }))
   }
 }
@@ -255,7 +273,8 @@ class Beacon {
     const logSeq = this.replica.latestOwnSeq()
     // A device that never wrote here has nothing to announce (and stays invisible in this room).
     if (logSeq === 0) return
-    if (this.publisher.publish({ logSeq })) this.lastLogSeq = logSeq
+    const tip = this.replica.latestOwnTip()
+    if (this.publisher.publish({ logSeq, ...(tip.clock > 0 && { tip }) })) this.lastLogSeq = logSeq
   }
 
   private ingest(client: number, state: unknown): void {
@@ -281,7 +300,7 @@ class Beacon {
     }
     this.refused.delete(client)
     const { senderId, payload } = opened.value
-    if (payload.logSeq !== undefined) this.monitor.announce(this.replica.scope, senderId, payload.logSeq)
+    if (payload.logSeq !== undefined) this.monitor.announce(this.replica.scope, senderId, payload.logSeq, payload.tip)
   }
 }
 

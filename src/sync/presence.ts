@@ -5,10 +5,12 @@
  * state of the personal scope's sealed log. The awareness state holds only
  * `{ e: <base64url envelope> }`: relays and transports never see plaintext presence.
  *
- * Presence plaintext (lib0): `u8 version=2 · varuint at (sender clock, ms) · varstring activity ·
- * varstring activeSessionId · varuint logSeq` (empty string / 0 = none). `logSeq` is the sender's
- * latest seq in the room's sealed log: receivers compare it with what they have applied and so
- * notice envelopes a relay withholds (DESIGN §3). Version 1 (without `logSeq`) is still read.
+ * Presence plaintext (lib0): `u8 version=3 · varuint at (sender clock, ms) · varstring activity ·
+ * varstring activeSessionId · varuint logSeq · varuint tipClient · varuint tipClock` (empty string /
+ * 0 = none). `logSeq` is the sender's latest seq in the room's sealed log, and the tip where its
+ * latest sealed update ends in the inner doc: receivers compare them with what they hold and so
+ * notice envelopes a relay withholds (WIRE.md "Presence and seq announcements"). Versions 1 (no
+ * `logSeq`) and 2 (no tip) are still read.
  *
  * Seqs: presence envelopes carry their own per-sender seq, `max(previous + 1, Date.now())`, so it
  * keeps increasing across restarts without being stored. A receiver keeps the newest seq per
@@ -23,9 +25,11 @@ import { reject, RejectCode, type Checked } from '../crypto/codes.js'
 import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope } from '../crypto/envelope.js'
 import { bytesEqual, fromBase64Url, toBase64Url } from '../util/bytes.js'
 
-const PRESENCE_VERSION = 2
+const PRESENCE_VERSION = 3
 /** The version before `logSeq`; still accepted. */
 const PRESENCE_VERSION_1 = 1
+/** The version before the tip; still accepted. */
+const PRESENCE_VERSION_2 = 2
 /** Longest activity / session id carried. */
 export const MAX_PRESENCE_FIELD = 200
 /** Longest base64url envelope accepted from an awareness state. */
@@ -39,6 +43,12 @@ export interface PresencePayload {
   activeSessionId?: string
   /** The sender's latest seq in this room's sealed log (absent: it has sealed nothing there). */
   logSeq?: number
+  /**
+   * Where the sender's latest sealed update ends in the inner doc: its Yjs client and the clock
+   * past its last struct (absent: none). A receiver whose doc reaches it holds that content even
+   * when the envelope that carried it was compacted away.
+   */
+  tip?: { client: number; clock: number }
 }
 
 /** The awareness state of a device: only the sealed envelope. */
@@ -54,6 +64,8 @@ export function encodePresence(payload: PresencePayload): Uint8Array {
   encoding.writeVarString(enc, payload.activity ?? '')
   encoding.writeVarString(enc, payload.activeSessionId ?? '')
   encoding.writeVarUint(enc, Math.max(0, Math.floor(payload.logSeq ?? 0)))
+  encoding.writeVarUint(enc, payload.tip?.client ?? 0)
+  encoding.writeVarUint(enc, payload.tip?.clock ?? 0)
   return encoding.toUint8Array(enc)
 }
 
@@ -62,17 +74,21 @@ export function decodePresence(bytes: Uint8Array): PresencePayload | undefined {
   try {
     const dec = decoding.createDecoder(bytes)
     const version = decoding.readUint8(dec)
-    if (version !== PRESENCE_VERSION && version !== PRESENCE_VERSION_1) return undefined
+    if (version !== PRESENCE_VERSION && version !== PRESENCE_VERSION_2 && version !== PRESENCE_VERSION_1) return undefined
     const at = decoding.readVarUint(dec)
     const activity = decoding.readVarString(dec)
     const activeSessionId = decoding.readVarString(dec)
-    const logSeq = version === PRESENCE_VERSION ? decoding.readVarUint(dec) : 0
+    const logSeq = version === PRESENCE_VERSION_1 ? 0 : decoding.readVarUint(dec)
+    const tipClient = version === PRESENCE_VERSION ? decoding.readVarUint(dec) : 0
+    const tipClock = version === PRESENCE_VERSION ? decoding.readVarUint(dec) : 0
     if (decoding.hasContent(dec) || activity.length > MAX_PRESENCE_FIELD || activeSessionId.length > MAX_PRESENCE_FIELD) return undefined
-    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(logSeq)) return undefined
+    // Yjs client ids are 32-bit; clocks are safe integers.
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(logSeq) || tipClient > 0xffffffff || !Number.isSafeInteger(tipClock)) return undefined
     const out: PresencePayload = { at }
     if (activity) out.activity = activity
     if (activeSessionId) out.activeSessionId = activeSessionId
     if (logSeq > 0) out.logSeq = logSeq
+    if (tipClock > 0) out.tip = { client: tipClient, clock: tipClock }
     return out
   } catch {
     return undefined
