@@ -14,6 +14,7 @@ import {
   memoryStorage,
   type Account,
   type DeviceKind,
+  type LoopbackNetwork,
   type RejectedEvent,
   type StorageAdapter,
   type SyncLagEvent,
@@ -77,6 +78,50 @@ export async function eventually(predicate: () => boolean, timeoutMs: number): P
   while (!predicate()) {
     if (Date.now() - start > timeoutMs) return false
     await sleep(20)
+  }
+  return true
+}
+
+/** {@link until} for an async predicate. */
+export async function untilAsync(predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  if (!(await eventuallyAsync(predicate, timeoutMs))) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+}
+
+/** {@link eventually} for an async predicate. */
+export async function eventuallyAsync(predicate: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const start = Date.now()
+  while (!(await predicate())) {
+    if (Date.now() - start > timeoutMs) return false
+    await sleep(20)
+  }
+  return true
+}
+
+/**
+ * True when `doc` has integrated every struct `source` has (its state vector dominates) — e.g. a
+ * device's outer doc has received everything the relay's copy holds, deletions of it aside.
+ */
+export function caughtUp(doc: Y.Doc, source: Y.Doc): boolean {
+  for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(source))) {
+    if (Y.getState(doc.store, client) < clock) return false
+  }
+  return true
+}
+
+/**
+ * True when `doc` has applied every deletion `source` has: each deleted range of `source`'s
+ * delete set is deleted in `doc` too — e.g. a relay's wipe has reached a device (deletions move
+ * no state-vector clock, so {@link caughtUp} cannot tell).
+ */
+export function deletesArrived(doc: Y.Doc, source: Y.Doc): boolean {
+  const theirs = Y.createDeleteSetFromStructStore(source.store)
+  const ours = Y.createDeleteSetFromStructStore(doc.store)
+  for (const [client, ranges] of theirs.clients) {
+    for (const range of ranges) {
+      for (let clock = range.clock; clock < range.clock + range.len; clock++) {
+        if (!Y.isDeleted(ours, Y.createID(client, clock))) return false
+      }
+    }
   }
   return true
 }
@@ -199,6 +244,25 @@ export class IntegrityFixture {
   }
 }
 
+/** Pair a member on a loopback network (invite + join); returns it with its transport. */
+export async function pairOnLoopback(
+  net: LoopbackNetwork,
+  owner: ContextSync,
+  kind: DeviceKind,
+  scopes?: string[],
+): Promise<{ dev: ContextSync; transport: Transport }> {
+  const transport = net.transport({ name: `${kind}-member` })
+  const invite = await owner.devices.invite({ kind, name: `Member ${kind}`, ...(scopes && { scopes }) })
+  const dev = await ContextSync.join({
+    invite: invite.code,
+    device: { kind, name: `Member ${kind}` },
+    storage: memoryStorage(),
+    transports: [transport],
+    timeoutMs: 15_000,
+  })
+  return { dev, transport }
+}
+
 /** The device keys in a device's store (what an attacker holding its disk, or the device, has). */
 export async function deviceKeysOf(storage: StorageAdapter): Promise<DeviceKeys> {
   const bytes = await storage.load(['keys', 'device'])
@@ -290,6 +354,27 @@ export function envelopeWith(account: Account, scope: string, envelopes: Envelop
     if (!e.header) return false
     const key = keyring.epochKey(scope, e.header.epoch)
     const content = key ? contentOf(e.bytes, roomId, [key]) : undefined
+    return content !== undefined && Buffer.from(content).includes(marker)
+  })
+}
+
+/**
+ * Every key a device holds for one epoch of a scope (none when it cannot even name the scope's
+ * room any more).
+ */
+export function heldKeys(dev: ContextSync, scope: string, epoch: number): Uint8Array[] {
+  try {
+    return keyringOf(dev).openingKeys(scope, epoch)
+  } catch {
+    return []
+  }
+}
+
+/** The envelopes among `envelopes` whose content, opened with `dev`'s own keys, holds `marker`. */
+export function envelopesOpenedBy(dev: ContextSync, scope: string, roomId: string, envelopes: EnvelopeInfo[], marker: string): EnvelopeInfo[] {
+  return envelopes.filter((e) => {
+    if (!e.header) return false
+    const content = contentOf(e.bytes, roomId, heldKeys(dev, scope, e.header.epoch))
     return content !== undefined && Buffer.from(content).includes(marker)
   })
 }
