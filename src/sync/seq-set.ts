@@ -42,26 +42,42 @@ function isSeq(seq: number): boolean {
  * {@link SeqSet.decode} and {@link SeqSet.fromRanges}: both refuse the same inputs.
  */
 class AscendingBuilder {
-  readonly bounds: number[] = []
-  private wireRanges = 0
+  private readonly bounds: number[]
+  private used = 0
+  private ranges = 0
 
-  constructor(private readonly maxRanges: number) {}
+  /** `capacity`: ranges expected, when known (decode reads the count first). */
+  constructor(
+    private readonly maxRanges: number,
+    capacity = 0,
+  ) {
+    // Filled in place: growing a large array by push copies it each time it doubles.
+    this.bounds = capacity > 0 ? new Array<number>(2 * capacity) : []
+  }
 
   push(start: number, end: number): void {
     if (!isSeq(start) || !isSeq(end)) throw new SeqSetError(`seq range [${start}, ${end}] is not made of safe integers ≥ 1`)
     if (end < start) throw new SeqSetError(`seq range [${start}, ${end}] ends before it starts`)
-    if (++this.wireRanges > this.maxRanges) throw new SeqSetError(`seq set has more than ${this.maxRanges} ranges`)
+    if (++this.ranges > this.maxRanges) throw new SeqSetError(`seq set has more than ${this.maxRanges} ranges`)
     const bounds = this.bounds
-    const n = bounds.length
-    if (n > 0) {
-      const prevEnd = bounds[n - 1]!
+    const used = this.used
+    if (used > 0) {
+      const prevEnd = bounds[used - 1]!
       if (start <= prevEnd) throw new SeqSetError(`seq range [${start}, ${end}] is out of order or overlaps the previous one`)
       if (start === prevEnd + 1) {
-        bounds[n - 1] = end
+        bounds[used - 1] = end
         return
       }
     }
-    bounds.push(start, end)
+    bounds[used] = start
+    bounds[used + 1] = end
+    this.used = used + 2
+  }
+
+  /** The bounds pushed so far (merged ranges leave preallocated slots unused: trimmed here). */
+  finish(): number[] {
+    this.bounds.length = this.used
+    return this.bounds
   }
 }
 
@@ -84,7 +100,7 @@ export class SeqSet {
   static fromRanges(ranges: Iterable<readonly [number, number]>): SeqSet {
     const builder = new AscendingBuilder(MAX_SEQ_RANGES)
     for (const [start, end] of ranges) builder.push(start, end)
-    return SeqSet.ofBounds(builder.bounds)
+    return SeqSet.ofBounds(builder.finish())
   }
 
   private static ofBounds(bounds: number[]): SeqSet {
@@ -299,7 +315,7 @@ export class SeqSet {
       if (count > limit) throw new SeqSetError(`seq set claims ${count} ranges, more than ${limit}`)
       // Each range takes at least two bytes: refuse a count the input cannot hold before reading.
       if (count * 2 > dec.arr.length - dec.pos) throw new SeqSetError(`seq set claims ${count} ranges, more than its bytes hold`)
-      const builder = new AscendingBuilder(limit)
+      const builder = new AscendingBuilder(limit, count)
       for (let i = 0; i < count; i++) {
         const start = decoding.readVarUint(dec)
         const length = decoding.readVarUint(dec)
@@ -308,7 +324,7 @@ export class SeqSet {
         }
         builder.push(start, start + length)
       }
-      return SeqSet.ofBounds(builder.bounds)
+      return SeqSet.ofBounds(builder.finish())
     } catch (error) {
       if (error instanceof SeqSetError) throw error
       // lib0 throws its own errors on a truncated input or an overlong varuint.
