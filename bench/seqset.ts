@@ -12,7 +12,7 @@
  *
  * Each figure is the median of BENCH_RUNS (3) timed batches after one unmeasured warm-up; a batch
  * repeats the operation until it takes ≥ 20 ms, and the figure is per operation. A full GC runs
- * before each batch.
+ * before each batch, and old and new batches alternate.
  *
  * Environment: BENCH_SEQSET_SIZES (1000,10000,40000), BENCH_RUNS (3).
  */
@@ -124,25 +124,36 @@ function collectGarbage(): void {
 /** Keeps results alive so the JIT cannot drop the work. */
 let sink = 0
 
-/** Median milliseconds per call of `fn` (see the module doc for batching). */
-function msPerOp(fn: () => number): number {
+/** Repetitions of `fn` that take at least {@link MIN_BATCH_MS} (after one warm-up call). */
+function calibrate(fn: () => number): number {
   sink += fn()
   let reps = 1
   for (;;) {
     const start = performance.now()
     for (let i = 0; i < reps; i++) sink += fn()
     const ms = performance.now() - start
-    if (ms >= MIN_BATCH_MS || reps >= 1 << 20) break
+    if (ms >= MIN_BATCH_MS || reps >= 1 << 20) return reps
     reps *= Math.min(64, Math.max(2, Math.ceil(MIN_BATCH_MS / Math.max(ms, 0.01))))
   }
-  const samples: number[] = []
-  for (let run = 0; run < RUNS; run++) {
-    collectGarbage()
-    const start = performance.now()
-    for (let i = 0; i < reps; i++) sink += fn()
-    samples.push((performance.now() - start) / reps)
-  }
-  return median(samples)
+}
+
+/** Milliseconds per call of `fn` over one batch of `reps`, after a full GC. */
+function batch(fn: () => number, reps: number): number {
+  collectGarbage()
+  const start = performance.now()
+  for (let i = 0; i < reps; i++) sink += fn()
+  return (performance.now() - start) / reps
+}
+
+/**
+ * Median milliseconds per call of each of `fns`, their batches interleaved run by run so that
+ * load on the machine drifting during the run weighs on every subject alike.
+ */
+function msPerOp(...fns: Array<() => number>): number[] {
+  const reps = fns.map(calibrate)
+  const samples = fns.map((): number[] => [])
+  for (let run = 0; run < RUNS; run++) fns.forEach((fn, i) => samples[i]!.push(batch(fn, reps[i]!)))
+  return samples.map(median)
 }
 
 function ms(value: number): string {
@@ -175,11 +186,9 @@ function benchDecode(): void {
   for (const n of SIZES) {
     const ascending = rawSeqSet(singletons(n))
     const descending = rawSeqSet(singletons(n).reverse())
-    const oldAsc = msPerOp(() => oldDecode(ascending))
-    const newAsc = msPerOp(() => newDecode(ascending))
+    const [oldAsc, newAsc] = msPerOp(() => oldDecode(ascending), () => newDecode(ascending)) as [number, number]
     rows.push([String(n), 'ascending (honest)', fmt(ascending.length / 1024, 'KiB'), ms(oldAsc), ms(newAsc), 'decoded', fmt(oldAsc / newAsc, '×')])
-    const oldDesc = msPerOp(() => oldDecode(descending))
-    const newDesc = msPerOp(() => newRefuse(descending))
+    const [oldDesc, newDesc] = msPerOp(() => oldDecode(descending), () => newRefuse(descending)) as [number, number]
     rows.push([String(n), 'descending (freeze input)', fmt(descending.length / 1024, 'KiB'), ms(oldDesc), ms(newDesc), 'refused', fmt(oldDesc / newDesc, '×')])
   }
   printTable(
@@ -210,8 +219,7 @@ function benchAddRange(): void {
       ['random (seed 1)', shuffled(singletons(n), 1)],
     ]
     for (const [order, seqs] of orders) {
-      const oldMs = msPerOp(() => oldInsert(seqs))
-      const newMs = msPerOp(() => newInsert(seqs))
+      const [oldMs, newMs] = msPerOp(() => oldInsert(seqs), () => newInsert(seqs)) as [number, number]
       rows.push([String(n), order, ms(oldMs), ms(newMs), ms(newMs / n), fmt(oldMs / newMs, '×')])
     }
   }
@@ -252,8 +260,8 @@ function benchBounds(): void {
     `decodeSnapshotChecked at the bounds (new only), median of ${RUNS}`,
     ['input', 'bytes', 'decode'],
     [
-      [`1 sender × MAX_SEQ_RANGES (${perSender})`, fmt(one.length / 1024, 'KiB'), ms(msPerOp(decode(one)))],
-      [`${senders} senders × ${perSender} = MAX_SNAPSHOT_RANGES`, fmt(full.length / 1024, 'KiB'), ms(msPerOp(decode(full)))],
+      [`1 sender × MAX_SEQ_RANGES (${perSender})`, fmt(one.length / 1024, 'KiB'), ms(msPerOp(decode(one))[0]!)],
+      [`${senders} senders × ${perSender} = MAX_SNAPSHOT_RANGES`, fmt(full.length / 1024, 'KiB'), ms(msPerOp(decode(full))[0]!)],
     ],
   )
 }

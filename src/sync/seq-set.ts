@@ -18,7 +18,7 @@ import * as encoding from 'lib0/encoding'
  * skips the rest of its block (WIRE.md "Device store layout", `replica/<roomId>/meta`), so an
  * honest sender's set gains about one range per restart, plus one per envelope a receiver
  * refused. 65 536 is a device restarted ten times a day for seventeen years; a set at the bound
- * decodes in milliseconds and takes 1 MiB in memory.
+ * decodes in milliseconds and takes about 1 MiB in memory.
  */
 export const MAX_SEQ_RANGES = 65_536
 
@@ -85,7 +85,7 @@ class AscendingBuilder {
 export class SeqSet {
   /**
    * `[start₀, end₀, start₁, end₁, …]`: ascending, disjoint, never adjacent (`endᵢ + 1 < startᵢ₊₁`),
-   * every value a safe integer ≥ 1. Flat so a large set is one packed array, not one per range.
+   * every value a safe integer ≥ 1. Flat: one array of numbers, not one small array per range.
    */
   private bounds: number[] = []
 
