@@ -38,8 +38,8 @@ import { deletedLogEntries, ErasureWatch, stateExtent, updateExtent, type Extent
 import { DEFAULT_HOLD_LIMITS, HeldEnvelopes, type HoldLimits } from './hold.js'
 import { LogStore, STORAGE_ORIGIN } from './log-store.js'
 import { MERGE_CHUNK } from './merge.js'
-import { SeqSet } from './seq-set.js'
-import { decodeSnapshot, encodeSnapshot } from './snapshot.js'
+import { MAX_SEQ_RANGES, SeqSet } from './seq-set.js'
+import { coverageOverLimits, decodeSnapshot, decodeSnapshotChecked, encodeSnapshot } from './snapshot.js'
 
 /** Transaction origin for local inner writes that should be sealed after a short window (streams). */
 export const STREAM_ORIGIN = Symbol('contextsync/stream')
@@ -702,7 +702,9 @@ export class Replica {
   private compact(): void {
     const signer = this.options.signer
     if (!signer || this.closed || !this.canSeal()) return
-    const coverage = this.appliedSeqs()
+    let coverage = this.appliedSeqs()
+    // Coverage is a hint; past the format's bounds (a member fragmenting its seqs) list only our own.
+    if (coverageOverLimits(coverage) !== undefined) coverage = new Map([[signer.senderId, coverage.get(signer.senderId) ?? new SeqSet()]])
     const seq = this.nextSeq++
     // After restoring local changes that may never have been sealed, the snapshot also claims its
     // own seq: no peer has applied that, so none skips the state as redundant.
@@ -818,8 +820,14 @@ export class Replica {
     // Checked after authentication so a tampered copy of an applied envelope is reported as
     // tampering, and only a genuine re-delivery counts as a replay. Only seqs this device applied
     // itself count: a snapshot's coverage claims never make it refuse another sender's envelope.
-    if (this.applied.get(senderId)?.has(envelope.seq)) {
+    const applied = this.applied.get(senderId)
+    if (applied?.has(envelope.seq)) {
       return this.rejectEntry(bytes, RejectCode.Replay, `seq ${envelope.seq} already applied`, senderId)
+    }
+    // Honest senders add about one range per restart; a sender scattering its seqs to bloat every
+    // device's bookkeeping (and checkpoint) is refused once its set reaches the format's bound.
+    if (applied && applied.rangeCount() >= MAX_SEQ_RANGES && !applied.has(envelope.seq - 1) && !applied.has(envelope.seq + 1)) {
+      return this.rejectEntry(bytes, RejectCode.BadPayload, `seq ${envelope.seq} would pass the ${MAX_SEQ_RANGES} ranges kept per sender`, senderId)
     }
 
     if (envelope.type === EnvelopeType.Update) {
@@ -830,8 +838,9 @@ export class Replica {
       // One of this device's own (after a restart, or copied back by a peer): where it ends.
       if (senderId === this.options.signer?.senderId && envelope.seq > this.tip.seq) this.noteOwnTip(plaintext, envelope.seq)
     } else {
-      const snapshot = decodeSnapshot(plaintext)
-      if (!snapshot) return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot does not decode', senderId)
+      const decoded = decodeSnapshotChecked(plaintext)
+      if (!decoded.ok) return this.rejectEntry(bytes, decoded.code, `snapshot: ${decoded.reason}`, senderId)
+      const snapshot = decoded.value
       // A peer that has itself applied everything the snapshot covers gains nothing from its
       // state: anything else in it was sealed (or will be) in an envelope of its own.
       const redundant = [...snapshot.coverage].every(([s, seqs]) => this.applied.get(s)?.covers(seqs) === true)
