@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { StorageAdapter, StorageError } from '../adapters/storage.js'
+import { StorageError, type StorageAdapter } from '../adapters/storage.js'
 import type { Transport, TransportAttachment, TransportStatus } from '../adapters/transport.js'
 import {
   accountKeysFromPublicKey,
@@ -55,6 +55,14 @@ export interface SyncOptions {
    * reports this device as behind — a relay withholding envelopes, or a slow upload. Default 30 000 ms.
    */
   lagTimeoutMs?: number
+  /**
+   * How long envelopes sealed under a superseded key epoch are still accepted after a new epoch
+   * started (a revocation or narrowing), by the starting owner's clock and by this device's since
+   * it learned of it — past both, they are refused (code 15): a device kept on an old epoch cannot
+   * go on writing under a key a revoked device holds. Envelopes applied before are never affected.
+   * Default 600 000 ms (10 min); 0 refuses at once.
+   */
+  epochGraceMs?: number
 }
 
 /** Options of {@link ContextSync.open}. */
@@ -126,6 +134,8 @@ export class ContextSync {
   private readonly attachments = new Map<string, TransportAttachment[]>()
   private readonly replicaWatchers: Array<(replica: Replica) => void> = []
   private readonly opening = new Map<string, Promise<void>>()
+  /** Scopes whose replica is being closed and purged (this device was removed from them). */
+  private readonly dropping = new Map<string, Promise<void>>()
   private readonly context: DeviceContext
   private retentionTimer: ReturnType<typeof setInterval> | undefined
   private closed = false
@@ -257,6 +267,9 @@ export class ContextSync {
     if (sync.lagTimeoutMs !== undefined && !(typeof sync.lagTimeoutMs === 'number' && Number.isFinite(sync.lagTimeoutMs) && sync.lagTimeoutMs > 0)) {
       throw new ValidationError(`sync.lagTimeoutMs must be a positive number of ms, got ${String(sync.lagTimeoutMs)}`)
     }
+    if (sync.epochGraceMs !== undefined && !(typeof sync.epochGraceMs === 'number' && Number.isFinite(sync.epochGraceMs) && sync.epochGraceMs >= 0)) {
+      throw new ValidationError(`sync.epochGraceMs must be a non-negative number of ms, got ${String(sync.epochGraceMs)}`)
+    }
     const keyring = new DeviceKeyring(account, device.seeds.sign)
     // Registry envelopes are signed with the account root: only owners state things there.
     const registryReplica = new Replica({
@@ -267,7 +280,7 @@ export class ContextSync {
       }),
     })
     await registryReplica.load()
-    const registry = new Registry(registryReplica, account, device, keyring)
+    const registry = new Registry(registryReplica, account, device, keyring, sync.epochGraceMs === undefined ? {} : { epochGraceMs: sync.epochGraceMs })
     if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
     const own = registry.certificate(device.deviceId)
     let profile: Profile
@@ -351,7 +364,8 @@ export class ContextSync {
     if (this.closed) return
     this.closed = true
     if (this.retentionTimer) clearInterval(this.retentionTimer)
-    await Promise.all([...this.opening.values()].map((p) => p.catch(() => undefined)))
+    this.registry.close()
+    await Promise.all([...this.opening.values(), ...this.dropping.values()].map((p) => p.catch(() => undefined)))
     this.presence.close()
     this.monitor.close()
     this.devices.close()
@@ -408,7 +422,12 @@ export class ContextSync {
     if (typeof scope !== 'string') throw new ValidationError(`scope must be a string, got ${typeof scope}`)
     const replica = this.scopeReplicas.get(scope)
     if (replica) {
-      if (!replica.canSeal()) throw new ScopeAccessError(`the keys of scope '${scope}' have not reached this device yet`)
+      // Holding no key of the scope at all means pairing has not delivered it. Holding some but
+      // unable to seal (a new epoch whose key is on its way, or an unsafe one an owner must
+      // rotate first) queues the write in the replica until it can seal.
+      if (!replica.canSeal() && this.keyring.heldKeys(scope).length === 0) {
+        throw new ScopeAccessError(`the keys of scope '${scope}' have not reached this device yet`)
+      }
       return replica
     }
     if (this.registry.scopeNames().includes(scope)) {
@@ -456,14 +475,46 @@ export class ContextSync {
       return
     }
     for (const replica of this.allReplicas()) replica.retryHeld()
+    this.dropRemovedScopes()
     void this.openHeldScopes()
+  }
+
+  /**
+   * Close, detach and purge the replica of every scope an owner's policy no longer lets this
+   * device hold (narrowing): its new epochs are sealed to others, and what it stored of the scope
+   * must not outlive the decision.
+   */
+  private dropRemovedScopes(): void {
+    for (const [scope, replica] of [...this.scopeReplicas]) {
+      if (this.dropping.has(scope) || !this.registry.removedFrom(this.deviceId, scope)) continue
+      this.scopeReplicas.delete(scope)
+      for (const attachment of this.attachments.get(scope) ?? []) attachment.detach()
+      this.attachments.delete(scope)
+      const dropping = (async () => {
+        await replica.close()
+        // Every byte of a replica lives under this prefix (WIRE.md "Device store layout").
+        await this.storage.removeRange(['replica', replica.roomId])
+      })()
+        .catch((error: unknown) => {
+          const storageError = error instanceof StorageError ? error : new StorageError('io', 'purging a removed scope failed', { cause: error })
+          this.emitter.emit('storage-error', { code: 'storage-error', error: storageError, scope })
+        })
+        .finally(() => {
+          this.dropping.delete(scope)
+          if (this.closed) return
+          this.emitter.emit('scopes', { scopes: this.heldScopes() })
+          // Granted again meanwhile: open it afresh, now that the old data is gone.
+          void this.openHeldScopes()
+        })
+      this.dropping.set(scope, dropping)
+    }
   }
 
   /** Open (load + attach) a replica for every held scope that has none yet. */
   private async openHeldScopes(): Promise<void> {
     const added: string[] = []
     for (const scope of this.heldScopes()) {
-      if (this.scopeReplicas.has(scope) || this.opening.has(scope)) continue
+      if (this.scopeReplicas.has(scope) || this.opening.has(scope) || this.dropping.has(scope)) continue
       if (!this.keyring.knowsRoom(scope)) continue
       const opening = this.openScope(scope).finally(() => this.opening.delete(scope))
       this.opening.set(scope, opening)
@@ -474,12 +525,15 @@ export class ContextSync {
   }
 
   private async openScope(scope: string): Promise<void> {
+    // Epoch freshness never refuses what this replica applied before (WIRE.md "Keys and epochs").
+    let opened: Replica | undefined
     const replica = new Replica({
       ...replicaOptions(scope, this.keyring, this.storage, this.sync),
-      directory: this.registry.directoryFor(scope, this.keyring.roomId(scope)),
+      directory: this.registry.directoryFor(scope, this.keyring.roomId(scope), { applied: (senderId, seq) => opened?.hasApplied(senderId, seq) === true }),
       signer: { sender: this.device.deviceIdBytes, senderId: this.device.deviceId, signSecretKey: this.device.signSecretKey },
       onApplied: (senderId) => this.registry.sawSender(senderId),
     })
+    opened = replica
     await replica.load()
     if (this.closed) {
       await replica.close()
