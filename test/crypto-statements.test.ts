@@ -29,6 +29,7 @@ import {
   verifyRevocation,
   verifyScopeDefinition,
 } from '../src/crypto/index.js'
+import { SeqSet } from '../src/sync/seq-set.js'
 
 beforeAll(() => ready())
 
@@ -37,7 +38,9 @@ describe('registry statements', () => {
     const account = createAccountKeys()
     const other = createAccountKeys()
     const device = createDeviceKeys()
-    const cutoffs = new Map([['room-a', { epoch: 2, maxSeq: 17 }]])
+    const seqs = new SeqSet()
+    seqs.addRange(1, 17)
+    const cutoffs = new Map([['room-a', { epoch: 2, seqs }]])
     const revocation = signRevocation(account, { deviceId: device.deviceId, revokedAt: 5, cutoffs })
     expect(verifyRevocation(account, revocation)).toMatchObject({ ok: true, value: { deviceId: device.deviceId, revokedAt: 5, cutoffs } })
     expect(verifyRevocation(other, revocation)).toMatchObject({ ok: false, code: RejectCode.BadSignature })

@@ -1,16 +1,22 @@
 /**
- * Schema of the account registry (DESIGN §4). Plain Yjs; no crypto, no I/O. Every value is a
- * root-signed statement; readers verify each one (src/crypto) before trusting it.
+ * Schema of the account registry (WIRE.md "Signed statements"). Plain Yjs; no crypto, no I/O.
+ * Every value is a root-signed statement; readers verify each one (src/crypto) before trusting it.
  *
  * - Private part — the registry scope's *inner* doc, sealed like any scope, readable by enrolled
  *   devices only: `statements: Y.Map<Uint8Array>` with keys `cert/<deviceId>`,
- *   `scope/<name>`, `grant/<scope>/<deviceId>`, `revoke/<deviceId>`, `epoch/<roomId>/<n>`,
- *   `pass/<deviceId>`.
+ *   `scope/<name>` (an owner's definition) and `scope/<name>/default` (the built-in policy every
+ *   owner writes alike), `grant/<scope>/<deviceId>` (deleted when the grant is withdrawn),
+ *   `revoke/<deviceId>`, `epoch/<roomId>/<n>/<startId>`, `pass/<deviceId>`.
  * - Public part — a map in the registry room's *outer* doc, next to the sealed log:
- *   `public: Y.Map<Uint8Array>` with `lockbox/<roomId>/<epoch>/<deviceId>` (a member needs them
- *   before it can read the private part), and copies of `revoke/…`, `epoch/…` and `pass/…` so the
- *   relay can enforce revocations and grants without any key. Devices trust only the private
- *   copies of revocations and epochs (anyone holding the outer doc can delete public entries).
+ *   `public: Y.Map<Uint8Array>` with `lockbox/<roomId>/<n>/<startId>/<deviceId>` (a member needs
+ *   them before it can read the private part), and copies of `revoke/…`, `epoch/…` and `pass/…`
+ *   so the relay can enforce revocations and grants without any key. A public entry can only add
+ *   a verified fact: anyone holding the outer doc can delete one (withholding), none can forge.
+ *
+ * Epoch starts and lockboxes carry a start id (WIRE.md "Keys and epochs") so that owners starting
+ * the same epoch concurrently never overwrite each other's entries; the legacy start id `''`
+ * (epoch 0, starts written before salts) keeps the shorter keys `epoch/<roomId>/<n>` and
+ * `lockbox/<roomId>/<n>/<deviceId>`.
  *
  * @module
  */
@@ -36,9 +42,18 @@ export function certificateKey(deviceId: string): string {
   return `cert/${deviceId}`
 }
 
-/** Key of a scope definition. */
+/** Key of an owner's scope definition. */
 export function scopeKey(name: string): string {
   return `scope/${name}`
+}
+
+/**
+ * Key of a built-in scope's default definition. Apart from {@link scopeKey} so that an owner
+ * enrolling offline, which writes the defaults before it has synced, never overwrites another
+ * owner's definition of the same scope.
+ */
+export function defaultScopeKey(name: string): string {
+  return `scope/${name}/default`
 }
 
 /** Key of a grant. */
@@ -51,9 +66,9 @@ export function revocationKey(deviceId: string): string {
   return `revoke/${deviceId}`
 }
 
-/** Key of an epoch start. */
-export function epochKey(roomId: string, epoch: number): string {
-  return `epoch/${roomId}/${epoch}`
+/** Key of an epoch start (`startId` `''` for legacy starts). */
+export function epochKey(roomId: string, epoch: number, startId = ''): string {
+  return startId ? `epoch/${roomId}/${epoch}/${startId}` : `epoch/${roomId}/${epoch}`
 }
 
 /** Key of a device's relay pass (the newest replaces older ones). */

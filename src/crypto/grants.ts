@@ -1,35 +1,71 @@
 /**
- * Registry statements about who may hold what (DESIGN §4): revocations, scope definitions,
- * grants and epoch starts. Each is root-signed ({@link signTypedStatement}) and verified on read,
- * so a member device that can write to the registry cannot forge an owner's decision.
+ * Registry statements about who may hold what (WIRE.md "Signed statements"): revocations, scope
+ * definitions, grants and epoch starts. Each is root-signed ({@link signTypedStatement}) and
+ * verified on read, so a member device that can write to the registry cannot forge an owner's
+ * decision.
  *
  * Bodies (lib0):
- * - Revocation: `16B deviceId · varuint revokedAt(ms) · varuint n · (varstring roomId · varuint epoch · varuint maxSeq) × n`
+ * - Revocation (type 8): `16B deviceId · varuint revokedAt(ms) · varuint n · (varstring roomId ·
+ *   varuint epoch · seqset)ⁿ` — per room, the epoch this revocation starts there and the exact
+ *   seqs of the device the revoking owner had applied. Legacy type 3 carried `varuint maxSeq`
+ *   instead of the seq set; it still verifies, with no cutoffs (nothing of the device accepted).
  * - ScopeDefinition: `varstring name · varstring roomId · varuint n · varstring kind × n ·
  *   varuint retentionMs (0 = keep) · varuint definedAt(ms)`
  * - Grant: `varstring scope · 16B deviceId · varuint grantedAt(ms)`
- * - EpochStart: `varstring roomId · varuint epoch · varuint startedAt(ms)` (public: names the room, not the scope)
+ * - EpochStart (type 9): `varstring roomId · varuint epoch · varuint startedAt(ms) · 32B salt ·
+ *   varuint n · 16B recipient × n` (public: names the room, not the scope). Legacy type 7 is the
+ *   same without salt and recipients; its key keeps the old, salt-free derivation.
  *
  * @module
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import { SeqSet } from '../sync/seq-set.js'
 import { fromHex, toHex } from '../util/bytes.js'
 import type { Checked } from './codes.js'
 import { ID_BYTES, type AccountKeys } from './keys.js'
-import { signTypedStatement, StatementType, verifyTypedStatement } from './statement.js'
+import { signTypedStatement, StatementBoundError, StatementType, verifyStatementOf, verifyTypedStatement } from './statement.js'
+
+/** Bytes of an epoch start's salt. */
+export const SALT_BYTES = 32
+/**
+ * Most rooms one revocation lists. Why: one per scope room the revoking owner held; an account
+ * with more scopes than this is not a shape any owner build produces.
+ */
+export const MAX_CUTOFF_ROOMS = 4096
+/**
+ * Most seq ranges one room's cutoff lists. Why: a device leaves one gap per restart (seqs are
+ * reserved in blocks), so this covers tens of thousands of restarts; more means a broken owner.
+ */
+export const MAX_CUTOFF_RANGES = 65_536
+/** Most seq ranges in one revocation, over all its rooms: every device re-reads it on load. */
+export const MAX_CUTOFF_TOTAL_RANGES = 262_144
+/**
+ * Most recipients one epoch start names. Why: every recipient gets a lockbox per start, so a start
+ * naming more devices than this would stand for more lockboxes than a registry can carry.
+ */
+export const MAX_EPOCH_RECIPIENTS = 4096
+/** Most device kinds one scope definition names. */
+export const MAX_SCOPE_KINDS = 64
+
+/** Where a revocation leaves a room: what of the revoked device stays valid there. */
+export interface RevocationCutoff {
+  /** The key epoch this revocation starts in the room; envelopes of the device must be older. */
+  epoch: number
+  /** Exactly the device's seqs the revoking owner had applied in the room. */
+  seqs: SeqSet
+}
 
 /** A device was revoked. */
 export interface Revocation {
   deviceId: string
   revokedAt: number
   /**
-   * Per room the device could write: the key epoch that starts with this revocation, and the
-   * highest seq of the device's envelopes the revoking owner had applied (0 when it does not
-   * hold that room). The device's envelopes under an earlier epoch and (where known) up to that
-   * seq are history and stay valid; anything else from it is refused.
+   * Per room the revoking owner held a replica of, the device's history there. An envelope of
+   * the device is accepted only in a listed room, under an epoch below the cutoff's and with a
+   * seq in its set; anything else from it is refused. Empty for a legacy (type 3) revocation.
    */
-  cutoffs: Map<string, { epoch: number; maxSeq: number }>
+  cutoffs: Map<string, RevocationCutoff>
 }
 
 /** A scope's policy. */
@@ -55,6 +91,22 @@ export interface EpochStart {
   roomId: string
   epoch: number
   startedAt: number
+  /**
+   * 32 random bytes that owners mix into the epoch key, so two owners starting the same epoch
+   * concurrently never share a key. Absent in legacy starts (their key derives without one).
+   */
+  salt?: Uint8Array
+  /** The member devices whose lockboxes this start was sealed to (absent in legacy starts). */
+  recipients?: string[]
+}
+
+/**
+ * The id of an epoch start: the first 8 bytes of its salt in hex, `''` for a legacy start (and
+ * for epoch 0, which has no start). Registry keys carry it so concurrent starts of one epoch never
+ * overwrite each other; ordering start ids orders salts.
+ */
+export function startIdOf(salt: Uint8Array | undefined): string {
+  return salt ? toHex(salt.subarray(0, 8)) : ''
 }
 
 function idBytes(deviceId: string): Uint8Array {
@@ -65,32 +117,61 @@ function idBytes(deviceId: string): Uint8Array {
 
 /** Sign a revocation (owner only). */
 export function signRevocation(account: AccountKeys, value: Revocation): Uint8Array {
-  return signTypedStatement(account, StatementType.Revocation, (enc) => {
+  if (value.cutoffs.size > MAX_CUTOFF_ROOMS) throw new Error(`a revocation lists at most ${MAX_CUTOFF_ROOMS} rooms`)
+  return signTypedStatement(account, StatementType.RevocationV2, (enc) => {
     encoding.writeUint8Array(enc, idBytes(value.deviceId))
     encoding.writeVarUint(enc, value.revokedAt)
     encoding.writeVarUint(enc, value.cutoffs.size)
     for (const [roomId, cutoff] of value.cutoffs) {
       encoding.writeVarString(enc, roomId)
       encoding.writeVarUint(enc, cutoff.epoch)
-      encoding.writeVarUint(enc, cutoff.maxSeq)
+      cutoff.seqs.encode(enc)
     }
   })
 }
 
-/** Verify a revocation. Never throws. */
+function readRevocationV2(dec: decoding.Decoder): Revocation {
+  const deviceId = toHex(decoding.readUint8Array(dec, ID_BYTES))
+  const revokedAt = decoding.readVarUint(dec)
+  const count = decoding.readVarUint(dec)
+  if (count > MAX_CUTOFF_ROOMS) throw new StatementBoundError(`revocation lists ${count} rooms, more than ${MAX_CUTOFF_ROOMS}`)
+  const cutoffs = new Map<string, RevocationCutoff>()
+  let total = 0
+  for (let i = 0; i < count; i++) {
+    const roomId = decoding.readVarString(dec)
+    const epoch = decoding.readVarUint(dec)
+    // Bounded before decoding: the range count leads the seq set.
+    const ranges = decoding.peekVarUint(dec)
+    if (ranges > MAX_CUTOFF_RANGES) throw new StatementBoundError(`revocation cutoff lists ${ranges} seq ranges, more than ${MAX_CUTOFF_RANGES}`)
+    total += ranges
+    if (total > MAX_CUTOFF_TOTAL_RANGES) throw new StatementBoundError(`revocation lists more than ${MAX_CUTOFF_TOTAL_RANGES} seq ranges in all`)
+    if (cutoffs.has(roomId)) throw new StatementBoundError(`revocation lists room ${roomId} twice`)
+    cutoffs.set(roomId, { epoch, seqs: SeqSet.decode(dec) })
+  }
+  return { deviceId, revokedAt, cutoffs }
+}
+
+function readLegacyRevocation(dec: decoding.Decoder): Revocation {
+  const deviceId = toHex(decoding.readUint8Array(dec, ID_BYTES))
+  const revokedAt = decoding.readVarUint(dec)
+  const count = decoding.readVarUint(dec)
+  if (count > MAX_CUTOFF_ROOMS) throw new StatementBoundError(`revocation lists ${count} rooms, more than ${MAX_CUTOFF_ROOMS}`)
+  for (let i = 0; i < count; i++) {
+    decoding.readVarString(dec) // roomId
+    decoding.readVarUint(dec) // epoch
+    decoding.readVarUint(dec) // maxSeq: says nothing about gaps, so it vouches for no seq
+  }
+  return { deviceId, revokedAt, cutoffs: new Map() }
+}
+
+/** Verify a revocation (type 8, or legacy type 3 — then with no cutoffs). Never throws. */
 export function verifyRevocation(account: AccountKeys, bytes: Uint8Array): Checked<Revocation> {
-  return verifyTypedStatement(account, bytes, StatementType.Revocation, (dec) => {
-    const deviceId = toHex(decoding.readUint8Array(dec, ID_BYTES))
-    const revokedAt = decoding.readVarUint(dec)
-    const count = decoding.readVarUint(dec)
-    if (count > 4096) throw new Error('too many cutoffs')
-    const cutoffs = new Map<string, { epoch: number; maxSeq: number }>()
-    for (let i = 0; i < count; i++) {
-      const roomId = decoding.readVarString(dec)
-      cutoffs.set(roomId, { epoch: decoding.readVarUint(dec), maxSeq: decoding.readVarUint(dec) })
-    }
-    return { deviceId, revokedAt, cutoffs }
-  })
+  return verifyStatementOf(
+    account,
+    bytes,
+    { [StatementType.RevocationV2]: readRevocationV2, [StatementType.Revocation]: readLegacyRevocation },
+    'a revocation',
+  )
 }
 
 /** Sign a scope definition (owner only). */
@@ -111,7 +192,7 @@ export function verifyScopeDefinition(account: AccountKeys, bytes: Uint8Array): 
     const name = decoding.readVarString(dec)
     const roomId = decoding.readVarString(dec)
     const count = decoding.readVarUint(dec)
-    if (count > 64) throw new Error('too many kinds')
+    if (count > MAX_SCOPE_KINDS) throw new StatementBoundError(`scope definition names ${count} kinds, more than ${MAX_SCOPE_KINDS}`)
     const kinds: string[] = []
     for (let i = 0; i < count; i++) kinds.push(decoding.readVarString(dec))
     return { name, roomId, kinds, retentionMs: decoding.readVarUint(dec), definedAt: decoding.readVarUint(dec) }
@@ -136,20 +217,54 @@ export function verifyGrant(account: AccountKeys, bytes: Uint8Array): Checked<Gr
   }))
 }
 
-/** Sign an epoch start (owner only). */
+/**
+ * Sign an epoch start (owner only): type 9 when it has a salt (every start this build makes),
+ * type 7 — the legacy form — without.
+ */
 export function signEpochStart(account: AccountKeys, value: EpochStart): Uint8Array {
-  return signTypedStatement(account, StatementType.EpochStart, (enc) => {
+  if (!value.salt) {
+    return signTypedStatement(account, StatementType.EpochStart, (enc) => {
+      encoding.writeVarString(enc, value.roomId)
+      encoding.writeVarUint(enc, value.epoch)
+      encoding.writeVarUint(enc, value.startedAt)
+    })
+  }
+  const salt = value.salt
+  if (salt.length !== SALT_BYTES) throw new Error(`an epoch start's salt is ${SALT_BYTES} bytes`)
+  const recipients = [...new Set(value.recipients ?? [])].sort()
+  if (recipients.length > MAX_EPOCH_RECIPIENTS) throw new Error(`an epoch start names at most ${MAX_EPOCH_RECIPIENTS} recipients`)
+  return signTypedStatement(account, StatementType.EpochStartV2, (enc) => {
     encoding.writeVarString(enc, value.roomId)
     encoding.writeVarUint(enc, value.epoch)
     encoding.writeVarUint(enc, value.startedAt)
+    encoding.writeUint8Array(enc, salt)
+    encoding.writeVarUint(enc, recipients.length)
+    for (const id of recipients) encoding.writeUint8Array(enc, idBytes(id))
   })
 }
 
-/** Verify an epoch start. Never throws. */
+function readEpochStartV2(dec: decoding.Decoder): EpochStart {
+  const roomId = decoding.readVarString(dec)
+  const epoch = decoding.readVarUint(dec)
+  const startedAt = decoding.readVarUint(dec)
+  const salt = decoding.readUint8Array(dec, SALT_BYTES).slice()
+  const count = decoding.readVarUint(dec)
+  if (count > MAX_EPOCH_RECIPIENTS) throw new StatementBoundError(`epoch start names ${count} recipients, more than ${MAX_EPOCH_RECIPIENTS}`)
+  const recipients: string[] = []
+  for (let i = 0; i < count; i++) recipients.push(toHex(decoding.readUint8Array(dec, ID_BYTES)))
+  return { roomId, epoch, startedAt, salt, recipients }
+}
+
+function readLegacyEpochStart(dec: decoding.Decoder): EpochStart {
+  return { roomId: decoding.readVarString(dec), epoch: decoding.readVarUint(dec), startedAt: decoding.readVarUint(dec) }
+}
+
+/** Verify an epoch start (type 9, or legacy type 7 without salt and recipients). Never throws. */
 export function verifyEpochStart(account: AccountKeys, bytes: Uint8Array): Checked<EpochStart> {
-  return verifyTypedStatement(account, bytes, StatementType.EpochStart, (dec) => ({
-    roomId: decoding.readVarString(dec),
-    epoch: decoding.readVarUint(dec),
-    startedAt: decoding.readVarUint(dec),
-  }))
+  return verifyStatementOf(
+    account,
+    bytes,
+    { [StatementType.EpochStartV2]: readEpochStartV2, [StatementType.EpochStart]: readLegacyEpochStart },
+    'an epoch start',
+  )
 }

@@ -26,7 +26,11 @@ export const StatementType = {
   DeviceCertificate: 1,
   /** A minimal certificate for the relay: device id + signing key + rooms, no kind or name. */
   RelayPass: 2,
-  /** A device is revoked. */
+  /**
+   * A device is revoked — the legacy form, whose `maxSeq` cutoffs could not say which seqs the
+   * owner applied: still verified (the device stays revoked), but nothing of the device is
+   * accepted on its strength.
+   */
   Revocation: 3,
   /** A scope's policy: which device kinds hold it, its room, its retention. */
   ScopeDefinition: 4,
@@ -34,8 +38,14 @@ export const StatementType = {
   Grant: 5,
   /** An epoch key sealed to one device's X25519 key. */
   Lockbox: 6,
-  /** A scope moved to a new key epoch. */
+  /** A scope moved to a new key epoch — the legacy form, without salt or recipients. */
   EpochStart: 7,
+  /** A device is revoked, with the exact seqs of it that stay valid, per room. */
+  RevocationV2: 8,
+  /** A scope moved to a new key epoch: its salt (the key's derivation input) and recipients. */
+  EpochStartV2: 9,
+  /** An epoch key sealed to one device, naming the epoch start (salt) the key belongs to. */
+  LockboxV2: 10,
 } as const
 /** One of the {@link StatementType} numbers. */
 export type StatementType = (typeof StatementType)[keyof typeof StatementType]
@@ -97,8 +107,16 @@ export function verifyStatement(account: AccountKeys, bytes: Uint8Array): Checke
 }
 
 /**
- * Parse a verified statement's body with `read`; a reader that throws (truncated input) or leaves
- * bytes unread yields a `Malformed` rejection. Never throws.
+ * Thrown by a body reader when a decoded count or size is past its bound; the message becomes the
+ * rejection's reason (a bound is a decision worth naming, unlike a truncation).
+ */
+export class StatementBoundError extends Error {
+  override readonly name = 'StatementBoundError'
+}
+
+/**
+ * Parse a verified statement's body with `read`; a reader that throws (truncated input, a count
+ * past its bound) or leaves bytes unread yields a `Malformed` rejection. Never throws.
  */
 export function readStatementBody<T>(
   statement: VerifiedStatement,
@@ -111,8 +129,8 @@ export function readStatementBody<T>(
     const value = read(dec)
     if (decoding.hasContent(dec)) return reject(RejectCode.Malformed, 'statement body has trailing bytes')
     return { ok: true, value }
-  } catch {
-    return reject(RejectCode.Malformed, 'statement body truncated')
+  } catch (error) {
+    return reject(RejectCode.Malformed, error instanceof StatementBoundError ? error.message : 'statement body truncated')
   }
 }
 
@@ -126,6 +144,23 @@ export function verifyTypedStatement<T>(
   const statement = verifyStatement(account, bytes)
   if (!statement.ok) return statement
   return readStatementBody(statement.value, type, read)
+}
+
+/**
+ * Verify a statement that may come in several types — a legacy form and its successor — and parse
+ * its body with the reader registered for its type. Never throws.
+ */
+export function verifyStatementOf<T>(
+  account: AccountKeys,
+  bytes: Uint8Array,
+  readers: Partial<Record<StatementType, (dec: decoding.Decoder) => T>>,
+  what: string,
+): Checked<T> {
+  const statement = verifyStatement(account, bytes)
+  if (!statement.ok) return statement
+  const read = readers[statement.value.type]
+  if (!read) return reject(RejectCode.UnknownType, `expected ${what}, got statement type ${statement.value.type}`)
+  return readStatementBody(statement.value, statement.value.type, read)
 }
 
 /** Build a statement body with lib0 encoding and sign it. */

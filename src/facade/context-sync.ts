@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { StorageAdapter, StorageError } from '../adapters/storage.js'
+import { StorageError, type StorageAdapter } from '../adapters/storage.js'
 import type { Transport, TransportAttachment, TransportStatus } from '../adapters/transport.js'
 import {
   accountKeysFromPublicKey,
@@ -57,9 +57,9 @@ export interface SyncOptions {
    */
   lagTimeoutMs?: number
   /**
-   * Bounds of the envelopes a scope holds while their sender's certificate, grant or key has not
-   * arrived (default 64 envelopes, 1 MiB, 10 min each); past them an envelope is refused with
-   * `HoldLimit` (16).
+   * Bounds of the envelopes a scope holds while their sender is not certified yet — they cannot be
+   * authenticated (default 64 envelopes, 16 MiB, 10 min each); past them an envelope is refused
+   * with `HoldLimit` (16). Authentic envelopes waiting for a grant or key are held unbounded.
    */
   hold?: Partial<HoldLimits>
   /**
@@ -67,6 +67,14 @@ export interface SyncOptions {
    * that contains them before it reports `Erased` (14) and republishes. Default 500 ms.
    */
   repairDelayMs?: number
+  /**
+   * How long envelopes sealed under a superseded key epoch are still accepted after a new epoch
+   * started (a revocation or narrowing), by the starting owner's clock and by this device's since
+   * it learned of it — past both, they are refused (code 15): a device kept on an old epoch cannot
+   * go on writing under a key a revoked device holds. Envelopes applied before are never affected.
+   * Default 600 000 ms (10 min); 0 refuses at once.
+   */
+  epochGraceMs?: number
 }
 
 /** Options of {@link ContextSync.open}. */
@@ -138,6 +146,8 @@ export class ContextSync {
   private readonly attachments = new Map<string, TransportAttachment[]>()
   private readonly replicaWatchers: Array<(replica: Replica) => void> = []
   private readonly opening = new Map<string, Promise<void>>()
+  /** Scopes whose replica is being closed and purged (this device was removed from them). */
+  private readonly dropping = new Map<string, Promise<void>>()
   private readonly context: DeviceContext
   private retentionTimer: ReturnType<typeof setInterval> | undefined
   private closed = false
@@ -279,7 +289,7 @@ export class ContextSync {
       }),
     })
     await registryReplica.load()
-    const registry = new Registry(registryReplica, account, device, keyring)
+    const registry = new Registry(registryReplica, account, device, keyring, sync.epochGraceMs === undefined ? {} : { epochGraceMs: sync.epochGraceMs })
     if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
     const own = registry.certificate(device.deviceId)
     let profile: Profile
@@ -364,7 +374,8 @@ export class ContextSync {
     if (this.closed) return
     this.closed = true
     if (this.retentionTimer) clearInterval(this.retentionTimer)
-    await Promise.all([...this.opening.values()].map((p) => p.catch(() => undefined)))
+    this.registry.close()
+    await Promise.all([...this.opening.values(), ...this.dropping.values()].map((p) => p.catch(() => undefined)))
     this.presence.close()
     this.monitor.close()
     this.devices.close()
@@ -421,7 +432,12 @@ export class ContextSync {
     if (typeof scope !== 'string') throw new ValidationError(`scope must be a string, got ${typeof scope}`)
     const replica = this.scopeReplicas.get(scope)
     if (replica) {
-      if (!replica.canSeal()) throw new ScopeAccessError(`the keys of scope '${scope}' have not reached this device yet`)
+      // Holding no key of the scope at all means pairing has not delivered it. Holding some but
+      // unable to seal (a new epoch whose key is on its way, or an unsafe one an owner must
+      // rotate first) queues the write in the replica until it can seal.
+      if (!replica.canSeal() && this.keyring.heldKeys(scope).length === 0) {
+        throw new ScopeAccessError(`the keys of scope '${scope}' have not reached this device yet`)
+      }
       return replica
     }
     if (this.registry.scopeNames().includes(scope)) {
@@ -469,14 +485,46 @@ export class ContextSync {
       return
     }
     for (const replica of this.allReplicas()) replica.retryHeld()
+    this.dropRemovedScopes()
     void this.openHeldScopes()
+  }
+
+  /**
+   * Close, detach and purge the replica of every scope an owner's policy no longer lets this
+   * device hold (narrowing): its new epochs are sealed to others, and what it stored of the scope
+   * must not outlive the decision.
+   */
+  private dropRemovedScopes(): void {
+    for (const [scope, replica] of [...this.scopeReplicas]) {
+      if (this.dropping.has(scope) || !this.registry.removedFrom(this.deviceId, scope)) continue
+      this.scopeReplicas.delete(scope)
+      for (const attachment of this.attachments.get(scope) ?? []) attachment.detach()
+      this.attachments.delete(scope)
+      const dropping = (async () => {
+        await replica.close()
+        // Every byte of a replica lives under this prefix (WIRE.md "Device store layout").
+        await this.storage.removeRange(['replica', replica.roomId])
+      })()
+        .catch((error: unknown) => {
+          const storageError = error instanceof StorageError ? error : new StorageError('io', 'purging a removed scope failed', { cause: error })
+          this.emitter.emit('storage-error', { code: 'storage-error', error: storageError, scope })
+        })
+        .finally(() => {
+          this.dropping.delete(scope)
+          if (this.closed) return
+          this.emitter.emit('scopes', { scopes: this.heldScopes() })
+          // Granted again meanwhile: open it afresh, now that the old data is gone.
+          void this.openHeldScopes()
+        })
+      this.dropping.set(scope, dropping)
+    }
   }
 
   /** Open (load + attach) a replica for every held scope that has none yet. */
   private async openHeldScopes(): Promise<void> {
     const added: string[] = []
     for (const scope of this.heldScopes()) {
-      if (this.scopeReplicas.has(scope) || this.opening.has(scope)) continue
+      if (this.scopeReplicas.has(scope) || this.opening.has(scope) || this.dropping.has(scope)) continue
       if (!this.keyring.knowsRoom(scope)) continue
       const opening = this.openScope(scope).finally(() => this.opening.delete(scope))
       this.opening.set(scope, opening)
@@ -487,12 +535,15 @@ export class ContextSync {
   }
 
   private async openScope(scope: string): Promise<void> {
+    // Epoch freshness never refuses what this replica applied before (WIRE.md "Keys and epochs").
+    let opened: Replica | undefined
     const replica = new Replica({
       ...replicaOptions(scope, this.keyring, this.storage, this.sync),
-      directory: this.registry.directoryFor(scope, this.keyring.roomId(scope)),
+      directory: this.registry.directoryFor(scope, this.keyring.roomId(scope), { applied: (senderId, seq) => opened?.hasApplied(senderId, seq) === true }),
       signer: { sender: this.device.deviceIdBytes, senderId: this.device.deviceId, signSecretKey: this.device.signSecretKey },
       onApplied: (senderId) => this.registry.sawSender(senderId),
     })
+    opened = replica
     await replica.load()
     if (this.closed) {
       await replica.close()
@@ -633,6 +684,7 @@ function validateSyncOptions(sync: SyncOptions): void {
   }
   positive(sync.lagTimeoutMs, 'sync.lagTimeoutMs')
   positive(sync.repairDelayMs, 'sync.repairDelayMs', true)
+  positive(sync.epochGraceMs, 'sync.epochGraceMs', true)
   if (sync.hold !== undefined) {
     const hold = requireObject(sync.hold, 'sync.hold')
     positive(hold.maxEntries, 'sync.hold.maxEntries')

@@ -68,10 +68,11 @@ export class DevicesApi {
   }
 
   /**
-   * Revoke a device (owner only): a signed revocation; every scope it held (and the registry)
-   * moves to a new key epoch sealed to the remaining devices; this device re-seals the scopes it
-   * holds under the new epoch at once (compaction), so the old keys protect nothing new. The relay
-   * refuses the device from then on.
+   * Revoke a device (owner only): a signed revocation listing, per room this device holds, the
+   * exact seqs of the revoked device it applied (they stay valid history; nothing else from it is
+   * accepted); every scope it could read (and the registry) moves to a new key epoch sealed to the
+   * remaining devices; this device re-seals the scopes it holds under the new epoch at once
+   * (compaction), so the old keys protect nothing new. The relay refuses the device from then on.
    */
   async revoke(deviceId: string): Promise<void> {
     this.ctx.assertOpen()
@@ -81,7 +82,9 @@ export class DevicesApi {
     if (!this.ctx.registry.certificate(deviceId)) throw new ValidationError(`no device '${deviceId}' in this account`)
     if (this.ctx.registry.revocation(deviceId)) return
     const rooms = new Map(this.ctx.allReplicas().map((r) => [r.roomId, r]))
-    const affected = await this.ctx.registry.revoke(deviceId, (roomId) => rooms.get(roomId)?.appliedSeqs().get(deviceId)?.max() ?? 0)
+    // The revocation states exactly what this device applied of the revoked one (THREAT_MODEL
+    // "A revoked device"): every other seq, and every room without a replica here, is refused.
+    const affected = await this.ctx.registry.revoke(deviceId, (roomId) => rooms.get(roomId)?.appliedSeqs().get(deviceId))
     for (const scope of affected) await this.ctx.heldReplica(scope)?.compactNow()
   }
 

@@ -18,7 +18,7 @@ export function presenceKeys(identity: DeviceIdentity, replica: Replica): Presen
       const certificate = identity.registry.certificate(senderId)
       return certificate ? { status: 'known', signPublicKey: certificate.signPublicKey } : { status: 'unknown' }
     },
-    epochKey: (epoch) => identity.keyring.epochKey(replica.scope, epoch),
+    epochKeys: (epoch) => identity.keyring.openingKeys(replica.scope, epoch),
   }
 }
 
@@ -35,12 +35,14 @@ export class PresencePublisher {
     private readonly replica: Replica,
   ) {}
 
-  /** Seal `payload` under the scope's current epoch key as this device's awareness state; false without a key. */
+  /**
+   * Seal `payload` under the scope's sealing key (its current, canonical, safe epoch — the one
+   * envelopes are sealed under) as this device's awareness state; false while there is none.
+   */
   publish(payload: Omit<PresencePayload, 'at'>): boolean {
-    const keyring = this.identity.keyring
-    const epoch = keyring.currentEpoch(this.replica.scope)
-    const key = keyring.epochKey(this.replica.scope, epoch)
-    if (!key) return false
+    const sealing = this.identity.keyring.sealingKey(this.replica.scope)
+    if (!sealing) return false
+    const { epoch, key } = sealing
     const now = Date.now()
     this.seq = nextPresenceSeq(this.seq, now)
     this.epoch = epoch

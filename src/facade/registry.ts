@@ -1,8 +1,10 @@
 /**
  * The account registry as seen by one device: every verified statement about devices, scopes,
- * grants, epochs and keys (DESIGN §4). It is the {@link SenderDirectory} of every scope, feeds the
- * device's {@link DeviceKeyring} with room ids, epochs and lockbox keys, and — on owner devices —
- * writes new statements.
+ * grants, epochs and keys (WIRE.md "Signed statements", "Keys and epochs"). It is the
+ * {@link SenderDirectory} of every scope, feeds the device's {@link DeviceKeyring} with room
+ * ids, epoch starts and lockbox keys, and — on owner devices — writes new statements and keeps
+ * the key epochs safe: it rotates any room whose current epoch a device that should not hold it
+ * can open, and hands every holder the keys of every start of every epoch it holds.
  *
  * Trust: every statement is verified against the account root on read; one that fails is ignored
  * and reported with its code. Private statements (in the registry scope's sealed inner doc) are
@@ -12,8 +14,10 @@
  * @module
  */
 import * as Y from 'yjs'
+import { StorageError } from '../adapters/storage.js'
 import {
   certificateKey,
+  defaultScopeKey,
   epochKey,
   grantKey,
   passKey,
@@ -29,11 +33,14 @@ import {
   lockboxKey,
   lockboxRecipient,
   openLockbox,
+  randomBytes,
   REGISTRY_SCOPE,
+  SALT_BYTES,
   signEpochStart,
   signGrant,
   signRevocation,
   signScopeDefinition,
+  startIdOf,
   verifyCertificate,
   verifyEpochStart,
   verifyGrant,
@@ -46,11 +53,14 @@ import {
   type DeviceCertificate,
   type DeviceKeyring,
   type DeviceKeys,
+  type EpochStartRecord,
   type Revocation,
+  type RevocationCutoff,
   type ScopeDefinition,
 } from '../crypto/index.js'
 import type { RejectCode } from '../crypto/codes.js'
 import type { Replica, SenderDirectory, SenderStatus } from '../sync/replica.js'
+import type { SeqSet } from '../sync/seq-set.js'
 import { Emitter } from '../util/emitter.js'
 import { fromHex, toHex } from '../util/bytes.js'
 import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './scopes.js'
@@ -71,25 +81,55 @@ export interface AdmittedDevice {
   boxPublicKey: Uint8Array
 }
 
+/** Options of a {@link Registry}. */
+export interface RegistryOptions {
+  /**
+   * How long envelopes under a superseded key epoch stay acceptable (`sync.epochGraceMs`), by the
+   * starting owner's clock and by this device's since it learned of the newer epoch. Default
+   * {@link DEFAULT_EPOCH_GRACE_MS}.
+   */
+  epochGraceMs?: number
+}
+
+/** Default of `sync.epochGraceMs`: 10 minutes. */
+export const DEFAULT_EPOCH_GRACE_MS = 10 * 60_000
+
+type Entry = [key: string, bytes: Uint8Array]
+
 /** Verified view of the registry, plus owner actions. */
 export class Registry {
   /** Typed events. */
   readonly events = new Emitter<RegistryEvents>()
   private readonly certificates = new Map<string, DeviceCertificate>()
-  private readonly revocations = new Map<string, Revocation>()
+  /** Every verified revocation of a device: owners revoking concurrently each state their cutoffs. */
+  private readonly revocations = new Map<string, Revocation[]>()
+  /** Owners' scope definitions (`scope/<name>`). */
   private readonly definitions = new Map<string, ScopeDefinition>()
+  /** Built-in defaults as owners wrote them (`scope/<name>/default`). */
+  private readonly defaults = new Map<string, ScopeDefinition>()
   private readonly grants = new Map<string, Set<string>>()
+  /** Signature of the grant statement under each grant key, to forget it when it is withdrawn. */
+  private readonly grantSignatures = new Map<string, string>()
   private readonly passes = new Map<string, { issuedAt: number; bytes: Uint8Array }>()
   private readonly lastSeenAt = new Map<string, number>()
   /** Signatures of statements already applied (a statement is verified once). */
   private readonly ingested = new Set<string>()
+  /** Owner side: lockbox signatures checked for {@link currentEpochUnsafe}, and the verdict. */
+  private readonly lockboxVerdicts = new Map<string, boolean>()
+  private readonly epochGraceMs: number
+  private maintaining: Promise<void> | undefined
+  private maintainAgain = false
+  private closed = false
 
   constructor(
     private readonly replica: Replica,
     private readonly account: AccountKeys,
     private readonly device: DeviceKeys,
     private readonly keyring: DeviceKeyring,
+    options: RegistryOptions = {},
   ) {
+    this.epochGraceMs = options.epochGraceMs ?? DEFAULT_EPOCH_GRACE_MS
+    keyring.setSafetyCheck((scope, start) => this.startIsSafe(scope, start))
     const statements = statementsMap(replica.inner)
     const publicStatements = publicStatementsMap(replica.outer)
     // Public first: lockboxes hold the keys that open the private part on member devices.
@@ -97,6 +137,7 @@ export class Registry {
     this.ingest(statements, [...statements.keys()], 'private')
     publicStatements.observe((event: Y.YMapEvent<Uint8Array>) => this.ingest(publicStatements, [...event.keysChanged], 'public'))
     statements.observe((event: Y.YMapEvent<Uint8Array>) => this.ingest(statements, [...event.keysChanged], 'private'))
+    if (this.isOwner) this.events.on('change', () => this.scheduleMaintenance())
   }
 
   // ── queries ────────────────────────────────────────────────────────────────
@@ -116,9 +157,13 @@ export class Registry {
     return [...this.certificates.values()]
   }
 
-  /** The revocation of a device, if it was revoked. */
+  /**
+   * The revocation of a device, if it was revoked — the earliest, when owners revoked it
+   * concurrently (each one's cutoffs still count for its envelopes).
+   */
   revocation(deviceId: string): Revocation | undefined {
-    return this.revocations.get(deviceId)
+    const all = this.revocations.get(deviceId)
+    return all && [...all].sort((a, b) => a.revokedAt - b.revokedAt)[0]
   }
 
   /** When this device last applied an envelope from `deviceId` (ms), if ever. */
@@ -131,9 +176,9 @@ export class Registry {
     this.lastSeenAt.set(deviceId, Date.now())
   }
 
-  /** A scope's definition: the verified statement, or the built-in default. */
+  /** A scope's definition: an owner's statement, else the built-in default. */
   definition(scope: string): ScopeDefinition | undefined {
-    const defined = this.definitions.get(scope)
+    const defined = this.definitions.get(scope) ?? this.defaults.get(scope)
     if (defined) return defined
     const kinds = DEFAULT_SCOPE_KINDS[scope as keyof typeof DEFAULT_SCOPE_KINDS]
     if (!kinds) return undefined
@@ -143,17 +188,28 @@ export class Registry {
 
   /** Every scope name known to this device (built-in and defined). */
   scopeNames(): string[] {
-    return [...new Set([...BUILTIN_SCOPES, ...this.definitions.keys()])]
+    return [...new Set([...BUILTIN_SCOPES, ...this.defaults.keys(), ...this.definitions.keys()])]
   }
 
   /** True when `deviceId` may hold `scope`: its kind is in the scope's policy, or it was granted it. */
   holds(deviceId: string, scope: string): boolean {
     const certificate = this.certificates.get(deviceId)
     if (!certificate || this.revocations.has(deviceId)) return false
-    if (isDeviceLocal(scope)) return true
+    if (isDeviceLocal(scope) || scope === REGISTRY_SCOPE) return true
     const definition = this.definition(scope)
     if (!definition) return false
     return definition.kinds.includes(certificate.kind) || this.grants.get(scope)?.has(deviceId) === true
+  }
+
+  /**
+   * True when a stated policy (an owner's definition, or the default every owner writes) no
+   * longer lets `deviceId` hold `scope` — not while the policy is merely unknown here yet, so
+   * that a device still syncing its registry never drops a scope it holds.
+   */
+  removedFrom(deviceId: string, scope: string): boolean {
+    if (isDeviceLocal(scope) || !this.certificates.has(deviceId) || this.revocations.has(deviceId)) return false
+    if (!this.definitions.has(scope) && !this.defaults.has(scope)) return false
+    return !this.holds(deviceId, scope)
   }
 
   /** Scopes `deviceId` holds. */
@@ -166,23 +222,24 @@ export class Registry {
     return this.passes.get(deviceId)?.bytes
   }
 
-  /** The {@link SenderDirectory} of one scope's room. */
-  directoryFor(scope: string, roomId: string): SenderDirectory {
+  /**
+   * The {@link SenderDirectory} of one scope's room. `applied` tells which envelopes this device
+   * applied before, which epoch freshness never refuses.
+   */
+  directoryFor(scope: string, roomId: string, options: { applied?: (senderId: string, seq: number) => boolean } = {}): SenderDirectory {
     return {
       resolve: (senderId: string, seq: number, epoch: number): SenderStatus => {
         const certificate = this.certificates.get(senderId)
         if (!certificate) return { status: 'unknown' }
-        const revocation = this.revocations.get(senderId)
-        if (revocation) {
-          const cutoff = revocation.cutoffs.get(roomId)
-          if (!cutoff || epoch >= cutoff.epoch || (cutoff.maxSeq > 0 && seq > cutoff.maxSeq)) return { status: 'revoked' }
-        }
+        const revocations = this.revocations.get(senderId)
+        if (revocations && !revocations.some((r) => cutoffAccepts(r.cutoffs.get(roomId), seq, epoch))) return { status: 'revoked' }
         const granted =
           certificate.role === 'owner' ||
           isDeviceLocal(scope) ||
           this.definition(scope)?.kinds.includes(certificate.kind) === true ||
           this.grants.get(scope)?.has(senderId) === true
         if (!granted) return { status: 'not-granted', signPublicKey: certificate.signPublicKey }
+        if (this.keyring.isStale(scope, epoch, this.epochGraceMs) && options.applied?.(senderId, seq) !== true) return { status: 'stale' }
         return { status: 'known', signPublicKey: certificate.signPublicKey }
       },
     }
@@ -192,30 +249,32 @@ export class Registry {
 
   /**
    * Publish this (owner) device's certificate and pass, and the built-in scope definitions,
-   * unless they are already there.
+   * unless they are already there; then check the key epochs (see {@link maintain}).
    */
   async enrolOwner(info: { kind: string; name: string }): Promise<void> {
-    const writes: Array<[string, Uint8Array]> = []
+    const writes: Entry[] = []
     if (!this.certificates.has(this.device.deviceId)) {
       writes.push([certificateKey(this.device.deviceId), issueCertificate(this.account, this.device, { ...info, role: 'owner' })])
     }
     for (const scope of BUILTIN_SCOPES) {
-      if (isDeviceLocal(scope) || this.definitions.has(scope)) continue
+      if (isDeviceLocal(scope) || this.definitions.has(scope) || this.defaults.has(scope)) continue
       const definition = this.definition(scope)!
-      writes.push([scopeKey(scope), signScopeDefinition(this.account, { ...definition, definedAt: Date.now() })])
+      // definedAt 0: every owner writes byte-identical defaults (Ed25519 is deterministic).
+      writes.push([defaultScopeKey(scope), signScopeDefinition(this.account, { ...definition, definedAt: 0 })])
     }
     const pass = this.passes.get(this.device.deviceId)
     if (!pass) writes.push([passKey(this.device.deviceId), issueRelayPass(this.account, this.device, { rooms: 'all' })])
     await this.write(writes, writes.filter(([key]) => key.startsWith('pass/')))
+    this.scheduleMaintenance()
   }
 
   /**
-   * Admit a paired device: certificate, grants for `scopes`, lockboxes for every epoch of every
-   * scope it holds (and of the registry), and its relay pass.
+   * Admit a paired device: certificate, grants for `scopes`, lockboxes for every start of every
+   * epoch of every scope it holds (and of the registry), and its relay pass.
    */
   async admit(device: AdmittedDevice, info: { kind: string; name: string }, scopes: string[]): Promise<Uint8Array> {
     const certificate = issueCertificate(this.account, device, { ...info, role: 'member' })
-    const priv: Array<[string, Uint8Array]> = [[certificateKey(device.deviceId), certificate]]
+    const priv: Entry[] = [[certificateKey(device.deviceId), certificate]]
     for (const scope of scopes) {
       if (isDeviceLocal(scope)) continue
       priv.push([grantKey(scope, device.deviceId), signGrant(this.account, { scope, deviceId: device.deviceId, grantedAt: Date.now() })])
@@ -241,16 +300,32 @@ export class Registry {
     if (certificate) await this.refreshKeysFor(deviceId, certificate.boxPublicKey)
   }
 
-  /** Define or redefine a scope (owner only); members of the named kinds and devices get keys. */
+  /**
+   * Define or redefine a scope (owner only): its kinds, and the devices granted it beyond them —
+   * grants of devices not listed are withdrawn. Devices the policy now covers get keys; when it
+   * no longer covers a member that held the scope, the scope rotates exactly as on a revocation
+   * (a new epoch sealed to the remaining holders) and the removed members' relay passes are
+   * reissued without its room.
+   */
   async define(name: string, policy: { kinds: string[]; devices: string[]; retentionMs: number }): Promise<void> {
     const roomId = this.keyring.roomId(name)
-    const writes: Array<[string, Uint8Array]> = [
+    const before = this.holders(name).map((c) => c.deviceId)
+    const priv: Entry[] = [
       [scopeKey(name), signScopeDefinition(this.account, { name, roomId, kinds: policy.kinds, retentionMs: policy.retentionMs, definedAt: Date.now() })],
     ]
     for (const deviceId of policy.devices) {
-      writes.push([grantKey(name, deviceId), signGrant(this.account, { scope: name, deviceId, grantedAt: Date.now() })])
+      priv.push([grantKey(name, deviceId), signGrant(this.account, { scope: name, deviceId, grantedAt: Date.now() })])
     }
-    await this.write(writes, [])
+    const withdrawn = [...(this.grants.get(name) ?? [])].filter((id) => !policy.devices.includes(id)).map((id) => grantKey(name, id))
+    // Staged synchronously, so `holds` below already sees the new policy.
+    this.stage(priv, [], withdrawn)
+    const removed = before.filter((id) => !this.holds(id, name))
+    if (removed.length > 0) {
+      const rotation = this.rotation(name, new Set(removed))
+      const passes = removed.map((id) => this.passEntry(id)).filter((e): e is Entry => e !== undefined)
+      this.stage([rotation.start, ...passes], [rotation.start, ...rotation.lockboxes, ...passes])
+    }
+    await this.replica.whenFlushed()
     for (const certificate of this.certificates.values()) {
       if (certificate.role === 'member' && this.holds(certificate.deviceId, name)) {
         await this.refreshKeysFor(certificate.deviceId, certificate.boxPublicKey)
@@ -259,37 +334,166 @@ export class Registry {
   }
 
   /**
-   * Revoke a device (owner only): a signed revocation (with, per room, the last seq of its that
-   * stays valid), and a new key epoch for every room it could read, sealed to the devices that
-   * remain. Returns the scopes whose epoch moved, so the caller can re-seal them by compaction.
+   * Revoke a device (owner only): a signed revocation stating, per room this device holds a
+   * replica of, exactly the seqs of the device it applied (`appliedSeqs`), and a new key epoch for
+   * every room the device could read, sealed to the devices that remain. Returns the scopes whose
+   * epoch moved, so the caller can re-seal them by compaction.
    */
-  async revoke(deviceId: string, appliedSeqs: (roomId: string) => number): Promise<string[]> {
+  async revoke(deviceId: string, appliedSeqs: (roomId: string) => SeqSet | undefined): Promise<string[]> {
     const certificate = this.certificates.get(deviceId)
-    const affected = certificate
-      ? [REGISTRY_SCOPE, ...this.scopeNames().filter((s) => !isDeviceLocal(s) && this.holds(deviceId, s))]
-      : []
-    const cutoffs = new Map<string, { epoch: number; maxSeq: number }>()
-    const epochWrites: Array<[string, Uint8Array]> = []
-    const lockboxes: Array<[string, Uint8Array]> = []
-    const remaining = this.members().filter((m) => m.deviceId !== deviceId)
-    for (const scope of affected) {
+    const scopes = [REGISTRY_SCOPE, ...this.scopeNames().filter((s) => !isDeviceLocal(s) && this.keyring.knowsRoom(s))]
+    // Every room it holds, or whose current key it may have been handed anyway.
+    const affected = certificate ? scopes.filter((s) => s === REGISTRY_SCOPE || this.holds(deviceId, s) || this.mayHoldCurrentKey(deviceId, s)) : []
+    const cutoffs = new Map<string, RevocationCutoff>()
+    for (const scope of scopes) {
       const roomId = this.keyring.roomId(scope)
-      const epoch = this.keyring.currentEpoch(scope) + 1
-      cutoffs.set(roomId, { epoch, maxSeq: appliedSeqs(roomId) })
-      epochWrites.push([epochKey(roomId, epoch), signEpochStart(this.account, { roomId, epoch, startedAt: Date.now() })])
-      for (const member of remaining) {
-        if (scope === REGISTRY_SCOPE || this.holds(member.deviceId, scope)) {
-          const key = this.keyring.epochKey(scope, epoch)!
-          lockboxes.push([lockboxKey(roomId, epoch, member.deviceId), issueLockbox(this.account, member, roomId, epoch, key)])
-        }
-      }
+      const seqs = appliedSeqs(roomId)
+      // A room this device held no replica of (or applied nothing of it in) is not listed: there,
+      // nothing of the revoked device is accepted.
+      if (seqs && seqs.size() > 0) cutoffs.set(roomId, { epoch: this.keyring.currentEpoch(scope) + 1, seqs })
     }
-    const revocation = signRevocation(this.account, { deviceId, revokedAt: Date.now(), cutoffs })
-    const statements: Array<[string, Uint8Array]> = [[revocationKey(deviceId), revocation], ...epochWrites]
+    const exclude = new Set([deviceId])
+    const rotations = affected.map((scope) => this.rotation(scope, exclude))
+    const revocation: Entry = [revocationKey(deviceId), signRevocation(this.account, { deviceId, revokedAt: Date.now(), cutoffs })]
+    const starts = rotations.map((r) => r.start)
     // Public copies for the relay; lockboxes land in the same transaction as the new epochs, so
     // no remaining device learns of an epoch without its key.
-    await this.write(statements, [...lockboxes, ...statements])
+    await this.write([revocation, ...starts], [...rotations.flatMap((r) => r.lockboxes), revocation, ...starts])
     return affected.filter((s) => s !== REGISTRY_SCOPE)
+  }
+
+  /** Stop maintaining (the device is closing). */
+  close(): void {
+    this.closed = true
+  }
+
+  /**
+   * Owner upkeep after any registry change (WIRE.md "Keys and epochs"): rotate every room whose
+   * current epoch is unsafe — its canonical start was sealed to, or its key handed to, a device
+   * that is revoked or no longer holds the scope — to a new epoch for the remaining holders only,
+   * and give every holder a lockbox for every start of every epoch it holds that it lacks.
+   * Concurrent owners doing this at once both exclude every such device, so the result is safe
+   * whichever start ends up canonical.
+   */
+  private async maintain(): Promise<void> {
+    const pub: Entry[] = []
+    const priv: Entry[] = []
+    for (const scope of [REGISTRY_SCOPE, ...this.scopeNames().filter((s) => !isDeviceLocal(s) && this.keyring.knowsRoom(s))]) {
+      if (this.currentEpochUnsafe(scope)) {
+        const rotation = this.rotation(scope, new Set())
+        pub.push(rotation.start, ...rotation.lockboxes)
+        priv.push(rotation.start)
+      }
+      for (const member of this.holders(scope)) pub.push(...this.missingLockboxes(scope, member))
+    }
+    if (pub.length === 0 && priv.length === 0) return
+    await this.write(priv, pub)
+  }
+
+  private scheduleMaintenance(): void {
+    if (!this.isOwner || this.closed) return
+    this.maintainAgain = true
+    if (this.maintaining) return
+    this.maintaining = (async () => {
+      while (this.maintainAgain && !this.closed) {
+        this.maintainAgain = false
+        // Let the batch of statements that triggered this land first (one sync message carries many).
+        await new Promise<void>((resolve) => setTimeout(resolve, 0))
+        if (!this.closed) await this.maintain()
+      }
+    })()
+      .catch((error: unknown) => {
+        // A failed store is reported by the replica and retried by the next change; after close
+        // nothing is left to maintain. Anything else is a bug and must surface.
+        if (!(error instanceof StorageError) && !this.closed) throw error
+      })
+      .finally(() => {
+        this.maintaining = undefined
+      })
+  }
+
+  /** A new epoch for `scope`'s room with a fresh salt, sealed to its holders but `exclude`. */
+  private rotation(scope: string, exclude: Set<string>): { start: Entry; lockboxes: Entry[] } {
+    const roomId = this.keyring.roomId(scope)
+    const epoch = this.keyring.currentEpoch(scope) + 1
+    const salt = randomBytes(SALT_BYTES)
+    const startId = startIdOf(salt)
+    const recipients = this.holders(scope).filter((c) => !exclude.has(c.deviceId))
+    const key = this.keyring.deriveEpochKey(scope, epoch, salt)
+    const start = signEpochStart(this.account, { roomId, epoch, startedAt: Date.now(), salt, recipients: recipients.map((c) => c.deviceId) })
+    const lockboxes = recipients.map((c): Entry => [lockboxKey(roomId, epoch, c.deviceId, startId), issueLockbox(this.account, c, roomId, epoch, key, salt)])
+    return { start: [epochKey(roomId, epoch, startId), start], lockboxes }
+  }
+
+  /** Lockboxes `member` lacks for the starts of every epoch of `scope` so far. */
+  private missingLockboxes(scope: string, member: { deviceId: string; boxPublicKey: Uint8Array }): Entry[] {
+    const roomId = this.keyring.roomId(scope)
+    const existing = publicStatementsMap(this.replica.outer)
+    const out: Entry[] = []
+    for (let epoch = 0; epoch <= this.keyring.currentEpoch(scope); epoch++) {
+      const starts: Array<{ startId: string; salt?: Uint8Array }> = this.keyring.starts(roomId, epoch)
+      if (epoch === 0 && !starts.some((s) => s.startId === '')) starts.unshift({ startId: '' })
+      for (const start of starts) {
+        const key = lockboxKey(roomId, epoch, member.deviceId, start.startId)
+        if (existing.has(key)) continue
+        out.push([key, issueLockbox(this.account, member, roomId, epoch, this.keyring.deriveEpochKey(scope, epoch, start.salt), start.salt)])
+      }
+    }
+    return out
+  }
+
+  /** True when the current epoch of `scope` can be opened by a device that should not hold it. */
+  private currentEpochUnsafe(scope: string): boolean {
+    const roomId = this.keyring.roomId(scope)
+    const epoch = this.keyring.currentEpoch(scope)
+    const canonical = this.keyring.canonicalStart(roomId, epoch)
+    if (!canonical) return false
+    if (!this.startIsSafe(scope, canonical)) return true
+    // A lockbox of the canonical start given to a device that lost the scope (say, admitted by
+    // one owner while another narrowed the scope); epoch 0 and legacy starts name no recipients.
+    const existing = publicStatementsMap(this.replica.outer)
+    for (const certificate of this.certificates.values()) {
+      if (certificate.role !== 'member' || this.mayHold(certificate.deviceId, scope)) continue
+      const bytes = existing.get(lockboxKey(roomId, epoch, certificate.deviceId, canonical.startId))
+      if (bytes instanceof Uint8Array && this.isLockboxOf(bytes, canonical, certificate.deviceId)) return true
+    }
+    return false
+  }
+
+  /** True when `bytes` is a genuine lockbox of `start` for `deviceId` (verified once per signature). */
+  private isLockboxOf(bytes: Uint8Array, start: EpochStartRecord, deviceId: string): boolean {
+    const signature = toHex(bytes.subarray(Math.max(0, bytes.length - 64)))
+    let verdict = this.lockboxVerdicts.get(signature)
+    if (verdict === undefined) {
+      const r = verifyLockbox(this.account, bytes)
+      verdict = r.ok && r.value.roomId === start.roomId && r.value.epoch === start.epoch && r.value.recipient === deviceId && startIdOf(r.value.salt) === start.startId
+      this.lockboxVerdicts.set(signature, verdict)
+    }
+    return verdict
+  }
+
+  /**
+   * Whether a start may be sealed under: none of the members it was sealed to is revoked or known
+   * to no longer hold the scope. A recipient whose certificate has not arrived here yet is not
+   * held against it (it would only delay writes until the certificate comes).
+   */
+  private startIsSafe(scope: string, start: EpochStartRecord): boolean {
+    return start.recipients === undefined || start.recipients.every((id) => this.mayHold(id, scope))
+  }
+
+  private mayHold(deviceId: string, scope: string): boolean {
+    if (this.revocations.has(deviceId)) return false
+    return !this.certificates.has(deviceId) || this.holds(deviceId, scope)
+  }
+
+  /** True when `deviceId` was a recipient of, or holds a lockbox of, a start of the current epoch. */
+  private mayHoldCurrentKey(deviceId: string, scope: string): boolean {
+    const roomId = this.keyring.roomId(scope)
+    const epoch = this.keyring.currentEpoch(scope)
+    const existing = publicStatementsMap(this.replica.outer)
+    const starts = this.keyring.starts(roomId, epoch)
+    if (starts.some((s) => s.recipients?.includes(deviceId))) return true
+    return ['', ...starts.map((s) => s.startId)].some((id) => existing.has(lockboxKey(roomId, epoch, deviceId, id)))
   }
 
   /** Members (non-owner, not revoked) with their certificates. */
@@ -297,37 +501,50 @@ export class Registry {
     return [...this.certificates.values()].filter((c) => c.role === 'member' && !this.revocations.has(c.deviceId))
   }
 
+  /** Members holding `scope` (every member for the registry): who a new start is sealed to. */
+  private holders(scope: string): DeviceCertificate[] {
+    return this.members().filter((c) => this.holds(c.deviceId, scope))
+  }
+
+  /** A fresh relay pass for a member: the registry and the rooms of the scopes it holds now. */
+  private passEntry(deviceId: string): Entry | undefined {
+    const certificate = this.certificates.get(deviceId)
+    if (!certificate) return undefined
+    const rooms = [REGISTRY_SCOPE, ...this.heldScopes(deviceId).filter((s) => !isDeviceLocal(s))].map((s) => this.keyring.roomId(s))
+    const pass = issueRelayPass(
+      this.account,
+      { deviceIdBytes: fromHex(deviceId)!, signPublicKey: certificate.signPublicKey },
+      { rooms, issuedAt: Math.max(Date.now(), (this.passes.get(deviceId)?.issuedAt ?? 0) + 1) },
+    )
+    return [passKey(deviceId), pass]
+  }
+
   /**
-   * Seal every epoch key of every room `deviceId` holds (and of the registry) to it, and issue a
-   * relay pass covering those rooms.
+   * Seal every start of every epoch of every room `deviceId` holds (and of the registry) to it,
+   * and issue a relay pass covering those rooms.
    */
   private async refreshKeysFor(deviceId: string, boxPublicKey: Uint8Array): Promise<void> {
-    const publicWrites: Array<[string, Uint8Array]> = []
-    const existing = publicStatementsMap(this.replica.outer)
-    const rooms: string[] = []
+    const publicWrites: Entry[] = []
     for (const scope of [REGISTRY_SCOPE, ...this.heldScopes(deviceId).filter((s) => !isDeviceLocal(s))]) {
-      const roomId = this.keyring.roomId(scope)
-      rooms.push(roomId)
-      for (let epoch = 0; epoch <= this.keyring.currentEpoch(scope); epoch++) {
-        const key = lockboxKey(roomId, epoch, deviceId)
-        if (existing.has(key)) continue
-        publicWrites.push([key, issueLockbox(this.account, { deviceId, boxPublicKey }, roomId, epoch, this.keyring.epochKey(scope, epoch)!)])
-      }
+      publicWrites.push(...this.missingLockboxes(scope, { deviceId, boxPublicKey }))
     }
-    const certificate = this.certificates.get(deviceId)
-    if (certificate) {
-      const pass = issueRelayPass(
-        this.account,
-        { deviceIdBytes: fromHex(deviceId)!, signPublicKey: certificate.signPublicKey },
-        { rooms, issuedAt: Math.max(Date.now(), (this.passes.get(deviceId)?.issuedAt ?? 0) + 1) },
-      )
-      publicWrites.push([passKey(deviceId), pass])
-    }
+    const pass = this.passEntry(deviceId)
+    if (pass) publicWrites.push(pass)
     await this.write(publicWrites.filter(([k]) => k.startsWith('pass/')), publicWrites)
   }
 
-  /** Write statements: `priv` into the sealed registry, `pub` into the public map; wait until stored. */
-  private async write(priv: Array<[string, Uint8Array]>, pub: Array<[string, Uint8Array]>): Promise<void> {
+  /** Write statements (see {@link stage}) and wait until they are sealed and stored. */
+  private async write(priv: Entry[], pub: Entry[], remove: string[] = []): Promise<void> {
+    this.stage(priv, pub, remove)
+    await this.replica.whenFlushed()
+  }
+
+  /**
+   * Apply statements now, synchronously (each map's observer ingests them before this returns):
+   * `priv` into the sealed registry, `pub` into the public map, and delete the private `remove`
+   * keys (withdrawn grants).
+   */
+  private stage(priv: Entry[], pub: Entry[], remove: string[] = []): void {
     if (!this.isOwner) throw new Error('only owner devices write registry statements')
     if (pub.length > 0) {
       const map = publicStatementsMap(this.replica.outer)
@@ -335,13 +552,13 @@ export class Registry {
         for (const [key, value] of pub) map.set(key, value)
       })
     }
-    if (priv.length > 0) {
+    if (priv.length > 0 || remove.length > 0) {
       const map = statementsMap(this.replica.inner)
       this.replica.inner.transact(() => {
         for (const [key, value] of priv) map.set(key, value)
+        for (const key of remove) map.delete(key)
       })
     }
-    await this.replica.whenFlushed()
   }
 
   // ── ingest ─────────────────────────────────────────────────────────────────
@@ -351,8 +568,12 @@ export class Registry {
     let keysAdded = false
     for (const key of keys) {
       const bytes = map.get(key)
-      if (!(bytes instanceof Uint8Array)) continue
       const kind = key.slice(0, key.indexOf('/'))
+      if (!(bytes instanceof Uint8Array)) {
+        // Only an owner's sealed registry envelope can delete a private entry: a withdrawn grant.
+        if (where === 'private' && kind === 'grant' && this.withdrawGrant(key)) changed.push(key)
+        continue
+      }
       // The public map only carries what the relay or a bootstrapping member needs.
       if (where === 'public' && !['lockbox', 'revoke', 'epoch', 'pass'].includes(kind)) continue
       const accepted = this.ingestOne(kind, key, bytes)
@@ -369,8 +590,23 @@ export class Registry {
     const signature = toHex(bytes.subarray(Math.max(0, bytes.length - 64)))
     if (this.ingested.has(signature)) return false
     const result = this.ingestVerified(kind, key, bytes)
-    if (result !== false) this.ingested.add(signature)
+    if (result !== false) {
+      this.ingested.add(signature)
+      if (kind === 'grant') this.grantSignatures.set(key, signature)
+    }
     return result
+  }
+
+  private withdrawGrant(key: string): boolean {
+    const rest = key.slice('grant/'.length)
+    const slash = rest.lastIndexOf('/')
+    const scope = rest.slice(0, slash)
+    const deviceId = rest.slice(slash + 1)
+    const signature = this.grantSignatures.get(key)
+    // The same grant may be written again later; it must be ingested again then.
+    if (signature !== undefined) this.ingested.delete(signature)
+    this.grantSignatures.delete(key)
+    return this.grants.get(scope)?.delete(deviceId) === true
   }
 
   private ingestVerified(kind: string, key: string, bytes: Uint8Array): false | 'fact' | 'key' {
@@ -389,22 +625,25 @@ export class Registry {
       case 'revoke': {
         const r = verifyRevocation(this.account, bytes)
         if (!r.ok) return fail(r)
-        if (this.revocations.has(r.value.deviceId)) return false
-        this.revocations.set(r.value.deviceId, r.value)
+        let all = this.revocations.get(r.value.deviceId)
+        if (!all) this.revocations.set(r.value.deviceId, (all = []))
+        all.push(r.value)
         return 'fact'
       }
       case 'scope': {
         const r = verifyScopeDefinition(this.account, bytes)
         if (!r.ok) return fail(r)
-        const current = this.definitions.get(r.value.name)
-        if (current && current.definedAt > r.value.definedAt) return false
-        this.definitions.set(r.value.name, r.value)
+        // The map's current value is the policy: every device converges on the same one.
+        if (key === scopeKey(r.value.name)) this.definitions.set(r.value.name, r.value)
+        else if (key === defaultScopeKey(r.value.name)) this.defaults.set(r.value.name, r.value)
+        else return false
         this.keyring.setRoom(r.value.name, r.value.roomId)
         return 'fact'
       }
       case 'grant': {
         const r = verifyGrant(this.account, bytes)
         if (!r.ok) return fail(r)
+        if (grantKey(r.value.scope, r.value.deviceId) !== key) return false
         let set = this.grants.get(r.value.scope)
         if (!set) this.grants.set(r.value.scope, (set = new Set()))
         set.add(r.value.deviceId)
@@ -413,7 +652,8 @@ export class Registry {
       case 'epoch': {
         const r = verifyEpochStart(this.account, bytes)
         if (!r.ok) return fail(r)
-        return this.keyring.setEpoch(r.value.roomId, r.value.epoch) ? 'fact' : false
+        // A new start is a new key on owners, and may be the one a held envelope waits for.
+        return this.keyring.addStart(r.value) ? 'key' : false
       }
       case 'pass': {
         const r = verifyRelayPass(this.account, bytes)
@@ -429,10 +669,10 @@ export class Registry {
         if (this.keyring.derivesKeys || lockboxRecipient(bytes) !== this.device.deviceId) return false
         const r = verifyLockbox(this.account, bytes)
         if (!r.ok) return fail(r)
-        if (r.value.recipient !== this.device.deviceId || this.keyring.derivesKeys) return false
+        if (r.value.recipient !== this.device.deviceId) return false
         const opened = openLockbox(r.value, this.device)
         if (!opened) return false
-        return this.keyring.addKey(r.value.roomId, r.value.epoch, opened) ? 'key' : false
+        return this.keyring.addKey(r.value.roomId, r.value.epoch, opened, r.value.salt) ? 'key' : false
       }
       default: {
         // A statement kind this build does not know: still verified (so forgeries are reported),
@@ -442,4 +682,9 @@ export class Registry {
       }
     }
   }
+}
+
+/** Whether a revocation's cutoff for a room keeps an envelope of the revoked device as history. */
+function cutoffAccepts(cutoff: RevocationCutoff | undefined, seq: number, epoch: number): boolean {
+  return cutoff !== undefined && epoch < cutoff.epoch && cutoff.seqs.has(seq)
 }

@@ -1,6 +1,6 @@
 /**
- * `dev.scopes`: privacy scopes — which device may hold which data (DESIGN §4). Defining and
- * granting need an owner device; a device that is not granted a scope holds no key for it, does
+ * `dev.scopes`: privacy scopes — which device may hold which data (WIRE.md "Keys and epochs").
+ * Defining and granting need an owner device; a device that is not granted a scope holds no key for it, does
  * not subscribe to its room, and using it throws `ScopeAccessError`.
  *
  * @module
@@ -17,7 +17,7 @@ import { optionalNumber, requireId, requireObject } from './validate.js'
 export interface ScopePolicy {
   /** Device kinds that hold the scope. */
   kinds?: string[]
-  /** Individual devices that hold it as well. */
+  /** Individual devices that hold it as well (the only ones: grants of others are withdrawn). */
   devices?: string[]
   /** Items older than this many ms expire on every device; omit or 0 to keep them. */
   retention?: number
@@ -40,8 +40,12 @@ export class ScopesApi {
   }
 
   /**
-   * Define a new scope or change a scope's policy (owner only). Devices the policy now covers
-   * receive its keys.
+   * Define a new scope or change a scope's policy (owner only). The policy replaces the previous
+   * one: devices it now covers receive its keys; grants of devices not in `devices` are
+   * withdrawn. When it drops a kind or a device that held the scope, the scope moves to a new key
+   * epoch sealed to the remaining holders only (as on a revocation), the removed devices' relay
+   * passes no longer name its room, and each removed device closes the scope and purges it from
+   * its store (WIRE.md "Keys and epochs").
    *
    * @example
    * ```ts

@@ -1,9 +1,10 @@
 /**
- * Presence envelopes (DESIGN §3, §6): what a device tells the others about itself — online, what
- * it is doing, which session it is in — sealed like any envelope (type 3 = presence, the personal
- * scope's epoch key, the device's signature) and carried as the device's y-protocols awareness
- * state of the personal scope's sealed log. The awareness state holds only
- * `{ e: <base64url envelope> }`: relays and transports never see plaintext presence.
+ * Presence envelopes (WIRE.md "Presence and seq announcements"): what a device tells the others
+ * about itself — online, what it is doing, which session it is in — sealed like any envelope
+ * (type 3 = presence, the personal scope's sealing key, the device's signature) and carried as
+ * the device's y-protocols awareness state of the personal scope's sealed log. The awareness
+ * state holds only `{ e: <base64url envelope> }`: relays and transports never see plaintext
+ * presence.
  *
  * Presence plaintext (lib0): `u8 version=3 · varuint at (sender clock, ms) · varstring activity ·
  * varstring activeSessionId · varuint logSeq · varuint tipClient · varuint tipClock` (empty string /
@@ -126,8 +127,11 @@ export interface PresenceKeys {
   roomId: string
   /** The sender's signing key, or why there is none. */
   sender(senderId: string): { status: 'known'; signPublicKey: Uint8Array } | { status: 'unknown' } | { status: 'revoked' }
-  /** The personal scope's key of an epoch, if held. */
-  epochKey(epoch: number): Uint8Array | undefined
+  /**
+   * The room's keys of an epoch (several when owners started it concurrently), the sealing key
+   * first; empty while not held.
+   */
+  epochKeys(epoch: number): Uint8Array[]
 }
 
 /** An opened presence envelope. */
@@ -161,9 +165,12 @@ export function openPresence(state: unknown, keys: PresenceKeys): OpenResult {
   }
   if (sender.status === 'revoked') return reject(RejectCode.RevokedSender, 'sender revoked')
   if (!verifyEnvelope(envelope, keys.roomId, sender.signPublicKey)) return reject(RejectCode.BadSignature, 'presence signature does not verify')
-  const key = keys.epochKey(envelope.epoch)
-  if (!key) return { ok: false, held: true, code: RejectCode.UnknownEpoch, reason: `no key for epoch ${envelope.epoch}`, senderId: envelope.senderId }
-  const plaintext = decryptEnvelope(envelope, keys.roomId, key)
+  const epochKeys = keys.epochKeys(envelope.epoch)
+  if (epochKeys.length === 0) {
+    return { ok: false, held: true, code: RejectCode.UnknownEpoch, reason: `no key for epoch ${envelope.epoch}`, senderId: envelope.senderId }
+  }
+  let plaintext: Uint8Array | undefined
+  for (const key of epochKeys) if ((plaintext = decryptEnvelope(envelope, keys.roomId, key))) break
   if (!plaintext) return reject(RejectCode.BadCiphertext, 'presence does not decrypt')
   const payload = decodePresence(plaintext)
   if (!payload) return reject(RejectCode.BadPayload, 'presence payload does not decode')
