@@ -14,7 +14,10 @@
  *     the relay is down survive an abrupt page reload and are uploaded when the relay returns;
  * (d) a byte search of every IndexedDB record (and of the profile's IndexedDB files on disk)
  *     finds none of the plaintext markers written on either device — while the same bytes,
- *     reopened as a store in Node, do yield them, and the same search finds a plaintext control.
+ *     reopened as a store in Node, do yield them, and the same search finds a plaintext control;
+ * (e) a tampering relay takes the relay's place and wipes every room, the registry's included:
+ *     the glasses lose nothing, report it (`Erased`, 14), and reopen from IndexedDB alone after an
+ *     abrupt reload with every memory and their keys; the rooms fill again (republished).
  *
  * Loopback only (relay and page server on 127.0.0.1). Skips loudly without Chromium.
  */
@@ -30,6 +33,8 @@ import WebSocket from 'ws'
 import { ContextSync, createAccount, memoryStorage, type Transport } from '../src/index.js'
 import { websocketTransport } from '../src/entries/websocket.js'
 import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
+import { createTamperingRelay } from '../src/entries/testing.js'
+import { RejectCode } from '../src/index.js'
 import { GLASSES_DB, type DumpedRecord, type GlassesApi } from './browser/glasses-api.js'
 import { bundleForBrowser, CHROMIUM_LAUNCH, hasChromium, warnIfNoChromium } from './browser/harness.js'
 
@@ -380,4 +385,38 @@ describe.skipIf(!hasChromium)('the glasses runtime in real Chromium (IndexedDB +
     )
     expect(controlOnDisk).toEqual(['control'])
   }, 30_000)
+
+  it('(e) a relay wiping every room, the registry included, costs the glasses nothing, also after a reload from IndexedDB', async () => {
+    expect(glassesId).toBeDefined()
+    const everything = () => new Set([...fromPhone.keys(), ...fromGlasses.keys()])
+    await relay.close()
+    // A relay that lost everything and then turns hostile: both devices re-upload to it first.
+    const tamper = await createTamperingRelay({ port: relayPort })
+    cleanups.push(() => tamper.close())
+    const personal = phone.roomId('personal')
+    await until(() => (tamper.rooms().includes(personal) ? tamper.room(personal).entries().length > 0 : false), 20_000, 'the devices to re-upload')
+    await until(async () => Object.values(await call('status')).some((s) => s === 'synced'), 20_000, 'the glasses to reconnect')
+    const before = (await call('problems')).length
+    for (const roomId of tamper.rooms()) tamper.room(roomId).wipe()
+    await until(
+      async () => (await call('problems')).slice(before).some((p) => p.startsWith(`rejected ${RejectCode.Erased} `)),
+      15_000,
+      'the glasses to report the erasure',
+    )
+    expect(await glassesHave(everything())).toBe(true)
+    await until(() => tamper.room(personal).entries().length > 0, 15_000, 'the devices to republish')
+
+    // Abrupt reload, then offline: everything comes back from IndexedDB, keys included.
+    await loadPage(true)
+    const offline = await call('open')
+    expect(offline.deviceId).toBe(glassesId)
+    expect(offline.scopes).toEqual(expect.arrayContaining(['personal', 'health']))
+    expect(await glassesHave(everything())).toBe(true)
+    await call('close')
+    const online = await call('open', tamper.url)
+    expect(online.deviceId).toBe(glassesId)
+    const mine = await glassesRemember('afterWipe')
+    await until(() => phoneHas([mine]), 15_000, 'the phone to receive a write made after the wipe')
+    expect(pageErrors).toEqual([])
+  }, 60_000)
 })

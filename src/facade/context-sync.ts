@@ -289,7 +289,10 @@ export class ContextSync {
       }),
     })
     await registryReplica.load()
-    const registry = new Registry(registryReplica, account, device, keyring, sync.epochGraceMs === undefined ? {} : { epochGraceMs: sync.epochGraceMs })
+    const registry = new Registry(registryReplica, account, device, keyring, {
+      ...(sync.epochGraceMs !== undefined && { epochGraceMs: sync.epochGraceMs }),
+      ...(sync.repairDelayMs !== undefined && { repairDelayMs: sync.repairDelayMs }),
+    })
     if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
     const own = registry.certificate(device.deviceId)
     let profile: Profile
@@ -498,6 +501,7 @@ export class ContextSync {
     for (const [scope, replica] of [...this.scopeReplicas]) {
       if (this.dropping.has(scope) || !this.registry.removedFrom(this.deviceId, scope)) continue
       this.scopeReplicas.delete(scope)
+      this.monitor.detach(scope)
       for (const attachment of this.attachments.get(scope) ?? []) attachment.detach()
       this.attachments.delete(scope)
       const dropping = (async () => {

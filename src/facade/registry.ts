@@ -58,11 +58,12 @@ import {
   type RevocationCutoff,
   type ScopeDefinition,
 } from '../crypto/index.js'
-import type { RejectCode } from '../crypto/codes.js'
+import { RejectCode } from '../crypto/codes.js'
 import type { Replica, SenderDirectory, SenderStatus } from '../sync/replica.js'
 import type { SeqSet } from '../sync/seq-set.js'
 import { Emitter } from '../util/emitter.js'
 import { fromHex, toHex } from '../util/bytes.js'
+import { decodeKeptStatements, encodeKeptStatements, watchPublicDeletions } from './kept-statements.js'
 import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './scopes.js'
 
 /** Events of a {@link Registry}. */
@@ -89,7 +90,12 @@ export interface RegistryOptions {
    * {@link DEFAULT_EPOCH_GRACE_MS}.
    */
   epochGraceMs?: number
+  /** How long public statements this device kept may stay deleted before it puts them back (`sync.repairDelayMs`). Default 500 ms. */
+  repairDelayMs?: number
 }
+
+/** Origin of this device's own re-publication of kept public statements. */
+const RESTORE_ORIGIN = Symbol('contextsync/registry-restore')
 
 /** Default of `sync.epochGraceMs`: 10 minutes. */
 export const DEFAULT_EPOCH_GRACE_MS = 10 * 60_000
@@ -114,6 +120,9 @@ export class Registry {
   private readonly lastSeenAt = new Map<string, number>()
   /** Signatures of statements already applied (a statement is verified once). */
   private readonly ingested = new Set<string>()
+  /** Public statements verified here, kept with the registry checkpoint (kept-statements.ts). */
+  private readonly kept = new Map<string, Uint8Array>()
+  private readonly stopWatchingPublic: () => void
   /** Owner side: lockbox signatures checked for {@link currentEpochUnsafe}, and the verdict. */
   private readonly lockboxVerdicts = new Map<string, boolean>()
   private readonly epochGraceMs: number
@@ -132,6 +141,26 @@ export class Registry {
     keyring.setSafetyCheck((scope, start) => this.startIsSafe(scope, start))
     const statements = statementsMap(replica.inner)
     const publicStatements = publicStatementsMap(replica.outer)
+    // What this device kept from the public map comes back first, whatever the map holds now
+    // (anyone in the room can delete its entries): put back what is missing, verified like any.
+    const restored = decodeKeptStatements(replica.restoredExtra).filter(([key]) => !publicStatements.has(key))
+    if (restored.length > 0) {
+      Y.transact(replica.outer, () => {
+        for (const [key, bytes] of restored) publicStatements.set(key, bytes)
+      }, RESTORE_ORIGIN)
+    }
+    replica.keepWithCheckpoint(() => encodeKeptStatements(this.kept))
+    this.stopWatchingPublic = watchPublicDeletions(publicStatements, {
+      kept: (key) => this.kept.get(key),
+      delayMs: options.repairDelayMs ?? 500,
+      ownOrigin: RESTORE_ORIGIN,
+      erased: (count) =>
+        this.events.emit('rejected', {
+          code: RejectCode.Erased,
+          reason: `${count} public registry statement${count === 1 ? ' was' : 's were'} deleted from the registry room; putting them back`,
+          key: '',
+        }),
+    })
     // Public first: lockboxes hold the keys that open the private part on member devices.
     this.ingest(publicStatements, [...publicStatements.keys()], 'public')
     this.ingest(statements, [...statements.keys()], 'private')
@@ -365,6 +394,7 @@ export class Registry {
   /** Stop maintaining (the device is closing). */
   close(): void {
     this.closed = true
+    this.stopWatchingPublic()
   }
 
   /**
@@ -537,6 +567,9 @@ export class Registry {
   private async write(priv: Entry[], pub: Entry[], remove: string[] = []): Promise<void> {
     this.stage(priv, pub, remove)
     await this.replica.whenFlushed()
+    // A public entry written over an older one is a deletion too, which the store records only in
+    // a rewrite (with a checkpoint): do it now, so an acknowledged statement is on disk.
+    if (pub.length > 0) await this.replica.checkpoint()
   }
 
   /**
@@ -579,6 +612,8 @@ export class Registry {
       const accepted = this.ingestOne(kind, key, bytes)
       if (accepted === 'key') keysAdded = true
       if (accepted) changed.push(key)
+      // Keep every public statement verified here (now or as its private copy): see kept-statements.ts.
+      if (where === 'public' && (accepted || this.ingested.has(signatureOf(bytes)))) this.kept.set(key, bytes)
     }
     if (keysAdded) this.replica.retryHeld()
     if (changed.length > 0) this.events.emit('change', { keys: changed })
@@ -587,7 +622,7 @@ export class Registry {
   /** Verify and record one statement; returns what it changed (or false). */
   private ingestOne(kind: string, key: string, bytes: Uint8Array): false | 'fact' | 'key' {
     // Revocations, epochs and passes come twice (private and public copy): verify each once.
-    const signature = toHex(bytes.subarray(Math.max(0, bytes.length - 64)))
+    const signature = signatureOf(bytes)
     if (this.ingested.has(signature)) return false
     const result = this.ingestVerified(kind, key, bytes)
     if (result !== false) {
@@ -687,4 +722,9 @@ export class Registry {
 /** Whether a revocation's cutoff for a room keeps an envelope of the revoked device as history. */
 function cutoffAccepts(cutoff: RevocationCutoff | undefined, seq: number, epoch: number): boolean {
   return cutoff !== undefined && epoch < cutoff.epoch && cutoff.seqs.has(seq)
+}
+
+/** A statement's identity for "verified once": its signature (the last 64 bytes). */
+function signatureOf(bytes: Uint8Array): string {
+  return toHex(bytes.subarray(Math.max(0, bytes.length - 64)))
 }

@@ -150,6 +150,14 @@ export class SyncMonitor {
     return out
   }
 
+  /** Stop monitoring a scope this device no longer holds (its replica is being closed). */
+  detach(scope: string): void {
+    this.beacons.get(scope)?.close()
+    this.beacons.delete(scope)
+    this.announced.delete(scope)
+    this.pendingSince.delete(scope)
+  }
+
   /** Subscribe; returns an unsubscribe function. */
   on<E extends keyof SyncMonitorEvents>(event: E, listener: SyncMonitorEvents[E]): () => void {
     return this.emitter.on(event, listener)

@@ -31,8 +31,10 @@ interface Held {
   envelope: ParsedEnvelope
   /** Monotonic ms when first held. */
   since: number
-  /** Its signature could not be checked (the sender is unknown): bounded. */
+  /** Bounded: its signature could not be checked (unknown sender), or no key opens it yet. */
   unverified: boolean
+  /** Why it is held (reported again if it expires). */
+  code: number
 }
 
 /** Monotonic ms: a hold must not expire early when the wall clock jumps. */
@@ -60,14 +62,14 @@ export class HeldEnvelopes {
    * Hold an envelope (again: a retried one keeps its original time). Returns false, holding
    * nothing, when an unverified one would pass a bound.
    */
-  add(bytes: Uint8Array, envelope: ParsedEnvelope, unverified: boolean, since = monotonic()): boolean {
+  add(bytes: Uint8Array, envelope: ParsedEnvelope, unverified: boolean, code: number, since = monotonic()): boolean {
     if (this.held.has(bytes)) return true
     if (unverified) {
       if (this.unverifiedCount + 1 > this.limits.maxEntries || this.unverifiedBytes + bytes.length > this.limits.maxBytes) return false
       this.unverifiedCount++
       this.unverifiedBytes += bytes.length
     }
-    this.held.set(bytes, { envelope, since, unverified })
+    this.held.set(bytes, { envelope, since, unverified, code })
     return true
   }
 
@@ -92,11 +94,11 @@ export class HeldEnvelopes {
     return out
   }
 
-  /** Unverified envelopes held longer than the timeout (the registry never vouched for them). */
-  expired(now = monotonic()): Array<{ bytes: Uint8Array; senderId: string }> {
-    const out: Array<{ bytes: Uint8Array; senderId: string }> = []
+  /** Bounded envelopes held longer than the timeout (nothing arrived that vouches for or opens them). */
+  expired(now = monotonic()): Array<{ bytes: Uint8Array; senderId: string; code: number }> {
+    const out: Array<{ bytes: Uint8Array; senderId: string; code: number }> = []
     for (const [bytes, held] of this.held) {
-      if (held.unverified && now - held.since >= this.limits.timeoutMs) out.push({ bytes, senderId: held.envelope.senderId })
+      if (held.unverified && now - held.since >= this.limits.timeoutMs) out.push({ bytes, senderId: held.envelope.senderId, code: held.code })
     }
     return out
   }

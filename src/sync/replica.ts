@@ -262,7 +262,9 @@ export class Replica {
         snapshotExtents: () => this.snapshotExtents(),
         erased: (event) => this.onErased(event),
       },
-      options.repairDelayMs ?? 500,
+      // Half the repair delay: a peer that saw the same erasure republishes only after the full
+      // delay, so its snapshot cannot make this device's check pass and hide the report.
+      (options.repairDelayMs ?? 500) / 2,
     )
     this.store = new LogStore(options.storage, options.roomId, this.outer, {
       onError: (error) => this.events.emit('storage-error', { error, scope: this.scope }),
@@ -816,7 +818,12 @@ export class Replica {
       return this.holdEntry(bytes, envelope, RejectCode.UnknownEpoch, `no key for epoch ${envelope.epoch}`, false, heldSince)
     }
     const plaintext = decryptWithAny(envelope, this.roomId, keys)
-    if (!plaintext) return this.rejectEntry(bytes, RejectCode.BadCiphertext, 'envelope does not decrypt', senderId)
+    if (!plaintext) {
+      // Authentic but sealed under a key this device lacks: another owner may have started the
+      // same epoch concurrently, and that start's key is on its way. Held (bounded, as if
+      // unverified: a member could seal junk); refused with 9 once the hold time passes.
+      return this.holdEntry(bytes, envelope, RejectCode.BadCiphertext, 'none of the epoch\'s keys opens it (yet)', true, heldSince)
+    }
     // Checked after authentication so a tampered copy of an applied envelope is reported as
     // tampering, and only a genuine re-delivery counts as a replay. Only seqs this device applied
     // itself count: a snapshot's coverage claims never make it refuse another sender's envelope.
@@ -887,9 +894,10 @@ export class Replica {
     addSeq(this.applied, senderId, seq)
   }
 
-  private holdEntry(bytes: Uint8Array, envelope: ParsedEnvelope, code: RejectCode, reason: string, unverified: boolean, since?: number): void {
+  /** Hold an envelope; `bounded` ones (unauthenticated, or undecryptable) count against the hold limits. */
+  private holdEntry(bytes: Uint8Array, envelope: ParsedEnvelope, code: RejectCode, reason: string, bounded: boolean, since?: number): void {
     const senderId = envelope.senderId
-    if (!this.held.add(bytes, envelope, unverified, since)) {
+    if (!this.held.add(bytes, envelope, bounded, code, since)) {
       return this.rejectEntry(bytes, RejectCode.HoldLimit, `hold of this room is full (${reason})`, senderId)
     }
     this.entries.set(bytes, { state: 'held' })
@@ -900,9 +908,13 @@ export class Replica {
   /** Held envelopes the registry never vouched for within the hold time are refused. */
   private expireHeld(): void {
     if (this.closed) return
-    for (const { bytes, senderId } of this.held.expired()) {
+    for (const { bytes, senderId, code } of this.held.expired()) {
       this.held.delete(bytes)
-      this.rejectEntry(bytes, RejectCode.HoldLimit, 'held longer than the hold time; the registry never vouched for its sender', senderId)
+      if (code === RejectCode.BadCiphertext) {
+        this.rejectEntry(bytes, RejectCode.BadCiphertext, 'no key of its epoch opened it within the hold time', senderId)
+      } else {
+        this.rejectEntry(bytes, RejectCode.HoldLimit, 'held longer than the hold time; the registry never vouched for it', senderId)
+      }
     }
   }
 
@@ -1025,7 +1037,7 @@ export class Replica {
     const now = performance.now()
     const base = this.options.repairDelayMs ?? 500
     this.repairBackoff = now - this.lastRepairAt < REPAIR_MAX_MS ? Math.min(this.repairBackoff * 2, REPAIR_MAX_MS) : base
-    const wait = Math.max(0, this.lastRepairAt + this.repairBackoff - now)
+    const wait = Math.max(base / 2, this.lastRepairAt + this.repairBackoff - now)
     if (this.repairTimer) clearTimeout(this.repairTimer)
     this.repairTimer = setTimeout(() => this.repair(event.copies), wait)
     ;(this.repairTimer as { unref?: () => void }).unref?.()
