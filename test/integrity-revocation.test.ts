@@ -17,6 +17,7 @@ import { createAccount, loopbackNetwork, RejectCode, type ContextSync, type Loop
 import { sealedLog } from '../src/crdt/sealed-log.js'
 import { parseEnvelope } from '../src/crypto/index.js'
 import { converge, openDevice, roomOf } from './helpers/devices.js'
+import { pairMember } from './helpers/keys.js'
 import {
   caughtUp,
   deviceKeysOf,
@@ -25,9 +26,8 @@ import {
   heldKeys,
   IntegrityFixture,
   keyringOf,
-  memoryInsertUpdate,
+  memoryUpdate,
   opensWithAny,
-  pairOnLoopback,
   scopeKey,
   sleep,
   until,
@@ -93,7 +93,7 @@ describe('a revoked device injects envelopes with its old keys', () => {
         seq,
         key: scopeKey(account, scope, 0),
         // The forged memory claims the phone wrote it.
-        plaintext: memoryInsertUpdate({ id, text: `FORGED by the revoked car (${scope})`, scope, sourceDeviceId: phone.dev.deviceId, kind: 'instruction' }),
+        plaintext: memoryUpdate({ id, text: `FORGED by the revoked car (${scope})`, scope, sourceDeviceId: phone.dev.deviceId, kind: 'instruction' }),
       }),
     })
     const attacks = [
@@ -131,8 +131,8 @@ describe('two owners revoke two devices while partitioned', () => {
     net = loopbackNetwork({ seed: 61, layout: 'mesh' })
     const phone = await openDevice(account, net, 'phone')
     const pc = await openDevice(account, net, 'pc')
-    const car = await pairOnLoopback(net, phone.dev, 'car', ['personal', 'location'])
-    const glasses = await pairOnLoopback(net, phone.dev, 'glasses')
+    const car = await pairMember(phone.dev, net, 'car', { scopes: ['personal', 'location'] })
+    const glasses = await pairMember(phone.dev, net, 'glasses')
     loopbackDevices.push(phone.dev, pc.dev, car.dev, glasses.dev)
     const all = [phone.dev, pc.dev, car.dev, glasses.dev]
     await phone.dev.memory.remember({ text: 'before the partition' })

@@ -11,7 +11,8 @@ import { revocationKey, statementsMap } from '../src/crdt/registry.js'
 import * as encoding from 'lib0/encoding'
 import { fromHex } from '../src/util/bytes.js'
 import { converge, openDevice } from './helpers/devices.js'
-import { forgeUpdate, inject, memoryUpdate, pairMember, storedDeviceKeys } from './helpers/keys.js'
+import { deviceKeysOf, forgeEnvelope, memoryUpdate } from './helpers/forge.js'
+import { inject, pairMember } from './helpers/keys.js'
 
 let net: LoopbackNetwork
 const open: ContextSync[] = []
@@ -58,7 +59,7 @@ describe('revocation cutoffs', () => {
 
     const rejected: Array<[string, RejectedEvent]> = []
     for (const [name, dev] of [['phone', phone], ['pc', pc], ['glasses', glasses.dev]] as const) dev.on('rejected', (e) => rejected.push([name, e]))
-    const keys = await storedDeviceKeys(car.storage)
+    const keys = await deviceKeysOf(car.storage)
     const gapSeq = carSeqs[0]![1] + 10
     const forged: Array<[scope: string, seq: number, text: string]> = [
       ['personal', gapSeq, 'FORGED-IN-A-GAP'],
@@ -66,7 +67,7 @@ describe('revocation cutoffs', () => {
       ['location', 900, 'FORGED-BELOW-ANY-MAXSEQ'],
     ]
     for (const [scope, seq, text] of forged) {
-      const bytes = forgeUpdate(keys, keyring.roomId(scope), 0, seq, keyring.epochKey(scope, 0)!, memoryUpdate(`forged-${seq}-${scope}`, text, scope, phone.deviceId))
+      const bytes = forgeEnvelope({ keys, roomId: keyring.roomId(scope), epoch: 0, seq, key: keyring.epochKey(scope, 0)!, plaintext: memoryUpdate({ id: `forged-${seq}-${scope}`, text, scope, sourceDeviceId: phone.deviceId }) })
       // Delivered once, by the relay, to the phone; the glasses and the PC get it by sync.
       inject(phone, scope, bytes)
     }

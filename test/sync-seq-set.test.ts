@@ -12,19 +12,9 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { describe, expect, it } from 'vitest'
 import { MAX_SEQ_RANGES, SeqSet, SeqSetError } from '../src/sync/seq-set.js'
+import { propertyParams } from './helpers/seeded.js'
 
-function envInt(name: string): number | undefined {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return undefined
-  const value = Number(raw)
-  if (!Number.isSafeInteger(value)) throw new Error(`${name} must be an integer, got ${JSON.stringify(raw)}`)
-  return value
-}
-
-const SEED = envInt('CONTEXTSYNC_SEED')
-const RUNS = envInt('CONTEXTSYNC_RUNS') ?? 300
-/** fast-check parameters: a fixed seed when CONTEXTSYNC_SEED is set, else fast-check's own. */
-const params = SEED === undefined ? { numRuns: RUNS } : { numRuns: RUNS, seed: SEED }
+const params = propertyParams(300)
 
 const MAX = Number.MAX_SAFE_INTEGER
 

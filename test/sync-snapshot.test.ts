@@ -22,19 +22,9 @@ import {
   type SnapshotPayload,
 } from '../src/sync/snapshot.js'
 import { toHex } from '../src/util/bytes.js'
+import { propertyParams } from './helpers/seeded.js'
 
-function envInt(name: string): number | undefined {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return undefined
-  const value = Number(raw)
-  if (!Number.isSafeInteger(value)) throw new Error(`${name} must be an integer, got ${JSON.stringify(raw)}`)
-  return value
-}
-
-const SEED = envInt('CONTEXTSYNC_SEED')
-const RUNS = envInt('CONTEXTSYNC_RUNS') ?? 200
-/** fast-check parameters: a fixed seed when CONTEXTSYNC_SEED is set, else fast-check's own. */
-const params = SEED === undefined ? { numRuns: RUNS } : { numRuns: RUNS, seed: SEED }
+const params = propertyParams(200)
 
 /** A distinct 16-byte sender id per index. */
 function senderId(i: number): string {

@@ -14,7 +14,6 @@ import {
   memoryStorage,
   type Account,
   type DeviceKind,
-  type LoopbackNetwork,
   type RejectedEvent,
   type StorageAdapter,
   type SyncLagEvent,
@@ -24,20 +23,12 @@ import {
 import { websocketTransport } from '../../src/adapters/websocket.js'
 import { sqliteStorage } from '../../src/adapters/sqlite-storage.js'
 import { accountKeys } from '../../src/facade/account.js'
-import { insertMemory } from '../../src/crdt/memory.js'
-import {
-  decodeDeviceKeys,
-  decryptEnvelope,
-  EnvelopeType,
-  ownerKeyring,
-  parseEnvelope,
-  sealEnvelope,
-  type DeviceKeyring,
-  type DeviceKeys,
-} from '../../src/crypto/index.js'
-import { decodeSnapshot } from '../../src/sync/snapshot.js'
+import { ownerKeyring } from '../../src/crypto/index.js'
 import { createTamperingRelay, type TamperingRelay } from '../../src/testing/tampering-relay.js'
 import type { EnvelopeInfo } from '../../src/testing/sealed-log-tamper.js'
+import { contentOf, keyringOf } from './forge.js'
+
+export { contentOf, deviceKeysOf, forgeEnvelope, keyringOf, memoryUpdate, opensWithAny } from './forge.js'
 
 /**
  * Sync options the integrity fix adds (`epochGraceMs`, `hold`), typed here until `SyncOptions`
@@ -244,106 +235,11 @@ export class IntegrityFixture {
   }
 }
 
-/** Pair a member on a loopback network (invite + join); returns it with its transport. */
-export async function pairOnLoopback(
-  net: LoopbackNetwork,
-  owner: ContextSync,
-  kind: DeviceKind,
-  scopes?: string[],
-): Promise<{ dev: ContextSync; transport: Transport }> {
-  const transport = net.transport({ name: `${kind}-member` })
-  const invite = await owner.devices.invite({ kind, name: `Member ${kind}`, ...(scopes && { scopes }) })
-  const dev = await ContextSync.join({
-    invite: invite.code,
-    device: { kind, name: `Member ${kind}` },
-    storage: memoryStorage(),
-    transports: [transport],
-    timeoutMs: 15_000,
-  })
-  return { dev, transport }
-}
-
-/** The device keys in a device's store (what an attacker holding its disk, or the device, has). */
-export async function deviceKeysOf(storage: StorageAdapter): Promise<DeviceKeys> {
-  const bytes = await storage.load(['keys', 'device'])
-  if (!bytes) throw new Error('no device keys in this store')
-  const keys = decodeDeviceKeys(bytes)
-  if (!keys.ok) throw new Error(`device keys do not decode: ${keys.reason}`)
-  return keys.value
-}
-
-/** A device's keyring (private in `ContextSync`; the integrity tests try every key it holds). */
-export function keyringOf(dev: ContextSync): DeviceKeyring {
-  return (dev as unknown as { keyring: DeviceKeyring }).keyring
-}
-
 /** The scope key of one epoch, derived from the account root (tests only). */
 export function scopeKey(account: Account, scope: string, epoch: number): Uint8Array {
   const key = ownerKeyring(accountKeys(account)).epochKey(scope, epoch)
   if (!key) throw new Error(`no key for ${scope} epoch ${epoch}`)
   return key
-}
-
-/** A Yjs update that inserts one memory into a scope's inner doc (the plaintext of a forged update). */
-export function memoryInsertUpdate(item: { id: string; text: string; scope: string; sourceDeviceId: string; kind?: 'fact' | 'instruction' }): Uint8Array {
-  const doc = new Y.Doc()
-  const now = Date.now()
-  doc.transact(() =>
-    insertMemory(doc, {
-      id: item.id,
-      text: item.text,
-      scope: item.scope,
-      kind: item.kind ?? 'fact',
-      tags: [],
-      createdAt: now,
-      updatedAt: now,
-      source: { deviceId: item.sourceDeviceId },
-    }),
-  )
-  const update = Y.encodeStateAsUpdate(doc)
-  doc.destroy()
-  return update
-}
-
-/** Seal an envelope as `keys` (a device's stolen keys) would. */
-export function forgeEnvelope(input: {
-  keys: DeviceKeys
-  roomId: string
-  type?: EnvelopeType
-  epoch: number
-  seq: number
-  key: Uint8Array
-  plaintext: Uint8Array
-}): Uint8Array {
-  return sealEnvelope({
-    roomId: input.roomId,
-    type: input.type ?? EnvelopeType.Update,
-    epoch: input.epoch,
-    seq: input.seq,
-    sender: input.keys.deviceIdBytes,
-    signSecretKey: input.keys.signSecretKey,
-    key: input.key,
-    plaintext: input.plaintext,
-  })
-}
-
-/** True when one of `keys` opens the envelope (bound to `roomId`). */
-export function opensWithAny(bytes: Uint8Array, roomId: string, keys: Uint8Array[]): boolean {
-  const parsed = parseEnvelope(bytes)
-  if (!parsed.ok) return false
-  return keys.some((key) => decryptEnvelope(parsed.value, roomId, key) !== undefined)
-}
-
-/** The plaintext of an envelope under any of `keys` (a snapshot's inner state for snapshots). */
-export function contentOf(bytes: Uint8Array, roomId: string, keys: Uint8Array[]): Uint8Array | undefined {
-  const parsed = parseEnvelope(bytes)
-  if (!parsed.ok) return undefined
-  for (const key of keys) {
-    const plaintext = decryptEnvelope(parsed.value, roomId, key)
-    if (!plaintext) continue
-    return parsed.value.type === EnvelopeType.Snapshot ? (decodeSnapshot(plaintext)?.state ?? plaintext) : plaintext
-  }
-  return undefined
 }
 
 /** The first of `envelopes` whose content (decrypted with the account's keys) holds `marker`. */

@@ -13,18 +13,17 @@ import {
   type Transport,
 } from '../../src/index.js'
 import { sealedLog } from '../../src/crdt/sealed-log.js'
-import { insertMemory } from '../../src/crdt/memory.js'
 import {
-  decodeDeviceKeys,
   decryptEnvelope,
   EnvelopeType,
   parseEnvelope,
   REGISTRY_SCOPE,
-  sealEnvelope,
   type DeviceKeyring,
-  type DeviceKeys,
 } from '../../src/crypto/index.js'
 import { decodeSnapshot } from '../../src/sync/snapshot.js'
+import { keyringOf } from './forge.js'
+
+export { keyringOf } from './forge.js'
 
 /** A member device paired through the network, with what a test needs to restart or attack it. */
 export interface Member {
@@ -55,18 +54,6 @@ export async function pairMember(
   return { dev, storage, transport }
 }
 
-/** The device keys kept in a device's store (what a thief of the revoked device holds). */
-export async function storedDeviceKeys(storage: StorageAdapter): Promise<DeviceKeys> {
-  const decoded = decodeDeviceKeys((await storage.load(['keys', 'device']))!)
-  if (!decoded.ok) throw new Error('fixture: no device keys in store')
-  return decoded.value
-}
-
-/** The keyring of a running device (internal; the tests inspect what it could decrypt). */
-export function keyringOf(dev: ContextSync): DeviceKeyring {
-  return (dev as unknown as { keyring: DeviceKeyring }).keyring
-}
-
 /**
  * Every key a device's keyring holds for a scope's room, over every epoch up to the current one
  * — what an attacker holding the device could try, whatever the device itself would use.
@@ -81,28 +68,6 @@ export function everyKeyHeld(dev: ContextSync, scope: string): Uint8Array[] {
     if (key) out.push(key)
   }
   return out
-}
-
-/** An inner-doc update adding one readable memory (what a forger would seal). */
-export function memoryUpdate(id: string, text: string, scope: string, deviceId: string): Uint8Array {
-  const doc = new Y.Doc()
-  const now = Date.now()
-  insertMemory(doc, { id, text, scope, kind: 'fact', tags: [], createdAt: now, updatedAt: now, source: { deviceId } })
-  return Y.encodeStateAsUpdate(doc)
-}
-
-/** Seal an update envelope with a device's own keys (a revoked device forging). */
-export function forgeUpdate(keys: DeviceKeys, roomId: string, epoch: number, seq: number, key: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  return sealEnvelope({
-    roomId,
-    type: EnvelopeType.Update,
-    epoch,
-    seq,
-    sender: keys.deviceIdBytes,
-    signSecretKey: keys.signSecretKey,
-    key,
-    plaintext,
-  })
 }
 
 /** Append bytes to a device's sealed log as the relay would deliver them. */
