@@ -5,9 +5,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent } from '../src/index.js'
+import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent, type StorageAdapter } from '../src/index.js'
 import { sealedLog } from '../src/crdt/sealed-log.js'
-import { createDeviceKeys, EnvelopeType, randomBytes, sealEnvelope } from '../src/crypto/index.js'
+import { createDeviceKeys, decodeDeviceKeys, DeviceKeyring, EnvelopeType, randomBytes, sealEnvelope } from '../src/crypto/index.js'
+import { accountKeys } from '../src/facade/account.js'
+import { openCheckpoint } from '../src/sync/checkpoint.js'
 import { converge, openDevice, roomOf } from './helpers/devices.js'
 
 let net: LoopbackNetwork
@@ -174,4 +176,44 @@ describe('local authority', () => {
     expect(glasses.dev.replica('personal')!.hasApplied(phone.deviceId, personal[0]!.announcedSeq)).toBe(false)
     expect(lagEvents.filter((e) => e.startsWith('behind:personal'))).toEqual([])
   })
+
+  it('forgetting leaves the text in no checkpoint on any device (decrypted), and old checkpoints are removed', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 15 })
+    const stores = [memoryStorage(), memoryStorage()]
+    const phone = (await openDevice(account, net, 'phone', stores[0], { sync })).dev
+    const pc = (await openDevice(account, net, 'pc', stores[1], { sync })).dev
+    open.push(phone, pc)
+    const room = roomOf(account, 'personal')
+    const kept = await phone.memory.remember({ text: 'kept-marker' })
+    const secret = await pc.memory.remember({ text: 'forgotten-marker' })
+    await converge([phone, pc], net)
+    // A checkpoint is written with every store rewrite: make sure each device has one holding both.
+    await Promise.all([phone, pc].map((d) => d.replica('personal')!.checkpoint()))
+    const texts = async (storage: typeof stores[number]) => {
+      const all = await checkpointsOf(account, storage, room)
+      return all.map((state) => ({ kept: Buffer.from(state).includes('kept-marker'), forgotten: Buffer.from(state).includes('forgotten-marker') }))
+    }
+    for (const storage of stores) expect(await texts(storage)).toEqual([{ kept: true, forgotten: true }])
+    await phone.memory.forget(secret.id)
+    await converge([phone, pc], net)
+    await new Promise((r) => setTimeout(r, 1_100)) // a receiver rewrites its store within about a second
+    await Promise.all([phone, pc].map((d) => d.flush()))
+    for (const storage of stores) expect(await texts(storage)).toEqual([{ kept: true, forgotten: false }])
+    expect(pc.memory.get(kept.id)?.text).toBe('kept-marker')
+  })
 })
+
+/** The inner states of every checkpoint a store holds for a room, opened with the device's own at-rest key. */
+async function checkpointsOf(account: Awaited<ReturnType<typeof createAccount>>, storage: StorageAdapter, roomId: string): Promise<Uint8Array[]> {
+  const device = decodeDeviceKeys((await storage.load(['keys', 'device']))!)
+  if (!device.ok) throw new Error('fixture: no device keys')
+  const atRestKey = new DeviceKeyring(accountKeys(account), device.value.seeds.sign).atRestKey(roomId)
+  const out: Uint8Array[] = []
+  for (const chunk of await storage.loadRange(['replica', roomId, 'state'])) {
+    const checkpoint = openCheckpoint(atRestKey, roomId, chunk.data)
+    if (!checkpoint) throw new Error('a stored checkpoint does not open with the device key')
+    out.push(checkpoint.state)
+  }
+  return out
+}
