@@ -288,7 +288,7 @@ export class ContextSync {
         signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: account.rootSecretKey },
       }),
     })
-    await registryReplica.load()
+    await registryReplica.load({ compact: false })
     const registry = new Registry(registryReplica, account, device, keyring, {
       ...(sync.epochGraceMs !== undefined && { epochGraceMs: sync.epochGraceMs }),
       ...(sync.repairDelayMs !== undefined && { repairDelayMs: sync.repairDelayMs }),
@@ -311,6 +311,8 @@ export class ContextSync {
       profile = { kind: 'other', name: defaultName('other') }
     }
     if (account.rootSecretKey) await registry.enrolOwner(profile)
+    // Now that the registry told the keyring the current epochs, the registry may compact.
+    await registryReplica.compactIfDue()
 
     const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
     instance.wireReplica(registryReplica)
@@ -506,8 +508,10 @@ export class ContextSync {
       this.attachments.delete(scope)
       const dropping = (async () => {
         await replica.close()
-        // Every byte of a replica lives under this prefix (WIRE.md "Device store layout").
-        await this.storage.removeRange(['replica', replica.roomId])
+        // The sealed log and the checkpoint go (WIRE.md "Device store layout"); the seq reservation
+        // stays — it holds no content, and a later grant must never reuse a seq peers applied.
+        await this.storage.removeRange(['replica', replica.roomId, 'log'])
+        await this.storage.removeRange(['replica', replica.roomId, 'state'])
       })()
         .catch((error: unknown) => {
           const storageError = error instanceof StorageError ? error : new StorageError('io', 'purging a removed scope failed', { cause: error })

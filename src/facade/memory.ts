@@ -538,7 +538,7 @@ export class MemoryApi {
     replica.inner.transact(() => {
       for (const each of new Set(ids)) deleteMemory(replica.inner, each)
     })
-    await replica.compactNow()
+    await replica.compactNow({ erasing: true })
     return true
   }
 
@@ -1024,7 +1024,7 @@ export class MemoryApi {
         for (const id of ids) deleteMemory(replica.inner, id)
       })
       try {
-        await replica.compactNow()
+        await replica.compactNow({ erasing: true })
       } catch {
         // A storage failure is reported through `storage-error`; a later sweep compacts again.
       }

@@ -98,7 +98,7 @@ export class ScopesApi {
       const sessions = sessionsMap(replica.inner)
       for (const id of [...sessions.keys()]) sessions.delete(id)
     })
-    await replica.compactNow()
+    await replica.compactNow({ erasing: true })
   }
 
   /**
@@ -114,7 +114,7 @@ export class ScopesApi {
       const n = expire(replica, now - retention)
       if (n > 0) {
         removed += n
-        await replica.compactNow()
+        await replica.compactNow({ erasing: true })
       }
     }
     return removed

@@ -306,7 +306,7 @@ export class SessionsApi {
     const replica = this.locate(id)
     if (!replica) return false
     replica.inner.transact(() => sessionsMap(replica.inner).delete(id))
-    await replica.compactNow()
+    await replica.compactNow({ erasing: true })
     return true
   }
 
@@ -835,7 +835,7 @@ export class SessionHandle {
       if (turns instanceof Y.Array && turns.length > 0) turns.delete(0, turns.length)
       map.set('updatedAt', now)
     })
-    await this.replica.compactNow()
+    await this.replica.compactNow({ erasing: true })
   }
 
   private async setStatus(status: SessionStatus): Promise<Session> {

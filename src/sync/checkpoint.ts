@@ -7,7 +7,7 @@
  *
  * ```
  * u8 version = 1 · u8 flags (bit 0: repair due, bit 1: unsealed changes) · varuint sealedEpoch
- * · varuint tipClient · varuint tipClock · seqmap applied · seqmap claims · varbytes state · varbytes extra
+ * · varuint tipClient · varuint tipClock · varuint erasureSeq · seqmap applied · seqmap claims · varbytes state · varbytes extra
  * seqmap = varuint n · (16B sender · seqset)ⁿ
  * ```
  *
@@ -44,6 +44,8 @@ export interface Checkpoint {
    * content even when the envelope itself was compacted away.
    */
   tip: { client: number; clock: number }
+  /** This device's seq of the last envelope that erased content (forget, purge, retention); 0 when none. */
+  erasureSeq: number
   /** Bytes the replica's owner keeps with the checkpoint (the registry: statements it relies on). */
   extra: Uint8Array
 }
@@ -72,6 +74,7 @@ export function sealCheckpoint(key: Uint8Array, roomId: string, checkpoint: Chec
   encoding.writeVarUint(enc, checkpoint.sealedEpoch)
   encoding.writeVarUint(enc, checkpoint.tip.client)
   encoding.writeVarUint(enc, checkpoint.tip.clock)
+  encoding.writeVarUint(enc, checkpoint.erasureSeq)
   writeSeqMap(enc, checkpoint.applied)
   writeSeqMap(enc, checkpoint.claims)
   encoding.writeVarUint8Array(enc, checkpoint.state)
@@ -89,12 +92,13 @@ export function openCheckpoint(key: Uint8Array, roomId: string, sealed: Uint8Arr
     const flags = decoding.readUint8(dec)
     const sealedEpoch = decoding.readVarUint(dec)
     const tip = { client: decoding.readVarUint(dec), clock: decoding.readVarUint(dec) }
+    const erasureSeq = decoding.readVarUint(dec)
     const applied = readSeqMap(dec)
     const claims = readSeqMap(dec)
     const state = decoding.readVarUint8Array(dec)
     const extra = decoding.readVarUint8Array(dec)
     if (decoding.hasContent(dec)) return undefined
-    return { applied, claims, state, repairDue: (flags & FLAG_REPAIR_DUE) !== 0, unsealed: (flags & FLAG_UNSEALED) !== 0, sealedEpoch, tip, extra }
+    return { applied, claims, state, repairDue: (flags & FLAG_REPAIR_DUE) !== 0, unsealed: (flags & FLAG_UNSEALED) !== 0, sealedEpoch, tip, erasureSeq, extra }
   } catch {
     return undefined
   }

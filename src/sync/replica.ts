@@ -34,7 +34,7 @@ import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvel
 import type { ScopeKeyring } from '../crypto/keyring.js'
 import { Emitter } from '../util/emitter.js'
 import { openCheckpoint, sealCheckpoint, type Checkpoint } from './checkpoint.js'
-import { deletedLogEntries, ErasureWatch, stateExtent, updateExtent, type Extent } from './erasure.js'
+import { deletedLogEntries, ErasureWatch, extentContains, stateExtent, updateExtent, type Extent } from './erasure.js'
 import { DEFAULT_HOLD_LIMITS, HeldEnvelopes, type HoldLimits } from './hold.js'
 import { LogStore, STORAGE_ORIGIN } from './log-store.js'
 import { MERGE_CHUNK } from './merge.js'
@@ -160,8 +160,10 @@ interface EntryInfo {
   senderId?: string
   seq?: number
   type?: EnvelopeType
-  /** The Yjs extent of its content (computed when a deletion needs it). */
+  /** The Yjs extent of its content (computed when a deletion needs it; at once for replays). */
   extent?: Extent
+  /** Why it was refused. */
+  code?: RejectCode
 }
 
 const SEQ_BLOCK = 1024
@@ -213,6 +215,9 @@ export class Replica {
   private unsealedRestored = false
   /** Newest epoch this device sealed under in this room. */
   private sealedEpoch = 0
+  /** Own seq of the last envelope that erased content (see {@link compactNow}); 0 when none. */
+  private erasureSeq = 0
+  private recompactQueued = false
   /** Where this device's newest sealed update ends (see {@link latestOwnTip}), and its seq. */
   private tip = { client: 0, clock: 0, seq: 0 }
   private loading = false
@@ -281,7 +286,7 @@ export class Replica {
    * Load from storage — the checkpoint first (what this device had applied), then the sealed log
    * (only what arrived after the checkpoint is opened) — and start listening.
    */
-  async load(): Promise<void> {
+  async load(options: { compact?: boolean } = {}): Promise<void> {
     const checkpoints = await this.store.loadCheckpoints()
     await this.store.load()
     this.restore(checkpoints)
@@ -306,7 +311,9 @@ export class Replica {
     this.inner.on('update', this.innerUpdateListener)
     this.holdTimer = setInterval(() => this.expireHeld(), Math.max(50, Math.min(60_000, this.holdLimits.timeoutMs / 4)))
     ;(this.holdTimer as { unref?: () => void }).unref?.()
-    if (this.repairDue || this.unsealedRestored || this.epochMoved() || this.shouldCompact()) await this.compactNow()
+    // The registry's replica is loaded before its statements tell the keyring the current epoch:
+    // it compacts once they do (`compactIfDue`), never under a superseded key.
+    if (options.compact !== false) await this.compactIfDue()
   }
 
   /**
@@ -339,13 +346,24 @@ export class Replica {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
   }
 
-  /** Seal what is queued, then compact now (used after `forget`), and wait until stored. */
-  async compactNow(): Promise<void> {
+  /**
+   * Seal what is queued, then compact now, and wait until stored. With `erasing` (after `forget`,
+   * purge, retention, `clear`) the last envelope sealed before — the one carrying the deletion —
+   * is remembered: a snapshot another device sealed without having applied it may still carry the
+   * erased text, so its arrival triggers another compaction (which deletes it).
+   */
+  async compactNow(options: { erasing?: boolean } = {}): Promise<void> {
     await this.whenFlushed()
     if (!this.options.signer || this.closed) return
+    if (options.erasing) this.erasureSeq = Math.max(this.erasureSeq, this.latestOwnSeq())
     await this.reserveSeqs()
     this.compact()
     await this.store.compact()
+  }
+
+  /** Load-time compaction, for a replica loaded with `{ compact: false }` once its keys are known. */
+  async compactIfDue(): Promise<void> {
+    if (this.repairDue || this.unsealedRestored || this.epochMoved() || this.shouldCompact()) await this.compactNow()
   }
 
   /**
@@ -829,7 +847,9 @@ export class Replica {
     // itself count: a snapshot's coverage claims never make it refuse another sender's envelope.
     const applied = this.applied.get(senderId)
     if (applied?.has(envelope.seq)) {
-      return this.rejectEntry(bytes, RejectCode.Replay, `seq ${envelope.seq} already applied`, senderId)
+      // A replay may carry text forgotten since: swept once a snapshot in the log holds its content.
+      const extent = envelope.type === EnvelopeType.Snapshot ? snapshotStateExtent(plaintext) : updateExtent(plaintext)
+      return this.rejectEntry(bytes, RejectCode.Replay, `seq ${envelope.seq} already applied`, senderId, extent)
     }
     // Honest senders add about one range per restart; a sender scattering its seqs to bloat every
     // device's bookkeeping (and checkpoint) is refused once its set reaches the format's bound.
@@ -859,6 +879,11 @@ export class Replica {
       const own = snapshot.coverage.get(senderId)
       if (own) addSeqs(this.claims, senderId, own)
       this.lastSnapshotBytes = bytes.length
+      // Sealed without this device's last erasure: it may carry the erased text.
+      const signer = this.options.signer
+      if (signer && this.erasureSeq > 0 && senderId !== signer.senderId && snapshot.coverage.get(signer.senderId)?.has(this.erasureSeq) !== true) {
+        this.recompactAfterErasure()
+      }
     }
     this.recordApplied(bytes, envelope)
     this.options.onApplied?.(senderId)
@@ -869,6 +894,15 @@ export class Replica {
     const extent = updateExtent(update)
     if (!extent || extent.size !== 1) return
     for (const [client, clock] of extent) this.tip = { client, clock, seq }
+  }
+
+  private recompactAfterErasure(): void {
+    if (this.recompactQueued || this.closed || this.loading) return
+    this.recompactQueued = true
+    setTimeout(() => {
+      this.recompactQueued = false
+      if (!this.closed) void this.compactNow({ erasing: true }).catch(() => undefined)
+    }, 0)
   }
 
   private recordApplied(bytes: Uint8Array, envelope: ParsedEnvelope): void {
@@ -918,14 +952,13 @@ export class Replica {
     }
   }
 
-  private rejectEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId?: string): void {
-    this.entries.set(bytes, { state: 'rejected' })
+  private rejectEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId?: string, extent?: Extent): void {
+    this.entries.set(bytes, extent ? { state: 'rejected', code, extent } : { state: 'rejected', code })
     this.emitReject(code, reason, senderId)
     this.refusedInLog.count++
     this.refusedInLog.bytes += bytes.length
-    if (this.refusedInLog.count >= SWEEP_ENTRIES || this.refusedInLog.bytes >= SWEEP_BYTES || code === RejectCode.HoldLimit) {
-      this.scheduleSweep()
-    }
+    const urgent = code === RejectCode.HoldLimit || code === RejectCode.Replay
+    if (this.refusedInLog.count >= SWEEP_ENTRIES || this.refusedInLog.bytes >= SWEEP_BYTES || urgent) this.scheduleSweep()
   }
 
   private emitReject(code: RejectCode, reason: string, senderId?: string): void {
@@ -959,6 +992,7 @@ export class Replica {
       this.unsealedRestored = checkpoint.unsealed
       this.sealedEpoch = checkpoint.sealedEpoch
       this.tip = { ...checkpoint.tip, seq: 0 }
+      this.erasureSeq = checkpoint.erasureSeq
       if (checkpoint.extra.length > 0) this.restoredExtraBytes = checkpoint.extra
       return
     }
@@ -976,6 +1010,7 @@ export class Replica {
       unsealed: this.unsealedRestored || this.pendingCount > 0,
       sealedEpoch: this.sealedEpoch,
       tip: { client: this.tip.client, clock: this.tip.clock },
+      erasureSeq: this.erasureSeq,
       extra: this.checkpointExtra?.() ?? new Uint8Array(0),
     }
     return sealCheckpoint(this.options.atRestKey, this.roomId, checkpoint)
@@ -1094,19 +1129,28 @@ export class Replica {
     this.lastSweepAt = performance.now()
     const log = sealedLog(this.outer)
     const current = log.toArray()
+    const snapshots = this.snapshotExtents()
     let removed = 0
+    let kept = { count: 0, bytes: 0 }
     Y.transact(
       this.outer,
       () => {
         for (let i = current.length - 1; i >= 0; i--) {
-          if (this.entries.get(current[i]!)?.state !== 'rejected') continue
+          const info = this.entries.get(current[i]!)
+          if (info?.state !== 'rejected') continue
+          // A replayed envelope no snapshot here holds may be the only copy a newcomer can get
+          // (a read-only device republishing after an erasure): it stays until a compaction.
+          if (info.code === RejectCode.Replay && !(info.extent && snapshots.some((s) => extentContains(s, info.extent!)))) {
+            kept = { count: kept.count + 1, bytes: kept.bytes + current[i]!.length }
+            continue
+          }
           log.delete(i, 1)
           removed++
         }
       },
       this.sealOrigin,
     )
-    this.refusedInLog = { count: 0, bytes: 0 }
+    this.refusedInLog = kept
     if (removed > 0) void this.store.compact()
   }
 }

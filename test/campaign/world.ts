@@ -257,7 +257,11 @@ export class World {
     for (const removal of this.model.removals) {
       if (removal.knownAt.has(device.name) || !this.knows(dev.registry, removal)) continue
       const seqs = new Map<string, number>()
-      for (const scope of removal.scopes) seqs.set(this.roomId(scope), this.replica(device, scope)?.latestOwnSeq() ?? 0)
+      // A device without the room's replica (dropped from the scope itself) seals nothing there.
+      for (const scope of removal.scopes) {
+        const replica = this.replica(device, scope)
+        if (replica) seqs.set(this.roomId(scope), replica.latestOwnSeq())
+      }
       removal.knownAt.set(device.name, seqs)
     }
   }
