@@ -8,6 +8,7 @@ import * as prng from 'lib0/prng'
 import * as Y from 'yjs'
 import { ContextSync, createAccount, loopbackNetwork, type LoopbackNetwork, type Transport } from '../src/index.js'
 import { ownerKeyring } from '../src/crypto/index.js'
+import { publicStatementsMap } from '../src/crdt/registry.js'
 import { accountKeys } from '../src/facade/account.js'
 import { openDevice } from './helpers/devices.js'
 import { anyKeyReads, everyKeyHeld, holdsKey, keyringOf, pairMember, REGISTRY, resealAll, settleAll, type Member } from './helpers/keys.js'
@@ -98,6 +99,46 @@ describe('rotation races', () => {
     }
     expect(phone!.dev.memory.get(fromPc.id)?.text).toBe(`${marker} pc work`)
     expect(keyringOf(phone!.dev).sealingKey('personal')?.epoch).toBe(keyringOf(pc!.dev).sealingKey('personal')?.epoch)
+  })
+
+  it('an owner that learns another owner\'s start without the revocation behind it hands the left-out device no key', async () => {
+    const f = await fleet(63, ['phone', 'pc'], ['car', 'glasses', 'other'])
+    const [phone, pc] = f.owners
+    const [car, glasses, watch] = f.members
+    net.partition([phone!.transport, glasses!.transport, watch!.transport], [pc!.transport, car!.transport])
+    await pc!.dev.devices.revoke(glasses!.dev.deviceId)
+    await settleAll(all(f.owners, f.members), net, 3)
+    // The relay hands the phone pc's public epoch starts alone: the revocation (public copy and
+    // the sealed registry envelope) is withheld.
+    const pcPublic = publicStatementsMap(pc!.dev.replica(REGISTRY)!.outer)
+    const phoneRegistry = phone!.dev.replica(REGISTRY)!.outer
+    const starts = [...pcPublic.entries()].filter(([key]) => key.startsWith('epoch/'))
+    expect(starts.length).toBeGreaterThan(0)
+    Y.transact(phoneRegistry, () => {
+      for (const [key, bytes] of starts) publicStatementsMap(phoneRegistry).set(key, bytes)
+    }, 'relay')
+    // Meanwhile the phone revokes the car: it rotates, and keeps its lockboxes converged.
+    await phone!.dev.devices.revoke(car!.dev.deviceId)
+    await settleAll([phone!.dev, glasses!.dev, watch!.dev], net, 3)
+    expect(phone!.dev.registry.revocation(glasses!.dev.deviceId)).toBeUndefined()
+    // The phone never handed the glasses a key pc left them out of, nor one of its own new epochs.
+    for (const scope of ['personal', REGISTRY]) {
+      const sealing = keyringOf(phone!.dev).sealingKey(scope)
+      if (sealing) expect(holdsKey(everyKeyHeld(glasses!.dev, scope), sealing.key), `glasses hold the phone's sealing key of ${scope}`).toBe(false)
+      // (pc, still cut off from the phone, knows only its own start of epoch 1.)
+      for (const key of keyringOf(pc!.dev).openingKeys(scope, 1)) {
+        expect(holdsKey(everyKeyHeld(glasses!.dev, scope), key), `glasses hold pc's start of ${scope}`).toBe(false)
+      }
+    }
+    net.heal()
+    await settleAll(all(f.owners, f.members), net)
+    await resealAll([phone!.dev, pc!.dev, watch!.dev])
+    await settleAll(all(f.owners, f.members), net)
+    const marker = 'WRITTEN-AFTER-HEAL-63'
+    await phone!.dev.memory.remember({ text: `${marker} phone` })
+    await pc!.dev.memory.remember({ text: `${marker} pc` })
+    await settleAll(all(f.owners, f.members), net)
+    expectNoRevokedReader(f, [car!, glasses!], [phone!.dev, pc!.dev, watch!.dev], marker, 'seed 63')
   })
 
   it('three epochs: one side rotates twice while the other rotates once', async () => {

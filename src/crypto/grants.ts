@@ -98,6 +98,11 @@ export interface EpochStart {
   salt?: Uint8Array
   /** The member devices whose lockboxes this start was sealed to (absent in legacy starts). */
   recipients?: string[]
+  /**
+   * The devices the starting owner knowingly left out — revoked, or removed from the scope. Other
+   * owners that have not heard why yet keep them out too (WIRE.md "Keys and epochs"). Optional.
+   */
+  excluded?: string[]
 }
 
 /**
@@ -240,6 +245,10 @@ export function signEpochStart(account: AccountKeys, value: EpochStart): Uint8Ar
     encoding.writeUint8Array(enc, salt)
     encoding.writeVarUint(enc, recipients.length)
     for (const id of recipients) encoding.writeUint8Array(enc, idBytes(id))
+    const excluded = [...new Set(value.excluded ?? [])].sort()
+    if (excluded.length > MAX_EPOCH_RECIPIENTS) throw new Error(`an epoch start names at most ${MAX_EPOCH_RECIPIENTS} excluded devices`)
+    encoding.writeVarUint(enc, excluded.length)
+    for (const id of excluded) encoding.writeUint8Array(enc, idBytes(id))
   })
 }
 
@@ -252,7 +261,11 @@ function readEpochStartV2(dec: decoding.Decoder): EpochStart {
   if (count > MAX_EPOCH_RECIPIENTS) throw new StatementBoundError(`epoch start names ${count} recipients, more than ${MAX_EPOCH_RECIPIENTS}`)
   const recipients: string[] = []
   for (let i = 0; i < count; i++) recipients.push(toHex(decoding.readUint8Array(dec, ID_BYTES)))
-  return { roomId, epoch, startedAt, salt, recipients }
+  const excludedCount = decoding.readVarUint(dec)
+  if (excludedCount > MAX_EPOCH_RECIPIENTS) throw new StatementBoundError(`epoch start names ${excludedCount} excluded devices, more than ${MAX_EPOCH_RECIPIENTS}`)
+  const excluded: string[] = []
+  for (let i = 0; i < excludedCount; i++) excluded.push(toHex(decoding.readUint8Array(dec, ID_BYTES)))
+  return { roomId, epoch, startedAt, salt, recipients, excluded }
 }
 
 function readLegacyEpochStart(dec: decoding.Decoder): EpochStart {

@@ -56,6 +56,8 @@ export interface EpochStartRecord {
   salt?: Uint8Array
   /** Members it was sealed to; absent for legacy starts (not stated, so never judged unsafe). */
   recipients?: readonly string[]
+  /** Devices its owner knowingly left out (revoked or removed from the scope). */
+  excluded?: readonly string[]
   /** The starting owner's wall clock (ms). */
   startedAt: number
   /** This device's monotonic clock (ms) when it learned of the start. */
@@ -271,6 +273,7 @@ export class DeviceKeyring implements ScopeKeyring {
     const record: EpochStartRecord = { roomId: start.roomId, epoch: start.epoch, startId, startedAt: start.startedAt, learnedAt: this.clock.monotonic() }
     if (start.salt) record.salt = start.salt
     if (start.recipients) record.recipients = [...start.recipients]
+    if (start.excluded && start.excluded.length > 0) record.excluded = [...start.excluded]
     byId.set(startId, record)
     this.noteEpoch(start.roomId, start.epoch)
     return true

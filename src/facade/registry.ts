@@ -114,6 +114,8 @@ export class Registry {
   /** Built-in defaults as owners wrote them (`scope/<name>/default`). */
   private readonly defaults = new Map<string, ScopeDefinition>()
   private readonly grants = new Map<string, Set<string>>()
+  /** When each grant was issued (`<scope>/<deviceId>` → ms): a grant newer than a start undoes its exclusion. */
+  private readonly grantTimes = new Map<string, number>()
   /** Signature of the grant statement under each grant key, to forget it when it is withdrawn. */
   private readonly grantSignatures = new Map<string, string>()
   private readonly passes = new Map<string, { issuedAt: number; bytes: Uint8Array }>()
@@ -257,6 +259,7 @@ export class Registry {
    */
   directoryFor(scope: string, roomId: string, options: { applied?: (senderId: string, seq: number) => boolean } = {}): SenderDirectory {
     return {
+      revoked: (senderId: string) => this.revocations.has(senderId),
       resolve: (senderId: string, seq: number, epoch: number): SenderStatus => {
         const certificate = this.certificates.get(senderId)
         if (!certificate) return { status: 'unknown' }
@@ -267,7 +270,10 @@ export class Registry {
           isDeviceLocal(scope) ||
           this.definition(scope)?.kinds.includes(certificate.kind) === true ||
           this.grants.get(scope)?.has(senderId) === true
-        if (!granted) return { status: 'not-granted', signPublicKey: certificate.signPublicKey }
+        // A device removed from the scope (narrowing) wrote its older envelopes while it held it:
+        // only a holder had that epoch's key. Those stay valid (until stale, like anyone's); under
+        // the current epoch it holds no key, so anything there waits for a grant.
+        if (!granted && epoch >= this.keyring.currentEpoch(scope)) return { status: 'not-granted', signPublicKey: certificate.signPublicKey }
         if (this.keyring.isStale(scope, epoch, this.epochGraceMs) && options.applied?.(senderId, seq) !== true) return { status: 'stale' }
         return { status: 'known', signPublicKey: certificate.signPublicKey }
       },
@@ -449,8 +455,10 @@ export class Registry {
     const salt = randomBytes(SALT_BYTES)
     const startId = startIdOf(salt)
     const recipients = this.holders(scope).filter((c) => !exclude.has(c.deviceId))
+    // Named, so an owner that has not heard why yet keeps them out as well (stickyExcluded).
+    const excluded = [...new Set([...exclude, ...this.revocations.keys(), ...this.stickyExcluded(scope)])].filter((id) => !recipients.some((c) => c.deviceId === id))
     const key = this.keyring.deriveEpochKey(scope, epoch, salt)
-    const start = signEpochStart(this.account, { roomId, epoch, startedAt: Date.now(), salt, recipients: recipients.map((c) => c.deviceId) })
+    const start = signEpochStart(this.account, { roomId, epoch, startedAt: Date.now(), salt, recipients: recipients.map((c) => c.deviceId), excluded })
     const lockboxes = recipients.map((c): Entry => [lockboxKey(roomId, epoch, c.deviceId, startId), issueLockbox(this.account, c, roomId, epoch, key, salt)])
     return { start: [epochKey(roomId, epoch, startId), start], lockboxes }
   }
@@ -461,11 +469,13 @@ export class Registry {
     const existing = publicStatementsMap(this.replica.outer)
     const out: Entry[] = []
     for (let epoch = 0; epoch <= this.keyring.currentEpoch(scope); epoch++) {
-      const starts: Array<{ startId: string; salt?: Uint8Array }> = this.keyring.starts(roomId, epoch)
+      const starts: Array<Pick<EpochStartRecord, 'startId' | 'salt' | 'excluded'> & { startedAt?: number }> = this.keyring.starts(roomId, epoch)
       if (epoch === 0 && !starts.some((s) => s.startId === '')) starts.unshift({ startId: '' })
       for (const start of starts) {
         const key = lockboxKey(roomId, epoch, member.deviceId, start.startId)
         if (existing.has(key)) continue
+        // Never hand a start's key to a device its owner knowingly left out, unless let in since.
+        if (start.excluded?.includes(member.deviceId) && !this.includedAfter(member.deviceId, scope, start.startedAt ?? 0)) continue
         out.push([key, issueLockbox(this.account, member, roomId, epoch, this.keyring.deriveEpochKey(scope, epoch, start.salt), start.salt)])
       }
     }
@@ -513,7 +523,31 @@ export class Registry {
 
   private mayHold(deviceId: string, scope: string): boolean {
     if (this.revocations.has(deviceId)) return false
+    if (this.stickyExcluded(scope).has(deviceId)) return false
     return !this.certificates.has(deviceId) || this.holds(deviceId, scope)
+  }
+
+  /**
+   * Devices a start of the room's current epoch knowingly left out, unless a grant or scope
+   * definition newer than that start lets them in again. An owner that has not heard why yet (the
+   * revocation or narrowing behind it was withheld, or is still on its way) must not treat them as
+   * holders: rotate to them, or hand them the keys of such a start.
+   */
+  private stickyExcluded(scope: string): Set<string> {
+    const out = new Set<string>()
+    const roomId = this.keyring.roomId(scope)
+    for (const start of this.keyring.starts(roomId, this.keyring.currentEpoch(scope))) {
+      for (const id of start.excluded ?? []) if (!this.includedAfter(id, scope, start.startedAt)) out.add(id)
+    }
+    return out
+  }
+
+  /** True when a grant or scope definition newer than `at` (ms) lets `deviceId` hold `scope`. */
+  private includedAfter(deviceId: string, scope: string, at: number): boolean {
+    if ((this.grantTimes.get(`${scope}/${deviceId}`) ?? 0) > at && this.grants.get(scope)?.has(deviceId) === true) return true
+    const definition = this.definition(scope)
+    const kind = this.certificates.get(deviceId)?.kind
+    return definition !== undefined && definition.definedAt > at && kind !== undefined && definition.kinds.includes(kind)
   }
 
   /** True when `deviceId` was a recipient of, or holds a lockbox of, a start of the current epoch. */
@@ -533,7 +567,8 @@ export class Registry {
 
   /** Members holding `scope` (every member for the registry): who a new start is sealed to. */
   private holders(scope: string): DeviceCertificate[] {
-    return this.members().filter((c) => this.holds(c.deviceId, scope))
+    const sticky = this.stickyExcluded(scope)
+    return this.members().filter((c) => this.holds(c.deviceId, scope) && !sticky.has(c.deviceId))
   }
 
   /** A fresh relay pass for a member: the registry and the rooms of the scopes it holds now. */
@@ -612,8 +647,11 @@ export class Registry {
       const accepted = this.ingestOne(kind, key, bytes)
       if (accepted === 'key') keysAdded = true
       if (accepted) changed.push(key)
-      // Keep every public statement verified here (now or as its private copy): see kept-statements.ts.
-      if (where === 'public' && (accepted || this.ingested.has(signatureOf(bytes)))) this.kept.set(key, bytes)
+      // Keep every public statement verified here (now or as its private copy), and on owners the
+      // private originals of the public copies, to put back when deleted: see kept-statements.ts.
+      const verified = accepted !== false || this.ingested.has(signatureOf(bytes))
+      const publicKind = kind === 'revoke' || kind === 'epoch' || kind === 'pass'
+      if (verified && (where === 'public' || (this.isOwner && publicKind))) this.kept.set(key, bytes)
     }
     if (keysAdded) this.replica.retryHeld()
     if (changed.length > 0) this.events.emit('change', { keys: changed })
@@ -682,6 +720,8 @@ export class Registry {
         let set = this.grants.get(r.value.scope)
         if (!set) this.grants.set(r.value.scope, (set = new Set()))
         set.add(r.value.deviceId)
+        const at = `${r.value.scope}/${r.value.deviceId}`
+        this.grantTimes.set(at, Math.max(this.grantTimes.get(at) ?? 0, r.value.grantedAt))
         return 'fact'
       }
       case 'epoch': {

@@ -108,6 +108,11 @@ export class ErasureWatch {
     }
   }
 
+  /** True while deletions wait for their second check. */
+  get pending(): boolean {
+    return this.suspects.length > 0
+  }
+
   /** Check the suspects against the snapshots in the log now; report what is still unaccounted. */
   check(): void {
     if (this.timer) clearTimeout(this.timer)

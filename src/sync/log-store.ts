@@ -141,10 +141,12 @@ export class LogStore {
   }
 
   /**
-   * Replace all stored chunks by one chunk holding the doc's full (GC'd) state, written after a
-   * fresh checkpoint (when the replica keeps one).
+   * Replace all stored chunks by one chunk holding the doc's full (GC'd) state. A fresh checkpoint
+   * is written first when the rewrite stores deletions (someone else's, held back until now), or
+   * when `checkpoint` asks for one (the replica's own compaction: the inner doc changed, e.g. text
+   * was forgotten). A plain merge of chunks needs none: every deletion already stored came with one.
    */
-  compact(): Promise<void> {
+  compact(options: { checkpoint?: boolean } = {}): Promise<void> {
     // The full state covers whatever is queued: cancel a pending flush so the compaction takes the
     // queue itself instead of the same bytes being stored again as a chunk of their own.
     this.scheduled = false
@@ -156,7 +158,8 @@ export class LogStore {
       this.deferred = []
       this.deferredBytes = 0
       // Encoded together, so the checkpoint covers every entry whose deletion the state records.
-      const checkpoint = this.options.checkpoint?.()
+      const wanted = options.checkpoint === true || deferred.length > 0
+      const checkpoint = wanted ? this.options.checkpoint?.() : undefined
       const state = Y.encodeStateAsUpdate(this.doc)
       const stateKey = checkpoint ? this.nextStateKey() : undefined
       const key = this.nextKey()

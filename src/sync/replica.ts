@@ -60,6 +60,8 @@ export interface SenderDirectory {
    * revoked device's envelopes before its revocation cutoff are history and stay valid).
    */
   resolve(senderId: string, seq: number, epoch: number): SenderStatus
+  /** True once `senderId` is revoked (optional: directories without revocations omit it). */
+  revoked?(senderId: string): boolean
 }
 
 /** Who seals this replica's envelopes. Without a signer a replica is read-only. */
@@ -218,6 +220,8 @@ export class Replica {
   /** Own seq of the last envelope that erased content (see {@link compactNow}); 0 when none. */
   private erasureSeq = 0
   private recompactQueued = false
+  /** Revoked senders whose applied envelopes this device republished (see {@link retryHeld}). */
+  private readonly republishedFor = new Set<string>()
   /** Where this device's newest sealed update ends (see {@link latestOwnTip}), and its seq. */
   private tip = { client: 0, clock: 0, seq: 0 }
   private loading = false
@@ -334,7 +338,7 @@ export class Replica {
 
   /** Write a checkpoint now (with a rewrite of the stored log); resolves once stored. */
   checkpoint(): Promise<void> {
-    return this.store.compact()
+    return this.store.compact({ checkpoint: true })
   }
 
   /**
@@ -357,8 +361,7 @@ export class Replica {
     if (!this.options.signer || this.closed) return
     if (options.erasing) this.erasureSeq = Math.max(this.erasureSeq, this.latestOwnSeq())
     await this.reserveSeqs()
-    this.compact()
-    await this.store.compact()
+    await (this.compact() ?? this.store.whenSaved())
   }
 
   /** Load-time compaction, for a replica loaded with `{ compact: false }` once its keys are known. */
@@ -377,6 +380,15 @@ export class Replica {
       this.entries.delete(bytes)
       this.process(bytes, envelope, since)
     }
+    // What this device applied from a sender revoked since may lie outside the revocation's
+    // cutoff (it applied it before it knew): devices that knew in time refused it. A snapshot
+    // brings everyone to the same state (the content is the revoked device's stated claims).
+    const revoked = this.options.directory.revoked
+    const newlyRevoked = revoked ? [...this.applied.keys()].filter((id) => !this.republishedFor.has(id) && revoked(id)) : []
+    if (newlyRevoked.length > 0 && this.canSeal()) {
+      for (const id of newlyRevoked) this.republishedFor.add(id)
+      this.compactSoon()
+    }
     if (this.epochMoved()) {
       // Envelopes sealed under the older epoch may be refused as stale by devices that moved on
       // long ago: a snapshot under the new epoch carries everything they hold.
@@ -384,6 +396,22 @@ export class Replica {
         if (!this.closed && this.epochMoved()) void this.compactNow().catch(() => undefined)
       }, 0)
     }
+  }
+
+  /**
+   * True while this replica still has upkeep queued: a check or repair of erased entries, a sweep
+   * of refused ones, a re-compaction after an erasure, or deletions waiting for a store rewrite.
+   * Tests and tools wait for it to clear before inspecting stores.
+   */
+  get maintenancePending(): boolean {
+    return (
+      this.erasure.pending ||
+      this.repairTimer !== undefined ||
+      this.sweepTimer !== undefined ||
+      this.recompactQueued ||
+      this.storageCompactQueued ||
+      this.store.deletionsPending
+    )
   }
 
   /** Number of held envelopes (diagnostics). */
@@ -441,11 +469,16 @@ export class Replica {
     if (this.repairTimer) clearTimeout(this.repairTimer)
     if (this.sweepTimer) clearTimeout(this.sweepTimer)
     if (this.holdTimer) clearInterval(this.holdTimer)
+    // Deletions not yet checked (or a repair not yet run) must survive the restart: the closing
+    // rewrite stores the deletions, so the checkpoint it writes says a repair is due.
+    if (this.erasure.pending) this.repairDue = true
     this.erasure.close()
     if (this.pendingCount > 0 && this.options.signer) {
       await this.reserveSeqs()
       this.flushNow()
     }
+    // A repair still due is kept with a checkpoint, so the reopened device republishes.
+    if (this.repairDue && this.options.signer) await this.store.compact({ checkpoint: true }).catch(() => undefined)
     this.closed = true
     await this.store.close()
     this.awareness.destroy()
@@ -592,7 +625,7 @@ export class Replica {
     this.events.emit('sealed', { scope: this.scope, seq })
     this.bytesSinceSnapshot += envelope.length
     if (this.shouldCompact()) {
-      if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.reservedUpTo >= this.nextSeq) this.compact()
+      if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.reservedUpTo >= this.nextSeq) void this.compact()
       else this.compactWhenIdle()
     }
     this.store.whenSaved().then(
@@ -719,9 +752,9 @@ export class Replica {
    * transaction, every entry it applied plus entries that can never be applied (refused). Held
    * entries stay.
    */
-  private compact(): void {
+  private compact(): Promise<void> | undefined {
     const signer = this.options.signer
-    if (!signer || this.closed || !this.canSeal()) return
+    if (!signer || this.closed || !this.canSeal()) return undefined
     let coverage = this.appliedSeqs()
     // Coverage is a hint; past the format's bounds (a member fragmenting its seqs) list only our own.
     if (coverageOverLimits(coverage) !== undefined) coverage = new Map([[signer.senderId, coverage.get(signer.senderId) ?? new SeqSet()]])
@@ -767,8 +800,9 @@ export class Replica {
     this.lastSnapshotBytes = envelope.length
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
     this.idleCompactionTimer = undefined
-    void this.store.compact()
+    const rewritten = this.store.compact({ checkpoint: true })
     this.events.emit('compacted', { scope: this.scope, removed })
+    return rewritten
   }
 
   /**
@@ -882,7 +916,7 @@ export class Replica {
       // Sealed without this device's last erasure: it may carry the erased text.
       const signer = this.options.signer
       if (signer && this.erasureSeq > 0 && senderId !== signer.senderId && snapshot.coverage.get(signer.senderId)?.has(this.erasureSeq) !== true) {
-        this.recompactAfterErasure()
+        this.compactSoon({ erasing: true })
       }
     }
     this.recordApplied(bytes, envelope)
@@ -896,12 +930,13 @@ export class Replica {
     for (const [client, clock] of extent) this.tip = { client, clock, seq }
   }
 
-  private recompactAfterErasure(): void {
+  /** Compact on the next macrotask (coalesced): after an erasure raced, or to republish. */
+  private compactSoon(options: { erasing?: boolean } = {}): void {
     if (this.recompactQueued || this.closed || this.loading) return
     this.recompactQueued = true
     setTimeout(() => {
       this.recompactQueued = false
-      if (!this.closed) void this.compactNow({ erasing: true }).catch(() => undefined)
+      if (!this.closed) void this.compactNow(options).catch(() => undefined)
     }, 0)
   }
 

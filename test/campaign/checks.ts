@@ -19,6 +19,7 @@
  * @module
  */
 import * as Y from 'yjs'
+import type { Replica } from '../../src/sync/replica.js'
 import { memoriesMap } from '../../src/crdt/memory.js'
 import { statementsMap } from '../../src/crdt/registry.js'
 import { REGISTRY_SCOPE } from '../../src/crypto/index.js'
@@ -99,7 +100,7 @@ export function checkConvergence(world: World): Failure[] {
       const shared = heldSynced(a).filter((s) => heldSynced(b).includes(s) && a.dev.replica(s) && b.dev.replica(s))
       for (const scope of shared) {
         const diff = firstDifference(innerState(a.dev, [scope]), innerState(b.dev, [scope]))
-        if (diff) messages.push(`${a.name} and ${b.name} differ in ${scope}: ${diff}`)
+        if (diff) messages.push(`${a.name} and ${b.name} differ in ${scope}: ${diff} — ${a.name}${diagnose(a.dev.replica(scope)!)}, ${b.name}${diagnose(b.dev.replica(scope)!)}`)
       }
       const diff = firstDifference(registryState(a), registryState(b))
       if (diff) messages.push(`${a.name} and ${b.name} differ in the registry: ${diff}`)
@@ -135,7 +136,7 @@ export function checkAcknowledged(world: World): Failure[] {
       for (const device of holders(write.scope, write.device)) {
         const item = memoriesMap(device.dev.replica(write.scope)!.inner).get(id)
         if (!item) {
-          messages.push(`${device.name} lacks memory ${write.marker} (${write.kind} by ${write.device} at step ${write.step}, acknowledged)`)
+          messages.push(`${device.name} lacks memory ${write.marker} (${write.kind} by ${write.device} at step ${write.step}, acknowledged)${diagnose(device.dev.replica(write.scope)!)}`)
           continue
         }
         const value = item.get('text')
@@ -327,4 +328,10 @@ export async function checkRevoked(world: World): Promise<Failure[]> {
     }
   }
   return capped('revoked-decrypts', messages)
+}
+
+/** What a replica holds back, for failure messages: held envelopes, refusals, pending Yjs updates. */
+function diagnose(replica: Replica): string {
+  const counts = [...replica.rejections].map(([code, n]) => `${code}×${n}`).join(' ')
+  return ` [held ${replica.heldCount}, refused ${counts || 'none'}, pending Yjs ${replica.hasPendingUpdates()}]`
 }

@@ -120,7 +120,10 @@ export async function finish(world: World, budgetMs: number): Promise<void> {
     await sleep(round < 3 ? 2 : 15)
     world.noteKnowledge()
     const pending = [...world.inFlight.values()].some((name) => !world.model.revoked(name))
-    if (!pending && checkConvergence(world).length === 0 && checkAcknowledged(world).length === 0) break
+    // Upkeep first (repairs after an erasure, sweeps of refused replays, re-compactions): the
+    // properties are about the state once the devices have done what they do by themselves.
+    const upkeep = honest().some((d) => [REGISTRY_SCOPE, ...SYNCED_SCOPES, 'local'].some((scope) => d.dev.replica(scope)?.maintenancePending === true))
+    if (!pending && !upkeep && checkConvergence(world).length === 0 && checkAcknowledged(world).length === 0) break
     if (performance.now() > deadline) {
       world.log(`final: still not settled after ${budgetMs} ms`)
       break
