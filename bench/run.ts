@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<void>> = {
   devices: async () => (await import('./devices.js')).benchDevices(),
   ai: async () => (await import('./ai.js')).benchAi(),
   browser: async () => (await import('./browser.js')).benchBrowser(),
+  integrity: async () => (await import('./integrity.js')).benchIntegrity(),
 }
 const selected = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',').map((s) => s.trim())
 console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}, suites: ${selected.join(', ')}`)
