@@ -7,14 +7,20 @@
  * with an unmodified `src/`). Its `node_modules` is a symlink to this tree's, so both trees run on
  * the very same dependency files — a difference in the figures is a difference in `src/`.
  *
+ * The "after" tree may be a working copy that moves while a run takes minutes (others merge into
+ * main): {@link freezeTree} copies its `src/` (uncommitted changes included) to
+ * `os.tmpdir()/contextsync-after-<hash>` at the start, so one run measures one version, and
+ * {@link srcHash} names that version.
+ *
  * Run alone to make (or check) the worktree: `npx tsx bench/baseline-tree.ts [ref]`.
  *
  * @module
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, realpathSync, symlinkSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The last commit before the replica checkpoint (WIRE.md "Replica checkpoint") and the rest of the integrity work. */
@@ -30,6 +36,10 @@ export interface SourceTree {
   subject: string
   /** Files under `src/` that differ from the commit (modified or untracked): the figures are of those. */
   dirtyFiles: number
+  /** {@link srcHash} of the tree's `src/`. */
+  srcHash: string
+  /** Set when `root` is a frozen copy: the tree it was copied from. */
+  frozenFrom?: string
 }
 
 /** Thrown when a baseline worktree cannot be made or an existing directory is not the baseline. */
@@ -52,7 +62,45 @@ export function describeTree(root: string): SourceTree {
   const full = git(root, ['log', '-1', '--format=%s', commit])
   const subject = full.length > 90 ? `${full.slice(0, 87)}...` : full
   const status = git(root, ['status', '--porcelain', '--', 'src'])
-  return { root, commit, subject, dirtyFiles: status === '' ? 0 : status.split('\n').length }
+  return { root, commit, subject, dirtyFiles: status === '' ? 0 : status.split('\n').length, srcHash: srcHash(root) }
+}
+
+/** SHA-256 over the paths and contents of every file under `root/src`: equal hashes, equal code. */
+export function srcHash(root: string): string {
+  const hash = createHash('sha256')
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (entry.isFile()) hash.update(`${relative(root, path)}\0`).update(readFileSync(path)).update('\0')
+    }
+  }
+  walk(join(root, 'src'))
+  return hash.digest('hex')
+}
+
+/**
+ * A copy of `tree`'s `src/`, `package.json` (its `"type": "module"` decides how tsx loads `src/`)
+ * and `tsconfig.json` under `os.tmpdir()/contextsync-after-<srcHash>`, `node_modules` linked to
+ * the tree's; reused when one with that hash exists. `src/` imports nothing outside itself.
+ */
+export function freezeTree(tree: SourceTree): SourceTree {
+  const dir = join(tmpdir(), `contextsync-after-${tree.srcHash.slice(0, 16)}`)
+  if (!existsSync(dir) || srcHash(dir) !== tree.srcHash) {
+    // Copied next to its final place and renamed, so a half-made copy is never reused.
+    const staging = `${dir}.partial-${process.pid}`
+    rmSync(staging, { recursive: true, force: true })
+    mkdirSync(staging)
+    cpSync(join(tree.root, 'src'), join(staging, 'src'), { recursive: true })
+    for (const file of ['package.json', 'tsconfig.json']) cpSync(join(tree.root, file), join(staging, file))
+    symlinkSync(realpathSync(join(tree.root, 'node_modules')), join(staging, 'node_modules'), 'dir')
+    rmSync(dir, { recursive: true, force: true })
+    renameSync(staging, dir)
+  }
+  const copied = srcHash(dir)
+  // The tree moved between hashing and copying: describe what was copied, not what was hashed.
+  if (copied !== tree.srcHash) return { ...tree, root: dir, srcHash: copied, frozenFrom: tree.root, subject: `${tree.subject} (changed while copying)` }
+  return { ...tree, root: dir, frozenFrom: tree.root }
 }
 
 /** The "after" tree: `BENCH_AFTER_ROOT`, default the tree this bench runs from. */
@@ -106,7 +154,8 @@ function lstatExists(path: string): boolean {
 /** One line naming a tree's commit, for the bench output. */
 export function treeLine(label: string, tree: SourceTree): string {
   const dirty = tree.dirtyFiles > 0 ? ` + ${tree.dirtyFiles} uncommitted file(s) under src/` : ''
-  return `${label}: ${tree.commit.slice(0, 12)} "${tree.subject}"${dirty} — ${tree.root}`
+  const where = tree.frozenFrom ? `${tree.frozenFrom}, frozen at start as ${tree.root}` : tree.root
+  return `${label}: ${tree.commit.slice(0, 12)} "${tree.subject}"${dirty}; src sha256 ${tree.srcHash.slice(0, 12)} — ${where}`
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

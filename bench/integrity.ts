@@ -14,7 +14,10 @@
  * module state or JIT warmth carries from one tree to the other. Each probe runs `BENCH_RUNS`
  * times per tree, alternating the order run by run (baseline first, then after first, …) so drift
  * on this noisy machine weighs on both; tables give medians of the runs, every run, and
- * after/before (the `better` column says which way is an improvement).
+ * after/before (the `better` column says which way is an improvement). The after tree's `src/` is
+ * copied once at the start (bench/baseline-tree.ts `freezeTree`; BENCH_AFTER_FREEZE=0 runs it in
+ * place), since a working copy others merge into would otherwise change under a run; without the
+ * copy the run checks the tree's `src/` hash before every probe and says which runs saw which.
  *
  * Env: BENCH_RUNS (3), BENCH_INTEGRITY_N (20000 burst writes), BENCH_INTEGRITY_SINGLE (1000 single
  * writes), BENCH_INTEGRITY_WARMUP (200 writes before each burst or single series),
@@ -22,7 +25,7 @@
  * memories), BENCH_INTEGRITY_OPENS (3 measured opens per run), BENCH_INTEGRITY_PROBES (a comma
  * list of facade-burst, facade-single, relay-burst, relay-single, local-bytes, cold-open; default
  * all), BENCH_INTEGRITY_DIR (where the cold-open stores are built; default a temp dir, removed
- * afterwards), BENCH_BASELINE, BENCH_AFTER_ROOT; the relay options of bench/relay.ts
+ * afterwards), BENCH_BASELINE, BENCH_AFTER_ROOT, BENCH_AFTER_FREEZE (1); the relay options of bench/relay.ts
  * (BENCH_RELAY_STORAGE, BENCH_RELAY_MERGE_MS) apply to the relay probes.
  *
  * @module
@@ -33,7 +36,7 @@ import { createRequire } from 'node:module'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { afterTree, baselineTree, describeTree, treeLine, type SourceTree } from './baseline-tree.js'
+import { afterTree, baselineTree, describeTree, freezeTree, srcHash, treeLine, type SourceTree } from './baseline-tree.js'
 import { PROBES, type ProbeName } from './integrity-probe.js'
 import { fmt, median, printTable } from './table.js'
 
@@ -150,10 +153,20 @@ type Results = Record<Side, unknown[]>
 /** Everything the run's probes reported about themselves, to print once. */
 const seen = { crypto: { baseline: new Set<string>(), after: new Set<string>() }, rejected: { baseline: 0, after: 0 } }
 
+/** src/ hash of the after tree → the probe runs that saw it (only checked when not frozen). */
+const afterVersions = new Map<string, string[]>()
+
+function recordVersion(side: Side, tree: SourceTree, label: string): void {
+  if (side !== 'after' || tree.frozenFrom) return
+  const hash = srcHash(tree.root)
+  afterVersions.set(hash, [...(afterVersions.get(hash) ?? []), label])
+}
+
 async function runAlternating(trees: Trees, probe: ProbeName, args: (side: Side) => Record<string, unknown>): Promise<Results> {
   const results: Results = { baseline: [], after: [] }
   for (let r = 0; r < RUNS; r++) {
     for (const side of order(r)) {
+      recordVersion(side, trees[side], `${probe} #${r + 1}`)
       const result = await runProbe(side, trees[side], probe, args(side))
       note(side, result)
       results[side].push(result)
@@ -212,7 +225,9 @@ function printComparison(title: string, results: Record<string, Results>, rows: 
 /** Run the integrity before/after benchmark and print its tables. */
 export async function benchIntegrity(): Promise<void> {
   const probes = selectedProbes()
-  const trees: Trees = { baseline: baselineTree(), after: afterTree() }
+  const live = afterTree()
+  const freeze = process.env.BENCH_AFTER_FREEZE !== '0'
+  const trees: Trees = { baseline: baselineTree(), after: freeze ? freezeTree(live) : live }
   console.log(`\nintegrity suite: ${RUNS} runs per tree, alternating; load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores at start`)
   console.log(treeLine('baseline', trees.baseline))
   console.log(treeLine('after', trees.after))
@@ -240,10 +255,15 @@ export async function benchIntegrity(): Promise<void> {
     `\nlibsodium build: baseline ${crypto('baseline')}, after ${crypto('after')}; rejected events on probe devices: baseline ${seen.rejected.baseline}, after ${seen.rejected.after}; ` +
       `load average ${loadavg()[0]!.toFixed(2)} at the end`,
   )
-  // main moves while others merge: say so if the after tree changed under this run.
-  const now = describeTree(trees.after.root)
-  if (now.commit !== trees.after.commit || now.dirtyFiles !== trees.after.dirtyFiles) {
-    console.log(`WARNING: the after tree changed during the run — ${treeLine('now', now)}; figures may mix two versions`)
+  // main moves while others merge: say what the figures are of.
+  const now = describeTree(live.root)
+  if (now.srcHash !== live.srcHash) {
+    const what = freeze ? `the figures are of the copy made at the start (src sha256 ${trees.after.srcHash.slice(0, 12)})` : 'figures may mix versions'
+    console.log(`note: ${live.root} changed during the run — ${treeLine('now', now)}; ${what}`)
+  }
+  if (!freeze) {
+    const versions = [...afterVersions].map(([hash, runs]) => `${hash.slice(0, 12)}: ${runs.join(', ')}`)
+    if (afterVersions.size > 1) console.log(`WARNING: the after runs saw ${afterVersions.size} versions of src/ — ${versions.join('; ')}`)
   }
 }
 
@@ -321,6 +341,7 @@ async function benchColdOpen(trees: Trees): Promise<ColdResults> {
       rmSync(path(side), { force: true })
       rmSync(`${path(side)}-wal`, { force: true })
       rmSync(`${path(side)}-shm`, { force: true })
+      recordVersion(side, trees[side], 'cold-open-build')
       builds[side] = await runProbe(side, trees[side], 'cold-open-build', { n: COLD, path: path(side) })
       note(side, builds[side])
     }
