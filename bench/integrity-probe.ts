@@ -21,7 +21,8 @@
  *   a temp dir unless BENCH_RELAY_STORAGE=memory, raised rate limit), both devices in this process.
  * - `local-bytes` {n [5000]}: a writer on a byte-counting `memoryStorage()` makes `n` awaited
  *   writes (default compaction policy); a second device receives them over loopback on its own
- *   counting store → bytes, saves and removes per memory write on each, after both went quiet.
+ *   counting store → bytes, saves and removes per memory write on each, after both went quiet;
+ *   also how long the writes took and when the receiver had them all.
  * - `cold-open-build` {path, n [100000], burst [5000]}: a pc device on `sqliteStorage({ path })`
  *   writes `n` memories in bursts, compacts `personal`, closes.
  * - `cold-open` {path, n [100000], opens [3]}: `ContextSync.open({ storage })` + first
@@ -95,6 +96,10 @@ export interface StoreCounts {
 /** Result of `local-bytes`. */
 export interface LocalBytesResult extends ProbeCommon {
   n: number
+  /** The writer's `n` awaited writes, start to last resolved. */
+  writerMs: number
+  /** Start of the writes until the receiver had all of them. */
+  receivedMs: number
   writer: StoreCounts
   receiver: StoreCounts
 }
@@ -369,13 +374,16 @@ async function localBytes(tree: Tree, n: number): Promise<LocalBytesResult> {
     await quiet(a, b, net)
     writerStore.reset()
     receiverStore.reset()
+    const start = performance.now()
     for (let i = 0; i < n; i++) await pair.write(i)
-    await pair.waiter.wait(n + 1, 120_000, 'receiver to have every write')
+    const writerMs = performance.now() - start
+    await pair.waiter.wait(n + 1, 300_000, 'receiver to have every write')
+    const receivedMs = performance.now() - start
     // Deferred (idle) compactions and merges are part of the cost: count them too.
     await quiet(a, b, net)
     const writer = await writerStore.counts(n)
     const receiver = await receiverStore.counts(n)
-    return { n, writer, receiver, crypto: cryptoOf(tree), rejected: pair.rejected() }
+    return { n, writerMs, receivedMs, writer, receiver, crypto: cryptoOf(tree), rejected: pair.rejected() }
   } finally {
     await pair.close()
   }

@@ -317,6 +317,9 @@ function printLocalBytes(runs: Results): void {
     rows.push(row('saves / write', '', (r) => num(r, role, 'savesPerWrite')))
     rows.push(row('removes (total)', '', (r) => num(r, role, 'removes')))
     rows.push(row('held at end / memory', 'B', (r) => num(r, role, 'heldBytesPerMemory')))
+    // Timed on the side: full-state rewrites are CPU on the device that makes them.
+    if (role === 'writer') rows.push(row('awaited writes took', 'ms', (r) => num(r, 'writerMs')))
+    else rows.push(row('had every write after', 'ms', (r) => num(r, 'receivedMs')))
   }
   printComparison(
     `Cost of local authority — bytes written to local storage: ${LOCAL} awaited memory.remember on a phone (memoryStorage, default compaction), received by a pc over loopback; ` +
