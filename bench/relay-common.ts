@@ -9,77 +9,13 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import WebSocket from 'ws'
 import type { MemoryItem } from '../src/crdt/memory.js'
 import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
 
-export const STORAGE = process.env.BENCH_RELAY_STORAGE === 'memory' ? 'memory' : 'sqlite'
-/** Relay merge interval; default the relay's own (10 s). Stored bytes are read after the room unloaded (merged). */
-export const MERGE_MS = process.env.BENCH_RELAY_MERGE_MS === undefined ? undefined : Number(process.env.BENCH_RELAY_MERGE_MS)
-/** Same raised limits on every relay of this file (see the module comment). */
-export const LIMITS = { messagesPerSecond: 1_000_000, burst: 1_000_000 }
-export const WS = WebSocket as unknown as typeof globalThis.WebSocket
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+import { LIMITS, MERGE_MS, STORAGE, text } from './bench-kit.js'
 
-/** Poll `predicate` every `everyMs` until true; throws after `timeoutMs`. */
-export async function until(predicate: () => boolean, timeoutMs: number, what: string, everyMs = 5): Promise<void> {
-  const start = performance.now()
-  while (!predicate()) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
-
-/** Resolves waits on a growing count from the receiver's own events (no polling latency). */
-export class Waiter {
-  private target = Infinity
-  private done: (() => void) | undefined
-  private failure: ((error: unknown) => void) | undefined
-  private error: unknown
-  constructor(private readonly count: () => number) {}
-
-  /** A write failed: reject the current and every later wait. */
-  fail(error: unknown): void {
-    this.error ??= error
-    this.failure?.(error)
-  }
-
-  notify(): void {
-    if (this.done && this.count() >= this.target) {
-      const done = this.done
-      this.done = undefined
-      this.target = Infinity
-      done()
-    }
-  }
-
-  wait(target: number, timeoutMs: number, what: string): Promise<void> {
-    if (this.error !== undefined) return Promise.reject(this.error)
-    if (this.count() >= target) return Promise.resolve()
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.done = undefined
-        this.target = Infinity
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.count()}/${target})`))
-      }, timeoutMs)
-      this.target = target
-      this.done = () => {
-        clearTimeout(timer)
-        resolve()
-      }
-      this.failure = (error) => {
-        clearTimeout(timer)
-        this.done = undefined
-        this.target = Infinity
-        reject(error)
-      }
-    })
-  }
-}
-
-export function text(i: number): string {
-  return `Remembered fact number ${i}: likes ${i % 2 ? 'tea' : 'coffee'} at ${i % 24}:00`
-}
+// The library-free pieces live in bench-kit.ts so that probes loading another tree's library can share them.
+export { LIMITS, MERGE_MS, STORAGE, WS, Waiter, sleep, text, until } from './bench-kit.js'
 
 /** A 22-character base64url id, like the facade's `randomId` (Node's pooled CSPRNG, as a plain app would use). */
 function plainId(): string {

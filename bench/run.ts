@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every figure side by side with its baseline, in the same run.
- * Select suites with BENCH=core,relay (default: all). Suites load lazily, so one suite's
+ * Select suites with BENCH=core,relay (default: all but the opt-in ones below). Suites load lazily, so one suite's
  * dependencies (Chromium for `browser`) are only needed when it runs.
  */
 const suites: Record<string, () => Promise<void>> = {
@@ -11,8 +11,14 @@ const suites: Record<string, () => Promise<void>> = {
   ai: async () => (await import('./ai.js')).benchAi(),
   browser: async () => (await import('./browser.js')).benchBrowser(),
   seqset: async () => (await import('./seqset.js')).benchSeqSet(),
+  integrity: async () => (await import('./integrity.js')).benchIntegrity(),
 }
-const selected = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',').map((s) => s.trim())
+/**
+ * Suites only run when named: `integrity` compares against a baseline commit in a git worktree
+ * (it needs the history, and takes 10+ minutes).
+ */
+const OPT_IN = new Set(['integrity'])
+const selected = (process.env.BENCH ?? Object.keys(suites).filter((s) => !OPT_IN.has(s)).join(',')).split(',').map((s) => s.trim())
 console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}, suites: ${selected.join(', ')}`)
 for (const name of selected) {
   const suite = suites[name]
