@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import WebSocket from 'ws'
 
 /** Relay store of the bench relays: SQLite in a temp dir unless BENCH_RELAY_STORAGE=memory. */
@@ -80,4 +82,17 @@ export class Waiter {
 /** The text of memory `i`, the same in every bench that writes memories. */
 export function text(i: number): string {
   return `Remembered fact number ${i}: likes ${i % 2 ? 'tea' : 'coffee'} at ${i % 24}:00`
+}
+
+let gc: (() => void) | undefined
+/**
+ * A full GC before a measured run, so one run's garbage is not collected on the next one's clock.
+ * `npm run bench` runs without --expose-gc, so the flag is set here, once.
+ */
+export function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString('--expose-gc')
+    gc = runInNewContext('gc') as () => void
+  }
+  gc()
 }

@@ -35,9 +35,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
-import { LIMITS, MERGE_MS, STORAGE, WS, Waiter, sleep, text } from './bench-kit.js'
+import { collectGarbage, LIMITS, MERGE_MS, STORAGE, WS, Waiter, sleep, text } from './bench-kit.js'
 import { median, percentile } from './table.js'
 
 // Types only: both trees export these with the same shape (bench/integrity.ts module comment).
@@ -453,18 +451,6 @@ async function coldOpenBuild(tree: Tree, path: string, n: number, burstSize: num
   }
 }
 
-/**
- * A full GC before each measured open, so one open's garbage is not collected on the next one's
- * clock (bench/storage.ts does the same; the probe runs without --expose-gc).
- */
-let gcFn: (() => void) | undefined
-function collectGarbage(): void {
-  if (!gcFn) {
-    setFlagsFromString('--expose-gc')
-    gcFn = runInNewContext('gc') as () => void
-  }
-  gcFn()
-}
 
 async function coldOpen(tree: Tree, path: string, n: number, opens: number): Promise<ColdOpenResult> {
   const { sqliteStorage } = await tree.sqlite()

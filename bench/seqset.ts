@@ -19,10 +19,9 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as prng from 'lib0/prng'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { MAX_SEQ_RANGES, SeqSet, SeqSetError } from '../src/sync/seq-set.js'
 import { MAX_SNAPSHOT_RANGES, decodeSnapshotChecked } from '../src/sync/snapshot.js'
+import { collectGarbage } from './bench-kit.js'
 import { fmt, median, printTable } from './table.js'
 
 const SIZES = (process.env.BENCH_SEQSET_SIZES ?? '1000,10000,40000').split(',').map((s) => Number(s.trim()))
@@ -112,14 +111,6 @@ function shuffled(values: number[], seed: number): number[] {
 
 // ── timing ────────────────────────────────────────────────────────────────────────────────────
 
-let gc: (() => void) | undefined
-function collectGarbage(): void {
-  if (!gc) {
-    setFlagsFromString('--expose-gc')
-    gc = runInNewContext('gc') as () => void
-  }
-  gc()
-}
 
 /** Keeps results alive so the JIT cannot drop the work. */
 let sink = 0

@@ -19,12 +19,11 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import * as Y from 'yjs'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { insertMemory, readAllMemories, type MemoryItem } from '../src/crdt/memory.js'
 import { ContextSync, createAccount } from '../src/index.js'
+import { collectGarbage } from './bench-kit.js'
 import { fmt, median, percentile, printTable } from './table.js'
 
 const N = Number(process.env.BENCH_STORE_N ?? 100_000)
@@ -57,18 +56,6 @@ function since(start: number): number {
   return performance.now() - start
 }
 
-/**
- * A full GC before each measured run, so one run's garbage is not collected on the next one's
- * clock (both subjects allocate tens of MB per open). `npm run bench` runs without --expose-gc.
- */
-let gc: (() => void) | undefined
-function collectGarbage(): void {
-  if (!gc) {
-    setFlagsFromString('--expose-gc')
-    gc = runInNewContext('gc') as () => void
-  }
-  gc()
-}
 
 // ── 1. cold open ──────────────────────────────────────────────────────────────
 

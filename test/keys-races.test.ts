@@ -71,15 +71,25 @@ function expectNoRevokedReader(f: Fleet, revoked: Member[], remaining: ContextSy
   }
 }
 
+/**
+ * The race: phone (with glasses and watch) and PC (with car) cut apart; the phone revokes the car
+ * while the PC revokes the glasses, each without knowing of the other.
+ */
+async function revokeWhilePartitioned(f: Fleet): Promise<void> {
+  const [phone, pc] = f.owners
+  const [car, glasses, watch] = f.members
+  net.partition([phone!.transport, glasses!.transport, watch!.transport], [pc!.transport, car!.transport])
+  await phone!.dev.devices.revoke(car!.dev.deviceId)
+  await pc!.dev.devices.revoke(glasses!.dev.deviceId)
+  await settleAll(all(f.owners, f.members), net, 3)
+}
+
 describe('rotation races', () => {
   it('two owners revoking different devices while partitioned: after the heal neither revoked device reads what the others write', async () => {
     const f = await fleet(61, ['phone', 'pc'], ['car', 'glasses', 'other'])
     const [phone, pc] = f.owners
     const [car, glasses, watch] = f.members
-    net.partition([phone!.transport, glasses!.transport, watch!.transport], [pc!.transport, car!.transport])
-    await phone!.dev.devices.revoke(car!.dev.deviceId)
-    await pc!.dev.devices.revoke(glasses!.dev.deviceId)
-    await settleAll(all(f.owners, f.members), net, 3)
+    await revokeWhilePartitioned(f)
     net.heal()
     await settleAll(all(f.owners, f.members), net)
     await resealAll([phone!.dev, pc!.dev, watch!.dev])
@@ -191,10 +201,7 @@ describe('unsafe epochs', () => {
     const f = await fleet(64, ['phone', 'pc'], ['car', 'glasses', 'other'])
     const [phone, pc] = f.owners
     const [car, glasses, watch] = f.members
-    net.partition([phone!.transport, glasses!.transport, watch!.transport], [pc!.transport, car!.transport])
-    await phone!.dev.devices.revoke(car!.dev.deviceId)
-    await pc!.dev.devices.revoke(glasses!.dev.deviceId)
-    await settleAll(all(f.owners, f.members), net, 3)
+    await revokeWhilePartitioned(f)
     // No owner online; a relay hands the watch what the PC wrote to the registry.
     net.disconnect(phone!.transport)
     net.disconnect(pc!.transport)
