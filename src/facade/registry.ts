@@ -166,7 +166,11 @@ export class Registry {
     // Public first: lockboxes hold the keys that open the private part on member devices.
     this.ingest(publicStatements, [...publicStatements.keys()], 'public')
     this.ingest(statements, [...statements.keys()], 'private')
-    publicStatements.observe((event: Y.YMapEvent<Uint8Array>) => this.ingest(publicStatements, [...event.keysChanged], 'public'))
+    publicStatements.observe((event: Y.YMapEvent<Uint8Array>) => {
+      this.ingest(publicStatements, [...event.keysChanged], 'public')
+      // Lockboxes deleted (a relay wiping the public map): owners issue them again.
+      if (this.isOwner && [...event.changes.keys.values()].some((change) => change.action === 'delete')) this.scheduleMaintenance()
+    })
     statements.observe((event: Y.YMapEvent<Uint8Array>) => this.ingest(statements, [...event.keysChanged], 'private'))
     if (this.isOwner) this.events.on('change', () => this.scheduleMaintenance())
   }

@@ -32,7 +32,7 @@ export interface Checkpoint {
   claims: Map<string, SeqSet>
   /** The full inner doc (`Y.encodeStateAsUpdate`). */
   state: Uint8Array
-  /** Entries this device applied were erased from the shared log and not republished yet. */
+  /** A republishing compaction is due: applied entries were erased from the log, a snapshot raced an erasure, or a revoked sender's envelopes need re-sealing. */
   repairDue: boolean
   /** The state holds local changes that may not have been sealed into the log yet. */
   unsealed: boolean

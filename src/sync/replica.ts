@@ -932,7 +932,11 @@ export class Replica {
 
   /** Compact on the next macrotask (coalesced): after an erasure raced, or to republish. */
   private compactSoon(options: { erasing?: boolean } = {}): void {
-    if (this.recompactQueued || this.closed || this.loading) return
+    if (this.closed) return
+    // Kept in the checkpoint, so a restart before it ran (or a load that found the cause) still
+    // compacts: `load` ends with a compaction when one is due.
+    this.repairDue = true
+    if (this.recompactQueued || this.loading) return
     this.recompactQueued = true
     setTimeout(() => {
       this.recompactQueued = false
