@@ -11,6 +11,7 @@ import { createDeviceKeys, decodeDeviceKeys, DeviceKeyring, EnvelopeType, random
 import { accountKeys } from '../src/facade/account.js'
 import { openCheckpoint } from '../src/sync/checkpoint.js'
 import { converge, openDevice, roomOf } from './helpers/devices.js'
+import { pairMember } from './helpers/keys.js'
 
 let net: LoopbackNetwork
 const open: ContextSync[] = []
@@ -201,6 +202,33 @@ describe('local authority', () => {
     await Promise.all([phone, pc].map((d) => d.flush()))
     for (const storage of stores) expect(await texts(storage)).toEqual([{ kept: true, forgotten: false }])
     expect(pc.memory.get(kept.id)?.text).toBe('kept-marker')
+  })
+
+  it('a member offline through a rotation and a wiped registry room still gets the new keys: owners issue lockboxes again', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 16 })
+    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
+    open.push(phone)
+    const car = await pairMember(phone, net, 'car', { sync })
+    const glasses = await pairMember(phone, net, 'glasses', { sync })
+    open.push(car.dev, glasses.dev)
+    await converge([phone, car.dev, glasses.dev], net)
+    net.disconnect(car.transport)
+    await phone.devices.revoke(glasses.dev.deviceId)
+    await converge([phone], net)
+    // The relay loses the registry room's log and public statements (the lockboxes among them).
+    const registryRoom = roomOf(account, 'registry')
+    const relay = net.relayDoc(registryRoom)!
+    Y.transact(relay, () => {
+      sealedLog(relay).delete(0, sealedLog(relay).length)
+      const statements = relay.getMap('public')
+      for (const key of [...statements.keys()]) statements.delete(key)
+    }, 'relay')
+    await converge([phone], net)
+    net.reconnect(car.transport)
+    const later = await phone.memory.remember({ text: 'after the rotation' })
+    await until(() => car.dev.memory.get(later.id)?.text === 'after the rotation', 'the car to read what the phone writes after the rotation')
+    expect(car.dev.registry.revocation(glasses.dev.deviceId)).toBeDefined()
   })
 })
 

@@ -996,7 +996,9 @@ export class Replica {
     this.emitReject(code, reason, senderId)
     this.refusedInLog.count++
     this.refusedInLog.bytes += bytes.length
-    const urgent = code === RejectCode.HoldLimit || code === RejectCode.Replay
+    // Refusals that may carry readable text — a replay, a revoked or stale sender's envelope (text
+    // forgotten since, or the revoked device's own) — or a flood: swept soon, not when 64 pile up.
+    const urgent = code === RejectCode.HoldLimit || code === RejectCode.Replay || code === RejectCode.RevokedSender || code === RejectCode.StaleEpoch
     if (this.refusedInLog.count >= SWEEP_ENTRIES || this.refusedInLog.bytes >= SWEEP_BYTES || urgent) this.scheduleSweep()
   }
 
