@@ -115,11 +115,17 @@ describe('campaign checks', () => {
     expect(w.model.postRemovalMarkers(removal).has(after)).toBe(true)
     expect(await checkRevoked(w)).toEqual([])
 
-    // A lockbox of the new epoch reaching the car (as concurrent rotations can do).
-    const epoch = keyringOf(running(w, 'phone').dev).currentEpoch('personal')
+    // A lockbox of the new epoch reaching the car (as concurrent rotations can do): the car
+    // learns the phone's (salted) start and the key derived for it.
+    const phoneKeys = keyringOf(running(w, 'phone').dev)
+    const room = w.roomId('personal')
+    const epoch = phoneKeys.currentEpoch('personal')
     expect(epoch).toBeGreaterThan(0)
-    const key = ownerKeyring(accountKeys(w.account)).epochKey('personal', epoch)!
-    keyringOf(running(w, 'car').dev).addKey(w.roomId('personal'), epoch, key)
+    const phoneStart = phoneKeys.canonicalStart(room, epoch)!
+    const key = ownerKeyring(accountKeys(w.account)).deriveEpochKey('personal', epoch, phoneStart.salt)
+    const carKeys = keyringOf(running(w, 'car').dev)
+    carKeys.addStart({ roomId: room, epoch, startedAt: phoneStart.startedAt, ...(phoneStart.salt ? { salt: phoneStart.salt } : {}) })
+    carKeys.addKey(room, epoch, key, phoneStart.salt)
     const failures = await checkRevoked(w)
     expect(failures.length).toBeGreaterThan(0)
     expect(failures.every((f) => f.check === 'revoked-decrypts' && f.message.startsWith('car (revoked by phone'))).toBe(true)
