@@ -204,6 +204,13 @@ describe('memory import: whose files are trusted', () => {
     for (let i = 0; i < 300; i++) many.push(memory(`c${i}`, { ...(i > 0 && { supersedes: `c${i - 1}` }), source: { deviceId: friend.deviceId } }))
     const chain = await phone.memory.import(craft(signer, many, 'x2'), { trust: [friend.accountId] })
     expect(chain).toMatchObject({ imported: 300, rejected: [] })
+    // A file brought in parts (or again after some lines failed): links to what an earlier
+    // import brought from the same account are still that account's own versions.
+    const first = memory('p1', { supersededBy: 'p2', source: { deviceId: friend.deviceId } })
+    const second = memory('p2', { supersedes: 'p1', source: { deviceId: friend.deviceId } })
+    expect(await phone.memory.import(craft(signer, [first], 'x3'), { trust: [friend.accountId] })).toMatchObject({ imported: 1, rejected: [] })
+    expect(await phone.memory.import(craft(signer, [second], 'x4'), { trust: [friend.accountId] })).toMatchObject({ imported: 1, rejected: [] })
+    expect(phone.memory.history('p2').map((m) => m.id)).toEqual(['p1', 'p2'])
   })
 
   it('files of this account: a member device brings only memories of scopes it is granted', async () => {

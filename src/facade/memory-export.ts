@@ -250,8 +250,12 @@ export interface ImportingAccount {
   isOwnDevice(deviceId: string): boolean
   /** True when the registry lets device `deviceId` of this account hold `scope`. */
   holds(deviceId: string, scope: string): boolean
-  /** True when a memory with this id was on the device before the import began. */
-  heldBefore(id: string): boolean
+  /**
+   * True when a memory with this id is on the device and is the account's own — not one this
+   * import brings, nor one imported earlier from another account (its `source.accountId` names
+   * that account), so a file split in parts or imported again still links its versions.
+   */
+  isOwnMemory(id: string): boolean
 }
 
 /**
@@ -282,7 +286,7 @@ export function admitMemory(item: MemoryItem, signer: TrustedSigner, own: Import
  *   account (the file's account imported it from there, and vouches for that by signing it).
  * - A memory naming the importing account, or one of its devices, as its source → `WrongAccount`:
  *   device ids are hashes of device keys, so no honest file of another account names one.
- * - `supersedes` / `supersededBy` naming a memory the device held before → `WrongAccount`: that
+ * - `supersedes` / `supersededBy` naming a memory of the account's own → `WrongAccount`: that
  *   would make an injected item a version of the account's own (shown by `history`, deleted
  *   with it by `forget(id, { history: true })`).
  * - `kind: 'instruction'` → `NotGranted` unless `allowInstructions`: an instruction steers the
@@ -305,7 +309,7 @@ export function admitForeignMemory(
   }
   for (const link of ['supersedes', 'supersededBy'] as const) {
     const target = item[link]
-    if (target !== undefined && own.heldBefore(target)) {
+    if (target !== undefined && own.isOwnMemory(target)) {
       return reject(RejectCode.WrongAccount, `memory links (${link}) to memory ${target} of this account, but ${from}, which cannot add versions to it`)
     }
   }

@@ -623,8 +623,13 @@ export class MemoryApi {
       accountId: ownAccount,
       isOwnDevice: (deviceId) => deviceId === this.scopes.deviceId || registry.certificate(deviceId) !== undefined || registry.revocation(deviceId) !== undefined,
       holds: (deviceId, scope) => registry.holds(deviceId, scope),
-      // Items of this file are locatable once a batch is written; only those are not the account's own.
-      heldBefore: (id) => !seenIds.has(id) && this.locate(id) !== undefined,
+      // Items of this file are locatable once a batch is written; those, and items an earlier
+      // import brought from another account, are not the account's own.
+      isOwnMemory: (id) => {
+        if (seenIds.has(id)) return false
+        const held = this.locate(id)?.item
+        return held !== undefined && (held.source.accountId === undefined || held.source.accountId === ownAccount)
+      },
     }
     let signer: TrustedSigner | undefined
     let headerFailure: { code: RejectCodeType; reason: string } | undefined

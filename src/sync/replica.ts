@@ -28,6 +28,7 @@ import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { StorageError, type StorageAdapter } from '../adapters/storage.js'
+import { applyNotingLandedDeleted } from '../crdt/landed-deleted.js'
 import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
 import { RejectCode } from '../crypto/codes.js'
 import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope, type ParsedEnvelope } from '../crypto/envelope.js'
@@ -170,8 +171,6 @@ interface EntryInfo {
 
 const SEQ_BLOCK = 1024
 /** Refused entries are swept out of the log (and so the store) once they hold this much. */
-const SWEEP_ENTRIES = 64
-const SWEEP_BYTES = 256 * 1024
 /** Smallest gap between two sweeps or two storage rewrites caused by someone else's deletions. */
 const PRESSURE_INTERVAL_MS = 1_000
 const REPAIR_MAX_MS = 5 * 60_000
@@ -231,7 +230,6 @@ export class Replica {
   private holdTimer: ReturnType<typeof setInterval> | undefined
   private sweepTimer: ReturnType<typeof setTimeout> | undefined
   private lastSweepAt = -Infinity
-  private refusedInLog = { count: 0, bytes: 0 }
   private lastStorageCompactAt = -Infinity
   private checkpointExtra: (() => Uint8Array) | undefined
   private restoredExtraBytes: Uint8Array | undefined
@@ -795,7 +793,6 @@ export class Replica {
     this.events.emit('sealed', { scope: this.scope, seq })
     this.repairDue = false
     this.unsealedRestored = false
-    this.refusedInLog = { count: 0, bytes: 0 }
     this.bytesSinceSnapshot = 0
     this.lastSnapshotBytes = envelope.length
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
@@ -892,9 +889,13 @@ export class Replica {
     }
 
     if (envelope.type === EnvelopeType.Update) {
-      if (!this.applyRemote(plaintext)) {
+      const outcome = this.applyRemote(plaintext)
+      if (outcome === 'failed') {
         return this.rejectEntry(bytes, RejectCode.BadPayload, 'update does not apply', senderId)
       }
+      // Written concurrently with a deletion here (an edit of a memory this device forgot): the
+      // doc shows none of it, but the envelope holds the text — compact it away as an erasure.
+      if (outcome === 'landed-deleted' && this.erasureSeq > 0) this.compactSoon({ erasing: true })
       this.bytesSinceSnapshot += bytes.length
       // One of this device's own (after a restart, or copied back by a peer): where it ends.
       if (senderId === this.options.signer?.senderId && envelope.seq > this.tip.seq) this.noteOwnTip(plaintext, envelope.seq)
@@ -905,7 +906,7 @@ export class Replica {
       // A peer that has itself applied everything the snapshot covers gains nothing from its
       // state: anything else in it was sealed (or will be) in an envelope of its own.
       const redundant = [...snapshot.coverage].every(([s, seqs]) => this.applied.get(s)?.covers(seqs) === true)
-      if (!redundant && !this.applyRemote(snapshot.state)) {
+      if (!redundant && this.applyRemote(snapshot.state) === 'failed') {
         return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot state does not apply', senderId)
       }
       // What a sender's snapshot says about *its own* seqs is a hint for gap detection; what it
@@ -951,15 +952,15 @@ export class Replica {
     if (envelope.senderId === this.options.signer?.senderId) this.sealedEpoch = Math.max(this.sealedEpoch, envelope.epoch)
   }
 
-  private applyRemote(update: Uint8Array): boolean {
+  /** Apply a peer's update; `landed-deleted` when some of its content arrived already deleted here. */
+  private applyRemote(update: Uint8Array): 'applied' | 'landed-deleted' | 'failed' {
     try {
       // The envelope is authenticated, so garbage can only come from a certified device; Yjs
       // reads every struct before integrating any, so a malformed update throws before it
       // changes the doc.
-      Y.applyUpdate(this.inner, update, this.remoteOrigin)
-      return true
+      return applyNotingLandedDeleted(this.inner, update, this.remoteOrigin) ? 'landed-deleted' : 'applied'
     } catch {
-      return false
+      return 'failed'
     }
   }
 
@@ -994,12 +995,11 @@ export class Replica {
   private rejectEntry(bytes: Uint8Array, code: RejectCode, reason: string, senderId?: string, extent?: Extent): void {
     this.entries.set(bytes, extent ? { state: 'rejected', code, extent } : { state: 'rejected', code })
     this.emitReject(code, reason, senderId)
-    this.refusedInLog.count++
-    this.refusedInLog.bytes += bytes.length
-    // Refusals that may carry readable text — a replay, a revoked or stale sender's envelope (text
-    // forgotten since, or the revoked device's own) — or a flood: swept soon, not when 64 pile up.
-    const urgent = code === RejectCode.HoldLimit || code === RejectCode.Replay || code === RejectCode.RevokedSender || code === RejectCode.StaleEpoch
-    if (this.refusedInLog.count >= SWEEP_ENTRIES || this.refusedInLog.bytes >= SWEEP_BYTES || urgent) this.scheduleSweep()
+    // Swept soon, whatever the code: almost any refused entry may carry readable text — a replay,
+    // a revoked or stale sender's envelope, a copy of a genuine one with a flipped signature bit
+    // (its ciphertext intact, maybe of text forgotten since). Sweeps are rate-limited, so a flood
+    // costs one log delete and store rewrite a second.
+    this.scheduleSweep()
   }
 
   private emitReject(code: RejectCode, reason: string, senderId?: string): void {
@@ -1172,7 +1172,6 @@ export class Replica {
     const current = log.toArray()
     const snapshots = this.snapshotExtents()
     let removed = 0
-    let kept = { count: 0, bytes: 0 }
     Y.transact(
       this.outer,
       () => {
@@ -1181,17 +1180,13 @@ export class Replica {
           if (info?.state !== 'rejected') continue
           // A replayed envelope no snapshot here holds may be the only copy a newcomer can get
           // (a read-only device republishing after an erasure): it stays until a compaction.
-          if (info.code === RejectCode.Replay && !(info.extent && snapshots.some((s) => extentContains(s, info.extent!)))) {
-            kept = { count: kept.count + 1, bytes: kept.bytes + current[i]!.length }
-            continue
-          }
+          if (info.code === RejectCode.Replay && !(info.extent && snapshots.some((s) => extentContains(s, info.extent!)))) continue
           log.delete(i, 1)
           removed++
         }
       },
       this.sealOrigin,
     )
-    this.refusedInLog = kept
     if (removed > 0) void this.store.compact()
   }
 }
