@@ -6,7 +6,7 @@
  * later revocation of the device.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createAccount } from '../src/index.js'
+import { ClosedError, createAccount } from '../src/index.js'
 import { verifyRelayPass } from '../src/crypto/index.js'
 import { accountKeys } from '../src/facade/account.js'
 import { listEntries } from '../src/testing/sealed-log-tamper.js'
@@ -59,5 +59,27 @@ describe('an owner narrows a scope', () => {
     await phone.dev.memory.remember({ text: 'HEALTH-AFTER-REVOCATION new prescription', scope: 'health' })
     await phone.dev.flush()
     expect.soft(unreadable('HEALTH-AFTER-REVOCATION'), 'envelopes written after the later revocation that the glasses can open').toEqual([])
+  })
+
+  it('a turn the removed glasses were streaming in that scope ends with ClosedError, not a promise that never settles', async () => {
+    fixture = await IntegrityFixture.start()
+    const account = await createAccount()
+    const phone = await fixture.owner(account, 'phone')
+    const glasses = await fixture.member(phone.dev, 'glasses')
+    const session = glasses.dev.sessions.start({ scope: 'health', title: 'run' })
+    await session.append({ role: 'user', text: 'how was my pulse?' })
+    const stream = glasses.dev.sessions.open(session.id).stream({ role: 'assistant' })
+    stream.write('Your resting pulse ')
+    await phone.dev.scopes.define('health', { kinds: ['phone'] })
+    await until(() => !glasses.dev.scopes.available().includes('health'), 5_000, 'the glasses to lose health')
+    stream.write('was 58.')
+    const ended = await Promise.race([
+      stream.end().then(
+        () => 'resolved',
+        (error: unknown) => (error instanceof ClosedError ? 'ClosedError' : String(error)),
+      ),
+      new Promise((r) => setTimeout(() => r('still pending after 5 s'), 5_000)),
+    ])
+    expect(ended).toBe('ClosedError')
   })
 })

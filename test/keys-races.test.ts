@@ -236,6 +236,29 @@ describe('unsafe epochs', () => {
   })
 })
 
+describe('scope definitions written concurrently', () => {
+  it('the newer definition is the policy on every device, whichever the registry map kept', async () => {
+    const f = await fleet(66, ['phone', 'pc'], ['car'])
+    const [phone, pc] = f.owners
+    const [car] = f.members
+    const devices = all(f.owners, f.members)
+    // Twice, each owner writing the newer definition once: the map keeps one of two concurrent
+    // writes by Yjs client order, so in one of the rounds it keeps the older.
+    for (const [scope, older, newer] of [['personal', pc!, phone!], ['work', phone!, pc!]] as const) {
+      net.partition([phone!.transport], [pc!.transport, car!.transport])
+      await older.dev.scopes.define(scope, { kinds: ['phone', 'pc', 'car'] })
+      await new Promise((r) => setTimeout(r, 5))
+      await newer.dev.scopes.define(scope, { kinds: ['phone', 'pc'] })
+      await settleAll(devices, net, 2)
+      net.heal()
+      await settleAll(devices, net)
+      await settleAll(devices, net)
+      for (const dev of devices) expect(dev.registry.definition(scope)?.kinds, `${scope} on the ${dev.kind}`).toEqual(['phone', 'pc'])
+      expect(car!.dev.scopes.available()).not.toContain(scope)
+    }
+  })
+})
+
 describe('rotation races, randomized', () => {
   // CONTEXTSYNC_SEED=<n> replays one seed; KEYS_RACE_SEEDS=<count> runs that many more (1000…).
   const extra = Number(process.env.KEYS_RACE_SEEDS ?? 0)

@@ -62,7 +62,7 @@ import { RejectCode } from '../crypto/codes.js'
 import type { Replica, SenderDirectory, SenderStatus } from '../sync/replica.js'
 import type { SeqSet } from '../sync/seq-set.js'
 import { Emitter } from '../util/emitter.js'
-import { fromHex, toHex } from '../util/bytes.js'
+import { bytesEqual, fromHex, toHex } from '../util/bytes.js'
 import { decodeKeptStatements, encodeKeptStatements, watchPublicDeletions } from './kept-statements.js'
 import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './scopes.js'
 
@@ -113,6 +113,8 @@ export class Registry {
   private readonly definitions = new Map<string, ScopeDefinition>()
   /** Built-in defaults as owners wrote them (`scope/<name>/default`). */
   private readonly defaults = new Map<string, ScopeDefinition>()
+  /** The statement bytes of each definition in force, by key (`scope/<name>` or its default). */
+  private readonly definitionBytes = new Map<string, Uint8Array>()
   private readonly grants = new Map<string, Set<string>>()
   /** When each grant was issued (`<scope>/<deviceId>` → ms): a grant newer than a start undoes its exclusion. */
   private readonly grantTimes = new Map<string, number>()
@@ -674,6 +676,17 @@ export class Registry {
     return result
   }
 
+  /** Write the newer definition back over an older one the private map kept (owners only). */
+  private reassertDefinition(key: string, bytes: Uint8Array): void {
+    setTimeout(() => {
+      if (this.closed) return
+      const map = statementsMap(this.replica.inner)
+      const now = map.get(key)
+      if (now instanceof Uint8Array && bytesEqual(now, bytes)) return
+      this.replica.inner.transact(() => map.set(key, bytes))
+    }, 0)
+  }
+
   private withdrawGrant(key: string): boolean {
     const rest = key.slice('grant/'.length)
     const slash = rest.lastIndexOf('/')
@@ -710,10 +723,20 @@ export class Registry {
       case 'scope': {
         const r = verifyScopeDefinition(this.account, bytes)
         if (!r.ok) return fail(r)
-        // The map's current value is the policy: every device converges on the same one.
-        if (key === scopeKey(r.value.name)) this.definitions.set(r.value.name, r.value)
-        else if (key === defaultScopeKey(r.value.name)) this.defaults.set(r.value.name, r.value)
-        else return false
+        const table = key === scopeKey(r.value.name) ? this.definitions : key === defaultScopeKey(r.value.name) ? this.defaults : undefined
+        if (!table) return false
+        // The newest definition is the policy. Two owners defining a scope concurrently write the
+        // same key, and the map may keep the older one: the newer stands here, and the owner that
+        // holds it writes it again, so every device converges on it (WIRE.md "Signed
+        // statements", scope definitions).
+        const current = table.get(r.value.name)
+        const currentBytes = this.definitionBytes.get(key)
+        if (current && currentBytes && newerDefinition(current, currentBytes, r.value, bytes)) {
+          if (this.isOwner) this.reassertDefinition(key, currentBytes)
+          return false
+        }
+        table.set(r.value.name, r.value)
+        this.definitionBytes.set(key, bytes)
         this.keyring.setRoom(r.value.name, r.value.roomId)
         return 'fact'
       }
@@ -766,6 +789,15 @@ export class Registry {
 /** Whether a revocation's cutoff for a room keeps an envelope of the revoked device as history. */
 function cutoffAccepts(cutoff: RevocationCutoff | undefined, seq: number, epoch: number): boolean {
   return cutoff !== undefined && epoch < cutoff.epoch && cutoff.seqs.has(seq)
+}
+
+/**
+ * True when definition `a` is newer than `b`: later `definedAt`, ties broken by the statement
+ * bytes (so every device picks the same one).
+ */
+function newerDefinition(a: ScopeDefinition, aBytes: Uint8Array, b: ScopeDefinition, bBytes: Uint8Array): boolean {
+  if (a.definedAt !== b.definedAt) return a.definedAt > b.definedAt
+  return toHex(aBytes) > toHex(bBytes)
 }
 
 /** A statement's identity for "verified once": its signature (the last 64 bytes). */

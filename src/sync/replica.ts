@@ -28,6 +28,7 @@ import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { StorageError, type StorageAdapter } from '../adapters/storage.js'
+import { ClosedError } from '../errors.js'
 import { applyNotingLandedDeleted } from '../crdt/landed-deleted.js'
 import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
 import { RejectCode } from '../crypto/codes.js'
@@ -341,9 +342,13 @@ export class Replica {
 
   /**
    * Resolves once every local change made so far is sealed and durably stored.
-   * Rejects with a `StorageError` when storing failed (the change stays queued and is retried).
+   * Rejects with a `StorageError` when storing failed (the change stays queued and is retried),
+   * and with a `ClosedError` once the replica is closed (the device closed or lost the scope)
+   * before they were sealed.
    */
   whenFlushed(): Promise<void> {
+    // Closed (the device closed, or lost the scope): a change made now was never recorded.
+    if (this.closed) return Promise.reject(new ClosedError(`scope '${this.scope}' is closed on this device`))
     if (this.pendingCount === 0) return this.store.whenSaved()
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
   }
@@ -475,8 +480,15 @@ export class Replica {
       await this.reserveSeqs()
       this.flushNow()
     }
-    // A repair still due is kept with a checkpoint, so the reopened device republishes.
-    if (this.repairDue && this.options.signer) await this.store.compact({ checkpoint: true }).catch(() => undefined)
+    // Changes that could not be sealed (no key of the current epoch yet) live only in the inner
+    // doc: a checkpoint keeps them (marked unsealed, sealed when the scope reopens). A repair
+    // still due is kept the same way, so the reopened device republishes.
+    const unsealed = this.pendingCount > 0
+    if ((this.repairDue || unsealed) && this.options.signer) await this.store.compact({ checkpoint: true }).catch(() => undefined)
+    // Whoever waits for those changes to be sealed learns it will not happen on this instance.
+    if (this.waiters.length > 0) {
+      this.failWaiters(new ClosedError(`scope '${this.scope}' closed before ${this.pendingCount} local change(s) could be sealed (no key of the current epoch yet); they are kept locally and sealed if the scope reopens`))
+    }
     this.closed = true
     await this.store.close()
     this.awareness.destroy()
