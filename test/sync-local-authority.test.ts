@@ -8,7 +8,7 @@ import * as Y from 'yjs'
 import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent, type StorageAdapter } from '../src/index.js'
 import { sealedLog } from '../src/crdt/sealed-log.js'
 import { createDeviceKeys, decodeDeviceKeys, decryptEnvelope, DeviceKeyring, EnvelopeType, parseEnvelope, randomBytes, sealEnvelope } from '../src/crypto/index.js'
-import { keyringOf } from './helpers/forge.js'
+import { contentOf, keyringOf } from './helpers/forge.js'
 import { accountKeys } from '../src/facade/account.js'
 import { openCheckpoint } from '../src/sync/checkpoint.js'
 import { converge, openDevice, roomOf } from './helpers/devices.js'
@@ -260,6 +260,39 @@ describe('local authority', () => {
       }
       return false
     }
+  })
+
+  it('a replay refused just before a restart does not stay in the store as applied after it', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 18 })
+    const store = memoryStorage()
+    let phone = (await openDevice(account, net, 'phone', store, { sync })).dev
+    open.push(phone)
+    const room = roomOf(account, 'personal')
+    const secret = await phone.memory.remember({ text: 'replayed-before-restart-marker' })
+    await converge([phone], net)
+    const captured = sealedLog(net.relayDoc(room)!).toArray().map((b) => b.slice())
+    await phone.memory.forget(secret.id)
+    await converge([phone], net)
+    // One junk entry makes the phone sweep now, so the next sweep waits about a second…
+    const doc = net.relayDoc(room)!
+    Y.transact(doc, () => sealedLog(doc).push([randomBytes(40)]), 'relay')
+    await converge([phone], net)
+    // …and the replay arriving meanwhile is refused (10) but still in the log when the phone closes.
+    Y.transact(doc, () => sealedLog(doc).push(captured), 'relay')
+    await converge([phone], net)
+    await phone.close()
+    open.splice(open.indexOf(phone), 1)
+    phone = await ContextSync.open({ storage: store, transports: [net.transport()], sync })
+    open.push(phone)
+    await converge([phone], net)
+    await phone.flush()
+    const keys = keyringOf(phone).heldKeys('personal')
+    const carrying = (entries: Uint8Array[]) => entries.filter((b) => Buffer.from(contentOf(b, room, keys) ?? []).includes('replayed-before-restart-marker')).length
+    const stored = new Y.Doc()
+    for (const chunk of await store.loadRange(['replica', room, 'log'])) Y.applyUpdate(stored, chunk.data)
+    expect({ log: carrying(sealedLog(phone.replica('personal')!.outer).toArray()), store: carrying(sealedLog(stored).toArray()) }).toEqual({ log: 0, store: 0 })
+    expect(phone.memory.get(secret.id)).toBeUndefined()
   })
 
   it('a member offline through a rotation and a wiped registry room still gets the new keys: owners issue lockboxes again', async () => {

@@ -171,7 +171,6 @@ interface EntryInfo {
 }
 
 const SEQ_BLOCK = 1024
-/** Refused entries are swept out of the log (and so the store) once they hold this much. */
 /** Smallest gap between two sweeps or two storage rewrites caused by someone else's deletions. */
 const PRESSURE_INTERVAL_MS = 1_000
 const REPAIR_MAX_MS = 5 * 60_000
@@ -302,6 +301,7 @@ export class Replica {
     } finally {
       this.loading = false
     }
+    this.dropCoveredByOwnSnapshot(log)
     const own = this.options.signer && this.applied.get(this.options.signer.senderId)
     // Never reuse a seq: continue after everything applied and everything reserved before a restart.
     this.nextSeq = Math.max(own ? own.max() : 0, this.reservedUpTo) + 1
@@ -1075,6 +1075,51 @@ export class Replica {
     if (!signer || !this.applied.has(signer.senderId)) return false
     const sealing = this.options.keyring.sealingKey(this.scope)
     return sealing !== undefined && sealing.epoch > this.sealedEpoch
+  }
+
+  /**
+   * At load, delete the entries this device's newest own snapshot in the log covers. Its own
+   * compaction deleted them once, so any still here were put back — replays (possibly of text
+   * forgotten since) that were refused before the restart but not yet swept. Loading records
+   * entries with applied seqs as applied without checking them, so they would otherwise stay
+   * until the next compaction.
+   */
+  private dropCoveredByOwnSnapshot(log: Y.Array<Uint8Array>): void {
+    const signer = this.options.signer
+    if (!signer) return
+    const current = log.toArray()
+    let newest: { bytes: Uint8Array; envelope: ParsedEnvelope } | undefined
+    for (const bytes of current) {
+      const info = this.entries.get(bytes)
+      if (info?.state !== 'applied' || info.type !== EnvelopeType.Snapshot || info.senderId !== signer.senderId) continue
+      if (newest && newest.envelope.seq >= (info.seq ?? 0)) continue
+      const parsed = parseEnvelope(bytes)
+      if (parsed.ok) newest = { bytes, envelope: parsed.value }
+    }
+    if (!newest) return
+    const plaintext = decryptWithAny(newest.envelope, this.roomId, this.options.keyring.openingKeys(this.scope, newest.envelope.epoch))
+    const snapshot = plaintext && decodeSnapshot(plaintext)
+    if (!snapshot) return
+    const covered = (bytes: Uint8Array): boolean => {
+      if (bytes === newest!.bytes) return false
+      const info = this.entries.get(bytes)
+      return info?.state === 'applied' && info.senderId !== undefined && info.seq !== undefined && snapshot.coverage.get(info.senderId)?.has(info.seq) === true
+    }
+    let removed = 0
+    Y.transact(
+      this.outer,
+      () => {
+        for (let i = current.length - 1; i >= 0; i--) {
+          if (!covered(current[i]!)) continue
+          const bytes = current[i]!
+          this.snapshotEntries.delete(bytes)
+          log.delete(i, 1)
+          removed++
+        }
+      },
+      this.sealOrigin,
+    )
+    if (removed > 0) void this.store.compact().catch(() => undefined)
   }
 
   /** A transaction on the sealed log by anyone but this replica: deletions are checked. */
