@@ -388,6 +388,9 @@ class HubRoom extends Endpoint {
     const awareness = new awarenessProtocol.Awareness(doc)
     // A relay has no presence of its own.
     awareness.setLocalState(null)
+    // The in-process relay outlives the devices that used it: its awareness timer (y-protocols
+    // keeps it in `_checkInterval`) must not keep a script alive once they are closed.
+    ;(awareness as unknown as { _checkInterval?: { unref?: () => void } })._checkInterval?.unref?.()
     super(net, roomId, doc, awareness)
   }
 

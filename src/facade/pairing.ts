@@ -109,7 +109,7 @@ export class InviteHost {
         this.open.delete(entry)
       },
     }
-    const timer = setTimeout(entry.close, expiresIn)
+    let timer = setTimeout(entry.close, expiresIn)
     ;(timer as { unref?: () => void }).unref?.()
     this.open.add(entry)
     channel.onMessage((bytes) => {
@@ -132,8 +132,11 @@ export class InviteHost {
           welcome.set(request.deviceIdBytes, 32)
           welcome.set(pass, 48)
           channel.send(sealPairingMessage(key, roomId, PairingMessageType.Welcome, welcome))
-          // Leave the room open a little so the welcome is delivered, then close it.
-          setTimeout(entry.close, 5_000)
+          // Leave the room open a little so the welcome is delivered, then close it (sooner when
+          // the device closes; never keeping the process alive).
+          clearTimeout(timer)
+          timer = setTimeout(entry.close, 5_000)
+          ;(timer as { unref?: () => void }).unref?.()
         },
         () => {
           used = false
