@@ -6,6 +6,7 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sqliteStorage, type SqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { runStorageAdapterTests } from '../src/adapters/storage-conformance.js'
+import { ValidationError } from '../src/errors.js'
 
 runStorageAdapterTests(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'contextsync-sqlite-'))
@@ -212,9 +213,11 @@ describe('sqliteStorage', () => {
     expect(await s.load(['after'])).toEqual(new Uint8Array([4]))
   })
 
-  it('validates its options synchronously (programmer errors)', () => {
-    expect(() => sqliteStorage({ path: '' })).toThrow(TypeError)
-    expect(() => sqliteStorage({ path: 'x.db', synchronous: 'off' as 'full' })).toThrow(TypeError)
-    expect(() => sqliteStorage({ path: 'x.db', maxSizeBytes: -1 })).toThrow(TypeError)
+  it('validates its options synchronously (programmer errors) with ValidationError', () => {
+    expect(() => (sqliteStorage as (o?: unknown) => unknown)()).toThrow(ValidationError)
+    expect(() => (sqliteStorage as (o?: unknown) => unknown)()).toThrow(/sqliteStorage\(options\): options must be an object with a path/)
+    expect(() => sqliteStorage({ path: '' })).toThrow(ValidationError)
+    expect(() => sqliteStorage({ path: 'x.db', synchronous: 'off' as 'full' })).toThrow(ValidationError)
+    expect(() => sqliteStorage({ path: 'x.db', maxSizeBytes: -1 })).toThrow(ValidationError)
   })
 })

@@ -11,6 +11,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
+import { ValidationError } from '../errors.js'
 import {
   StorageError,
   assertStorageKey,
@@ -93,13 +94,16 @@ const FORMAT_VERSION = 1
  * ```
  */
 export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
+  if (typeof options !== 'object' || options === null) {
+    throw new ValidationError(`sqliteStorage(options): options must be an object with a path, e.g. sqliteStorage({ path: 'contextsync.db' }); got ${options === null ? 'null' : typeof options}`)
+  }
   const { path, synchronous = 'full', integrityCheck = false, maxSizeBytes } = options
-  if (typeof path !== 'string' || path.length === 0) throw new TypeError('sqliteStorage: path must be a non-empty string')
+  if (typeof path !== 'string' || path.length === 0) throw new ValidationError('sqliteStorage: path must be a non-empty string')
   if (synchronous !== 'full' && synchronous !== 'normal') {
-    throw new TypeError(`sqliteStorage: synchronous must be 'full' or 'normal', got ${String(synchronous)}`)
+    throw new ValidationError(`sqliteStorage: synchronous must be 'full' or 'normal', got ${String(synchronous)}`)
   }
   if (maxSizeBytes !== undefined && !(Number.isSafeInteger(maxSizeBytes) && maxSizeBytes > 0)) {
-    throw new TypeError(`sqliteStorage: maxSizeBytes must be a positive integer, got ${maxSizeBytes}`)
+    throw new ValidationError(`sqliteStorage: maxSizeBytes must be a positive integer, got ${maxSizeBytes}`)
   }
 
   let store: OpenStore | undefined
