@@ -24,7 +24,7 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
   const relay = await createRelay({ port: 0, dataDir, logger: silentLogger, persistence: { mergeIntervalMs: 200 } })
   const transports: Transport[] = []
   const transport = () => {
-    const t = websocketTransport({ url: relay.url, WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket, maxBackoffTime: 500 })
+    const t = websocketTransport({ url: relay.url, WebSocketPolyfill: WebSocket, maxBackoffTime: 500 })
     transports.push(t)
     return t
   }

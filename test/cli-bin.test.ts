@@ -11,7 +11,7 @@ describe('the contextsync bin', () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string>; files: string[] }
     expect(pkg.bin.contextsync).toBe('./bin/contextsync.mjs')
     expect(pkg.files).toContain('bin')
-    const out = execFileSync(process.execPath, [pkg.bin.contextsync, '--help'], { encoding: 'utf8', timeout: 60_000 })
+    const out = execFileSync(process.execPath, [pkg.bin.contextsync!, '--help'], { encoding: 'utf8', timeout: 60_000 })
     expect(out).toMatch(/^Usage: contextsync <command>/)
     expect(out).toContain('relay')
   })

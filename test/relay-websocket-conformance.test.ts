@@ -5,10 +5,11 @@
  */
 import { createServer, connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { ready } from '../src/crypto/index.js'
 import { runTransportTests } from '../src/adapters/transport-conformance.js'
-import { websocketTransport, WebsocketTransportError } from '../src/adapters/websocket.js'
+import { websocketTransport, WebsocketTransportError, type WebSocketConstructor } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
 import { closeRelays, makeAccount, NodeWebSocket, sealedLog, startRelay, waitFor } from './relay-helpers.js'
 
@@ -89,6 +90,11 @@ describe('websocketTransport specifics', () => {
   it('needs a WebSocket implementation where there is no global one (Node 20)', () => {
     if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'undefined') return
     expect(() => websocketTransport({ url: 'ws://127.0.0.1:1' })).toThrow(WebsocketTransportError)
+  })
+
+  it('takes ws as the polyfill as it is, without a cast (checked by the typecheck)', () => {
+    expectTypeOf(WebSocket).toMatchTypeOf<WebSocketConstructor>()
+    expect(typeof websocketTransport({ url: 'ws://127.0.0.1:1', WebSocketPolyfill: WebSocket }).attach).toBe('function')
   })
 
   it('re-sends sync step 1 every resyncInterval (without the provider timer that breaks in Node 20)', async () => {

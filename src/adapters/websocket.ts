@@ -28,6 +28,12 @@ import type {
   TransportStatus,
 } from './transport.js'
 
+/**
+ * A WebSocket class: `globalThis.WebSocket` in browsers, `ws` in Node. Structural and loose on
+ * purpose, so `ws` passes without a cast (its event types differ from the DOM's in detail).
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => object
+
 /** Options of {@link websocketTransport}. */
 export interface WebsocketTransportOptions {
   /** Relay base URL, e.g. `ws://127.0.0.1:8787`; rooms connect to `${url}/${roomId}`. */
@@ -38,8 +44,11 @@ export interface WebsocketTransportOptions {
    * without one connect without a token (a stock y-websocket server, pairing rooms).
    */
   token?: (roomId: string) => string | Promise<string>
-  /** WebSocket implementation; default `globalThis.WebSocket`. In Node 20 pass `ws`. */
-  WebSocketPolyfill?: typeof WebSocket
+  /**
+   * WebSocket implementation; default `globalThis.WebSocket`. In Node 20 pass `ws` (its class
+   * type-checks as it is: any constructor taking a URL and protocols is accepted).
+   */
+  WebSocketPolyfill?: WebSocketConstructor
   /** Re-send sync step 1 at this interval (ms) to catch anything missed; default off. */
   resyncInterval?: number
   /** Longest reconnect delay in ms; default 2 500 (the provider's default). */
@@ -80,14 +89,15 @@ function closeInfo(event: unknown): CloseInfo | undefined {
  * const transport = websocketTransport({
  *   url: relay.url,
  *   token: (roomId) => createAccessToken({ rootPublicKey, relayPass, device, roomId }),
- *   WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+ *   WebSocketPolyfill: WebSocket,
  * })
  * const attachment = transport.attach({ roomId, doc, awareness })
  * attachment.on('status', ({ status }) => console.log(status))
  * ```
  */
 export function websocketTransport(options: WebsocketTransportOptions): Transport {
-  const WS = options.WebSocketPolyfill ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket
+  // The polyfill is taken on trust to be a WHATWG-compatible WebSocket (as `ws` is).
+  const WS = (options.WebSocketPolyfill as typeof WebSocket | undefined) ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket
   if (!WS) throw new WebsocketTransportError('no WebSocket implementation: pass WebSocketPolyfill (e.g. ws in Node)')
   const maxBackoff = options.maxBackoffTime ?? 2500
   const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)

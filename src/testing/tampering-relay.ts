@@ -200,7 +200,7 @@ const GOING_AWAY = 1001
  * @example
  * ```ts
  * const relay = await createTamperingRelay()
- * const transport = websocketTransport({ url: relay.url, WebSocketPolyfill: WebSocket as never })
+ * const transport = websocketTransport({ url: relay.url, WebSocketPolyfill: WebSocket })
  * // … devices sync through it …
  * relay.room(phone.roomId('personal')).wipe()
  * const hold = relay.withhold({ to: car.deviceId, roomId: phone.roomId('personal') })
