@@ -262,6 +262,49 @@ describe('local authority', () => {
     }
   })
 
+  it('a snapshot sealed before another device\'s forget loses the text there too, even when the forgetter never comes back', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 19 })
+    const stores = [memoryStorage(), memoryStorage()]
+    const phone = await openDevice(account, net, 'phone', stores[0], { sync })
+    const glasses = await openDevice(account, net, 'glasses', stores[1], { sync })
+    const pc = await openDevice(account, net, 'pc', memoryStorage(), { sync })
+    open.push(phone.dev, glasses.dev, pc.dev)
+    const room = roomOf(account, 'personal')
+    const secret = await glasses.dev.memory.remember({ text: 'racing-snapshot-marker' })
+    await converge([phone.dev, glasses.dev, pc.dev], net)
+    // The phone, cut off, compacts: its snapshot holds the memory. Meanwhile the pc forgets it…
+    net.disconnect(phone.transport)
+    await phone.dev.replica('personal')!.compactNow()
+    await pc.dev.memory.forget(secret.id)
+    await converge([glasses.dev, pc.dev], net)
+    // …and is gone for good before the phone's snapshot reaches anyone.
+    await pc.dev.close()
+    open.splice(open.indexOf(pc.dev), 1)
+    net.reconnect(phone.transport)
+    await converge([phone.dev, glasses.dev], net)
+    const keys = keyringOf(phone.dev).heldKeys('personal')
+    const leftIn = async (): Promise<string[]> => {
+      const out: string[] = []
+      for (const [i, d] of [phone.dev, glasses.dev].entries()) {
+        const stored = new Y.Doc()
+        for (const chunk of await stores[i]!.loadRange(['replica', room, 'log'])) Y.applyUpdate(stored, chunk.data)
+        for (const [where, entries] of [['log', sealedLog(d.replica('personal')!.outer).toArray()], ['store', sealedLog(stored).toArray()]] as const) {
+          if (entries.some((b) => Buffer.from(contentOf(b, room, keys) ?? []).includes('racing-snapshot-marker'))) out.push(`device ${i} ${where}`)
+        }
+      }
+      return out
+    }
+    const deadline = Date.now() + 5_000
+    while ((await leftIn()).length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50))
+      await net.settle()
+      await Promise.all([phone.dev, glasses.dev].map((d) => d.flush()))
+    }
+    expect(await leftIn()).toEqual([])
+    for (const d of [phone.dev, glasses.dev]) expect(d.memory.get(secret.id)).toBeUndefined()
+  })
+
   it('a replay refused just before a restart does not stay in the store as applied after it', async () => {
     const account = await createAccount()
     net = loopbackNetwork({ seed: 18 })

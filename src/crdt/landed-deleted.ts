@@ -73,3 +73,28 @@ function covers(items: ReadonlyArray<{ clock: number; len: number }>, clock: num
   }
   return reached >= end
 }
+
+/**
+ * True when `update` carries live content for an item `doc` has deleted — a snapshot sealed
+ * without a deletion this doc applied (another device forgot a memory while the sealer had not
+ * heard of it yet): the doc shows none of it, the envelope holds its text.
+ */
+export function carriesDeletedContent(doc: Y.Doc, update: Uint8Array): boolean {
+  const { structs, ds } = Y.decodeUpdate(update)
+  for (const struct of structs) {
+    if (!(struct instanceof Y.Item) || struct.content instanceof Y.ContentDeleted) continue
+    const { client, clock } = struct.id
+    if (Y.getState(doc.store, client) <= clock) continue
+    if (covers(ds.clients.get(client) ?? [], clock, clock + struct.length)) continue
+    const here = doc.store.clients.get(client)
+    if (!here) continue
+    // Every struct of ours overlapping the carried range: any deleted one means text carried
+    // that is gone here.
+    const end = Math.min(clock + struct.length, Y.getState(doc.store, client))
+    for (let i = Y.findIndexSS(here, clock); i < here.length && here[i]!.id.clock < end; i++) {
+      const ours = here[i]!
+      if (ours instanceof Y.GC || (ours instanceof Y.Item && ours.deleted)) return true
+    }
+  }
+  return false
+}

@@ -29,7 +29,7 @@ import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { StorageError, type StorageAdapter } from '../adapters/storage.js'
 import { ClosedError } from '../errors.js'
-import { applyNotingLandedDeleted } from '../crdt/landed-deleted.js'
+import { applyNotingLandedDeleted, carriesDeletedContent } from '../crdt/landed-deleted.js'
 import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
 import { RejectCode } from '../crypto/codes.js'
 import { decryptEnvelope, EnvelopeType, parseEnvelope, sealEnvelope, verifyEnvelope, type ParsedEnvelope } from '../crypto/envelope.js'
@@ -230,6 +230,8 @@ export class Replica {
   private holdTimer: ReturnType<typeof setInterval> | undefined
   private sweepTimer: ReturnType<typeof setTimeout> | undefined
   private lastSweepAt = -Infinity
+  private deletedContentTimer: ReturnType<typeof setTimeout> | undefined
+  private lastDeletedContentCompactAt = -Infinity
   private lastStorageCompactAt = -Infinity
   private checkpointExtra: (() => Uint8Array) | undefined
   private restoredExtraBytes: Uint8Array | undefined
@@ -411,6 +413,7 @@ export class Replica {
       this.erasure.pending ||
       this.repairTimer !== undefined ||
       this.sweepTimer !== undefined ||
+      this.deletedContentTimer !== undefined ||
       this.recompactQueued ||
       this.storageCompactQueued ||
       this.store.deletionsPending
@@ -471,6 +474,7 @@ export class Replica {
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
     if (this.repairTimer) clearTimeout(this.repairTimer)
     if (this.sweepTimer) clearTimeout(this.sweepTimer)
+    if (this.deletedContentTimer) clearTimeout(this.deletedContentTimer)
     if (this.holdTimer) clearInterval(this.holdTimer)
     // Deletions not yet checked (or a repair not yet run) must survive the restart: the closing
     // rewrite stores the deletions, so the checkpoint it writes says a repair is due.
@@ -907,7 +911,7 @@ export class Replica {
       }
       // Written concurrently with a deletion here (an edit of a memory this device forgot): the
       // doc shows none of it, but the envelope holds the text — compact it away as an erasure.
-      if (outcome === 'landed-deleted' && this.erasureSeq > 0) this.compactSoon({ erasing: true })
+      if (outcome === 'landed-deleted') this.compactForDeletedContent()
       this.bytesSinceSnapshot += bytes.length
       // One of this device's own (after a restart, or copied back by a peer): where it ends.
       if (senderId === this.options.signer?.senderId && envelope.seq > this.tip.seq) this.noteOwnTip(plaintext, envelope.seq)
@@ -930,10 +934,36 @@ export class Replica {
       const signer = this.options.signer
       if (signer && this.erasureSeq > 0 && senderId !== signer.senderId && snapshot.coverage.get(signer.senderId)?.has(this.erasureSeq) !== true) {
         this.compactSoon({ erasing: true })
+      } else if (signer && senderId !== signer.senderId && !this.coversApplied(snapshot.coverage) && carriesDeletedContent(this.inner, snapshot.state)) {
+        // Sealed without something this device applied — perhaps another device's forget — and
+        // it carries text deleted here: compact it away (whoever forgot may never come back).
+        this.compactForDeletedContent()
       }
     }
     this.recordApplied(bytes, envelope)
     this.options.onApplied?.(senderId)
+  }
+
+  /** True when `coverage` includes every seq this device applied (the sealer saw all of it). */
+  private coversApplied(coverage: Map<string, SeqSet>): boolean {
+    for (const [sender, seqs] of this.applied) if (coverage.get(sender)?.covers(seqs) !== true) return false
+    return true
+  }
+
+  /**
+   * Content deleted here arrived in an envelope (an edit concurrent with a forget, a snapshot
+   * sealed before one): compact so the envelope leaves the log — at most about once a second, so
+   * a peer sending such envelopes cannot make this device rewrite its store for each.
+   */
+  private compactForDeletedContent(): void {
+    if (this.deletedContentTimer || this.closed) return
+    const wait = Math.max(0, this.lastDeletedContentCompactAt + PRESSURE_INTERVAL_MS - performance.now())
+    this.deletedContentTimer = setTimeout(() => {
+      this.deletedContentTimer = undefined
+      this.lastDeletedContentCompactAt = performance.now()
+      this.compactSoon({ erasing: this.erasureSeq > 0 })
+    }, wait)
+    ;(this.deletedContentTimer as { unref?: () => void }).unref?.()
   }
 
   /** Our own update carries structs of one client: ours when we sealed it. */
