@@ -84,13 +84,14 @@ export function carriesDeletedContent(doc: Y.Doc, update: Uint8Array): boolean {
   for (const struct of structs) {
     if (!(struct instanceof Y.Item) || struct.content instanceof Y.ContentDeleted) continue
     const { client, clock } = struct.id
-    if (Y.getState(doc.store, client) <= clock) continue
+    const known = Y.getState(doc.store, client)
+    if (known <= clock) continue
     if (covers(ds.clients.get(client) ?? [], clock, clock + struct.length)) continue
     const here = doc.store.clients.get(client)
     if (!here) continue
     // Every struct of ours overlapping the carried range: any deleted one means text carried
     // that is gone here.
-    const end = Math.min(clock + struct.length, Y.getState(doc.store, client))
+    const end = Math.min(clock + struct.length, known)
     for (let i = Y.findIndexSS(here, clock); i < here.length && here[i]!.id.clock < end; i++) {
       const ours = here[i]!
       if (ours instanceof Y.GC || (ours instanceof Y.Item && ours.deleted)) return true

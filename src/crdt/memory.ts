@@ -1,5 +1,6 @@
 /**
- * Inner schema for memory items (DESIGN §6). Plain Yjs; no crypto, no I/O.
+ * Inner schema for memory items (WIRE.md "Inner doc of a scope", `memories`). Plain Yjs; no crypto,
+ * no I/O.
  *
  * Layout in a scope's inner doc: `memories: Y.Map<Y.Map<unknown>>`, one nested map per item keyed
  * by id, one key per field — so concurrent edits of different fields on two devices both survive

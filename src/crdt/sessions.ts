@@ -1,6 +1,6 @@
 /**
- * Inner schema for conversation sessions, turns, leases and handoff offers (DESIGN §6). Plain
- * Yjs; no crypto, no I/O.
+ * Inner schema for conversation sessions, turns, leases and handoff offers (WIRE.md "Inner doc of a
+ * scope", `sessions`). Plain Yjs; no crypto, no I/O.
  *
  * Layout — `sessions: Y.Map<Y.Map<unknown>>` keyed by session id; a session map holds:
  *

@@ -1,5 +1,5 @@
 /**
- * Envelope v1: the unit of the sealed log. See DESIGN.md §3 and WIRE.md.
+ * Envelope v1: the unit of the sealed log. See WIRE.md "Envelope v1".
  *
  * ```
  * u8 version(1) · u8 type(update=1 | snapshot=2 | presence=3)

@@ -1,5 +1,5 @@
 /**
- * Pairing a new device with an invite code (DESIGN §4).
+ * Pairing a new device with an invite code (WIRE.md "Pairing").
  *
  * An invite code is 80 random bits written as 16 Crockford base32 characters
  * (`K7QF-2M9X-PL4D-8RTA`): short enough to type, fit for a QR code. Both devices derive from it a

@@ -1,7 +1,7 @@
 /**
- * `ContextSync`: one device's view of a person's assistant context. It wires the layers of
- * DESIGN §1 together — key material from storage, the registry, one replica per scope the device
- * holds, the transports — and exposes `memory`, `sessions`, `devices` and `scopes`.
+ * `ContextSync`: one device's view of a person's assistant context. It wires the layers together
+ * (README "How it works") — key material from storage, the registry, one replica per scope the
+ * device holds, the transports — and exposes `memory`, `sessions`, `devices` and `scopes`.
  *
  * @module
  */

@@ -2,11 +2,12 @@
  * `dev.memory`: long-term memory items across the scopes this device holds. Reads are synchronous
  * against the local replicas; writes resolve once sealed and durably stored locally.
  *
- * The model (DESIGN §6): text, kind, tags, provenance, confidence, when the fact is true in the
- * world (`validFrom`/`validTo`), when it disappears (`expiresAt`), version history (`supersede`,
- * `history`) and an optional embedding. Recall is local: MiniSearch full-text ranking, cosine
- * similarity over embeddings, reciprocal-rank fusion of both — no model is ever called by the
- * library; the host app may plug its own in through `remember(input, { reconcile })`.
+ * The model (WIRE.md "Inner doc of a scope", `memories`): text, kind, tags, provenance, confidence,
+ * when the fact is true in the world (`validFrom`/`validTo`), when it disappears (`expiresAt`),
+ * version history (`supersede`, `history`) and an optional embedding. Recall is local: MiniSearch
+ * full-text ranking, cosine similarity over embeddings, reciprocal-rank fusion of both — no model
+ * is ever called by the library; the host app may plug its own in through `remember(input, {
+ * reconcile })`.
  *
  * @module
  */

@@ -1,8 +1,9 @@
 /**
- * Pairing (DESIGN §4): an owner issues an invite code; the new device proves it knows the code by
- * sealing a join request under the key derived from it, in a rendezvous room named after it; the
- * owner admits the device (certificate, grants, lockboxes, relay pass in the registry) and answers
- * with the account's root public key (both answers name the device they answer). Both sides can show the same short authentication string.
+ * Pairing (WIRE.md "Pairing"): an owner issues an invite code; the new device proves it knows the
+ * code by sealing a join request under the key derived from it, in a rendezvous room named after
+ * it; the owner admits the device (certificate, grants, lockboxes, relay pass in the registry) and
+ * answers with the account's root public key (both answers name the device they answer). Both sides
+ * can show the same short authentication string.
  *
  * The rendezvous room holds an ordinary outer doc (a `log` array of sealed pairing messages), so
  * any transport carries it; a relay serves `pair.*` rooms without tokens but with tight limits.

@@ -1,7 +1,7 @@
 /**
- * Built-in privacy scopes. Each scope is its own inner doc, sealed log, relay room and key
- * epochs (DESIGN §4). `local` never leaves the device: it is stored (sealed) but never attached
- * to a transport.
+ * Built-in privacy scopes. Each scope is its own inner doc, sealed log, relay room and key epochs
+ * (WIRE.md "Keys and epochs"). `local` never leaves the device: it is stored (sealed) but never
+ * attached to a transport.
  *
  * @module
  */

@@ -1,10 +1,11 @@
 /**
- * Noticing a withholding relay (DESIGN §3). A relay cannot read or forge envelopes, but it can
- * simply not forward some. So every device announces, in sealed presence on each scope's awareness,
- * the latest seq it has sealed into that scope's log (`logSeq`); a device that has not applied a
- * peer's announced seq within `lagTimeoutMs` reports the scope as lagging behind that peer. So does a
- * scope whose inner doc keeps updates it cannot integrate (Yjs "pending": an earlier update is
- * missing) for that long — a relay dropping an envelope in the middle and passing later ones.
+ * Noticing a withholding relay (WIRE.md "Presence and seq announcements"). A relay cannot read or
+ * forge envelopes, but it can simply not forward some. So every device announces, in sealed
+ * presence on each scope's awareness, the latest seq it has sealed into that scope's log
+ * (`logSeq`); a device that has not applied a peer's announced seq within `lagTimeoutMs` reports
+ * the scope as lagging behind that peer. So does a scope whose inner doc keeps updates it cannot
+ * integrate (Yjs "pending": an earlier update is missing) for that long — a relay dropping an
+ * envelope in the middle and passing later ones.
  *
  * The personal scope's announcement rides in the ordinary presence envelope (`PresenceApi`);
  * every other scope this device writes to gets a presence envelope carrying only `logSeq`,

@@ -1,9 +1,10 @@
 /**
- * Defense in depth for the relay (DESIGN §5): it reads the *public* statements of each account's
- * registry room (`<accountId>.registry`, map `public`) — revocations and relay passes, all signed
- * by the account root — and refuses revoked devices and superseded passes, closing the live
- * connections of a device the moment its revocation arrives. It never holds a key: everything it
- * checks is verified against the root public key carried in the devices' own tokens.
+ * Defense in depth for the relay (THREAT_MODEL.md, the relay; WIRE.md "Signed statements"): it
+ * reads the *public* statements of each account's registry room (`<accountId>.registry`, map
+ * `public`) — revocations and relay passes, all signed by the account root — and refuses revoked
+ * devices and superseded passes, closing the live connections of a device the moment its revocation
+ * arrives. It never holds a key: everything it checks is verified against the root public key
+ * carried in the devices' own tokens.
  *
  * @module
  */

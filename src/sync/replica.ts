@@ -922,7 +922,9 @@ export class Replica {
       // A peer that has itself applied everything the snapshot covers gains nothing from its
       // state: anything else in it was sealed (or will be) in an envelope of its own.
       const redundant = [...snapshot.coverage].every(([s, seqs]) => this.applied.get(s)?.covers(seqs) === true)
-      if (!redundant && this.applyRemote(snapshot.state) === 'failed') {
+      // (No landed-deleted check: a snapshot state carries its own deletions as GC structs, which
+      // would make every snapshot look suspicious; `carriesDeletedContent` below checks it.)
+      if (!redundant && this.applyRemote(snapshot.state, false) === 'failed') {
         return this.rejectEntry(bytes, RejectCode.BadPayload, 'snapshot state does not apply', senderId)
       }
       // What a sender's snapshot says about *its own* seqs is a hint for gap detection; what it
@@ -994,12 +996,19 @@ export class Replica {
     if (envelope.senderId === this.options.signer?.senderId) this.sealedEpoch = Math.max(this.sealedEpoch, envelope.epoch)
   }
 
-  /** Apply a peer's update; `landed-deleted` when some of its content arrived already deleted here. */
-  private applyRemote(update: Uint8Array): 'applied' | 'landed-deleted' | 'failed' {
+  /**
+   * Apply a peer's update; with `noteLanded`, `landed-deleted` when some of its content arrived
+   * already deleted here.
+   */
+  private applyRemote(update: Uint8Array, noteLanded = true): 'applied' | 'landed-deleted' | 'failed' {
     try {
       // The envelope is authenticated, so garbage can only come from a certified device; Yjs
       // reads every struct before integrating any, so a malformed update throws before it
       // changes the doc.
+      if (!noteLanded) {
+        Y.applyUpdate(this.inner, update, this.remoteOrigin)
+        return 'applied'
+      }
       return applyNotingLandedDeleted(this.inner, update, this.remoteOrigin) ? 'landed-deleted' : 'applied'
     } catch {
       return 'failed'
