@@ -85,6 +85,11 @@ export class HeldEnvelopes {
     return true
   }
 
+  /** What is held, for diagnostics: sender, epoch, seq and why, oldest first. */
+  describe(): Array<{ senderId: string; epoch: number; seq: number; code: number }> {
+    return [...this.held.values()].map(({ envelope, code }) => ({ senderId: envelope.senderId, epoch: envelope.epoch, seq: envelope.seq, code }))
+  }
+
   /** Take every held envelope out (to retry them), oldest first. */
   takeAll(): Array<{ bytes: Uint8Array; envelope: ParsedEnvelope; since: number }> {
     const out = [...this.held].map(([bytes, held]) => ({ bytes, envelope: held.envelope, since: held.since }))

@@ -221,6 +221,10 @@ export class Replica {
   private recompactQueued = false
   /** Revoked senders whose applied envelopes this device republished (see {@link retryHeld}). */
   private readonly republishedFor = new Set<string>()
+  /** Newest epoch (and a seq under it) of what this device applied from each sender, for {@link retryHeld}. */
+  private readonly appliedEpochs = new Map<string, { epoch: number; seq: number }>()
+  /** `sender/epoch` of removed senders whose current-epoch envelopes this device republished. */
+  private readonly republishedUngranted = new Set<string>()
   /** Where this device's newest sealed update ends (see {@link latestOwnTip}), and its seq. */
   private tip = { client: 0, clock: 0, seq: 0 }
   private loading = false
@@ -394,6 +398,15 @@ export class Replica {
       for (const id of newlyRevoked) this.republishedFor.add(id)
       this.compactSoon()
     }
+    // Likewise for a sender removed from the scope (a newer policy, a racing narrowing) after it
+    // sealed under the current epoch: devices that never applied those envelopes hold them until
+    // a grant, and a snapshot among them may be the log's only copy of what it covered — it
+    // compacted other senders' envelopes away while it held the scope. Republish what is here.
+    const ungranted = this.newlyUngranted()
+    if (ungranted.length > 0 && this.canSeal()) {
+      for (const key of ungranted) this.republishedUngranted.add(key)
+      this.compactSoon()
+    }
     if (this.epochMoved()) {
       // Envelopes sealed under the older epoch may be refused as stale by devices that moved on
       // long ago: a snapshot under the new epoch carries everything they hold.
@@ -423,6 +436,11 @@ export class Replica {
   /** Number of held envelopes (diagnostics). */
   get heldCount(): number {
     return this.held.size
+  }
+
+  /** The held envelopes — sender, epoch, seq and the code they wait on (diagnostics; no content). */
+  heldEnvelopes(): Array<{ senderId: string; epoch: number; seq: number; code: number }> {
+    return this.held.describe()
   }
 
   /**
@@ -946,6 +964,17 @@ export class Replica {
     this.options.onApplied?.(senderId)
   }
 
+  /** `sender/epoch` of senders whose applied envelopes a device without them would now hold as not granted. */
+  private newlyUngranted(): string[] {
+    const out: string[] = []
+    for (const [senderId, { epoch, seq }] of this.appliedEpochs) {
+      const key = `${senderId}/${epoch}`
+      if (senderId === this.options.signer?.senderId || this.republishedUngranted.has(key)) continue
+      if (this.options.directory.resolve(senderId, seq, epoch).status === 'not-granted') out.push(key)
+    }
+    return out
+  }
+
   /** True when `coverage` includes every seq this device applied (the sealer saw all of it). */
   private coversApplied(coverage: Map<string, SeqSet>): boolean {
     for (const [sender, seqs] of this.applied) if (coverage.get(sender)?.covers(seqs) !== true) return false
@@ -993,6 +1022,8 @@ export class Replica {
     this.entries.set(bytes, { state: 'applied', senderId: envelope.senderId, seq: envelope.seq, type: envelope.type })
     if (envelope.type === EnvelopeType.Snapshot) this.snapshotEntries.add(bytes)
     this.markApplied(envelope.senderId, envelope.seq)
+    const newest = this.appliedEpochs.get(envelope.senderId)
+    if (!newest || envelope.epoch >= newest.epoch) this.appliedEpochs.set(envelope.senderId, { epoch: envelope.epoch, seq: envelope.seq })
     if (envelope.senderId === this.options.signer?.senderId) this.sealedEpoch = Math.max(this.sealedEpoch, envelope.epoch)
   }
 

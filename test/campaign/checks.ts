@@ -333,5 +333,9 @@ export async function checkRevoked(world: World): Promise<Failure[]> {
 /** What a replica holds back, for failure messages: held envelopes, refusals, pending Yjs updates. */
 function diagnose(replica: Replica): string {
   const counts = [...replica.rejections].map(([code, n]) => `${code}×${n}`).join(' ')
-  return ` [held ${replica.heldCount}, refused ${counts || 'none'}, pending Yjs ${replica.hasPendingUpdates()}]`
+  const held = replica
+    .heldEnvelopes()
+    .map((h) => `${h.senderId.slice(0, 6)} e${h.epoch} s${h.seq} (${h.code})`)
+    .join(', ')
+  return ` [held ${replica.heldCount}${held && `: ${held}`}, refused ${counts || 'none'} (presence included), pending Yjs ${replica.hasPendingUpdates()}]`
 }
