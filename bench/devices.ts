@@ -145,12 +145,13 @@ async function revocationRun(fleet: Fleet): Promise<RevocationResult> {
   fleet.track(await ContextSync.open({ account, device: { kind: 'pc', name: 'Owner PC' }, storage: memoryStorage(), transports: [fleet.transport()] }))
   const members: ContextSync[] = []
   for (const [i, spec] of MEMBERS.entries()) {
-    const invite = await owner.devices.invite({ kind: spec.kind, name: `Member ${i}`, scopes: spec.scopes })
-    members.push(
-      fleet.track(
-        await ContextSync.join({ invite: invite.code, device: { kind: spec.kind, name: `Member ${i}` }, storage: memoryStorage(), transports: [fleet.transport()], timeoutMs: 30_000 }),
-      ),
+    const invite = await owner.devices.invite({ kind: spec.kind, name: `Member ${i}` })
+    const member = fleet.track(
+      await ContextSync.join({ invite: invite.code, device: { kind: spec.kind, name: `Member ${i}` }, storage: memoryStorage(), transports: [fleet.transport()], timeoutMs: 30_000 }),
     )
+    // Scopes beyond the kind's policy are granted to the one device (an invite names only the policy's).
+    for (const scope of spec.scopes) await owner.scopes.grant(scope, member.deviceId)
+    members.push(member)
   }
   const all = [...fleet.devices]
   // Some content in every synced scope, and every device in step before measuring.

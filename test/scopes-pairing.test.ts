@@ -99,6 +99,30 @@ describe('pairing', () => {
     ).rejects.toThrow(/XXXX-XXXX-XXXX-XXXX/)
     await expect(first.devices.invite({ kind: 'car' })).rejects.toThrow(PermissionError)
   })
+
+  it('invite scopes are the exact set: a scope outside the kind\'s policy, or one left out of it, is refused with the policy named', async () => {
+    const { phone } = await ownerAndNet()
+    await phone.memory.remember({ text: 'Resting heart rate 58', scope: 'health' })
+    // health is for phones and glasses: a car invited to it would otherwise receive health data.
+    await expect(phone.devices.invite({ kind: 'car', scopes: ['personal', 'location', 'health'] })).rejects.toMatchObject({
+      name: 'ValidationError',
+      message: expect.stringMatching(/car cannot be invited to health: its policy is for phone, glasses/),
+    })
+    // location holds cars by policy: an invite that leaves it out cannot withhold it.
+    await expect(phone.devices.invite({ kind: 'car', scopes: ['personal'] })).rejects.toMatchObject({
+      name: 'ValidationError',
+      message: expect.stringMatching(/car holds location by policy, but the invite does not list it/),
+    })
+    await expect(phone.devices.invite({ kind: 'car', scopes: ['personal', 'location', 'nope'] })).rejects.toThrow(/unknown scope "nope"/)
+
+    // The exact set is accepted (local may be listed or not), and that is what the car holds.
+    const { dev: car } = await pair(phone, 'car', ['personal', 'location', 'local'])
+    expect(car.scopes.available().sort()).toEqual(['local', 'location', 'personal'])
+    // Once the owner widens the policy, the invite may name it.
+    await phone.scopes.define('health', { kinds: ['phone', 'glasses', 'car'] })
+    const { dev: second } = await pair(phone, 'car', ['personal', 'location', 'health'])
+    expect(second.scopes.available().sort()).toEqual(['health', 'local', 'location', 'personal'])
+  })
 })
 
 describe('revocation', () => {

@@ -35,7 +35,7 @@ import {
 import { ContextSyncError, ValidationError } from '../errors.js'
 import { toHex } from '../util/bytes.js'
 import type { DeviceContext } from './device-context.js'
-import { DEVICE_KINDS, requestedProfile, type DeviceKind } from './scopes.js'
+import { DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind } from './scopes.js'
 import { requireObject, requireOneOf } from './validate.js'
 
 /** Pairing failed: the code is wrong, used or expired, or no owner answered in time. */
@@ -63,7 +63,13 @@ export interface Invite {
 export interface InviteOptions {
   kind: DeviceKind
   name?: string
-  /** Scopes the new device is granted (in addition to its kind's defaults). */
+  /**
+   * The scopes the new device will hold — exactly these (plus `local`, which every device has).
+   * Omitted: whatever the scopes' policies give its kind. Each listed scope must let its kind in,
+   * and every scope whose policy holds its kind must be listed: an invite neither widens nor
+   * narrows a policy (change it with `scopes.define`, or grant one device more with `scopes.grant`
+   * once it joined). A mismatch throws `ValidationError` naming the scope and its policy.
+   */
   scopes?: string[]
   /** How long the code works (ms); default 10 minutes. */
   expiresIn?: number
@@ -92,7 +98,12 @@ export class InviteHost {
     const fields = requireObject(options, 'invite(options)')
     const kind = requireOneOf(fields.kind, DEVICE_KINDS, 'kind')
     const name = fields.name === undefined ? undefined : String(fields.name).slice(0, 200)
-    const scopes = fields.scopes === undefined ? [] : requireScopes(fields.scopes, this.ctx.registry.scopeNames())
+    if (fields.scopes !== undefined) {
+      const known = this.ctx.registry.scopeNames()
+      requireScopesOfKind(kind, requireScopes(fields.scopes, known), known, (scope) => this.ctx.registry.definition(scope)?.kinds)
+    }
+    // The kind's policy gives the device its scopes; nothing to grant beyond it.
+    const scopes: string[] = []
     const expiresIn = fields.expiresIn === undefined ? 10 * 60_000 : Number(fields.expiresIn)
     if (!Number.isFinite(expiresIn) || expiresIn <= 0 || expiresIn > 24 * 3600_000) {
       throw new ValidationError('expiresIn must be a number of milliseconds between 1 and 86 400 000')
@@ -248,6 +259,40 @@ function requireScopes(value: unknown, known: string[]): string[] {
     }
   }
   return [...new Set(value as string[])]
+}
+
+/**
+ * An invite's `scopes` are the exact set the device will hold, so they must match what the
+ * scopes' policies give its kind: a car listed for `health` (phone and glasses) would otherwise be
+ * granted it silently, and one not listed for `location` would get it anyway.
+ */
+function requireScopesOfKind(
+  kind: DeviceKind,
+  listed: string[],
+  known: string[],
+  policyKinds: (scope: string) => readonly string[] | undefined,
+): void {
+  for (const scope of listed) {
+    if (isDeviceLocal(scope)) continue
+    const kinds = policyKinds(scope) ?? []
+    if (!kinds.includes(kind)) {
+      throw new ValidationError(
+        `a ${kind} cannot be invited to ${scope}: its policy is for ${describeKinds(kinds)}; ` +
+          `widen it first (scopes.define('${scope}', { kinds: [...] })) or grant this one device once it joined (scopes.grant)`,
+      )
+    }
+  }
+  const missing = known.filter((scope) => !isDeviceLocal(scope) && !listed.includes(scope) && (policyKinds(scope) ?? []).includes(kind))
+  if (missing.length > 0) {
+    throw new ValidationError(
+      `a ${kind} holds ${missing.join(', ')} by policy, but the invite does not list ${missing.length === 1 ? 'it' : 'them'}; ` +
+        `list ${missing.length === 1 ? 'it' : 'them'}, leave scopes out, or narrow the policy first (scopes.define)`,
+    )
+  }
+}
+
+function describeKinds(kinds: readonly string[]): string {
+  return kinds.length === 0 ? 'no device kind' : kinds.join(', ')
 }
 
 /** A rendezvous room: an outer doc attached to every transport, carrying sealed messages. */
