@@ -147,6 +147,44 @@ describe('ContextSync through the relay', () => {
     // A fresh token of the car is refused.
     expect(await closeCodeOf(relay, car.roomId('personal'), car.accessToken(car.roomId('personal')))).toBe(4403)
   })
+
+  it('a revoked device learns it through the relay — connected when it is revoked, and coming back after it', async () => {
+    const relay = await relayAt()
+    const account = await createAccount()
+    const phone = await device(account, 'phone', relay.url)
+    const join = async (kind: 'car' | 'glasses', storage = memoryStorage()) => {
+      const invite = await phone.devices.invite({ kind })
+      const dev = await ContextSync.join({ invite: invite.code, device: { kind }, storage, transports: [transportTo(relay.url)], timeoutMs: 15_000 })
+      cleanups.push(() => dev.close())
+      return { dev, storage }
+    }
+    const { dev: car } = await join('car')
+    const glassesStorage = memoryStorage()
+    const { dev: glasses } = await join('glasses', glassesStorage)
+    await until(() => car.devices.list().length === 3 && glasses.devices.list().length === 3, 15_000, 'everyone listed')
+    const selfRevoked = (dev: ContextSync) => dev.devices.list().find((d) => d.deviceId === dev.deviceId)?.revoked === true
+
+    // Connected: the relay cuts the car off the moment the revocation lands — after handing it the
+    // (root-signed) revocation on its registry connection.
+    let carEvents = 0
+    car.on('revoked', () => carEvents++)
+    await phone.devices.revoke(car.deviceId)
+    await until(() => carEvents === 1, 10_000, 'the car hearing of its revocation')
+    expect(selfRevoked(car)).toBe(true)
+
+    // Offline: the glasses are closed when they are revoked, then come back from their store. The
+    // relay refuses their token — with the revocation first, so they learn why.
+    const glassesId = glasses.deviceId
+    await glasses.close()
+    await phone.devices.revoke(glassesId)
+    const back = await ContextSync.open({ storage: glassesStorage, transports: [transportTo(relay.url)] })
+    cleanups.push(() => back.close())
+    let backEvents = 0
+    back.on('revoked', () => backEvents++)
+    await until(() => backEvents === 1, 10_000, 'the glasses hearing of their revocation')
+    expect(selfRevoked(back)).toBe(true)
+    expect(back.scopes.available()).toEqual([])
+  })
 })
 
 describe('ContextSync through a stock y-websocket server', () => {

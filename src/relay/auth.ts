@@ -50,6 +50,11 @@ export class RelayRefusal extends Error {
   constructor(
     readonly code: CloseCode,
     readonly reason: string,
+    /**
+     * A y-protocols message sent before the close frame — the root-signed revocation for a revoked
+     * device's registry room, so the device learns why (it verifies the statement itself).
+     */
+    readonly notice?: Uint8Array,
   ) {
     super(reason)
   }

@@ -17,12 +17,15 @@
  * | 1011 | InternalError       | the relay could not serve the room (storage failure, broken state)|
  * | 4400 | MalformedFrame      | not a y-protocols message, or an update Yjs cannot decode/apply   |
  * | 4401 | Unauthorized        | token missing, garbled, forged, or its chain does not verify      |
- * | 4403 | Forbidden           | room not in the token's account, bad room id, or device revoked   |
+ * | 4403 | Forbidden           | room not in the token's account, bad room id, or device revoked¹  |
  * | 4408 | TokenExpired        | token outside its time window (or lifetime too long)              |
  * | 4409 | TokenReplayed       | token nonce already used: tokens are single-use                   |
  * | 4413 | QuotaExceeded       | the account's stored bytes would exceed `maxStoredBytesPerAccount`|
  * | 4414 | TooManyRooms        | the account already has `maxRoomsPerAccount` rooms                |
  * | 4429 | RateLimited         | more messages than `messagesPerSecond` (+ `burst`) allow          |
+ *
+ * ¹ A revoked device's registry-room connection first receives a sync update holding only its
+ * root-signed revocation statement, so the device learns why (it verifies the statement itself).
  *
  * @module
  */

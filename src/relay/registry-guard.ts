@@ -9,15 +9,19 @@
  * @module
  */
 import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as syncProtocol from 'y-protocols/sync'
 import { accountKeysFromPublicKey, verifyRelayPass, verifyRevocation, type AccountKeys } from '../crypto/index.js'
-import { PUBLIC_STATEMENTS_KEY } from '../crdt/registry.js'
+import { PUBLIC_STATEMENTS_KEY, revocationKey } from '../crdt/registry.js'
 import { CloseCode } from './close-codes.js'
+import { MessageType } from './protocol.js'
 import { RelayRefusal } from './auth.js'
 import type { RelayStorage } from './persistence.js'
 
 interface AccountState {
   root: AccountKeys
-  revoked: Set<string>
+  /** Revoked device id → its (verified) revocation statement. */
+  revoked: Map<string, Uint8Array>
   passes: Map<string, number>
 }
 
@@ -40,13 +44,34 @@ export class RegistryGuard {
    * Check a verified token's device: refuse it when revoked or when its pass is older than the
    * newest pass known for it. Learns the account's root key on first sight.
    */
-  check(grant: { accountId: string; deviceId: string; passIssuedAt: number; rootPublicKey: Uint8Array }): void {
+  check(grant: { accountId: string; deviceId: string; roomId: string; passIssuedAt: number; rootPublicKey: Uint8Array }): void {
     const state = this.account(grant.accountId, grant.rootPublicKey)
-    if (state.revoked.has(grant.deviceId)) throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
+    if (state.revoked.has(grant.deviceId)) {
+      const notice = registryAccount(grant.roomId) === grant.accountId ? this.revocationNotice(grant.accountId, grant.deviceId) : undefined
+      throw new RelayRefusal(CloseCode.Forbidden, 'device revoked', notice)
+    }
     const newest = state.passes.get(grant.deviceId)
     if (newest !== undefined && grant.passIssuedAt < newest) {
       throw new RelayRefusal(CloseCode.Forbidden, 'relay pass superseded by a newer one')
     }
+  }
+
+  /**
+   * A sync update that puts a revoked device's revocation statement into its registry doc: sent to
+   * the device before its registry connection is closed (at the cut-off, and when it comes back),
+   * so it learns it was revoked. It holds nothing but that root-signed statement, which the device
+   * verifies like any other; `undefined` when the device is not revoked.
+   */
+  revocationNotice(accountId: string, deviceId: string): Uint8Array | undefined {
+    const statement = this.accounts.get(accountId)?.revoked.get(deviceId)
+    if (!statement) return undefined
+    const doc = new Y.Doc()
+    doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY).set(revocationKey(deviceId), statement)
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, MessageType.Sync)
+    syncProtocol.writeUpdate(encoder, Y.encodeStateAsUpdate(doc))
+    doc.destroy()
+    return encoding.toUint8Array(encoder)
   }
 
   /** Follow a loaded room: registry rooms feed the guard as their public map changes. */
@@ -65,7 +90,7 @@ export class RegistryGuard {
   private account(accountId: string, rootPublicKey: Uint8Array): AccountState {
     let state = this.accounts.get(accountId)
     if (state) return state
-    state = { root: accountKeysFromPublicKey(rootPublicKey), revoked: new Set(), passes: new Map() }
+    state = { root: accountKeysFromPublicKey(rootPublicKey), revoked: new Map(), passes: new Map() }
     this.accounts.set(accountId, state)
     // First sight of this account: read what its registry room already holds.
     const doc = new Y.Doc()
@@ -89,7 +114,7 @@ export class RegistryGuard {
       if (key.startsWith('revoke/')) {
         const revocation = verifyRevocation(state.root, bytes)
         if (!revocation.ok || state.revoked.has(revocation.value.deviceId)) continue
-        state.revoked.add(revocation.value.deviceId)
+        state.revoked.set(revocation.value.deviceId, bytes)
         this.onRevoked(accountId, revocation.value.deviceId)
       } else if (key.startsWith('pass/')) {
         const pass = verifyRelayPass(state.root, bytes)

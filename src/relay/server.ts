@@ -26,7 +26,7 @@ import {
   type AuthHook,
   type RelayIdentity,
 } from './auth.js'
-import { RegistryGuard } from './registry-guard.js'
+import { RegistryGuard, registryAccount } from './registry-guard.js'
 import { CloseCode, closeReason } from './close-codes.js'
 import { RelayConnection, type ConnectionContext } from './connection.js'
 import { resolveLimits, type RelayLimits } from './limits.js'
@@ -161,7 +161,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const storage = new RelayStorage(backend)
   // Reads revocations and relay passes from each account's registry room (defense in depth).
   const guard = new RegistryGuard(storage, (accountId, deviceId) => {
-    const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden)
+    const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden, guard.revocationNotice(accountId, deviceId))
     logger.info('device revoked', { accountId, deviceId, closed })
   })
   const metrics = new RelayMetrics(() => storage.totalBytes)
@@ -174,10 +174,14 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   let closing = false
   let needsCheckpoint = false
 
-  function closeDeviceConnections(accountId: string, deviceId: string, code: CloseCode): number {
+  /** Close a device's connections; its registry connection first gets `notice` (why, verifiably). */
+  function closeDeviceConnections(accountId: string, deviceId: string, code: CloseCode, notice?: Uint8Array): number {
     let count = 0
     for (const connection of connections) {
       if (connection.identity.accountId === accountId && connection.identity.deviceId === deviceId) {
+        // Sent before the close frame, so it arrives even though this update's broadcast to the
+        // room comes after the guard saw it (the device would otherwise never hear of it).
+        if (notice && registryAccount(connection.room.id) === accountId) connection.send(notice)
         connection.refuse(code, 'device closed by relay')
         count += 1
       }
@@ -226,15 +230,16 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (connections.size === 0) drained?.()
   }
 
-  const refuse = (ws: WebSocket, code: CloseCode, reason: string, roomId: string | undefined): void => {
+  const refuse = (ws: WebSocket, code: CloseCode, reason: string, roomId: string | undefined, notice?: Uint8Array): void => {
     metrics.reject(code)
     logger.info('connection refused', { code, reason, roomId })
     ws.on('error', () => {})
+    if (notice) ws.send(notice)
     ws.close(code, closeReason(reason))
   }
 
   const admit = (ws: WebSocket, decision: Decision): void => {
-    if ('refusal' in decision) return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId)
+    if ('refusal' in decision) return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId, decision.refusal.notice)
     const { roomId, identity } = decision
     if (!storage.hasRoom(roomId) && storage.roomsOfAccount(accountOfRoom(roomId)) >= limits.maxRoomsPerAccount) {
       return refuse(ws, CloseCode.TooManyRooms, 'room quota exceeded', roomId)
