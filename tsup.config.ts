@@ -10,6 +10,7 @@ export default defineConfig({
     sqlite: 'src/entries/sqlite.ts',
     idb: 'src/entries/idb.ts',
     websocket: 'src/entries/websocket.ts',
+    'websocket-node': 'src/entries/websocket-node.ts',
     relay: 'src/relay/index.ts',
     testing: 'src/entries/testing.ts',
     bin: 'src/bin.ts',

@@ -13,6 +13,7 @@ export type ContextSyncErrorCode =
   | 'not-found'
   | 'closed'
   | 'config'
+  | 'pairing'
   | 'storage'
   | 'permission'
 

@@ -35,7 +35,7 @@ const items: AgentInputItem[] = [
     role: 'assistant',
     status: 'completed',
     content: [
-      { type: 'output_text', text: 'Sunny, 21 °C.', annotations: [] },
+      { type: 'output_text', text: 'Sunny, 21 °C.', providerData: { annotations: [] } },
       { type: 'refusal', refusal: 'I cannot book flights.' },
     ],
   },

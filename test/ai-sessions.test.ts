@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { createAccount, loopbackNetwork, ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
+import { ClosedError, createAccount, loopbackNetwork, NotFoundError, ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
 import type { SessionChange } from '../src/facade/sessions.js'
 import { sealedLog } from '../src/crdt/sealed-log.js'
 import { converge, innerState, openDevice, type TestDevice } from './helpers/devices.js'
@@ -69,6 +69,26 @@ describe('sessions: live streaming across devices', () => {
     // The whole personal scope (the only one all three hold) is identical, every field.
     expect(innerState(phone).personal).toEqual(innerState(glasses).personal)
     expect(innerState(pc).personal).toEqual(innerState(glasses).personal)
+  })
+
+  it('whenAvailable hands over a session started elsewhere once it syncs in; it times out and closes cleanly', async () => {
+    const devs = await devices(['glasses', 'phone'])
+    const [glasses, phone] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
+    const s = glasses.sessions.start({ scope: 'personal', title: 'Directions' })
+    await s.append({ role: 'user', text: 'Which way to the station?' })
+    // Not on the phone yet: open() would throw, whenAvailable waits for it.
+    expect(() => phone.sessions.open(s.id)).toThrow(NotFoundError)
+    const arriving = phone.sessions.whenAvailable(s.id, { timeoutMs: 10_000 })
+    await converge([glasses, phone], net)
+    const handle = await arriving
+    expect(handle.get().turns.map((t) => t.text)).toEqual(['Which way to the station?'])
+    // Already here: resolves at once.
+    expect((await phone.sessions.whenAvailable(s.id)).id).toBe(s.id)
+    await expect(phone.sessions.whenAvailable('nope-nope-nope-nope-nope', { timeoutMs: 20 })).rejects.toThrow(NotFoundError)
+    await expect(phone.sessions.whenAvailable(s.id, { timeoutMs: -1 })).rejects.toThrow(ValidationError)
+    const pending = phone.sessions.whenAvailable('still-not-here-0000000', { timeoutMs: 60_000 })
+    await phone.close()
+    await expect(pending).rejects.toThrow(ClosedError)
   })
 
   it('seals a burst of tokens into at most one envelope per 20 ms window', async () => {

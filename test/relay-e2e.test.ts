@@ -148,6 +148,32 @@ describe('ContextSync through the relay', () => {
     expect(await closeCodeOf(relay, car.roomId('personal'), car.accessToken(car.roomId('personal')))).toBe(4403)
   })
 
+  it('joining says what went wrong: an unreachable relay, a code nobody answers, a used code', async () => {
+    // A port nothing listens on (a relay started and closed again).
+    const gone = await createRelay({ logger: silentLogger })
+    const goneUrl = gone.url
+    await gone.close()
+    const joinVia = (url: string, code: string, timeoutMs: number) =>
+      ContextSync.join({ invite: code, device: { kind: 'car' }, storage: memoryStorage(), transports: [transportTo(url)], timeoutMs })
+    await expect(joinVia(goneUrl, 'AAAA-BBBB-CCCC-DDDD', 800)).rejects.toMatchObject({
+      name: 'PairingError',
+      code: 'pairing',
+      reason: 'unreachable',
+      message: expect.stringMatching(/could not reach the relay/),
+    })
+    const relay = await relayAt()
+    await expect(joinVia(relay.url, 'AAAA-BBBB-CCCC-DDDD', 800)).rejects.toMatchObject({
+      reason: 'timeout',
+      message: expect.stringMatching(/reached the relay, but no owner device answered/),
+    })
+    const account = await createAccount()
+    const phone = await device(account, 'phone', relay.url)
+    const invite = await phone.devices.invite({ kind: 'car' })
+    const car = await joinVia(relay.url, invite.code, 15_000)
+    cleanups.push(() => car.close())
+    await expect(joinVia(relay.url, invite.code, 5_000)).rejects.toMatchObject({ reason: 'refused', message: expect.stringMatching(/already used or has expired/) })
+  })
+
   it('a revoked device learns it through the relay — connected when it is revoked, and coming back after it', async () => {
     const relay = await relayAt()
     const account = await createAccount()

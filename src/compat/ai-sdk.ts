@@ -1,14 +1,19 @@
 /**
- * Conversion between contextsync turns and the Vercel AI SDK's `UIMessage[]` (AI SDK 5 shape),
+ * Conversion between contextsync turns and the Vercel AI SDK's `UIMessage[]` (AI SDK 5, 6 and 7),
  * so a `useChat` UI can render a conversation that continues across devices and push new messages
- * into it. The types are declared here, structurally; contextsync does not depend on the SDK.
+ * into it. The SDK's types are declared structurally in `ai-sdk-types.ts`; contextsync does not
+ * depend on the SDK.
  *
  * Mapping: one message ⇄ one turn (`message.id` is the turn id). Text and reasoning parts map to
  * themselves; a tool part becomes a `tool-call` part plus, once it has an output or error, a
- * `tool-result` part; `file` and `data-*` parts map to file and data parts. Other parts
- * (`step-start`, `source-url`, `source-document`, future ones) are kept verbatim in a data part
- * named `@ui/part`. Fields contextsync does not model (provider metadata, approvals, …) travel in
- * each part's `meta['@ui']`, so `toUIMessages(fromUIMessages(m))` gives `m` back.
+ * `tool-result` part — a denied call (`output-denied`) gets a result too, with the approval's
+ * reason as its `errorText`, so every device and the Agents SDK adapter see the call answered;
+ * `file` and `data-*` parts map to file and data parts. Other parts (`step-start`, `source-url`,
+ * `source-document`, AI SDK 7's `custom`, `reasoning-file`, `steering-message`) are kept verbatim
+ * in a data part named `@ui/part`. Fields contextsync does not model (provider metadata,
+ * approvals, titles, …) and the tool states a call and a result cannot express (the approval
+ * states) travel in each part's `meta['@ui']`, so `toUIMessages(fromUIMessages(m))` gives `m`
+ * back for every part and tool state of the requested major.
  *
  * @example
  * ```ts
@@ -22,275 +27,98 @@
 import type { JsonObject, JsonValue } from '../crdt/json.js'
 import type { Session, Turn, TurnPart } from '../crdt/sessions.js'
 import { ValidationError } from '../errors.js'
-import { requireJson } from '../facade/json.js'
-import type { AppendInput, SessionHandle, TurnPartInput } from '../facade/sessions.js'
-import { requireObject } from '../facade/validate.js'
+import { approvalFits, DENIED_TEXT, isApprovalState, isObject, UI_MESSAGE_METADATA, UI_PART, uiMeta } from './ai-sdk-shared.js'
+import type { ToUIMessagesOptions, UIMessageBySdk, UISdkMajor, UIToolState } from './ai-sdk-types.js'
 
-/** Provider-specific metadata (AI SDK `ProviderMetadata`). */
-export type UIProviderMetadata = Record<string, Record<string, JsonValue>>
+export { fromUIMessages, appendUIMessages } from './ai-sdk-from.js'
+export type * from './ai-sdk-types.js'
 
-/** Text shown to the user. */
-export interface UITextPart {
-  type: 'text'
-  text: string
-  state?: 'streaming' | 'done'
-  providerMetadata?: UIProviderMetadata
-}
+/** A UI part under construction: the SDK types' fields, checked when it is built. */
+type Part = Record<string, unknown> & { type: string }
+/** A tool part under construction. */
+type ToolPart = Part & { toolCallId: string; state: UIToolState }
 
-/** Model reasoning. */
-export interface UIReasoningPart {
-  type: 'reasoning'
-  text: string
-  state?: 'streaming' | 'done'
-  providerMetadata?: UIProviderMetadata
-}
+const SDK_MAJORS: readonly UISdkMajor[] = [5, 6, 7]
 
-/** States of a tool invocation. */
-export type UIToolState = 'input-streaming' | 'input-available' | 'output-available' | 'output-error'
-
-/** A tool invocation of a statically known tool (`type: 'tool-<name>'`). */
-export interface UIToolPart {
-  type: `tool-${string}`
-  toolCallId: string
-  state: UIToolState
-  input?: unknown
-  output?: unknown
-  errorText?: string
-  providerExecuted?: boolean
-  callProviderMetadata?: UIProviderMetadata
-}
-
-/** A tool invocation of a tool not known at build time. */
-export interface UIDynamicToolPart {
-  type: 'dynamic-tool'
-  toolName: string
-  toolCallId: string
-  state: UIToolState
-  input?: unknown
-  output?: unknown
-  errorText?: string
-  callProviderMetadata?: UIProviderMetadata
-}
-
-/** A file (by URL or data URL). */
-export interface UIFilePart {
-  type: 'file'
-  mediaType: string
-  filename?: string
-  url: string
-  providerMetadata?: UIProviderMetadata
-}
-
-/** App data (`type: 'data-<name>'`). */
-export interface UIDataPart {
-  type: `data-${string}`
-  id?: string
-  data: unknown
-}
-
-/** A source the answer used. */
-export interface UISourceUrlPart {
-  type: 'source-url'
-  sourceId: string
-  url: string
-  title?: string
-  providerMetadata?: UIProviderMetadata
-}
-
-/** A document source. */
-export interface UISourceDocumentPart {
-  type: 'source-document'
-  sourceId: string
-  mediaType: string
-  title: string
-  filename?: string
-  providerMetadata?: UIProviderMetadata
-}
-
-/** Step boundary. */
-export interface UIStepStartPart {
-  type: 'step-start'
-}
-
-/** One part of a {@link UIMessage}. */
-export type UIMessagePart =
-  | UITextPart
-  | UIReasoningPart
-  | UIToolPart
-  | UIDynamicToolPart
-  | UIFilePart
-  | UIDataPart
-  | UISourceUrlPart
-  | UISourceDocumentPart
-  | UIStepStartPart
-
-/** The AI SDK's `UIMessage`. */
-export interface UIMessage {
-  id: string
-  role: 'system' | 'user' | 'assistant'
-  metadata?: unknown
-  parts: UIMessagePart[]
-}
-
-const UI_META = '@ui'
-const UI_PART = '@ui/part'
-const UI_MESSAGE_METADATA = '@ui/metadata'
-const UI_ROLES = ['system', 'user', 'assistant'] as const
-
-/**
- * Turns (the `append` inputs) for AI SDK messages. Pass them to `session.appendMany`, or use
- * {@link appendUIMessages}.
- */
-export function fromUIMessages(messages: UIMessage[]): AppendInput[] {
-  if (!Array.isArray(messages)) throw new ValidationError('fromUIMessages(messages) takes an array of UIMessage')
-  return messages.map((message, i) => fromUIMessage(message, `messages[${i}]`))
-}
-
-/** Append AI SDK messages to a session (one turn each, ids kept). */
-export function appendUIMessages(session: SessionHandle, messages: UIMessage[]): Promise<Turn[]> {
-  return session.appendMany(fromUIMessages(messages))
-}
-
-function fromUIMessage(message: UIMessage, name: string): AppendInput {
-  const fields = requireObject(message, name)
-  if (typeof fields.id !== 'string' || fields.id.length === 0) throw new ValidationError(`${name}.id must be a non-empty string`)
-  const role = fields.role
-  if (typeof role !== 'string' || !(UI_ROLES as readonly string[]).includes(role)) {
-    throw new ValidationError(`${name}.role must be 'system', 'user' or 'assistant'`)
-  }
-  if (!Array.isArray(fields.parts)) throw new ValidationError(`${name}.parts must be an array`)
-  const parts: TurnPartInput[] = []
-  fields.parts.forEach((part: unknown, j: number) => parts.push(...fromUIPart(part, `${name}.parts[${j}]`)))
-  if (parts.length === 0) parts.push({ type: 'data', name: UI_PART, data: { type: 'step-start', '@empty': true } })
-  const input: AppendInput = { role: role as AppendInput['role'], id: fields.id, parts }
-  if (fields.metadata !== undefined) {
-    const metadata = requireJson(fields.metadata, `${name}.metadata`)
-    input.metadata = isObject(metadata) && !Object.keys(metadata).some((k) => k.startsWith('@')) ? metadata : { [UI_MESSAGE_METADATA]: metadata }
-  }
-  return input
-}
-
-function fromUIPart(value: unknown, name: string): TurnPartInput[] {
-  const part = requireObject(value, name)
-  const type = part.type
-  if (typeof type !== 'string') throw new ValidationError(`${name}.type must be a string`)
-  const residual = (exclude: string[]): { meta?: JsonObject } => {
-    const rest: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(part)) if (!exclude.includes(k) && v !== undefined) rest[k] = v
-    return Object.keys(rest).length > 0 ? { meta: { [UI_META]: requireJson(rest, `${name}`) as JsonObject } } : {}
-  }
-  if (type === 'text' || type === 'reasoning') {
-    if (typeof part.text !== 'string') throw new ValidationError(`${name}.text must be a string`)
-    const meta = residual(['type', 'text', 'state'])
-    if (part.state === undefined) (meta.meta ??= {})[UI_META] = { ...((meta.meta?.[UI_META] as JsonObject | undefined) ?? {}), noState: true }
-    return [{ type, text: part.text, ...meta }]
-  }
-  if (type === 'dynamic-tool' || type.startsWith('tool-')) {
-    const dynamic = type === 'dynamic-tool'
-    const toolName = dynamic ? part.toolName : type.slice('tool-'.length)
-    if (typeof toolName !== 'string' || toolName.length === 0) throw new ValidationError(`${name} needs a tool name`)
-    if (typeof part.toolCallId !== 'string') throw new ValidationError(`${name}.toolCallId must be a string`)
-    const state = part.state
-    if (state !== 'input-streaming' && state !== 'input-available' && state !== 'output-available' && state !== 'output-error') {
-      throw new ValidationError(`${name}.state must be a tool state, got ${JSON.stringify(state)}`)
-    }
-    const extra = residual(['type', 'toolName', 'toolCallId', 'state', 'input', 'output', 'errorText', 'providerExecuted'])
-    if (part.input === undefined) (extra.meta ??= {})[UI_META] = { ...((extra.meta?.[UI_META] as JsonObject | undefined) ?? {}), noInput: true }
-    const call: TurnPartInput = {
-      type: 'tool-call',
-      toolCallId: part.toolCallId,
-      toolName,
-      input: part.input === undefined ? null : requireJson(part.input, `${name}.input`),
-      state: state === 'input-streaming' ? 'input-streaming' : 'input-available',
-      ...(part.providerExecuted === true && { providerExecuted: true }),
-      ...(dynamic && { dynamic: true }),
-      ...extra,
-    }
-    if (state === 'output-available') {
-      return [call, { type: 'tool-result', toolCallId: part.toolCallId, toolName, output: part.output === undefined ? null : requireJson(part.output, `${name}.output`) }]
-    }
-    if (state === 'output-error') {
-      return [call, { type: 'tool-result', toolCallId: part.toolCallId, toolName, errorText: typeof part.errorText === 'string' ? part.errorText : '' }]
-    }
-    return [call]
-  }
-  if (type === 'file') {
-    if (typeof part.mediaType !== 'string' || typeof part.url !== 'string') throw new ValidationError(`${name} needs mediaType and url`)
-    return [
-      {
-        type: 'file',
-        mediaType: part.mediaType,
-        url: part.url,
-        ...(typeof part.filename === 'string' && { filename: part.filename }),
-        ...residual(['type', 'mediaType', 'url', 'filename']),
-      },
-    ]
-  }
-  if (type.startsWith('data-') && type.length > 'data-'.length) {
-    return [
-      {
-        type: 'data',
-        name: type.slice('data-'.length),
-        data: part.data === undefined ? null : requireJson(part.data, `${name}.data`),
-        ...(typeof part.id === 'string' && { id: part.id }),
-      },
-    ]
-  }
-  return [{ type: 'data', name: UI_PART, data: requireJson(part, name) }]
+/** Kinds of verbatim-kept parts (`@ui/part`) and the required string fields each must have. */
+const VERBATIM_KINDS: Record<string, { since: UISdkMajor; fields: readonly string[] }> = {
+  'step-start': { since: 5, fields: [] },
+  'source-url': { since: 5, fields: ['sourceId', 'url'] },
+  'source-document': { since: 5, fields: ['sourceId', 'mediaType', 'title'] },
+  custom: { since: 7, fields: ['kind'] },
+  'reasoning-file': { since: 7, fields: ['mediaType', 'url'] },
+  'steering-message': { since: 7, fields: ['id'] },
 }
 
 /**
- * AI SDK messages for a session (or its turns). Tool results in later `tool` turns are merged
- * into the assistant message that made the call, as the AI SDK shows them. A turn still being
- * streamed gives text parts with `state: 'streaming'`.
+ * AI SDK messages for a session (or its turns), in the shape of AI SDK `options.sdk` (default 6,
+ * whose `UIMessage` is assignable to AI SDK 7's as well). Tool results in later `tool` turns are
+ * merged into the assistant message that made the call, as the AI SDK shows them. A turn still
+ * being streamed gives text parts with `state: 'streaming'`.
+ *
+ * Parts the requested major has no type for (AI SDK 7's `custom`, `reasoning-file` and
+ * `steering-message` for 5 and 6) are left out. AI SDK 5 has no tool approvals: with `sdk: 5`, a
+ * call waiting for or holding an approval reads `input-available` and a denied one `output-error`
+ * with the denial's reason — what AI SDK 5's `convertToModelMessages` would make of them.
  */
-export function toUIMessages(source: Session | Turn[]): UIMessage[] {
-  const turns = Array.isArray(source) ? source : source.turns
-  const out: UIMessage[] = []
-  const tools = new Map<string, UIToolPart | UIDynamicToolPart>()
+export function toUIMessages<V extends UISdkMajor = 6>(source: Session | readonly Turn[], options: ToUIMessagesOptions<V> = {}): Array<UIMessageBySdk[V]> {
+  const sdk = options.sdk ?? 6
+  if (!SDK_MAJORS.includes(sdk)) throw new ValidationError(`toUIMessages options.sdk must be 5, 6 or 7, got ${JSON.stringify(sdk)}`)
+  const turns = isTurnList(source) ? source : source.turns
+  const out: Array<{ id: string; role: 'system' | 'user' | 'assistant'; parts: Part[]; metadata?: unknown }> = []
+  const tools = new Map<string, ToolPart>()
   for (const turn of turns) {
-    const parts: UIMessagePart[] = []
+    const parts: Part[] = []
     for (const part of turn.parts) {
-      const converted = toUIPart(part, tools)
+      const converted = toUIPart(part, tools, sdk)
       if (converted) parts.push(converted)
     }
     if (turn.role === 'tool' && parts.length === 0) continue
-    const message: UIMessage = { id: turn.id, role: turn.role === 'tool' ? 'assistant' : turn.role, parts }
+    const message: (typeof out)[number] = { id: turn.id, role: turn.role === 'tool' ? 'assistant' : turn.role, parts }
     const metadata = uiMetadata(turn.metadata)
     if (metadata !== undefined) message.metadata = metadata
     out.push(message)
   }
-  return out
+  for (const part of tools.values()) {
+    // Only now is each state final (results come in later turns); an approval that does not fit
+    // it (e.g. a tool that ran without the approval being answered) is left out.
+    if (!approvalFits(part.state, part.approval)) delete part.approval
+    if (sdk === 5) toV5(part)
+  }
+  // Each part was built to its SDK type's fields above; the compiler cannot follow that.
+  return out as unknown as Array<UIMessageBySdk[V]>
 }
 
-function toUIPart(part: TurnPart, tools: Map<string, UIToolPart | UIDynamicToolPart>): UIMessagePart | undefined {
-  const extra = { ...((part.meta?.[UI_META] as JsonObject | undefined) ?? {}) }
-  const flags = { noState: extra.noState === true, noInput: extra.noInput === true }
+function toUIPart(part: TurnPart, tools: Map<string, ToolPart>, sdk: UISdkMajor): Part | undefined {
+  const extra = uiMeta(part.meta)
+  const flags = { noState: extra.noState === true, noInput: extra.noInput === true, state: extra.state }
   delete extra.noState
   delete extra.noInput
+  delete extra.state
   switch (part.type) {
     case 'text':
-    case 'reasoning': {
-      const out = { type: part.type, text: part.text, ...extra } as UITextPart | UIReasoningPart
-      if (!flags.noState || part.state === 'streaming') out.state = part.state
-      return out
-    }
+    case 'reasoning':
+      return { ...extra, type: part.type, text: part.text, ...((!flags.noState || part.state === 'streaming') && { state: part.state }) }
     case 'tool-call': {
+      // A stored state whose approval does not fit it (another writer's) is not taken.
+      const stored = isApprovalState(flags.state) && approvalFits(flags.state, extra.approval) ? flags.state : undefined
       const base = {
-        toolCallId: part.toolCallId,
-        state: (part.state ?? 'input-available') as UIToolState,
-        ...(!flags.noInput && { input: part.input }),
         ...extra,
+        toolCallId: part.toolCallId,
+        state: stored ?? part.state ?? 'input-available',
+        ...(!flags.noInput && { input: part.input }),
       }
-      const out: UIToolPart | UIDynamicToolPart = part.dynamic
-        ? { type: 'dynamic-tool', toolName: part.toolName, ...base }
-        : { type: `tool-${part.toolName}`, ...base, ...(part.providerExecuted && { providerExecuted: true }) }
+      const out: ToolPart = part.dynamic
+        ? { ...base, type: 'dynamic-tool', toolName: part.toolName }
+        : { ...base, type: `tool-${part.toolName}`, ...(part.providerExecuted && { providerExecuted: true }) }
       tools.set(part.toolCallId, out)
       return out
     }
     case 'tool-result': {
       const call = tools.get(part.toolCallId)
-      const target: UIToolPart | UIDynamicToolPart = call ?? { type: 'dynamic-tool', toolName: part.toolName, toolCallId: part.toolCallId, state: 'input-available' }
+      // A denied call's own result (see fromUIMessages): the state already says it.
+      if (call?.state === 'output-denied') return undefined
+      const target: ToolPart = call ?? { type: 'dynamic-tool', toolName: part.toolName, toolCallId: part.toolCallId, state: 'input-available' }
       if (part.errorText !== undefined) {
         target.state = 'output-error'
         target.errorText = part.errorText
@@ -303,15 +131,32 @@ function toUIPart(part: TurnPart, tools: Map<string, UIToolPart | UIDynamicToolP
       return target
     }
     case 'file':
-      return { type: 'file', mediaType: part.mediaType, url: part.url, ...(part.filename !== undefined && { filename: part.filename }), ...extra }
+      return { ...extra, type: 'file', mediaType: part.mediaType, url: part.url, ...(part.filename !== undefined && { filename: part.filename }) }
     case 'data':
-      if (part.name === UI_PART) {
-        if (isObject(part.data) && part.data['@empty'] === true) return undefined
-        return part.data as unknown as UIMessagePart
-      }
+      if (part.name === UI_PART) return verbatimPart(part.data, sdk)
       // Parts other adapters keep for themselves (`@openai/…`) have no UI form.
       if (part.name.startsWith('@')) return undefined
       return { type: `data-${part.name}`, data: part.data, ...(part.id !== undefined && { id: part.id }) }
+  }
+}
+
+/** A verbatim-kept part, if `sdk` has its kind and it has the fields its type requires. */
+function verbatimPart(data: JsonValue, sdk: UISdkMajor): Part | undefined {
+  if (!isObject(data) || typeof data.type !== 'string' || data['@empty'] === true) return undefined
+  const kind = VERBATIM_KINDS[data.type]
+  if (!kind || kind.since > sdk || !kind.fields.every((f) => typeof data[f] === 'string')) return undefined
+  if (data.type === 'steering-message' && !Array.isArray(data.parts)) return undefined
+  return { ...data, type: data.type }
+}
+
+/** A tool part as AI SDK 5 has it: no approvals (see {@link toUIMessages}). */
+function toV5(part: ToolPart): void {
+  const approval = part.approval
+  delete part.approval
+  if (part.state === 'approval-requested' || part.state === 'approval-responded') part.state = 'input-available'
+  else if (part.state === 'output-denied') {
+    part.state = 'output-error'
+    part.errorText = isObject(approval) && typeof approval.reason === 'string' ? approval.reason : DENIED_TEXT
   }
 }
 
@@ -322,6 +167,6 @@ function uiMetadata(metadata: JsonObject | undefined): unknown {
   return Object.keys(own).length > 0 ? own : undefined
 }
 
-function isObject(value: unknown): value is Record<string, JsonValue> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+function isTurnList(source: Session | readonly Turn[]): source is readonly Turn[] {
+  return Array.isArray(source)
 }

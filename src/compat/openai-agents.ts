@@ -1,8 +1,8 @@
 /**
  * An OpenAI Agents SDK `Session` backed by a contextsync session: pass it to `run(agent, input,
  * { session })` and the agent's conversation history is the one every device of the person sees.
- * The SDK's types are declared here, structurally (`AgentInputItem` subset); contextsync does not
- * depend on the SDK.
+ * The SDK's types are declared structurally in `openai-agents-items.ts` (assignable both ways to
+ * `@openai/agents-core`'s `Session` and `AgentInputItem`); contextsync does not depend on the SDK.
  *
  * Mapping: one item ⇄ one turn. Messages become text parts (role user / system / assistant),
  * `function_call` a `tool-call` part, `function_call_result` a `tool-result` part in a `tool`
@@ -10,7 +10,8 @@
  * model does not hold (item ids, statuses, `providerData`, content types…) is kept in the turn's
  * `metadata['@openai']` and the parts' `meta['@openai']`, so items come back exactly as added.
  * Turns written by other means (the glasses' user turns, a streamed answer) are read as the
- * equivalent items.
+ * equivalent items. Binary tool-output data (`Uint8Array`) is stored as base64 and reads back as
+ * the base64 string, which the SDK takes in the same field.
  *
  * @example
  * ```ts
@@ -28,93 +29,10 @@ import { ValidationError } from '../errors.js'
 import { requireJson } from '../facade/json.js'
 import type { AppendInput, SessionHandle, SessionsApi, TurnPartInput } from '../facade/sessions.js'
 import { requireObject } from '../facade/validate.js'
+import { toBase64Url } from '../util/bytes.js'
+import type { AgentInputItem, AgentInputText, AgentsSession, AgentUserContent } from './openai-agents-items.js'
 
-/** Fields every Agents SDK item may carry. */
-export interface AgentItemBase {
-  id?: string
-  providerData?: Record<string, unknown>
-}
-
-/** A content element of a message (`input_text`, `output_text`, `input_image`, `refusal`…). */
-export interface AgentContent {
-  type: string
-  text?: string
-  [key: string]: unknown
-}
-
-/** A user message. */
-export interface AgentUserMessageItem extends AgentItemBase {
-  type?: 'message'
-  role: 'user'
-  content: string | AgentContent[]
-}
-
-/** A system message. */
-export interface AgentSystemMessageItem extends AgentItemBase {
-  type?: 'message'
-  role: 'system'
-  content: string
-}
-
-/** An assistant message. */
-export interface AgentAssistantMessageItem extends AgentItemBase {
-  type?: 'message'
-  role: 'assistant'
-  status: 'in_progress' | 'completed' | 'incomplete'
-  content: AgentContent[]
-}
-
-/** A function (tool) call. */
-export interface AgentFunctionCallItem extends AgentItemBase {
-  type: 'function_call'
-  callId: string
-  name: string
-  arguments: string
-  status?: 'in_progress' | 'completed' | 'incomplete'
-  namespace?: string
-}
-
-/** A function call's result. */
-export interface AgentFunctionCallResultItem extends AgentItemBase {
-  type: 'function_call_result'
-  callId: string
-  name: string
-  status: 'in_progress' | 'completed' | 'incomplete'
-  output: unknown
-  namespace?: string
-}
-
-/** Model reasoning. */
-export interface AgentReasoningItem extends AgentItemBase {
-  type: 'reasoning'
-  content: AgentContent[]
-  rawContent?: AgentContent[]
-}
-
-/** Any other item type (hosted tool calls, computer calls…), kept verbatim. */
-export interface AgentOtherItem extends AgentItemBase {
-  type: string
-  [key: string]: unknown
-}
-
-/** The Agents SDK's `AgentInputItem` (the kinds contextsync maps; others are kept verbatim). */
-export type AgentInputItem =
-  | AgentUserMessageItem
-  | AgentSystemMessageItem
-  | AgentAssistantMessageItem
-  | AgentFunctionCallItem
-  | AgentFunctionCallResultItem
-  | AgentReasoningItem
-  | AgentOtherItem
-
-/** The Agents SDK's `Session` interface. */
-export interface AgentsSession {
-  getSessionId(): Promise<string>
-  getItems(limit?: number): Promise<AgentInputItem[]>
-  addItems(items: AgentInputItem[]): Promise<void>
-  popItem(): Promise<AgentInputItem | undefined>
-  clearSession(): Promise<void>
-}
+export type * from './openai-agents-items.js'
 
 const TURN_META = '@openai'
 const CONTENT = '@openai/content'
@@ -191,7 +109,7 @@ export class ContextSyncAgentsSession implements AgentsSession {
 
 /** The turn an item is stored as. */
 export function itemToTurn(value: AgentInputItem, name = 'item'): AppendInput {
-  const item = requireJson(requireObject(value, name), name) as JsonObject
+  const item = requireJson(bytesToBase64(requireObject(value, name)), name) as JsonObject
   const type = item.type
   const role = item.role
   const rest = (exclude: string[]): JsonObject => Object.fromEntries(Object.entries(item).filter(([k]) => !exclude.includes(k)))
@@ -260,22 +178,22 @@ export function turnToItems(turn: Turn): Array<{ item: AgentInputItem; parts: nu
     const first = turn.parts[0]
     switch (stored.kind) {
       case 'message':
-        return [{ item: { ...rest, role: turn.role, content: stored.string === true ? turn.text : content.filter((c) => c !== undefined) } as AgentInputItem, parts: all }]
+        return [{ item: storedItem({ ...rest, role: turn.role, content: stored.string === true ? turn.text : content.filter((c) => c !== undefined) }), parts: all }]
       case 'function_call':
         if (first?.type === 'tool-call') {
           const raw = isObject(first.meta?.[TURN_META]) && first.meta[TURN_META].rawArguments === true
-          return [{ item: { ...rest, type: 'function_call', callId: first.toolCallId, name: first.toolName, arguments: raw ? String(first.input) : JSON.stringify(first.input) } as AgentInputItem, parts: all }]
+          return [{ item: storedItem({ ...rest, type: 'function_call', callId: first.toolCallId, name: first.toolName, arguments: raw ? String(first.input) : JSON.stringify(first.input) }), parts: all }]
         }
         break
       case 'function_call_result':
         if (first?.type === 'tool-result') {
-          return [{ item: { ...rest, type: 'function_call_result', callId: first.toolCallId, name: first.toolName, output: first.output ?? null } as AgentInputItem, parts: all }]
+          return [{ item: storedItem({ ...rest, type: 'function_call_result', callId: first.toolCallId, name: first.toolName, output: first.output ?? null }), parts: all }]
         }
         break
       case 'reasoning':
-        return [{ item: { ...rest, type: 'reasoning', content: content.filter((c) => c !== undefined) } as AgentInputItem, parts: all }]
+        return [{ item: storedItem({ ...rest, type: 'reasoning', content: content.filter((c) => c !== undefined) }), parts: all }]
       case 'item':
-        if (first?.type === 'data' && isObject(first.data)) return [{ item: first.data as AgentInputItem, parts: all }]
+        if (first?.type === 'data' && isObject(first.data)) return [{ item: storedItem(first.data), parts: all }]
         break
     }
   }
@@ -286,7 +204,7 @@ export function turnToItems(turn: Turn): Array<{ item: AgentInputItem; parts: nu
 function genericItems(turn: Turn): Array<{ item: AgentInputItem; parts: number[] }> {
   const out: Array<{ item: AgentInputItem; parts: number[] }> = []
   let text: { value: string; parts: number[] } | undefined
-  let reasoning: { value: AgentContent[]; parts: number[] } | undefined
+  let reasoning: { value: AgentInputText[]; parts: number[] } | undefined
   const flushText = (): void => {
     if (!text) return
     const content = text.value
@@ -326,7 +244,7 @@ function genericItems(turn: Turn): Array<{ item: AgentInputItem; parts: number[]
       const output = part.errorText !== undefined ? part.errorText : typeof part.output === 'string' ? part.output : JSON.stringify(part.output ?? null)
       out.push({ item: { type: 'function_call_result', callId: part.toolCallId, name: part.toolName, status: part.errorText !== undefined ? 'incomplete' : 'completed', output }, parts: [i] })
     } else if (part.type === 'file' && turn.role === 'user') {
-      const content: AgentContent = part.mediaType.startsWith('image/')
+      const content: AgentUserContent = part.mediaType.startsWith('image/')
         ? { type: 'input_image', image: part.url }
         : { type: 'input_file', file: part.url, ...(part.filename !== undefined && { filename: part.filename }) }
       out.push({ item: { role: 'user', content: [content] }, parts: [i] })
@@ -338,6 +256,14 @@ function genericItems(turn: Turn): Array<{ item: AgentInputItem; parts: number[]
   return out
 }
 
+/**
+ * An item as {@link itemToTurn} stored it, put back together. Its shape is the one the SDK gave
+ * `addItems` (on whichever device wrote it); the turn reader has re-checked it is JSON.
+ */
+function storedItem(item: JsonObject): AgentInputItem {
+  return item as unknown as AgentInputItem
+}
+
 function parseArguments(text: string): { ok: true; value: JsonValue } | { ok: false } {
   try {
     const value = JSON.parse(text) as JsonValue
@@ -346,6 +272,24 @@ function parseArguments(text: string): { ok: true; value: JsonValue } | { ok: fa
   } catch {
     return { ok: false }
   }
+}
+
+/**
+ * `value` with every `Uint8Array` (tool-output image and file data) replaced by its base64 text,
+ * which JSON can hold and the SDK reads the same way ("raw bytes that will be base64 encoded").
+ */
+function bytesToBase64(value: unknown, depth = 0): unknown {
+  // Deeper than stored JSON may be: left for requireJson to refuse.
+  if (depth > 64) return value
+  if (value instanceof Uint8Array) {
+    const url = toBase64Url(value).replace(/-/g, '+').replace(/_/g, '/')
+    return url + '='.repeat((4 - (url.length % 4)) % 4)
+  }
+  if (Array.isArray(value)) return value.map((v) => bytesToBase64(v, depth + 1))
+  if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, bytesToBase64(v, depth + 1)]))
+  }
+  return value
 }
 
 function without(object: JsonObject, key: string): JsonObject {

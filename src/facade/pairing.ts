@@ -38,13 +38,22 @@ import type { DeviceContext } from './device-context.js'
 import { DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind } from './scopes.js'
 import { requireObject, requireOneOf } from './validate.js'
 
-/** Pairing failed: the code is wrong, used or expired, or no owner answered in time. */
+/** Why pairing failed (see {@link PairingError}). */
+export type PairingFailure = 'refused' | 'timeout' | 'unreachable'
+
+/**
+ * Pairing failed (`code: 'pairing'`). `reason`: `refused` — the owner device answered that the code
+ * was already used or has expired; `unreachable` — none of the device's transports ever connected
+ * (the relay is down, the URL is wrong, no network); `timeout` — connected, but no owner device
+ * answered: the code is mistyped (a wrong code names a rendezvous room nobody is in) or the
+ * inviting device is offline or closed the invite.
+ */
 export class PairingError extends ContextSyncError {
   override name = 'PairingError'
-  /** Why: `refused` (used or expired code), `timeout` (no owner answered). */
-  readonly reason: 'refused' | 'timeout'
-  constructor(reason: 'refused' | 'timeout', message: string) {
-    super('config', message)
+  /** Why it failed. */
+  readonly reason: PairingFailure
+  constructor(reason: PairingFailure, message: string) {
+    super('pairing', message)
     this.reason = reason
   }
 }
@@ -188,10 +197,20 @@ export async function joinWithInvite(
   const channel = openChannel(roomId, transports)
   try {
     const answer = await new Promise<{ type: PairingMessageType; body: Uint8Array }>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new PairingError('timeout', `no owner device answered within ${timeoutMs} ms: check the code, and that the inviting device is online`)),
-        timeoutMs,
-      )
+      const timer = setTimeout(() => {
+        const reached = channel.reached()
+        reject(
+          reached.connected
+            ? new PairingError(
+                'timeout',
+                `reached the relay, but no owner device answered within ${timeoutMs} ms: check the code (a mistyped one reaches nobody), and that the inviting device is online with the invite open`,
+              )
+            : new PairingError(
+                'unreachable',
+                `could not reach the relay within ${timeoutMs} ms${reached.lastError ? ` (${reached.lastError})` : ''}: check its URL and that it is running`,
+              ),
+        )
+      }, timeoutMs)
       channel.onMessage((bytes) => {
         const opened = openPairingMessage(key, roomId, bytes)
         if (!opened.ok || opened.value.type === PairingMessageType.JoinRequest) return
@@ -301,9 +320,21 @@ function openChannel(roomId: string, transports: Transport[]) {
   const awareness = new Awareness(doc)
   awareness.setLocalState(null)
   const attachments: TransportAttachment[] = transports.map((t) => t.attach({ roomId, doc, awareness }))
+  // Whether any transport ever connected, to tell an unreachable relay from a silent room.
+  let connected = attachments.some((a) => a.status === 'connected' || a.status === 'synced')
+  let lastError: string | undefined
+  for (const attachment of attachments) {
+    attachment.on('status', ({ status }) => {
+      if (status === 'connected' || status === 'synced') connected = true
+    })
+    attachment.on('error', ({ message }) => (lastError = message))
+  }
   const log = sealedLog(doc)
   const origin = Symbol('pairing')
   return {
+    reached(): { connected: boolean; lastError?: string } {
+      return lastError === undefined ? { connected } : { connected, lastError }
+    },
     send(bytes: Uint8Array) {
       Y.transact(doc, () => log.push([bytes]), origin)
     },

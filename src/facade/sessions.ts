@@ -192,6 +192,8 @@ export class SessionsApi {
   /** Sessions with pending offers, to re-derive when one expires. */
   private readonly pendingSessions = new Map<string, Replica>()
   private readonly offerWaiters = new Map<string, OfferWaiter[]>()
+  /** Callers of {@link whenAvailable} waiting for a session to arrive. */
+  private readonly arrivals = new Set<{ id: string; settle: (error?: Error) => void }>()
   private expiryTimer: ReturnType<typeof setTimeout> | undefined
   private expiryAt = Infinity
   private offRegistry: (() => void) | undefined
@@ -248,6 +250,40 @@ export class SessionsApi {
     const replica = this.locate(id)
     if (!replica) throw new NotFoundError(`no session with id '${id}' on this device`)
     return new SessionHandle(id, replica, this)
+  }
+
+  /**
+   * A handle for a session once it is on this device — at once when it is, else as soon as it
+   * syncs in (started on another device a moment ago). Rejects with `NotFoundError` after
+   * `timeoutMs` (default 30 s) and with `ClosedError` when the device closes; never keeps a
+   * process alive by itself.
+   *
+   * @example
+   * ```ts
+   * const s = glasses.sessions.start({ title: 'Directions' })
+   * const onPhone = await phone.sessions.whenAvailable(s.id)   // continue where the glasses left off
+   * ```
+   */
+  async whenAvailable(id: string, options: { timeoutMs?: number } = {}): Promise<SessionHandle> {
+    this.scopes.assertOpen()
+    requireId(id, 'id')
+    const timeoutMs = options.timeoutMs ?? 30_000
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new ValidationError('timeoutMs must be a non-negative number of milliseconds')
+    if (this.locate(id)) return this.open(id)
+    return new Promise<SessionHandle>((resolve, reject) => {
+      const timer = setTimeout(() => waiter.settle(new NotFoundError(`no session with id '${id}' arrived within ${timeoutMs} ms`)), timeoutMs)
+      ;(timer as { unref?: () => void }).unref?.()
+      const waiter = {
+        id,
+        settle: (error?: Error) => {
+          clearTimeout(timer)
+          this.arrivals.delete(waiter)
+          if (error) reject(error)
+          else resolve(this.open(id))
+        },
+      }
+      this.arrivals.add(waiter)
+    })
   }
 
   /** The session with its turns, or `undefined`. Synchronous, local. */
@@ -336,6 +372,7 @@ export class SessionsApi {
     this.expiryTimer = undefined
     for (const waiters of this.offerWaiters.values()) for (const w of waiters) w.reject(new ClosedError())
     this.offerWaiters.clear()
+    for (const waiter of [...this.arrivals]) waiter.settle(new ClosedError())
     this.emitter.clear()
   }
 
@@ -454,6 +491,7 @@ export class SessionsApi {
         if (turnIds.size > 0) change.turnIds = [...turnIds]
         this.emitter.emit('change', change)
       }
+      for (const waiter of [...this.arrivals]) if (changed.has(waiter.id) && this.locate(waiter.id)) waiter.settle()
       this.refresh(replica, [...changed.keys()], true)
     })
   }
