@@ -17,9 +17,13 @@ export default defineConfig({
   },
   format: ['esm', 'cjs'],
   dts: true,
+  // Kept in dist/ for local debugging; package.json `files` leaves them out of the tarball (they
+  // embed the sources and were two thirds of it).
   sourcemap: true,
   clean: true,
   target: 'es2022',
   splitting: true,
+  // `import.meta.url` (optional Node dependencies are loaded with createRequire) in the CJS build.
+  shims: true,
   treeshake: true,
 })

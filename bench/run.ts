@@ -12,12 +12,14 @@ const suites: Record<string, () => Promise<void>> = {
   browser: async () => (await import('./browser.js')).benchBrowser(),
   seqset: async () => (await import('./seqset.js')).benchSeqSet(),
   integrity: async () => (await import('./integrity.js')).benchIntegrity(),
+  install: async () => (await import('./install.js')).benchInstall(),
 }
 /**
- * Suites only run when named: `integrity` compares against a baseline commit in a git worktree
- * (it needs the history, and takes 10+ minutes).
+ * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git
+ * worktree (they need the history; `integrity` takes 10+ minutes, `install` packs and installs
+ * both trees from the npm registry cache).
  */
-const OPT_IN = new Set(['integrity'])
+const OPT_IN = new Set(['integrity', 'install'])
 const selected = (process.env.BENCH ?? Object.keys(suites).filter((s) => !OPT_IN.has(s)).join(',')).split(',').map((s) => s.trim())
 console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}, suites: ${selected.join(', ')}`)
 for (const name of selected) {

@@ -53,7 +53,7 @@ describe('a revoked device injects envelopes with its old keys', () => {
     const pc = await f.owner(account, 'pc')
     // A scope only members hold: no owner keeps a replica of its room.
     await phone.dev.scopes.define('dashcam', { kinds: ['car', 'glasses'] })
-    let car = await f.member(phone.dev, 'car', { scopes: ['personal', 'location'] })
+    let car = await f.member(phone.dev, 'car', { scopes: ['personal', 'location', 'dashcam'] })
     const glasses = await f.member(phone.dev, 'glasses')
     const seen = [
       await car.dev.memory.remember({ text: 'car personal before' }),

@@ -1,22 +1,26 @@
 /**
  * The README's example as a newcomer runs it: the package is built and packed (into a temporary
  * folder — the repository's dist/ is left alone), installed from the tarball into a fresh Node
- * project, and the example copied verbatim (only the relay URL changes) runs as ESM and as
- * CommonJS against a real relay, type-checks under `tsc --strict` with `nodenext`, and the process
- * exits by itself within a second of its last `close()`.
+ * project (alone first: no native module, and `contextsync/sqlite` says what is missing; then
+ * with better-sqlite3, as the README says), and the example copied verbatim (only the relay URL
+ * changes) runs as ESM and as CommonJS against a real relay, type-checks under `tsc --strict` with
+ * `nodenext`, and the process exits by itself within a second of its last `close()`.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
+import { freshProject, nativeModules, npmInstall, packTree } from './helpers/pack.js'
 
 const root = resolve(import.meta.dirname, '..')
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 let stage: string
 let app: string
 let relay: Relay
+/** Observed right after installing the tarball alone, and after adding better-sqlite3. */
+const alone = { native: [] as string[], sqliteOutput: '' }
+const withSqlite = { native: [] as string[] }
 
 /** The first ```ts block of the README: the example every newcomer copies. */
 function readmeExample(): string {
@@ -72,18 +76,16 @@ function runScript(file: string): Promise<{ code: number | null; stdout: string;
 
 beforeAll(async () => {
   stage = mkdtempSync(join(tmpdir(), 'contextsync-fresh-'))
-  // The package as `npm pack` would publish it, built into the stage.
-  const pkg = join(stage, 'pkg')
-  mkdirSync(pkg)
-  for (const file of ['package.json', 'README.md', 'WIRE.md', 'THREAT_MODEL.md', 'bin']) cpSync(join(root, file), join(pkg, file), { recursive: true })
-  execFileSync(process.execPath, [join(root, 'node_modules/tsup/dist/cli-default.js'), '--out-dir', join(pkg, 'dist'), '--silent'], { cwd: root, stdio: 'pipe', timeout: 300_000 })
-  execFileSync(npm, ['pack', '--silent', '--pack-destination', stage], { cwd: pkg, stdio: 'pipe', timeout: 120_000 })
-  const tarball = readdirSync(stage).find((f) => f.endsWith('.tgz'))!
-  // A fresh project that installs it.
-  app = join(stage, 'app')
-  mkdirSync(app)
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'fresh-app', version: '1.0.0', private: true, type: 'module' }))
-  execFileSync(npm, ['install', join(stage, tarball), '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app, stdio: 'pipe', timeout: 600_000 })
+  const tarball = packTree(root, stage)
+  app = freshProject(join(stage, 'app'))
+  npmInstall(app, tarball.path)
+  // What a browser or glasses app gets: the package alone.
+  alone.native = nativeModules(app)
+  writeFileSync(join(app, 'no-sqlite.mjs'), "import { sqliteStorage } from 'contextsync/sqlite'\ntry { sqliteStorage({ path: 'x.db' }) } catch (e) { console.log(e.name, e.message) }\n")
+  alone.sqliteOutput = execFileSync(process.execPath, ['no-sqlite.mjs'], { cwd: app, encoding: 'utf8', timeout: 60_000 })
+  // A Node device adds the SQLite driver, as the README says.
+  npmInstall(app, 'better-sqlite3@12')
+  withSqlite.native = nativeModules(app)
   relay = await createRelay({ port: 0, host: '127.0.0.1', logger: silentLogger })
 }, 900_000)
 
@@ -93,6 +95,12 @@ afterAll(async () => {
 })
 
 describe("the README's example in a fresh project, on the packed tarball", () => {
+  it('installs no native module by itself; contextsync/sqlite without better-sqlite3 says what to install', () => {
+    expect(alone.native).toEqual([])
+    expect(alone.sqliteOutput).toContain('ConfigError contextsync/sqlite needs better-sqlite3, which is not installed: run `npm install better-sqlite3`')
+    expect(withSqlite.native).toEqual(['better-sqlite3'])
+  })
+
   for (const [flavour, file, source] of [
     ['ESM', 'readme.mjs', esmExample],
     ['CommonJS', 'readme.cjs', cjsExample],

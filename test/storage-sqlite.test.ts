@@ -6,7 +6,8 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sqliteStorage, type SqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { runStorageAdapterTests } from '../src/adapters/storage-conformance.js'
-import { ValidationError } from '../src/errors.js'
+import { ConfigError, ValidationError } from '../src/errors.js'
+import { requireOptional } from '../src/adapters/optional-module.js'
 
 runStorageAdapterTests(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'contextsync-sqlite-'))
@@ -40,9 +41,9 @@ describe('sqliteStorage', () => {
     return path
   }
 
-  it('persists across instances, including overwrites and removals, and creates parent dirs', async () => {
+  it('persists across instances, including overwrites and removals, and creates parent dirs when asked', async () => {
     const path = join(tempPath(), '..', 'nested', 'deeper', 'store.db')
-    const a = open({ path })
+    const a = open({ path, createDirectory: true })
     await a.save(['keep'], new Uint8Array([1, 2, 3]))
     await a.save(['over'], new Uint8Array([1]))
     await a.save(['over'], new Uint8Array([9, 9]))
@@ -219,5 +220,35 @@ describe('sqliteStorage', () => {
     expect(() => sqliteStorage({ path: '' })).toThrow(ValidationError)
     expect(() => sqliteStorage({ path: 'x.db', synchronous: 'off' as 'full' })).toThrow(ValidationError)
     expect(() => sqliteStorage({ path: 'x.db', maxSizeBytes: -1 })).toThrow(ValidationError)
+    expect(() => sqliteStorage({ path: 'x.db', createDirectory: 'yes' as unknown as boolean })).toThrow(ValidationError)
+  })
+
+  it('refuses a path whose folder is missing (a typo makes no folders) unless createDirectory is set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'contextsync-sqlite-folder-'))
+    try {
+      const nested = join(dir, 'no', 'such', 'folder', 'store.db')
+      const refused = sqliteStorage({ path: nested })
+      await expect(refused.ready()).rejects.toMatchObject({ name: 'StorageError', code: 'io', message: expect.stringMatching(/folder of .* does not exist; create it, or pass createDirectory: true/) })
+      await expect(refused.load(['k'])).rejects.toMatchObject({ code: 'io' })
+      await refused.close()
+      expect(existsSync(join(dir, 'no'))).toBe(false)
+      const created = sqliteStorage({ path: nested, createDirectory: true })
+      await created.save(['k'], new Uint8Array([1]))
+      expect(await created.load(['k'])).toEqual(new Uint8Array([1]))
+      await created.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('optional native dependencies', () => {
+  it('a missing one is a ConfigError that names the install command', () => {
+    expect(() => requireOptional('contextsync-no-such-module', 'contextsync/sqlite')).toThrow(ConfigError)
+    expect(() => requireOptional('contextsync-no-such-module', 'contextsync/sqlite')).toThrow(
+      'contextsync/sqlite needs contextsync-no-such-module, which is not installed: run `npm install contextsync-no-such-module`',
+    )
+    // Installed ones load.
+    expect(typeof requireOptional<unknown>('better-sqlite3', 'contextsync/sqlite')).toBe('function')
   })
 })

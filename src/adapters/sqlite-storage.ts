@@ -8,10 +8,11 @@
  *
  * @module
  */
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { ValidationError } from '../errors.js'
+import { requireOptional } from './optional-module.js'
 import {
   StorageError,
   assertStorageKey,
@@ -23,8 +24,14 @@ import {
 
 /** Options of {@link sqliteStorage}. */
 export interface SqliteStorageOptions {
-  /** Path of the database file; missing parent directories are created. */
+  /**
+   * Path of the database file. Its folder must exist (a typo in a path should not silently make
+   * a new tree of folders): otherwise `ready()` and every call reject with `io`, unless
+   * `createDirectory` is set.
+   */
   path: string
+  /** Create the missing folders of `path`. Default `false`. */
+  createDirectory?: boolean
   /**
    * `'full'` (default): a resolved save survives a process crash *and* power loss (the WAL is
    * fsynced on every commit). `'normal'`: survives a process crash, but the last commits may be
@@ -97,7 +104,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
   if (typeof options !== 'object' || options === null) {
     throw new ValidationError(`sqliteStorage(options): options must be an object with a path, e.g. sqliteStorage({ path: 'contextsync.db' }); got ${options === null ? 'null' : typeof options}`)
   }
-  const { path, synchronous = 'full', integrityCheck = false, maxSizeBytes } = options
+  const { path, synchronous = 'full', integrityCheck = false, maxSizeBytes, createDirectory = false } = options
   if (typeof path !== 'string' || path.length === 0) throw new ValidationError('sqliteStorage: path must be a non-empty string')
   if (synchronous !== 'full' && synchronous !== 'normal') {
     throw new ValidationError(`sqliteStorage: synchronous must be 'full' or 'normal', got ${String(synchronous)}`)
@@ -105,11 +112,14 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
   if (maxSizeBytes !== undefined && !(Number.isSafeInteger(maxSizeBytes) && maxSizeBytes > 0)) {
     throw new ValidationError(`sqliteStorage: maxSizeBytes must be a positive integer, got ${maxSizeBytes}`)
   }
+  if (typeof createDirectory !== 'boolean') throw new ValidationError(`sqliteStorage: createDirectory must be a boolean, got ${typeof createDirectory}`)
+  // A missing optional dependency is a set-up mistake: said at once, not on the first read.
+  const SqliteDatabase = requireOptional<typeof Database>('better-sqlite3', 'contextsync/sqlite')
 
   let store: OpenStore | undefined
   let openError: StorageError | undefined
   try {
-    store = openStore(path, synchronous, integrityCheck, maxSizeBytes)
+    store = openStore(SqliteDatabase, path, { synchronous, integrityCheck, maxSizeBytes, createDirectory })
   } catch (error) {
     openError = toStorageError(error, `open ${path}`, 'open')
   }
@@ -239,13 +249,19 @@ interface OpenStore {
 }
 
 function openStore(
+  SqliteDatabase: typeof Database,
   path: string,
-  synchronous: 'full' | 'normal',
-  integrityCheck: boolean,
-  maxSizeBytes: number | undefined,
+  options: { synchronous: 'full' | 'normal'; integrityCheck: boolean; maxSizeBytes: number | undefined; createDirectory: boolean },
 ): OpenStore {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new Database(path)
+  const { synchronous, integrityCheck, maxSizeBytes } = options
+  if (path !== ':memory:') {
+    const folder = dirname(path)
+    if (options.createDirectory) mkdirSync(folder, { recursive: true })
+    else if (!existsSync(folder)) {
+      throw new StorageError('io', `sqliteStorage: the folder of ${path} does not exist; create it, or pass createDirectory: true`)
+    }
+  }
+  const db = new SqliteDatabase(path)
   try {
     verifyOrInitialise(db, path)
     if (integrityCheck) {

@@ -1,5 +1,5 @@
 /**
- * The native libsodium build (`sodium-native`, an optional dependency with prebuilt binaries)
+ * The native libsodium build (`sodium-native`, an optional peer dependency with prebuilt binaries)
  * behind {@link SodiumBackend}. Node only; loaded lazily so browser bundles never see it.
  *
  * @module

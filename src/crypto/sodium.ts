@@ -4,7 +4,7 @@
  *
  * Two builds of the same libsodium can sit behind {@link SodiumBackend}:
  * - `wasm` — `libsodium-wrappers` (WebAssembly). Runs everywhere; the only choice in browsers.
- * - `native` — `sodium-native` (an optional dependency with prebuilt binaries). On Node it signs
+ * - `native` — `sodium-native` (an optional peer dependency with prebuilt binaries). On Node it signs
  *   ≈ 2.5× and verifies ≈ 2.2× faster (bench/relay.ts times both builds), which is most of the crypto cost of a synced write.
  *
  * Both are libsodium, so they accept and refuse exactly the same signatures (canonical S,

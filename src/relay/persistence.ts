@@ -16,7 +16,8 @@
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { requireOptional } from '../adapters/optional-module.js'
 
 /** Raw storage of per-room update rows. Two implementations: SQLite and memory. */
 export interface RelayStorageBackend {
@@ -58,8 +59,9 @@ export interface SqliteBackendOptions {
  * lacks on reconnect. Every other operation commits pending appends first, so order holds.
  */
 export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): RelayStorageBackend {
+  const SqliteDatabase = requireOptional<typeof Database>('better-sqlite3', 'the relay with a data folder')
   mkdirSync(dir, { recursive: true })
-  const db = new Database(join(dir, DATABASE_FILE))
+  const db = new SqliteDatabase(join(dir, DATABASE_FILE))
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
   db.pragma('secure_delete = ON')
