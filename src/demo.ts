@@ -38,14 +38,19 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
 
     print('')
     print('1. The phone invites the glasses and the car; each joins with its code.')
-    const glassesInvite = await phone.devices.invite({ kind: 'glasses', name: "Ana's glasses" })
-    const glasses = await ContextSync.join({ invite: glassesInvite.code, device: { kind: 'glasses', name: "Ana's glasses" }, storage: memoryStorage(), transports: [transport()] })
+    // Each screen shows six digits over the whole exchange; Ana confirms on both that they match.
+    const pair = async (kind: 'glasses' | 'car', name: string, label: string) => {
+      let ownerSas = ''
+      const invite = await phone.devices.invite({ kind, name, confirm: ({ sas }) => ((ownerSas = sas), true) })
+      let joinerSas = ''
+      const dev = await ContextSync.join({ invite: invite.code, device: { kind, name }, storage: memoryStorage(), transports: [transport()], confirmSas: (sas) => ((joinerSas = sas), true) })
+      print(`   ${label} code ${invite.code}: the phone shows ${ownerSas}, the ${kind} shows ${joinerSas}`)
+      return dev
+    }
+    const glasses = await pair('glasses', "Ana's glasses", 'glasses:')
     devices.push(glasses)
-    print(`   glasses: code ${glassesInvite.code}, both screens show ${glassesInvite.sas}`)
-    const carInvite = await phone.devices.invite({ kind: 'car', name: "Ana's car", scopes: ['personal', 'location'] })
-    const car = await ContextSync.join({ invite: carInvite.code, device: { kind: 'car', name: "Ana's car" }, storage: memoryStorage(), transports: [transport()] })
+    const car = await pair('car', "Ana's car", 'car:    ')
     devices.push(car)
-    print(`   car:     code ${carInvite.code}, both screens show ${carInvite.sas}`)
 
     print('2. The phone remembers a few things (one of them health data).')
     await phone.memory.remember({ text: 'Prefers oat milk in coffee', kind: 'preference', tags: ['food', 'coffee'] })

@@ -24,7 +24,7 @@ export * from './facade/ai.js'
 export { BUILTIN_SCOPES, DEVICE_KINDS, DEFAULT_SCOPE_KINDS, type BuiltinScope, type DeviceKind } from './facade/scopes.js'
 export { DevicesApi, type DeviceInfo } from './facade/devices.js'
 export { ScopesApi, type ScopePolicy } from './facade/scopes-api.js'
-export { PairingError, type Invite, type InviteOptions, type JoinOptions, type PairingFailure } from './facade/pairing.js'
+export { PairingError, type Invite, type InviteOptions, type JoinOptions, type PairingFailure, type PairingRequest } from './facade/pairing.js'
 export {
   ContextSyncError,
   ValidationError,

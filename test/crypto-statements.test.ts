@@ -10,11 +10,13 @@ import {
   issueRelayPass,
   openLockbox,
   openPairingMessage,
+  pairingCommitment,
   pairingKey,
   pairingRoomId,
   pairingSas,
   parseInviteCode,
   PairingMessageType,
+  randomBytes,
   ready,
   RejectCode,
   sealPairingMessage,
@@ -108,7 +110,7 @@ describe('codes', () => {
     expect(caught).toBeGreaterThanOrEqual(chars.length - 2)
   })
 
-  it('pairing messages bind the room and type, and the SAS depends on the account', () => {
+  it('pairing messages bind the room and type, and the SAS depends on every part of the transcript', () => {
     const secret = createInviteSecret()
     const key = pairingKey(secret)
     const room = pairingRoomId(secret)
@@ -121,9 +123,28 @@ describe('codes', () => {
     retyped[1] = PairingMessageType.JoinRequest
     expect(openPairingMessage(key, room, retyped).ok).toBe(false)
     expect(openPairingMessage(key, room, new Uint8Array(5))).toMatchObject({ ok: false, code: RejectCode.Malformed })
-    const a = createAccountKeys()
-    const b = createAccountKeys()
-    expect(pairingSas(key, a.rootPublicKey)).toMatch(/^\d{3} \d{3}$/)
-    expect(pairingSas(key, a.rootPublicKey)).not.toBe(pairingSas(key, b.rootPublicKey))
+    const device = createDeviceKeys()
+    const other = createDeviceKeys()
+    const transcript = {
+      rootPublicKey: createAccountKeys().rootPublicKey,
+      signPublicKey: device.signPublicKey,
+      boxPublicKey: device.boxPublicKey,
+      ownerNonce: randomBytes(32),
+      joinerNonce: randomBytes(32),
+    }
+    const sas = pairingSas(key, transcript)
+    expect(sas).toMatch(/^\d{3} \d{3}$/)
+    expect(pairingSas(key, { ...transcript })).toBe(sas)
+    // Any part swapped — another account, another device's keys, either nonce, another code — changes it
+    // (six digits: a chance collision is one in a million per comparison).
+    expect(pairingSas(key, { ...transcript, rootPublicKey: createAccountKeys().rootPublicKey })).not.toBe(sas)
+    expect(pairingSas(key, { ...transcript, signPublicKey: other.signPublicKey })).not.toBe(sas)
+    expect(pairingSas(key, { ...transcript, boxPublicKey: other.boxPublicKey })).not.toBe(sas)
+    expect(pairingSas(key, { ...transcript, ownerNonce: randomBytes(32) })).not.toBe(sas)
+    expect(pairingSas(key, { ...transcript, joinerNonce: randomBytes(32) })).not.toBe(sas)
+    expect(pairingSas(pairingKey(createInviteSecret()), transcript)).not.toBe(sas)
+    // The commitment binds the nonce.
+    expect(pairingCommitment(transcript.joinerNonce)).toEqual(pairingCommitment(transcript.joinerNonce.slice()))
+    expect(pairingCommitment(transcript.joinerNonce)).not.toEqual(pairingCommitment(randomBytes(32)))
   })
 })

@@ -171,7 +171,7 @@ describe('ContextSync through the relay', () => {
     const invite = await phone.devices.invite({ kind: 'car' })
     const car = await joinVia(relay.url, invite.code, 15_000)
     cleanups.push(() => car.close())
-    await expect(joinVia(relay.url, invite.code, 5_000)).rejects.toMatchObject({ reason: 'refused', message: expect.stringMatching(/already used or has expired/) })
+    await expect(joinVia(relay.url, invite.code, 5_000)).rejects.toMatchObject({ reason: 'refused', message: expect.stringMatching(/already used, has expired/) })
   })
 
   it('a revoked device learns it through the relay — connected when it is revoked, and coming back after it', async () => {

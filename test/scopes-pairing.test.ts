@@ -13,7 +13,29 @@ import {
   type RejectedEvent,
 } from '../src/index.js'
 import { publicStatementsMap, statementsMap } from '../src/crdt/registry.js'
-import { createAccountKeys, createDeviceKeys, issueCertificate, issueLockbox, signRevocation } from '../src/crypto/index.js'
+import {
+  createAccountKeys,
+  createDeviceKeys,
+  issueCertificate,
+  issueLockbox,
+  MAX_PAIRING_ATTEMPTS,
+  pairingCommitment,
+  pairingKey,
+  pairingRoomId,
+  PairingMessageType,
+  parseInviteCode,
+  randomBytes,
+  signRevocation,
+} from '../src/crypto/index.js'
+import { openPairingChannel } from '../src/facade/pairing-channel.js'
+
+async function until(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const start = Date.now()
+  while (!predicate()) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
 import { converge, openDevice } from './helpers/devices.js'
 
 let net: LoopbackNetwork
@@ -33,12 +55,29 @@ async function ownerAndNet() {
 
 async function pair(owner: ContextSync, kind: 'car' | 'glasses' | 'pc', scopes?: string[]) {
   const transport = net.transport({ name: `${kind}-member` })
-  const invite = await owner.devices.invite({ kind, name: `Member ${kind}`, ...(scopes && { scopes }) })
+  let ownerSas = ''
+  const invite = await owner.devices.invite({ kind, name: `Member ${kind}`, ...(scopes && { scopes }), confirm: ({ sas }) => ((ownerSas = sas), true) })
   let sas = ''
   const storage = memoryStorage()
   const dev = await ContextSync.join({ invite: invite.code, device: { kind, name: `Member ${kind}` }, storage, transports: [transport], onSas: (s) => (sas = s), timeoutMs: 10_000 })
   open.push(dev)
-  return { dev, transport, storage, invite, sas }
+  return { dev, transport, storage, invite, sas, ownerSas }
+}
+
+/**
+ * Two users comparing screens: each side's confirm callback resolves once both sides showed
+ * their digits, with whether they are equal.
+ */
+function comparingUsers() {
+  const shown: { owner?: string; joiner?: string } = {}
+  let both!: () => void
+  const ready = new Promise<void>((r) => (both = r))
+  const show = (side: 'owner' | 'joiner', sas: string) => {
+    shown[side] = sas
+    if (shown.owner !== undefined && shown.joiner !== undefined) both()
+    return ready.then(() => shown.owner === shown.joiner)
+  }
+  return { shown, owner: ({ sas }: { sas: string }) => show('owner', sas), joiner: (sas: string) => show('joiner', sas) }
 }
 
 describe('pairing', () => {
@@ -48,8 +87,10 @@ describe('pairing', () => {
     const health = await phone.memory.remember({ text: 'Blood pressure 120/80', scope: 'health' })
     const wire: Buffer[] = []
     net.on('message', (m) => wire.push(Buffer.from(m.bytes)))
-    const { dev: car, invite, sas } = await pair(phone, 'car', ['personal', 'location'])
-    expect(sas).toBe(invite.sas)
+    const { dev: car, invite, sas, ownerSas } = await pair(phone, 'car', ['personal', 'location'])
+    expect(sas).toMatch(/^\d{3} \d{3}$/)
+    expect(sas).toBe(ownerSas)
+    await expect(invite.result()).resolves.toEqual({ deviceId: car.deviceId })
     expect(invite.code).toMatch(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/)
     expect(car.isOwner).toBe(false)
     expect(car.kind).toBe('car')
@@ -98,6 +139,85 @@ describe('pairing', () => {
       ContextSync.join({ invite: 'not a code', device: { kind: 'pc' }, storage: memoryStorage(), transports: [net.transport()] }),
     ).rejects.toThrow(/XXXX-XXXX-XXXX-XXXX/)
     await expect(first.devices.invite({ kind: 'car' })).rejects.toThrow(PermissionError)
+  })
+
+  it('the owner admits the device only once both users confirmed the same digits', async () => {
+    const { phone } = await ownerAndNet()
+    const users = comparingUsers()
+    let ownerConfirm!: (ok: boolean) => void
+    const ownerDecision = new Promise<boolean>((r) => (ownerConfirm = r))
+    const invite = await phone.devices.invite({ kind: 'glasses', confirm: async (request) => (await users.owner(request)) && ownerDecision })
+    const joining = ContextSync.join({ invite: invite.code, device: { kind: 'glasses' }, storage: memoryStorage(), transports: [net.transport()], confirmSas: users.joiner, timeoutMs: 10_000 })
+    // Both screens show digits, the same ones; the owner's user has not pressed "match" yet.
+    await until(() => users.shown.owner !== undefined && users.shown.joiner !== undefined)
+    expect(users.shown.owner).toBe(users.shown.joiner)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(phone.devices.list().map((d) => d.kind)).toEqual(['phone'])
+    ownerConfirm(true)
+    const glasses = await joining
+    open.push(glasses)
+    expect(phone.devices.list().map((d) => d.deviceId)).toContain(glasses.deviceId)
+  })
+
+  it('someone holding the code in the middle is caught on both sides: the digits differ, both abort, the invite is over', async () => {
+    // The owner and the joiner reach each other only through the attacker, who knows the code:
+    // it asks the owner to join with its own keys, and answers the joiner with its own root key.
+    const { phone } = await ownerAndNet()
+    const other = loopbackNetwork({ seed: 22 })
+    try {
+      const users = comparingUsers()
+      const invite = await phone.devices.invite({ kind: 'car', confirm: users.owner })
+      const secret = parseInviteCode(invite.code)!
+      const key = pairingKey(secret)
+      const room = pairingRoomId(secret)
+      const towardsOwner = openPairingChannel(room, key, [net.transport({ name: 'mitm-a' })])
+      const towardsJoiner = openPairingChannel(room, key, [other.transport({ name: 'mitm-b' })])
+      const fake = { device: createDeviceKeys(), root: createAccountKeys(), nonce: randomBytes(32), ownerNonce: randomBytes(32) }
+      let joinerId: Uint8Array | undefined
+      towardsJoiner.onMessage((m) => {
+        if (m.type === PairingMessageType.JoinRequest) {
+          joinerId = m.request!.deviceIdBytes
+          towardsOwner.sendRequest(fake.device, 'car', 'Car', pairingCommitment(fake.nonce))
+          const offer = new Uint8Array(64)
+          offer.set(fake.root.rootPublicKey)
+          offer.set(fake.ownerNonce, 32)
+          towardsJoiner.send(PairingMessageType.Offer, joinerId, offer)
+        } else if (m.type === PairingMessageType.Reveal) {
+          towardsOwner.send(PairingMessageType.Reveal, fake.device.deviceIdBytes, fake.nonce)
+        } else if (m.type === PairingMessageType.Confirm) {
+          towardsOwner.send(PairingMessageType.Confirm, fake.device.deviceIdBytes)
+        }
+      })
+      const joining = ContextSync.join({ invite: invite.code, device: { kind: 'car' }, storage: memoryStorage(), transports: [other.transport()], confirmSas: users.joiner, timeoutMs: 10_000 })
+      await expect(joining).rejects.toMatchObject({ name: 'PairingError', reason: 'mismatch' })
+      await expect(invite.result()).rejects.toMatchObject({ name: 'PairingError', reason: 'mismatch' })
+      expect(users.shown.owner).not.toBe(users.shown.joiner)
+      // Nobody was admitted, and the code answers nobody any more.
+      expect(phone.devices.list().map((d) => d.kind)).toEqual(['phone'])
+      towardsOwner.close()
+      towardsJoiner.close()
+      await expect(
+        ContextSync.join({ invite: invite.code, device: { kind: 'car' }, storage: memoryStorage(), transports: [net.transport()], timeoutMs: 5_000 }),
+      ).rejects.toMatchObject({ reason: 'refused' })
+    } finally {
+      other.destroy()
+    }
+  })
+
+  it('an invite answers at most three requests', async () => {
+    const { phone } = await ownerAndNet()
+    const invite = await phone.devices.invite({ kind: 'car' })
+    const secret = parseInviteCode(invite.code)!
+    const channel = openPairingChannel(pairingRoomId(secret), pairingKey(secret), [net.transport()])
+    const offers: string[] = []
+    channel.onMessage((m) => m.type === PairingMessageType.Offer && offers.push(m.deviceId))
+    // Three requests that never go on (someone trying digits): each takes an attempt.
+    for (let i = 0; i < MAX_PAIRING_ATTEMPTS; i++) channel.sendRequest(createDeviceKeys(), 'car', 'Car', pairingCommitment(randomBytes(32)))
+    await until(() => offers.length === MAX_PAIRING_ATTEMPTS)
+    channel.close()
+    await expect(
+      ContextSync.join({ invite: invite.code, device: { kind: 'car' }, storage: memoryStorage(), transports: [net.transport()], timeoutMs: 5_000 }),
+    ).rejects.toMatchObject({ reason: 'refused' })
   })
 
   it('invite scopes are the exact set: a scope outside the kind\'s policy, or one left out of it, is refused with the policy named', async () => {

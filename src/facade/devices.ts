@@ -32,12 +32,16 @@ export class DevicesApi {
 
   /**
    * Invite a new device (owner only). Show `code` on this device (or as a QR code) and type it on
-   * the new one; both can then show `sas`. The code works once, until `expiresAt`; this device
-   * must stay online (with its transports) until the new device joined.
+   * the new one. Both then show six digits over the whole exchange; with `confirm`, the device is
+   * admitted only once this user and the new device's user confirmed that they match (README
+   * "Devices, scopes and keys"). The code works once, until `expiresAt`; this device must stay
+   * online (with its transports) until the new device joined. `result()` says how it ended.
    *
    * @example
    * ```ts
-   * const { code, sas } = await phone.devices.invite({ kind: 'car', scopes: ['personal', 'location'] })
+   * const invite = await phone.devices.invite({ kind: 'car', confirm: ({ sas }) => ui.ask(`Does the car show ${sas}?`) })
+   * showCode(invite.code)
+   * const { deviceId } = await invite.result()
    * ```
    */
   async invite(options: InviteOptions): Promise<Invite> {
