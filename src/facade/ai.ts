@@ -1,5 +1,5 @@
 /**
- * The AI-context surface (issue 6) in one place, for the package entry point to re-export:
+ * The AI-context surface in one place, for the package entry point to re-export:
  * `export * from './facade/ai.js'` in `src/index.ts`.
  *
  * @module
