@@ -5,7 +5,7 @@
  * a hook returns the connection's identity, returns nothing to pass, or throws a
  * {@link RelayRefusal} carrying the close code. The default chain is one {@link tokenAuth} hook:
  * it verifies the access token (certificate chain to the account root, room, time window —
- * `src/crypto/token.ts`) and refuses a reused nonce, because tokens are single-use.
+ * WIRE.md "Relay access token") and refuses a reused nonce, because tokens are single-use.
  *
  * Revocation plugs in two ways: `tokenAuth({ revoked })` refuses new connections of revoked
  * devices, and `relay.closeDevice(accountId, deviceId)` closes the live ones.
@@ -19,6 +19,9 @@ import type { IncomingMessage } from 'node:http'
 import type { AccessGrant } from '../crypto/token.js'
 import { RejectCode, verifyAccessToken } from '../crypto/index.js'
 import { CloseCode } from './close-codes.js'
+import { NonceCache } from './nonce-cache.js'
+
+export { NonceCache, type NonceCacheOptions } from './nonce-cache.js'
 
 /** What an auth hook sees about a connection attempt. */
 export interface AuthContext {
@@ -76,45 +79,6 @@ export interface AuthHook {
 /** Room ids the token hook accepts: `<32 hex accountId>.<1–128 base64url chars>`. */
 export const ROOM_ID_PATTERN = /^[0-9a-f]{32}\.[A-Za-z0-9_-]{1,128}$/
 
-/**
- * Remembers token nonces until their expiry so each token works once. In memory, per relay
- * process: a restart forgets it, which is bounded by the short token lifetime.
- */
-export class NonceCache {
-  private readonly seen = new Map<string, number>()
-  private nextPrune = 0
-
-  /**
-   * @param maxEntries refuse new tokens rather than grow without bound
-   * @param now clock in ms
-   */
-  constructor(
-    private readonly maxEntries = 1_000_000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** Record `nonce` until `keepUntil` (ms). False when it was seen before (a replay). */
-  claim(nonce: string, keepUntil: number): boolean | 'full' {
-    const t = this.now()
-    if (t >= this.nextPrune || this.seen.size >= this.maxEntries) this.prune(t)
-    const until = this.seen.get(nonce)
-    if (until !== undefined && until > t) return false
-    if (this.seen.size >= this.maxEntries) return 'full'
-    this.seen.set(nonce, keepUntil)
-    return true
-  }
-
-  /** Entries currently held (tests, metrics). */
-  get size(): number {
-    return this.seen.size
-  }
-
-  private prune(t: number): void {
-    for (const [nonce, until] of this.seen) if (until <= t) this.seen.delete(nonce)
-    this.nextPrune = t + 10_000
-  }
-}
-
 /** Options of {@link tokenAuth}. */
 export interface TokenAuthOptions {
   /** Return true to refuse a device (revocations). Called after the token verifies. */
@@ -123,7 +87,10 @@ export interface TokenAuthOptions {
   now?: () => number
   /** Tolerated clock difference in seconds; default 60. */
   clockSkewSeconds?: number
-  /** Longest accepted token lifetime in seconds; default 3600. */
+  /**
+   * Longest accepted token lifetime in seconds; default {@link DEFAULT_MAX_TOKEN_LIFETIME_SECONDS}.
+   * The replay cache holds every admitted nonce for this long (plus the skew), so this bounds it.
+   */
   maxLifetimeSeconds?: number
   /** Replay cache to share between hooks; default a fresh one. */
   nonces?: NonceCache
@@ -133,6 +100,12 @@ export interface TokenAuthOptions {
    */
   check?: (grant: AccessGrant) => void
 }
+
+/**
+ * Longest token lifetime the relay accepts by default: 10 minutes, twice what devices ask for
+ * (5 minutes). It bounds the replay cache (`nonce-cache.ts`): nonces are kept for the lifetime.
+ */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 600
 
 /** Map a token verification code to the close code a client sees. */
 function closeCodeFor(code: RejectCode): CloseCode {
@@ -159,7 +132,8 @@ function closeCodeFor(code: RejectCode): CloseCode {
 export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
   const now = options.now ?? Date.now
   const skew = options.clockSkewSeconds ?? 60
-  const nonces = options.nonces ?? new NonceCache(undefined, now)
+  const maxLifetimeSeconds = options.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
+  const nonces = options.nonces ?? new NonceCache({ now })
   return {
     name: 'token',
     priority: 100,
@@ -171,15 +145,14 @@ export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
         roomId,
         now: now(),
         clockSkewSeconds: skew,
-        ...(options.maxLifetimeSeconds !== undefined ? { maxLifetimeSeconds: options.maxLifetimeSeconds } : {}),
+        maxLifetimeSeconds,
       })
       if (!checked.ok) throw new RelayRefusal(closeCodeFor(checked.code), checked.reason)
       if (!ROOM_ID_PATTERN.test(roomId)) throw new RelayRefusal(CloseCode.Forbidden, 'bad room id')
       const { accountId, deviceId, nonce, expiresAt } = checked.value
-      // Keep the nonce as long as verifyAccessToken would still accept the token.
-      const claimed = nonces.claim(nonce, (expiresAt + skew) * 1000)
-      if (claimed === 'full') throw new RelayRefusal(CloseCode.RateLimited, 'replay cache full')
-      if (!claimed) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
+      // Keep the nonce as long as verifyAccessToken would still accept the token. Keyed by device
+      // too, so nobody can spend another device's nonce ahead of it with a token of their own.
+      if (!nonces.claim(`${deviceId}:${nonce}`, (expiresAt + skew) * 1000)) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
       const identity = { accountId, deviceId }
       options.check?.(checked.value)
       if (options.revoked && (await options.revoked(identity))) {
