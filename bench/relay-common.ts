@@ -38,7 +38,8 @@ export async function startRelay(auth: 'none' | undefined): Promise<RelayServer>
     host: '127.0.0.1',
     port: 0,
     logger: silentLogger,
-    limits: LIMITS,
+    // Every bench client connects from 127.0.0.1: lift the per-address and total connection caps.
+    limits: { ...LIMITS, maxConnectionsPerAddress: 1_000_000, maxConnections: 1_000_000 },
     ...(MERGE_MS !== undefined && { persistence: { mergeIntervalMs: MERGE_MS } }),
     ...(dataDir !== undefined && { dataDir }),
     ...(auth && { auth }),

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { readFileSync, statSync } from 'node:fs'
 import { CRYPTO_BACKEND_CHOICES, CRYPTO_BACKEND_ENV } from './crypto/sodium.js'
 import { createRelay } from './relay/server.js'
 import { DEFAULT_LIMITS, RelayConfigError, type RelayLimits } from './relay/limits.js'
@@ -85,7 +86,22 @@ function size(flag: string) {
   }
 }
 
+const DURATION_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 }
+
+function duration(flag: string) {
+  return (raw: string): number => {
+    const match = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim())
+    const unit = DURATION_UNITS[(match?.[2] ?? 'x').toLowerCase()]
+    const value = match && unit !== undefined ? Number(match[1]) * unit : NaN
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new UsageError(`invalid value for --${flag}: '${raw}' (expected a positive duration, e.g. 10000, 10s, 10m)`)
+    }
+    return value
+  }
+}
+
 const MIB = 1024 * 1024
+const KIB = 1024
 const RELAY_FLAGS: FlagSpec[] = [
   {
     name: 'host',
@@ -147,6 +163,84 @@ const RELAY_FLAGS: FlagSpec[] = [
     parse: size('max-stored-bytes'),
   },
   {
+    name: 'max-connections-per-address',
+    value: 'N',
+    help: `TCP connections one source address may hold (IPv6: per /64); beyond it a connection is closed with 4429. Default ${DEFAULT_LIMITS.maxConnectionsPerAddress}.`,
+    parse: positiveInt('max-connections-per-address'),
+  },
+  {
+    name: 'max-connections',
+    value: 'N',
+    help: `TCP connections in total; beyond it a connection is closed with 1013 (try again later). Default ${DEFAULT_LIMITS.maxConnections}.`,
+    parse: positiveInt('max-connections'),
+  },
+  {
+    name: 'upgrade-timeout',
+    value: 'DURATION',
+    help: `Time a socket has to complete its WebSocket upgrade (auth included) before it is dropped (slowloris). Default ${DEFAULT_LIMITS.upgradeTimeoutMs / 1000}s.`,
+    parse: duration('upgrade-timeout'),
+  },
+  {
+    name: 'max-rooms-total',
+    value: 'N',
+    help: `Rooms (stored or open) over all accounts; a new room beyond it is refused with 4414. Default ${DEFAULT_LIMITS.maxRooms}.`,
+    parse: positiveInt('max-rooms-total'),
+  },
+  {
+    name: 'max-stored-bytes-total',
+    value: 'SIZE',
+    help: `Stored bytes over all accounts, measured after merging; a write beyond it is refused with 4413. Default ${DEFAULT_LIMITS.maxStoredBytes / MIB / 1024}GiB.`,
+    parse: size('max-stored-bytes-total'),
+  },
+  {
+    name: 'max-pairing-rooms-per-address',
+    value: 'N',
+    help: `Pairing rooms one source address may be in at once; beyond it a connection is refused with 4414. Default ${DEFAULT_LIMITS.maxPairingRoomsPerAddress}.`,
+    parse: positiveInt('max-pairing-rooms-per-address'),
+  },
+  {
+    name: 'max-pairing-room-bytes',
+    value: 'SIZE',
+    help: `Bytes one pairing room may hold; a write beyond it is refused with 4413. Default ${DEFAULT_LIMITS.maxPairingRoomBytes / KIB}KiB.`,
+    parse: size('max-pairing-room-bytes'),
+  },
+  {
+    name: 'pairing-room-lifetime',
+    value: 'DURATION',
+    help: `A pairing room is closed (4410) and deleted this long after it opened. Default ${DEFAULT_LIMITS.pairingRoomLifetimeMs / 60_000}m.`,
+    parse: duration('pairing-room-lifetime'),
+  },
+  {
+    name: 'max-awareness-states',
+    value: 'N',
+    help: `Awareness states one connection may set; an update beyond it is dropped. Default ${DEFAULT_LIMITS.maxAwarenessStatesPerConnection}.`,
+    parse: positiveInt('max-awareness-states'),
+  },
+  {
+    name: 'max-awareness-bytes',
+    value: 'SIZE',
+    help: `Bytes of awareness state one connection may set; an update beyond it is dropped. Default ${DEFAULT_LIMITS.maxAwarenessBytesPerConnection / KIB}KiB.`,
+    parse: size('max-awareness-bytes'),
+  },
+  {
+    name: 'accounts',
+    value: 'FILE',
+    help: 'Only these accounts may use the relay: one account id (32 hex characters) per line, # comments. Re-read when the file changes. Others are refused with 4403. Default: every account.',
+    parse: (raw) => {
+      if (!raw) throw new UsageError('invalid value for --accounts: empty path')
+      return raw
+    },
+  },
+  {
+    name: 'client-address-header',
+    value: 'NAME',
+    help: 'Behind a reverse proxy: the header carrying the client address (e.g. x-forwarded-for; its last entry counts). Per-address limits then use it. Default: the peer address.',
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9-]+$/.test(raw)) throw new UsageError(`invalid value for --client-address-header: '${raw}' (expected a header name)`)
+      return raw.toLowerCase()
+    },
+  },
+  {
     name: 'log-level',
     value: 'LEVEL',
     help: `JSON logs on stderr at this level or above: ${LOG_LEVELS.join(', ')}. Default info.`,
@@ -179,7 +273,8 @@ function relayHelp(): string {
     lines.push(`      ${flag.help}`)
   }
   lines.push('  --help'.padEnd(30), '      Show this help and exit.', '')
-  lines.push('SIZE accepts a byte count or a KiB/MiB/GiB suffix (e.g. 16MiB).', '')
+  lines.push('SIZE accepts a byte count or a KiB/MiB/GiB suffix (e.g. 16MiB).')
+  lines.push('DURATION accepts milliseconds or an s/m/h suffix (e.g. 10s, 10m).', '')
   lines.push(
     'CONTEXTSYNC_CRYPTO=auto|native|wasm picks the libsodium build for token checks (default auto:',
     'native sodium-native when it loads, else WebAssembly); the "relay listening" log names it.',
@@ -196,6 +291,10 @@ export interface RelayCliConfig {
   dataDir: string | undefined
   limits: Partial<RelayLimits>
   logLevel: LogLevel
+  /** `--accounts FILE`: the allow-list of account ids; undefined: every account. */
+  accountsFile: string | undefined
+  /** `--client-address-header NAME`, lower-cased. */
+  clientAddressHeader: string | undefined
 }
 
 /** Parse `relay` flags over environment variables. Throws {@link UsageError}. */
@@ -252,12 +351,71 @@ export function parseRelayArgs(args: string[], env: Record<string, string | unde
   limit('burst', 'burst')
   limit('max-rooms', 'maxRoomsPerAccount')
   limit('max-stored-bytes', 'maxStoredBytesPerAccount')
+  limit('max-connections-per-address', 'maxConnectionsPerAddress')
+  limit('max-connections', 'maxConnections')
+  limit('upgrade-timeout', 'upgradeTimeoutMs')
+  limit('max-rooms-total', 'maxRooms')
+  limit('max-stored-bytes-total', 'maxStoredBytes')
+  limit('max-pairing-rooms-per-address', 'maxPairingRoomsPerAddress')
+  limit('max-pairing-room-bytes', 'maxPairingRoomBytes')
+  limit('pairing-room-lifetime', 'pairingRoomLifetimeMs')
+  limit('max-awareness-states', 'maxAwarenessStatesPerConnection')
+  limit('max-awareness-bytes', 'maxAwarenessBytesPerConnection')
   return {
     host: (parsed.get('host') as string | undefined) ?? '127.0.0.1',
     port: (parsed.get('port') as number | undefined) ?? 8787,
     dataDir: data === ':memory:' ? undefined : data,
     limits,
     logLevel: (parsed.get('log-level') as LogLevel | undefined) ?? 'info',
+    accountsFile: parsed.get('accounts') as string | undefined,
+    clientAddressHeader: parsed.get('client-address-header') as string | undefined,
+  }
+}
+
+/** Account ids in `--accounts FILE`: one per line; blank lines and `#` comments skipped. Throws {@link UsageError}. */
+export function parseAccountsFile(text: string, file: string): Set<string> {
+  const ids = new Set<string>()
+  text.split(/\r?\n/).forEach((line, index) => {
+    const id = line.replace(/#.*/, '').trim()
+    if (id === '') return
+    if (!/^[0-9a-f]{32}$/.test(id)) {
+      throw new UsageError(`${file}:${index + 1}: not an account id (expected 32 lowercase hex characters)`)
+    }
+    ids.add(id)
+  })
+  return ids
+}
+
+/**
+ * An `authorizeAccount` hook over `--accounts FILE`. The file is re-read when its modification
+ * time changes (checked at most once a second), so an operator edits it without a restart; a
+ * file that became unreadable or invalid keeps the last good list (and is logged).
+ */
+function accountsFileHook(file: string, warn: (message: string) => void): (accountId: string) => boolean {
+  const read = (): { ids: Set<string>; mtimeMs: number } => {
+    let text: string
+    let mtimeMs: number
+    try {
+      mtimeMs = statSync(file).mtimeMs
+      text = readFileSync(file, 'utf8')
+    } catch (error) {
+      throw new UsageError(`cannot read --accounts ${file}: ${error instanceof Error ? error.message : String(error)}`)
+    }
+    return { ids: parseAccountsFile(text, file), mtimeMs }
+  }
+  let current = read()
+  let checkedAt = Date.now()
+  return (accountId) => {
+    const now = Date.now()
+    if (now - checkedAt >= 1000) {
+      checkedAt = now
+      try {
+        if (statSync(file).mtimeMs !== current.mtimeMs) current = read()
+      } catch (error) {
+        warn(error instanceof Error ? error.message : String(error))
+      }
+    }
+    return current.ids.has(accountId)
   }
 }
 
@@ -268,6 +426,10 @@ async function runRelay(args: string[], io: CliIo): Promise<number> {
     return 0
   }
   const logger = jsonLogger({ level: config.logLevel, write: io.stderr })
+  const authorizeAccount =
+    config.accountsFile === undefined
+      ? undefined
+      : accountsFileHook(config.accountsFile, (message) => logger.warn('keeping the previous account list', { error: message }))
   let relay
   try {
     relay = await createRelay({
@@ -276,6 +438,8 @@ async function runRelay(args: string[], io: CliIo): Promise<number> {
       dataDir: config.dataDir,
       limits: config.limits,
       logger,
+      ...(authorizeAccount && { authorizeAccount }),
+      ...(config.clientAddressHeader !== undefined && { clientAddressHeader: config.clientAddressHeader }),
     })
   } catch (error) {
     if (error instanceof RelayConfigError) throw new UsageError(error.message)

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
-import { parseRelayArgs, relayEnvName } from '../src/cli.js'
+import { parseAccountsFile, parseRelayArgs, relayEnvName } from '../src/cli.js'
 import { closeRelays, fakeEnvelope, makeAccount, NodeWebSocket, sealedLog, startRelay, waitFor } from './relay-helpers.js'
 
 beforeAll(async () => {
@@ -117,7 +117,11 @@ describe('contextsync relay (CLI process)', () => {
     const proc = cli(['relay', '--help'])
     expect(await proc.exited).toBe(0)
     const { stdout } = proc.output()
-    for (const flag of ['host', 'port', 'data', 'max-message-bytes', 'rate', 'burst', 'max-rooms', 'max-stored-bytes', 'log-level']) {
+    const flags = ['host', 'port', 'data', 'max-message-bytes', 'rate', 'burst', 'max-rooms', 'max-stored-bytes', 'log-level']
+    flags.push('max-connections-per-address', 'max-connections', 'upgrade-timeout', 'max-rooms-total', 'max-stored-bytes-total')
+    flags.push('max-pairing-rooms-per-address', 'max-pairing-room-bytes', 'pairing-room-lifetime', 'max-awareness-states')
+    flags.push('max-awareness-bytes', 'accounts', 'client-address-header')
+    for (const flag of flags) {
       expect(stdout).toContain(`--${flag}`)
       expect(stdout).toContain(relayEnvName(flag))
     }
@@ -152,5 +156,52 @@ describe('contextsync relay (CLI process)', () => {
       logLevel: 'info',
     })
     expect(parseRelayArgs([], {})).toMatchObject({ port: 8787, dataDir: './relay-data' })
+  })
+
+  it('has a flag and a variable for every abuse limit, the account list and the proxy header', () => {
+    const env = {
+      [relayEnvName('max-connections-per-address')]: '32',
+      [relayEnvName('upgrade-timeout')]: '5s',
+      [relayEnvName('max-stored-bytes-total')]: '1GiB',
+      [relayEnvName('pairing-room-lifetime')]: '2m',
+    }
+    const config = parseRelayArgs(
+      [
+        '--max-connections', '500',
+        '--max-rooms-total', '1000',
+        '--max-pairing-rooms-per-address', '2',
+        '--max-pairing-room-bytes', '64KiB',
+        '--max-awareness-states', '4',
+        '--max-awareness-bytes', '16KiB',
+        '--accounts', '/etc/contextsync/accounts',
+        '--client-address-header', 'X-Forwarded-For',
+      ],
+      env,
+    )
+    expect(config).toMatchObject({
+      limits: {
+        maxConnectionsPerAddress: 32,
+        maxConnections: 500,
+        upgradeTimeoutMs: 5000,
+        maxRooms: 1000,
+        maxStoredBytes: 1024 ** 3,
+        maxPairingRoomsPerAddress: 2,
+        maxPairingRoomBytes: 64 * 1024,
+        pairingRoomLifetimeMs: 120_000,
+        maxAwarenessStatesPerConnection: 4,
+        maxAwarenessBytesPerConnection: 16 * 1024,
+      },
+      accountsFile: '/etc/contextsync/accounts',
+      clientAddressHeader: 'x-forwarded-for',
+    })
+    expect(() => parseRelayArgs(['--upgrade-timeout', 'soon'], {})).toThrow(/--upgrade-timeout/)
+    expect(parseAccountsFile(`# ops\n${'a'.repeat(32)}\n\n${'b'.repeat(32)} # car fleet\n`, 'f')).toEqual(new Set(['a'.repeat(32), 'b'.repeat(32)]))
+    expect(() => parseAccountsFile('not-an-id\n', 'accounts.txt')).toThrow(/accounts.txt:1/)
+  })
+
+  it('exits 2 when --accounts names a file it cannot read', async () => {
+    const proc = cli(['relay', '--port', '0', '--data', ':memory:', '--accounts', join(tempDir(), 'missing.txt')])
+    expect(await proc.exited).toBe(2)
+    expect(proc.output().stderr).toContain('cannot read --accounts')
   })
 })

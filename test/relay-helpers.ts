@@ -73,9 +73,9 @@ export interface RawClient {
   send(frame: Uint8Array): void
 }
 
-/** Connect a raw `ws` client to `url`. */
-export function rawClient(url: string): RawClient {
-  const ws = new WebSocket(url)
+/** Connect a raw `ws` client to `url`, optionally with extra request headers (e.g. `x-forwarded-for`). */
+export function rawClient(url: string, options: { headers?: Record<string, string> } = {}): RawClient {
+  const ws = new WebSocket(url, options.headers ? { headers: options.headers } : undefined)
   const messages: Uint8Array[] = []
   ws.binaryType = 'arraybuffer'
   ws.on('message', (data: ArrayBuffer) => messages.push(new Uint8Array(data)))

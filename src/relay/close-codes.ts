@@ -15,14 +15,20 @@
  * | 1007 | InvalidPayload      | a text frame with invalid UTF-8 (sent by `ws` itself)             |
  * | 1009 | MessageTooBig       | a frame exceeded `limits.maxMessageBytes`                         |
  * | 1011 | InternalError       | the relay could not serve the room (storage failure, broken state)|
+ * | 1013 | TryAgainLater       | the relay holds `maxConnections` connections; retry with backoff  |
  * | 4400 | MalformedFrame      | not a y-protocols message, or an update Yjs cannot decode/apply   |
  * | 4401 | Unauthorized        | token missing, garbled, forged, or its chain does not verify      |
- * | 4403 | Forbidden           | room not in the token's account, bad room id, or device revoked¹  |
+ * | 4403 | Forbidden           | room not in the token's account, bad room id, device revoked¹, or account not authorized by the operator (`authorizeAccount`, `--accounts`) |
  * | 4408 | TokenExpired        | token outside its time window (or lifetime too long)              |
  * | 4409 | TokenReplayed       | token nonce already used: tokens are single-use                   |
- * | 4413 | QuotaExceeded       | the account's stored bytes would exceed `maxStoredBytesPerAccount`|
- * | 4414 | TooManyRooms        | the account already has `maxRoomsPerAccount` rooms                |
- * | 4429 | RateLimited         | more messages than `messagesPerSecond` (+ `burst`) allow          |
+ * | 4410 | RoomExpired         | a pairing room outlived `pairingRoomLifetimeMs`; it was deleted (reconnecting starts a fresh one) |
+ * | 4413 | QuotaExceeded       | stored bytes would exceed `maxStoredBytesPerAccount`, `maxStoredBytes` (all accounts) or, in a pairing room, `maxPairingRoomBytes` |
+ * | 4414 | TooManyRooms        | the account has `maxRoomsPerAccount` rooms, the relay `maxRooms`, or the source address `maxPairingRoomsPerAddress` pairing rooms |
+ * | 4429 | RateLimited         | more messages than `messagesPerSecond` (+ `burst`) allow, or the source address holds `maxConnectionsPerAddress` connections |
+ *
+ * Which limit a shared code stands for is in `/metrics` (`contextsync_relay_limit_hits_total`,
+ * label `limit`) and in the close reason. A socket that never completes its upgrade within
+ * `upgradeTimeoutMs` gets no close code (there is no WebSocket yet): it is destroyed.
  *
  * ¹ A revoked device's registry-room connection first receives a sync update holding only its
  * root-signed revocation statement, so the device learns why (it verifies the statement itself).
@@ -46,6 +52,11 @@ export const CloseCode = {
    * Transient from the client's view; the operator sees an error log.
    */
   InternalError: 1011,
+  /**
+   * The relay holds `limits.maxConnections` connections (RFC 6455 "try again later"). Transient:
+   * reconnect with backoff.
+   */
+  TryAgainLater: 1013,
   /** A frame was not a valid y-protocols message, or carried an update Yjs cannot apply. */
   MalformedFrame: 4400,
   /** Token missing, not decodable, forged, or its certificate chain does not verify. */
@@ -56,11 +67,25 @@ export const CloseCode = {
   TokenExpired: 4408,
   /** Token already used once. A fresh token fixes it. */
   TokenReplayed: 4409,
-  /** Storing the update would exceed the account's stored-bytes quota (measured after merging). */
+  /**
+   * A pairing room reached `limits.pairingRoomLifetimeMs` and was deleted, so nobody can hold one
+   * forever. Transient: reconnecting starts a fresh room (the devices resend what they hold).
+   */
+  RoomExpired: 4410,
+  /**
+   * Storing the update would exceed a stored-bytes quota (measured as merged size): the account's,
+   * the relay's over all accounts, or a pairing room's.
+   */
   QuotaExceeded: 4413,
-  /** Opening this room would exceed the account's room quota. */
+  /**
+   * Opening this room would exceed a room quota: the account's, the relay's over all accounts, or
+   * the pairing rooms of the connection's source address.
+   */
   TooManyRooms: 4414,
-  /** The connection sent messages faster than its token bucket allows. */
+  /**
+   * The connection sent messages faster than its token bucket allows, or its source address
+   * already holds `maxConnectionsPerAddress` connections. A short wait fixes either.
+   */
   RateLimited: 4429,
 } as const
 

@@ -5,13 +5,12 @@
  *
  * @module
  */
-import * as Y from 'yjs'
 import type { RawData, WebSocket } from 'ws'
-import type { RelayIdentity } from './auth.js'
+import { PAIRING_ROOM_PATTERN, type RelayIdentity } from './auth.js'
 import { CloseCode, closeReason } from './close-codes.js'
 import { TokenBucket, type RelayLimits } from './limits.js'
 import type { RelayLogger } from './log.js'
-import type { RelayMetrics } from './metrics.js'
+import type { LimitName, RelayMetrics } from './metrics.js'
 import { accountOfRoom, type RelayStorage } from './persistence.js'
 import { parseClientMessage } from './protocol.js'
 import type { Room, RoomPeer } from './room.js'
@@ -137,12 +136,7 @@ export class RelayConnection implements RoomPeer {
       case 'sync-update':
         return this.applyUpdate(message.update)
       case 'awareness':
-        try {
-          this.room.applyAwareness(message.update, this)
-        } catch {
-          this.refuse(CloseCode.MalformedFrame, 'awareness update could not be applied')
-        }
-        return
+        return this.applyAwareness(message.update)
       case 'query-awareness':
         return this.send(this.room.allAwareness())
     }
@@ -163,39 +157,67 @@ export class RelayConnection implements RoomPeer {
     this.send(reply)
   }
 
+  /** Apply what this connection may set of an awareness update; count what it may not. */
+  private applyAwareness(update: Uint8Array): void {
+    const { limits, metrics } = this.ctx
+    let verdict
+    try {
+      verdict = this.room.applyAwareness(update, this, limits.maxAwarenessStatesPerConnection, limits.maxAwarenessBytesPerConnection)
+    } catch {
+      return this.refuse(CloseCode.MalformedFrame, 'awareness update could not be applied')
+    }
+    // Dropped, not closed: a device reconnecting races its own old connection for its client id.
+    for (let i = 0; i < verdict.foreign; i++) metrics.limitHit('awarenessForeign')
+    if (verdict.over) metrics.limitHit(verdict.over)
+  }
+
+  /**
+   * Check the quotas against the room's estimated merged size (see `persistence.ts`): the update's
+   * bytes minus the live content its deletions free. Proportional to the update, never to the
+   * room; deletions that shrink the room always pass.
+   */
   private applyUpdate(update: Uint8Array): void {
-    const { storage, limits } = this.ctx
-    const account = accountOfRoom(this.room.id)
-    const quota = limits.maxStoredBytesPerAccount
-    const stored = storage.bytesOfAccount(account)
-    if (stored + update.length > quota) {
-      // Near the quota: measure what storage would hold after merging, so deletions that shrink
-      // the log still pass. Done on a scratch copy; the room is untouched if we refuse.
-      const merged = this.mergedSizeWith(update)
-      if (merged === undefined) return this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
-      if (stored - storage.roomBytes(this.room.id) + merged > quota) {
-        return this.refuse(CloseCode.QuotaExceeded, 'account storage quota exceeded')
+    const { storage, limits, metrics } = this.ctx
+    const roomId = this.room.id
+    let freed: number
+    try {
+      freed = this.room.bytesFreedBy(update)
+    } catch {
+      return this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
+    }
+    const growth = update.length - freed
+    const pairing = PAIRING_ROOM_PATTERN.test(roomId)
+    const account = accountOfRoom(roomId)
+    const over = (): LimitName | undefined => {
+      if (growth <= 0) return undefined
+      if (pairing ? storage.roomSize(roomId) + growth > limits.maxPairingRoomBytes : storage.sizeOfAccount(account) + growth > limits.maxStoredBytesPerAccount) {
+        return pairing ? 'pairingRoomBytes' : 'storedBytesPerAccount'
       }
+      return storage.totalSize + growth > limits.maxStoredBytes ? 'storedBytes' : undefined
+    }
+    let limit = over()
+    // The estimate only overcounts; an exact figure costs a merge of the room, worth it once an
+    // eighth of the room was appended since the last one (merge work stays linear in bytes written).
+    if (limit && storage.rows(roomId) > 1 && storage.appendedSinceMerge(roomId) * 8 >= storage.roomSize(roomId)) {
+      this.room.tryMerge()
+      limit = over()
+    }
+    if (limit) {
+      metrics.limitHit(limit)
+      const reason = limit === 'pairingRoomBytes' ? 'pairing room quota exceeded' : limit === 'storedBytes' ? 'relay storage full' : 'account storage quota exceeded'
+      return this.refuse(CloseCode.QuotaExceeded, reason)
     }
     try {
       this.room.applyUpdate(update, this)
     } catch {
       return this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
     }
-    if (stored + update.length > quota) this.room.tryMerge()
-  }
-
-  /** Size of the room's merged state with `update` applied, on a scratch doc. */
-  private mergedSizeWith(update: Uint8Array): number | undefined {
-    const scratch = new Y.Doc({ gc: true })
-    try {
-      Y.applyUpdate(scratch, this.room.mergedState())
-      Y.applyUpdate(scratch, update)
-      return Y.encodeStateAsUpdate(scratch).length
-    } catch {
-      return undefined
-    } finally {
-      scratch.destroy()
+    storage.shrink(roomId, freed)
+    // Rows on disk still hold what the deletions freed until a merge: past a quota, merge now when
+    // that is paid for (an eighth of the room appended since the last merge), else soon.
+    if (storage.bytesOfAccount(account) > limits.maxStoredBytesPerAccount || storage.totalBytes > limits.maxStoredBytes) {
+      if (storage.appendedSinceMerge(roomId) * 8 >= storage.roomSize(roomId)) this.room.tryMerge()
+      else this.room.mergeSoon()
     }
   }
 

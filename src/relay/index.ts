@@ -17,6 +17,8 @@ export {
   tokenAuth,
   noAuth,
   NonceCache,
+  DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+  type NonceCacheOptions,
   RelayRefusal,
   ROOM_ID_PATTERN,
   type AuthHook,
@@ -26,12 +28,14 @@ export {
 } from './auth.js'
 export { DEFAULT_LIMITS, RelayConfigError, resolveLimits, TokenBucket, type RelayLimits } from './limits.js'
 export { jsonLogger, silentLogger, isLogLevel, LOG_LEVELS, type LogLevel, type LogFields, type RelayLogger } from './log.js'
-export { renderPrometheus, PROMETHEUS_CONTENT_TYPE, type RelayMetricsSnapshot } from './metrics.js'
+export { renderPrometheus, PROMETHEUS_CONTENT_TYPE, LIMIT_NAMES, type LimitName, type RelayMetricsSnapshot } from './metrics.js'
+export { addressKey } from './addresses.js'
 export {
   sqliteBackend,
   memoryBackend,
   accountOfRoom,
   DATABASE_FILE,
   type RelayStorageBackend,
+  type StoredRevocation,
   type SqliteBackendOptions,
 } from './persistence.js'

@@ -1,12 +1,37 @@
 /**
  * Relay counters and gauges, rendered in the Prometheus text exposition format for `/metrics`.
  *
- * Labels are bounded: rejections are labelled by close code and its fixed name only (never by
- * room, account or free-text reason), so cardinality stays constant.
+ * Labels are bounded: rejections are labelled by close code and its fixed name only, limit hits by
+ * the fixed {@link LimitName} — never by room, account, address or free-text reason — so
+ * cardinality stays constant.
  *
  * @module
  */
 import { closeCodeName } from './close-codes.js'
+
+/**
+ * The limits counted in `contextsync_relay_limit_hits_total{limit}` (see `limits.ts`): each time
+ * one refused a connection, closed one, or dropped (part of) an update.
+ */
+export const LIMIT_NAMES = [
+  'connectionsPerAddress',
+  'connections',
+  'upgradeTimeout',
+  'account',
+  'roomsPerAccount',
+  'rooms',
+  'storedBytesPerAccount',
+  'storedBytes',
+  'pairingRoomsPerAddress',
+  'pairingRoomBytes',
+  'pairingRoomLifetime',
+  'awarenessForeign',
+  'awarenessStates',
+  'awarenessBytes',
+] as const
+
+/** One of {@link LIMIT_NAMES}. */
+export type LimitName = (typeof LIMIT_NAMES)[number]
 
 /** A point-in-time copy of the relay's metrics (what `relay.metrics()` returns). */
 export interface RelayMetricsSnapshot {
@@ -28,6 +53,28 @@ export interface RelayMetricsSnapshot {
   storedBytes: number
   /** Storage merges (update rows replaced by one merged state) since start. */
   merges: number
+  /** Times each limit refused, closed or dropped something, by {@link LimitName}. */
+  limitHits: Record<LimitName, number>
+  /** TCP connections counted against the connection caps (pending upgrades included). */
+  sockets: number
+  /** Distinct source addresses with open connections. */
+  addresses: number
+  /** Estimated merged size over all accounts: what the stored-bytes quotas count. */
+  storedSize: number
+  /** Rooms stored or open, over all accounts. */
+  roomsKnown: number
+  /** Token nonces the replay cache holds. */
+  nonces: number
+}
+
+/** Gauges the relay reads from its parts when a snapshot is taken. */
+export interface MetricsSources {
+  storedBytes(): number
+  storedSize?(): number
+  roomsKnown?(): number
+  sockets?(): number
+  addresses?(): number
+  nonces?(): number
 }
 
 /** Mutable counters owned by one relay instance. */
@@ -41,13 +88,22 @@ export class RelayMetrics {
   messagesOut = 0
   merges = 0
   private readonly rejections = new Map<number, number>()
+  private readonly hits = new Map<LimitName, number>()
+  private readonly sources: MetricsSources
 
-  /** @param storedBytes reads the current stored total from the storage layer. */
-  constructor(private readonly storedBytes: () => number) {}
+  /** @param sources reads the stored total (a function) or every gauge from the relay's parts. */
+  constructor(sources: (() => number) | MetricsSources) {
+    this.sources = typeof sources === 'function' ? { storedBytes: sources } : sources
+  }
 
   /** Count one refusal/closure with `code`. */
   reject(code: number): void {
     this.rejections.set(code, (this.rejections.get(code) ?? 0) + 1)
+  }
+
+  /** Count one hit of a limit. */
+  limitHit(limit: LimitName): void {
+    this.hits.set(limit, (this.hits.get(limit) ?? 0) + 1)
   }
 
   /** Copy the current values. */
@@ -61,8 +117,14 @@ export class RelayMetrics {
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       rejections: Object.fromEntries(this.rejections),
-      storedBytes: this.storedBytes(),
+      storedBytes: this.sources.storedBytes(),
       merges: this.merges,
+      limitHits: Object.fromEntries(LIMIT_NAMES.map((name) => [name, this.hits.get(name) ?? 0])) as Record<LimitName, number>,
+      sockets: this.sources.sockets?.() ?? 0,
+      addresses: this.sources.addresses?.() ?? 0,
+      storedSize: this.sources.storedSize?.() ?? 0,
+      roomsKnown: this.sources.roomsKnown?.() ?? 0,
+      nonces: this.sources.nonces?.() ?? 0,
     }
   }
 }
@@ -90,6 +152,16 @@ export function renderPrometheus(s: RelayMetricsSnapshot): string {
   metric('contextsync_relay_sent_messages_total', 'counter', 'Frames sent on room connections.', s.messagesOut)
   metric('contextsync_relay_stored_bytes', 'gauge', 'Bytes stored over all accounts.', s.storedBytes)
   metric('contextsync_relay_merges_total', 'counter', 'Storage merges since start.', s.merges)
+  metric('contextsync_relay_sockets', 'gauge', 'TCP connections counted against the connection caps.', s.sockets)
+  metric('contextsync_relay_addresses', 'gauge', 'Distinct source addresses with open connections.', s.addresses)
+  metric('contextsync_relay_stored_size_bytes', 'gauge', 'Estimated merged size over all accounts (what quotas count).', s.storedSize)
+  metric('contextsync_relay_rooms_known', 'gauge', 'Rooms stored or open over all accounts.', s.roomsKnown)
+  metric('contextsync_relay_token_nonces', 'gauge', 'Token nonces held by the replay cache.', s.nonces)
+  lines.push(
+    '# HELP contextsync_relay_limit_hits_total Times a limit refused, closed or dropped something, by limit.',
+    '# TYPE contextsync_relay_limit_hits_total counter',
+  )
+  for (const name of LIMIT_NAMES) lines.push(`contextsync_relay_limit_hits_total{limit="${name}"} ${s.limitHits[name] ?? 0}`)
   lines.push(
     '# HELP contextsync_relay_rejections_total Connections refused or closed by the relay, by close code.',
     '# TYPE contextsync_relay_rejections_total counter',

@@ -10,7 +10,18 @@
  * Deleted bytes must not linger on disk either: `secure_delete` zeroes freed cells and pages, and
  * every checkpoint truncates the WAL (old page images live there until then).
  *
- * The relay only stores ciphertext; nothing here can read it.
+ * The relay only stores ciphertext; nothing here can read it. Besides rooms, it keeps the
+ * root-signed revocations it verified (`revocations`), so a device stays refused after a restart
+ * even when someone deleted its revocation from the registry room's public map (THREAT_MODEL.md,
+ * anyone who can reach the relay).
+ *
+ * Quotas count a room by its *merged size*: what a merge would store. Stored rows overstate it
+ * between merges (an update's deletions only shrink storage when merged), so each room keeps an
+ * estimate, updated per update without touching the rest of the room — plus the update's bytes,
+ * minus the live content its deletions remove (`room-size.ts`) — and set exactly at every merge.
+ * The estimate never undercounts (deleted items' own ids are not subtracted); when it reaches a
+ * quota, the connection merges the room for an exact figure, but only once at least an eighth of
+ * the room was appended since the last merge — so merge work stays proportional to bytes written.
  *
  * @module
  */
@@ -19,7 +30,17 @@ import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { requireOptional } from '../adapters/optional-module.js'
 
-/** Raw storage of per-room update rows. Two implementations: SQLite and memory. */
+/** A revocation the relay verified, as it keeps it: the statement and the key it verifies under. */
+export interface StoredRevocation {
+  accountId: string
+  deviceId: string
+  /** The account root public key the statement was verified with. */
+  rootPublicKey: Uint8Array
+  /** The root-signed revocation statement (WIRE.md "Signed statements"). */
+  statement: Uint8Array
+}
+
+/** Raw storage of per-room update rows and verified revocations. Two implementations: SQLite and memory. */
 export interface RelayStorageBackend {
   /** Per-room row count and byte size, read once at start for the quotas. */
   summary(): Iterable<{ roomId: string; rows: number; bytes: number }>
@@ -29,6 +50,10 @@ export interface RelayStorageBackend {
   append(roomId: string, update: Uint8Array): void
   /** Atomically replace every row of a room by `state`, or delete the room when `state` is null. */
   replace(roomId: string, state: Uint8Array | null): void
+  /** Every stored revocation (read once at start). */
+  revocations(): Iterable<StoredRevocation>
+  /** Keep a verified revocation durably (committed before it returns); one per account and device. */
+  saveRevocation(revocation: StoredRevocation): void
   /** Make writes durable and drop superseded bytes from disk (WAL checkpoint). */
   checkpoint(): void
   /** Checkpoint and release the backend. */
@@ -72,7 +97,20 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       data BLOB NOT NULL
     );
     CREATE INDEX IF NOT EXISTS updates_room ON updates (room, id);
+    CREATE TABLE IF NOT EXISTS revocations (
+      account TEXT NOT NULL,
+      device TEXT NOT NULL,
+      root BLOB NOT NULL,
+      statement BLOB NOT NULL,
+      PRIMARY KEY (account, device)
+    );
   `)
+  const revocationsStmt = db.prepare<[], { account: string; device: string; root: Uint8Array; statement: Uint8Array }>(
+    'SELECT account, device, root, statement FROM revocations',
+  )
+  const saveRevocationStmt = db.prepare<[string, string, Uint8Array, Uint8Array]>(
+    'INSERT OR IGNORE INTO revocations (account, device, root, statement) VALUES (?, ?, ?, ?)',
+  )
   const summaryStmt = db.prepare<[], { room: string; rows: number; bytes: number }>(
     'SELECT room, COUNT(*) AS rows, SUM(LENGTH(data)) AS bytes FROM updates GROUP BY room',
   )
@@ -133,6 +171,18 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       commitPending()
       replaceTx(roomId, state)
     },
+    revocations: () =>
+      revocationsStmt.all().map(({ account, device, root, statement }) => ({
+        accountId: account,
+        deviceId: device,
+        rootPublicKey: new Uint8Array(root),
+        statement: new Uint8Array(statement),
+      })),
+    saveRevocation({ accountId, deviceId, rootPublicKey, statement }) {
+      if (closed) throw new Error('relay storage is closed')
+      // Written at once, not batched: it must survive a crash right after the device was cut off.
+      saveRevocationStmt.run(accountId, deviceId, rootPublicKey, statement)
+    },
     checkpoint,
     close() {
       if (closed) return
@@ -149,6 +199,7 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
 /** In-memory backend: the relay keeps rooms for its lifetime only (tests, the embedded demo). */
 export function memoryBackend(): RelayStorageBackend {
   const rooms = new Map<string, Uint8Array[]>()
+  const revoked = new Map<string, StoredRevocation>()
   return {
     summary: () =>
       [...rooms].map(([roomId, rows]) => ({ roomId, rows: rows.length, bytes: rows.reduce((n, r) => n + r.length, 0) })),
@@ -161,6 +212,13 @@ export function memoryBackend(): RelayStorageBackend {
     replace(roomId, state) {
       if (state) rooms.set(roomId, [state.slice()])
       else rooms.delete(roomId)
+    },
+    revocations: () => [...revoked.values()],
+    saveRevocation(revocation) {
+      const key = `${revocation.accountId}/${revocation.deviceId}`
+      if (!revoked.has(key)) {
+        revoked.set(key, { ...revocation, rootPublicKey: revocation.rootPublicKey.slice(), statement: revocation.statement.slice() })
+      }
     },
     checkpoint() {},
     close() {
@@ -177,7 +235,12 @@ export function accountOfRoom(roomId: string): string {
 
 interface RoomUsage {
   rows: number
+  /** Bytes of the stored rows. */
   bytes: number
+  /** Estimated merged size (see the module comment). */
+  size: number
+  /** `bytes` right after the last merge (or at start): what was appended since is `bytes - base`. */
+  base: number
 }
 
 /**
@@ -187,15 +250,19 @@ interface RoomUsage {
 export class RelayStorage {
   private readonly usage = new Map<string, RoomUsage>()
   private readonly accountBytes = new Map<string, number>()
+  private readonly accountSize = new Map<string, number>()
   private readonly accountRooms = new Map<string, Set<string>>()
   private readonly open = new Set<string>()
   private total = 0
+  private totalEstimate = 0
+  private rooms = 0
 
   constructor(readonly backend: RelayStorageBackend) {
     for (const { roomId, rows, bytes } of backend.summary()) {
-      this.usage.set(roomId, { rows, bytes })
+      this.usage.set(roomId, { rows, bytes, size: bytes, base: bytes })
       this.addRoom(roomId)
       this.addBytes(roomId, bytes)
+      this.addSize(roomId, bytes)
     }
   }
 
@@ -210,18 +277,33 @@ export class RelayStorage {
     const u = this.roomUsage(roomId)
     u.rows += 1
     u.bytes += update.length
+    u.size += update.length
     this.addRoom(roomId)
     this.addBytes(roomId, update.length)
+    this.addSize(roomId, update.length)
+  }
+
+  /**
+   * Lower a room's estimated merged size by `freed` bytes of content its latest update deleted
+   * (they leave storage at the next merge). Never below zero.
+   */
+  shrink(roomId: string, freed: number): void {
+    const u = this.usage.get(roomId)
+    if (!u || freed <= 0) return
+    const delta = Math.min(u.size, freed)
+    u.size -= delta
+    this.addSize(roomId, -delta)
   }
 
   /** Replace a room's rows by its merged state (or remove it when `state` is null). */
   replace(roomId: string, state: Uint8Array | null): void {
     this.backend.replace(roomId, state)
-    const before = this.usage.get(roomId)?.bytes ?? 0
+    const before = this.usage.get(roomId)
     const after = state?.length ?? 0
-    if (state) this.usage.set(roomId, { rows: 1, bytes: after })
+    if (state) this.usage.set(roomId, { rows: 1, bytes: after, size: after, base: after })
     else this.usage.delete(roomId)
-    this.addBytes(roomId, after - before)
+    this.addBytes(roomId, after - (before?.bytes ?? 0))
+    this.addSize(roomId, after - (before?.size ?? 0))
     if (!state && !this.open.has(roomId)) this.removeRoom(roomId)
   }
 
@@ -242,6 +324,11 @@ export class RelayStorage {
     return this.usage.has(roomId) || this.open.has(roomId)
   }
 
+  /** Ids of every room with stored rows. */
+  storedRoomIds(): string[] {
+    return [...this.usage.keys()]
+  }
+
   /** Rows stored for a room. */
   rows(roomId: string): number {
     return this.usage.get(roomId)?.rows ?? 0
@@ -252,9 +339,45 @@ export class RelayStorage {
     return this.usage.get(roomId)?.bytes ?? 0
   }
 
-  /** Bytes stored for an account. */
+  /** Bytes stored for an account (rows, before merging). */
   bytesOfAccount(accountId: string): number {
     return this.accountBytes.get(accountId) ?? 0
+  }
+
+  /** Estimated merged size of a room: what quotas count. */
+  roomSize(roomId: string): number {
+    return this.usage.get(roomId)?.size ?? 0
+  }
+
+  /** Bytes appended to a room since its last merge. */
+  appendedSinceMerge(roomId: string): number {
+    const u = this.usage.get(roomId)
+    return u ? u.bytes - u.base : 0
+  }
+
+  /** Estimated merged size of an account's rooms. */
+  sizeOfAccount(accountId: string): number {
+    return this.accountSize.get(accountId) ?? 0
+  }
+
+  /** Estimated merged size over all accounts. */
+  get totalSize(): number {
+    return this.totalEstimate
+  }
+
+  /** Rooms (stored or open) over all accounts. */
+  get roomCount(): number {
+    return this.rooms
+  }
+
+  /** Every revocation kept (see {@link RelayStorageBackend.revocations}). */
+  revocations(): Iterable<StoredRevocation> {
+    return this.backend.revocations()
+  }
+
+  /** Keep a verified revocation (see {@link RelayStorageBackend.saveRevocation}). */
+  saveRevocation(revocation: StoredRevocation): void {
+    this.backend.saveRevocation(revocation)
   }
 
   /** Rooms (stored or open) of an account. */
@@ -279,8 +402,14 @@ export class RelayStorage {
 
   private roomUsage(roomId: string): RoomUsage {
     let u = this.usage.get(roomId)
-    if (!u) this.usage.set(roomId, (u = { rows: 0, bytes: 0 }))
+    if (!u) this.usage.set(roomId, (u = { rows: 0, bytes: 0, size: 0, base: 0 }))
     return u
+  }
+
+  private addSize(roomId: string, delta: number): void {
+    const account = accountOfRoom(roomId)
+    this.accountSize.set(account, (this.accountSize.get(account) ?? 0) + delta)
+    this.totalEstimate += delta
   }
 
   private addBytes(roomId: string, delta: number): void {
@@ -293,13 +422,15 @@ export class RelayStorage {
     const account = accountOfRoom(roomId)
     let set = this.accountRooms.get(account)
     if (!set) this.accountRooms.set(account, (set = new Set()))
+    if (set.has(roomId)) return
     set.add(roomId)
+    this.rooms += 1
   }
 
   private removeRoom(roomId: string): void {
     const account = accountOfRoom(roomId)
     const set = this.accountRooms.get(account)
-    set?.delete(roomId)
+    if (set?.delete(roomId)) this.rooms -= 1
     if (set?.size === 0) this.accountRooms.delete(account)
   }
 }

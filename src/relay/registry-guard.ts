@@ -6,6 +6,12 @@
  * arrives. It never holds a key: everything it checks is verified against the root public key
  * carried in the devices' own tokens.
  *
+ * A verified revocation is kept in the relay's own store (`persistence.ts`) and loaded — verified
+ * again — at start: the public map is writable by every member of the account, so deleting
+ * `revoke/<id>` there, or wiping the registry room, must not let the device back in, before or
+ * after a relay restart (THREAT_MODEL.md, anyone who can reach the relay). Nothing ever removes a
+ * revocation from the guard.
+ *
  * @module
  */
 import * as Y from 'yjs'
@@ -23,6 +29,8 @@ interface AccountState {
   /** Revoked device id → its (verified) revocation statement. */
   revoked: Map<string, Uint8Array>
   passes: Map<string, number>
+  /** Whether the stored registry room was read (states made from kept revocations are not). */
+  registryRead: boolean
 }
 
 const REGISTRY_SUFFIX = '.registry'
@@ -38,7 +46,18 @@ export class RegistryGuard {
   constructor(
     private readonly storage: RelayStorage,
     private readonly onRevoked: (accountId: string, deviceId: string) => void,
-  ) {}
+  ) {
+    for (const kept of storage.revocations()) {
+      const root = accountKeysFromPublicKey(kept.rootPublicKey)
+      // Verified again: the store is the relay's own, but a row that does not verify means nothing.
+      if (root.accountId !== kept.accountId) continue
+      const revocation = verifyRevocation(root, kept.statement)
+      if (!revocation.ok || revocation.value.deviceId !== kept.deviceId) continue
+      let state = this.accounts.get(kept.accountId)
+      if (!state) this.accounts.set(kept.accountId, (state = { root, revoked: new Map(), passes: new Map(), registryRead: false }))
+      state.revoked.set(kept.deviceId, kept.statement)
+    }
+  }
 
   /**
    * Check a verified token's device: refuse it when revoked or when its pass is older than the
@@ -87,11 +106,21 @@ export class RegistryGuard {
     if (state) this.ingest(accountId, state, map, [...map.keys()])
   }
 
+  /** Revoked devices kept over all accounts (tests, metrics). */
+  get revokedCount(): number {
+    let count = 0
+    for (const state of this.accounts.values()) count += state.revoked.size
+    return count
+  }
+
   private account(accountId: string, rootPublicKey: Uint8Array): AccountState {
     let state = this.accounts.get(accountId)
-    if (state) return state
-    state = { root: accountKeysFromPublicKey(rootPublicKey), revoked: new Map(), passes: new Map() }
-    this.accounts.set(accountId, state)
+    if (state?.registryRead) return state
+    if (!state) {
+      state = { root: accountKeysFromPublicKey(rootPublicKey), revoked: new Map(), passes: new Map(), registryRead: false }
+      this.accounts.set(accountId, state)
+    }
+    state.registryRead = true
     // First sight of this account: read what its registry room already holds.
     const doc = new Y.Doc()
     for (const update of this.storage.load(`${accountId}${REGISTRY_SUFFIX}`)) {
@@ -114,8 +143,15 @@ export class RegistryGuard {
       if (key.startsWith('revoke/')) {
         const revocation = verifyRevocation(state.root, bytes)
         if (!revocation.ok || state.revoked.has(revocation.value.deviceId)) continue
-        state.revoked.set(revocation.value.deviceId, bytes)
-        this.onRevoked(accountId, revocation.value.deviceId)
+        const deviceId = revocation.value.deviceId
+        state.revoked.set(deviceId, bytes)
+        try {
+          this.storage.saveRevocation({ accountId, deviceId, rootPublicKey: state.root.rootPublicKey, statement: bytes })
+        } catch {
+          // Still enforced while this process runs; the statement is in the registry room's
+          // stored log too, read again on the account's first token after a restart.
+        }
+        this.onRevoked(accountId, deviceId)
       } else if (key.startsWith('pass/')) {
         const pass = verifyRelayPass(state.root, bytes)
         if (!pass.ok) continue

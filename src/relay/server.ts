@@ -2,8 +2,10 @@
  * The relay server: HTTP (`/healthz`, `/metrics`) plus y-websocket rooms over WebSocket, with
  * auth on the upgrade, limits, blind persistence and graceful shutdown.
  *
- * Lifecycle of a connection: the upgrade request's room and token go through the auth hooks and
- * the room quota *before* the relay sends anything; a refusal completes the WebSocket handshake
+ * Lifecycle of a connection: a TCP connection is counted against the per-address and global
+ * connection caps and must complete its upgrade within `upgradeTimeoutMs` (slowloris); the upgrade
+ * request's room and token go through the auth hooks, the operator's `authorizeAccount` and the
+ * room quotas *before* the relay sends anything; a refusal completes the WebSocket handshake
  * only to deliver its close code (browsers cannot read an HTTP status of a failed upgrade) and
  * closes at once — the client receives no room state. An admitted connection joins its room,
  * which loads from storage on first use and unloads (merged) after its last connection leaves.
@@ -11,7 +13,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { cryptoBackend, ready } from '../crypto/index.js'
@@ -26,12 +28,15 @@ import {
   type AuthHook,
   type RelayIdentity,
 } from './auth.js'
+import { addressKey, ConnectionGate, sourceAddress } from './addresses.js'
 import { RegistryGuard, registryAccount } from './registry-guard.js'
 import { CloseCode, closeReason } from './close-codes.js'
 import { RelayConnection, type ConnectionContext } from './connection.js'
 import { resolveLimits, type RelayLimits } from './limits.js'
 import { jsonLogger, type RelayLogger } from './log.js'
-import { PROMETHEUS_CONTENT_TYPE, RelayMetrics, renderPrometheus, type RelayMetricsSnapshot } from './metrics.js'
+import { PROMETHEUS_CONTENT_TYPE, RelayMetrics, renderPrometheus, type LimitName, type RelayMetricsSnapshot } from './metrics.js'
+import { NonceCache } from './nonce-cache.js'
+import { PairingRoomQuota } from './pairing-rooms.js'
 import { accountOfRoom, memoryBackend, RelayStorage, sqliteBackend, type RelayStorageBackend } from './persistence.js'
 import { Room } from './room.js'
 
@@ -71,6 +76,24 @@ export interface RelayOptions {
   keepAliveMs?: number
   /** How long {@link Relay.close} waits for clients to acknowledge 1001 before cutting; default 2 000. */
   shutdownGraceMs?: number
+  /**
+   * Operator hook: may this account use the relay at all? Called on every upgrade after auth
+   * (pairing rooms excepted: a device being paired has no account yet); false refuses with 4403,
+   * a throw with 1011. Default: every account (the CLI's `--accounts FILE` sets a list).
+   *
+   * @example
+   * ```ts
+   * const allowed = new Set(['3f2a…'])
+   * await createRelay({ authorizeAccount: (accountId) => allowed.has(accountId) })
+   * ```
+   */
+  authorizeAccount?: (accountId: string) => boolean | Promise<boolean>
+  /**
+   * Behind a reverse proxy, the request header naming the client's address (e.g.
+   * `x-forwarded-for`; its last entry, the one the proxy appended, is used). Per-address limits
+   * then count that address, from the upgrade on. Unset: the socket's peer address.
+   */
+  clientAddressHeader?: string
 }
 
 /** A running relay. */
@@ -95,7 +118,19 @@ export interface Relay {
   close(): Promise<void>
 }
 
-type Decision = { identity: RelayIdentity; roomId: string } | { refusal: RelayRefusal; roomId: string | undefined }
+type Decision =
+  | { identity: RelayIdentity; roomId: string }
+  | { refusal: RelayRefusal; roomId: string | undefined; limit?: LimitName }
+
+/** What the relay tracks of a TCP connection until it closes. */
+interface SocketState {
+  /** Source address (counted in the TCP gate when no address header is configured). */
+  address: string
+  /** Set when the gate refused it: it may upgrade only to receive the close code. */
+  over: 'connectionsPerAddress' | 'connections' | undefined
+  /** Destroys the socket if it has not upgraded (or sent an HTTP request) in time. */
+  timer: NodeJS.Timeout | undefined
+}
 
 /** Parse `/<roomId>?token=…`; undefined for a missing or unusable room id. */
 function parseTarget(url: string | undefined): { roomId: string | undefined; token: string | undefined } {
@@ -138,6 +173,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const keepAliveMs = options.keepAliveMs ?? 30_000
   const shutdownGraceMs = options.shutdownGraceMs ?? 2_000
 
+  const nonces = new NonceCache()
   let hooks: AuthHook[]
   if (options.auth === 'none') {
     hooks = [noAuth()]
@@ -145,7 +181,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       auth: 'none',
     })
   } else if (options.auth === undefined) {
-    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant) })]
+    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant), nonces })]
   } else {
     hooks = orderHooks(Array.isArray(options.auth) ? options.auth : [options.auth as AuthHook])
   }
@@ -159,17 +195,36 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         })
       : memoryBackend())
   const storage = new RelayStorage(backend)
+  // A pairing room left in storage by a crash is of no use to anyone: rendezvous rooms only live
+  // while their devices are connected.
+  for (const roomId of storage.storedRoomIds()) if (PAIRING_ROOM_PATTERN.test(roomId)) storage.replace(roomId, null)
   // Reads revocations and relay passes from each account's registry room (defense in depth).
   const guard = new RegistryGuard(storage, (accountId, deviceId) => {
     const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden, guard.revocationNotice(accountId, deviceId))
     logger.info('device revoked', { accountId, deviceId, closed })
   })
-  const metrics = new RelayMetrics(() => storage.totalBytes)
+  const header = options.clientAddressHeader
+  // Without a proxy header, the TCP gate counts per peer address; with one, it only counts the
+  // total and `addressGate` counts per header address from the upgrade on.
+  const tcpGate = new ConnectionGate(header ? Number.MAX_SAFE_INTEGER : limits.maxConnectionsPerAddress, limits.maxConnections)
+  const addressGate = header ? new ConnectionGate(limits.maxConnectionsPerAddress, Number.MAX_SAFE_INTEGER) : undefined
+  const pairingQuota = new PairingRoomQuota(limits.maxPairingRoomsPerAddress)
+  const sockets = new WeakMap<Socket | Duplex, SocketState>()
+  const metrics = new RelayMetrics({
+    storedBytes: () => storage.totalBytes,
+    storedSize: () => storage.totalSize,
+    roomsKnown: () => storage.roomCount,
+    sockets: () => tcpGate.size,
+    addresses: () => (addressGate ?? tcpGate).addresses,
+    nonces: () => nonces.size,
+  })
   const context: ConnectionContext = { limits, metrics, logger, storage }
   const rooms = new Map<string, Room>()
   const connections = new Set<RelayConnection>()
   /** Live connections per room, to unload a room when its last one closes. */
   const roomConnections = new Map<Room, number>()
+  /** Lifetime timers of open pairing rooms. */
+  const pairingTimers = new Map<Room, NodeJS.Timeout>()
   let drained: (() => void) | undefined
   let closing = false
   let needsCheckpoint = false
@@ -202,14 +257,30 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       guard.watch(roomId, room.doc)
       storage.markOpen(roomId)
       metrics.rooms = rooms.size
+      if (PAIRING_ROOM_PATTERN.test(roomId)) {
+        const opened = room
+        const timer = setTimeout(() => expirePairingRoom(opened), limits.pairingRoomLifetimeMs)
+        timer.unref()
+        pairingTimers.set(room, timer)
+      }
     }
     return room
+  }
+
+  /** A pairing room reached its lifetime: close everyone in it with 4410 and delete it. */
+  const expirePairingRoom = (room: Room): void => {
+    metrics.limitHit('pairingRoomLifetime')
+    for (const connection of connections) if (connection.room === room) connection.refuse(CloseCode.RoomExpired, 'pairing room expired')
+    // Their close handshakes may take a while; a new connection gets a fresh room meanwhile.
+    unloadRoom(room)
   }
 
   const unloadRoom = (room: Room): void => {
     if (rooms.get(room.id) !== room) return
     room.tryMerge()
     rooms.delete(room.id)
+    clearTimeout(pairingTimers.get(room))
+    pairingTimers.delete(room)
     storage.markClosed(room.id)
     // A rendezvous room is only needed while both devices are there.
     if (PAIRING_ROOM_PATTERN.test(room.id)) storage.replace(room.id, null)
@@ -230,28 +301,56 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (connections.size === 0) drained?.()
   }
 
-  const refuse = (ws: WebSocket, code: CloseCode, reason: string, roomId: string | undefined, notice?: Uint8Array): void => {
+  const refuse = (
+    ws: WebSocket,
+    code: CloseCode,
+    reason: string,
+    roomId: string | undefined,
+    notice?: Uint8Array,
+    limit?: LimitName,
+  ): void => {
     metrics.reject(code)
+    if (limit) metrics.limitHit(limit)
     logger.info('connection refused', { code, reason, roomId })
     ws.on('error', () => {})
     if (notice) ws.send(notice)
     ws.close(code, closeReason(reason))
   }
 
-  const admit = (ws: WebSocket, decision: Decision): void => {
-    if ('refusal' in decision) return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId, decision.refusal.notice)
+  const admit = (ws: WebSocket, decision: Decision, address: string, release: () => void): void => {
+    if ('refusal' in decision) {
+      ws.once('close', release)
+      return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId, decision.refusal.notice, decision.limit)
+    }
     const { roomId, identity } = decision
-    if (!storage.hasRoom(roomId) && storage.roomsOfAccount(accountOfRoom(roomId)) >= limits.maxRoomsPerAccount) {
-      return refuse(ws, CloseCode.TooManyRooms, 'room quota exceeded', roomId)
+    const refuseNow = (code: CloseCode, reason: string, limit?: LimitName): void => {
+      ws.once('close', release)
+      refuse(ws, code, reason, roomId, undefined, limit)
+    }
+    const pairing = PAIRING_ROOM_PATTERN.test(roomId)
+    if (!storage.hasRoom(roomId)) {
+      if (storage.roomCount >= limits.maxRooms) return refuseNow(CloseCode.TooManyRooms, 'relay room limit reached', 'rooms')
+      // Pairing rooms count per source address instead (anyone may open one without a token).
+      if (!pairing && storage.roomsOfAccount(accountOfRoom(roomId)) >= limits.maxRoomsPerAccount) {
+        return refuseNow(CloseCode.TooManyRooms, 'room quota exceeded', 'roomsPerAccount')
+      }
+    }
+    if (pairing && !pairingQuota.enter(address, roomId)) {
+      return refuseNow(CloseCode.TooManyRooms, 'too many pairing rooms from this address', 'pairingRoomsPerAddress')
     }
     let room: Room
     try {
       room = openRoom(roomId)
     } catch (error) {
+      if (pairing) pairingQuota.leave(address, roomId)
       logger.error('loading a room failed', { roomId, error: error instanceof Error ? error.message : 'unknown' })
-      return refuse(ws, CloseCode.InternalError, 'room unavailable', roomId)
+      return refuseNow(CloseCode.InternalError, 'room unavailable')
     }
-    const connection = new RelayConnection(ws, room, identity, context, onClosed)
+    const connection = new RelayConnection(ws, room, identity, context, (closed) => {
+      if (pairing) pairingQuota.leave(address, roomId)
+      release()
+      onClosed(closed)
+    })
     connections.add(connection)
     roomConnections.set(room, (roomConnections.get(room) ?? 0) + 1)
     metrics.connections = connections.size
@@ -263,13 +362,52 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const decide = async (request: IncomingMessage): Promise<Decision> => {
     const { roomId, token } = parseTarget(request.url)
     if (roomId === undefined) return { refusal: new RelayRefusal(CloseCode.Forbidden, 'bad room id'), roomId }
+    let identity: RelayIdentity
     try {
-      return { identity: await authenticate(hooks, { roomId, token, request }), roomId }
+      identity = await authenticate(hooks, { roomId, token, request })
     } catch (error) {
       const refusal =
         error instanceof RelayRefusal ? error : new RelayRefusal(CloseCode.Unauthorized, 'authentication failed')
       return { refusal, roomId }
     }
+    if (options.authorizeAccount && !PAIRING_ROOM_PATTERN.test(roomId)) {
+      let allowed: boolean
+      try {
+        allowed = (await options.authorizeAccount(identity.accountId)) === true
+      } catch (error) {
+        logger.error('authorizeAccount failed', { error: error instanceof Error ? error.message : 'unknown' })
+        return { refusal: new RelayRefusal(CloseCode.InternalError, 'account check unavailable'), roomId }
+      }
+      if (!allowed) return { refusal: new RelayRefusal(CloseCode.Forbidden, 'account not authorized on this relay'), roomId, limit: 'account' }
+    }
+    return { identity, roomId }
+  }
+
+  /** A new TCP connection: count it, and give it `upgradeTimeoutMs` to upgrade. */
+  const onConnection = (socket: Socket): void => {
+    const address = addressKey(socket.remoteAddress)
+    if (closing) {
+      socket.destroy()
+      return
+    }
+    const gate = tcpGate.enter(address)
+    if (!gate.admit && gate.drop) {
+      metrics.limitHit(gate.limit)
+      socket.destroy()
+      return
+    }
+    const state: SocketState = { address, over: gate.admit ? undefined : gate.limit, timer: undefined }
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      metrics.limitHit('upgradeTimeout')
+      socket.destroy()
+    }, limits.upgradeTimeoutMs)
+    state.timer.unref()
+    sockets.set(socket, state)
+    socket.once('close', () => {
+      clearTimeout(state.timer)
+      tcpGate.leave(address)
+    })
   }
 
   const wss = new WebSocketServer({
@@ -285,19 +423,55 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       socket.destroy()
       return
     }
-    void decide(request).then((decision) => {
-      if (closing || socket.destroyed) {
+    const state = sockets.get(socket)
+    let address = state?.address ?? addressKey(request.socket.remoteAddress)
+    let over: LimitName | undefined = state?.over
+    let release = (): void => {}
+    if (addressGate) {
+      address = sourceAddress(request.socket.remoteAddress, request.headers, header)
+      const gate = addressGate.enter(address)
+      if (!gate.admit && gate.drop) {
+        metrics.limitHit(gate.limit)
         socket.destroy()
         return
       }
-      wss.handleUpgrade(request, socket, head, (ws) => admit(ws, decision))
+      // Counted until it closes, refused or not (so refused sockets are capped too).
+      const counted = address
+      let released = false
+      release = () => {
+        if (!released) addressGate.leave(counted)
+        released = true
+      }
+      socket.once('close', release)
+      if (!gate.admit) over ??= gate.limit
+    }
+    // Over a connection cap: no auth work at all, only the close code.
+    const decided: Promise<Decision> =
+      over === 'connectionsPerAddress'
+        ? Promise.resolve({ refusal: new RelayRefusal(CloseCode.RateLimited, 'too many connections from this address'), roomId: undefined, limit: over })
+        : over === 'connections'
+          ? Promise.resolve({ refusal: new RelayRefusal(CloseCode.TryAgainLater, 'relay at its connection limit'), roomId: undefined, limit: over })
+          : decide(request)
+    void decided.then((decision) => {
+      if (closing || socket.destroyed) {
+        release()
+        socket.destroy()
+        return
+      }
+      // Upgraded: from here the WebSocket keep-alive looks after idle connections.
+      if (state) clearTimeout(state.timer)
+      wss.handleUpgrade(request, socket, head, (ws) => admit(ws, decision, address, release))
     })
   }
 
   const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    // A complete request arrived in time; the socket closes after the response (no keep-alive to
+    // hold it open past the upgrade timeout's reach).
+    const state = sockets.get(request.socket)
+    if (state) clearTimeout(state.timer)
     const path = (request.url ?? '/').split('?')[0]
     const send = (status: number, type: string, body: string): void => {
-      response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+      response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', connection: 'close' })
       response.end(body)
     }
     if (request.method === 'GET' && path === '/healthz') {
@@ -313,6 +487,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   }
 
   const server = createServer(onRequest)
+  server.on('connection', onConnection)
   server.on('upgrade', onUpgrade)
   try {
     await new Promise<void>((resolve, reject) => {
@@ -369,6 +544,14 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     burst: limits.burst,
     maxRoomsPerAccount: limits.maxRoomsPerAccount,
     maxStoredBytesPerAccount: limits.maxStoredBytesPerAccount,
+    maxConnectionsPerAddress: limits.maxConnectionsPerAddress,
+    maxConnections: limits.maxConnections,
+    maxRooms: limits.maxRooms,
+    maxStoredBytes: limits.maxStoredBytes,
+    maxPairingRoomsPerAddress: limits.maxPairingRoomsPerAddress,
+    upgradeTimeoutMs: limits.upgradeTimeoutMs,
+    accounts: options.authorizeAccount ? 'restricted' : 'open',
+    clientAddressHeader: header,
   })
 
   let closed: Promise<void> | undefined
