@@ -56,7 +56,11 @@ export type AwarenessDrop = 'awarenessForeign' | 'awarenessStates' | 'awarenessB
 export interface AwarenessVerdict {
   /** Entries to apply (empty: nothing to apply). */
   keep: AwarenessEntry[]
-  /** Entries dropped because another device's connection controls their client id. */
+  /**
+   * Entries dropped because another device's connection controls their client id and they would
+   * have changed its state (newer clock). Stale copies are dropped without counting: y-websocket
+   * clients echo every state they receive, and y-protocols would ignore them anyway.
+   */
   foreign: number
   /** Set when the whole update was dropped for taking the connection past a cap. */
   over?: 'awarenessStates' | 'awarenessBytes'
@@ -66,6 +70,8 @@ export interface AwarenessVerdict {
 export interface AwarenessView<Peer> {
   /** The connection controlling a client id, if any. */
   ownerOf(clientId: number): Peer | undefined
+  /** The clock of the room's current state (or removal) for a client id, if it has one. */
+  clockOf(clientId: number): number | undefined
   /** Client ids `peer` controls and the JSON bytes of each one's state. */
   statesOf(peer: Peer): ReadonlyMap<number, number>
   /** True when two connections belong to the same (identified) device. */
@@ -90,7 +96,9 @@ export function filterAwareness<Peer>(
   for (const entry of entries) {
     const owner = view.ownerOf(entry.clientId)
     if (owner !== undefined && owner !== peer && !view.sameDevice(owner, peer)) {
-      foreign += 1
+      const known = view.clockOf(entry.clientId)
+      const stale = known !== undefined && (entry.clock < known || (entry.clock === known && entry.json !== 'null'))
+      if (!stale) foreign += 1
       continue
     }
     keep.push(entry)

@@ -144,6 +144,7 @@ export class Room {
       peer,
       {
         ownerOf: (id) => this.owners.get(id),
+        clockOf: (id) => this.awareness.meta.get(id)?.clock,
         statesOf: (p) => this.peers.get(p) ?? new Map<number, number>(),
         sameDevice: (a, b) =>
           a.identity !== undefined &&
