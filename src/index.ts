@@ -37,6 +37,8 @@ export {
 } from './errors.js'
 export { RejectCode, rejectCodeName } from './crypto/codes.js'
 export { useCryptoBackend, cryptoBackend, type CryptoBackendName, type CryptoBackendChoice } from './crypto/sodium.js'
+export { plainKeys, type KeyProtector } from './crypto/key-protector.js'
+export { passphraseKeys, type PassphraseKeysOptions } from './crypto/passphrase-keys.js'
 export type { RejectedEvent } from './sync/replica.js'
 export { StorageError, type StorageAdapter, type StorageKey, type StorageChunk, type StorageErrorCode } from './adapters/storage.js'
 export type { Transport, TransportAttachment, TransportStatus, SealedLogRoom } from './adapters/transport.js'

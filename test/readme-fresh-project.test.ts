@@ -25,7 +25,7 @@ const withSqlite = { native: [] as string[] }
 /** The first ```ts block of the README: the example every newcomer copies. */
 function readmeExample(): string {
   const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  const block = /## Use it\s+```ts\n([\s\S]*?)```/.exec(readme)?.[1]
+  const block = /## Use it[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1]
   if (!block) throw new Error('README.md has no ```ts block under "## Use it"')
   return block
 }

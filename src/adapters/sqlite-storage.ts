@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type Database from 'better-sqlite3'
 import { ValidationError } from '../errors.js'
@@ -214,6 +214,16 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
       return enqueue({ kind: 'removeRange', range: prefixRange(prefix) })
     },
 
+    async scrub() {
+      const s = use('scrub')
+      flush()
+      try {
+        s.scrub()
+      } catch (error) {
+        throw toStorageError(error, `scrub ${path}`, 'use')
+      }
+    },
+
     async close() {
       if (closed) return
       // Settle writes issued before close(); their promises report their own failures.
@@ -245,6 +255,7 @@ interface OpenStore {
   load(key: Buffer): Uint8Array | undefined
   loadRange(range: KeyRange): StorageChunk[]
   applyBatch(batch: readonly Write[]): void
+  scrub(): void
   close(): void
 }
 
@@ -256,10 +267,11 @@ function openStore(
   const { synchronous, integrityCheck, maxSizeBytes } = options
   if (path !== ':memory:') {
     const folder = dirname(path)
-    if (options.createDirectory) mkdirSync(folder, { recursive: true })
+    if (options.createDirectory) mkdirSync(folder, { recursive: true, mode: 0o700 })
     else if (!existsSync(folder)) {
       throw new StorageError('io', `sqliteStorage: the folder of ${path} does not exist; create it, or pass createDirectory: true`)
     }
+    ownerOnly(path)
   }
   const db = new SqliteDatabase(path)
   try {
@@ -414,6 +426,10 @@ function prepare(db: Database.Database): OpenStore {
       // would still hold the removed bytes: fold the WAL into the main file and truncate it.
       if (batch.some((w) => w.kind === 'removeRange')) checkpointTruncate(db)
     },
+    scrub() {
+      releaseFreePages(db)
+      checkpointTruncate(db)
+    },
     close() {
       checkpointTruncate(db)
       db.close()
@@ -508,6 +524,17 @@ function prefixRange(prefix: StorageKey): KeyRange {
  * Maps better-sqlite3 / SQLite failures to storage codes. `SQLITE_NOTADB` means "not a store"
  * while opening, but "corrupt" once the file was already verified as ours.
  */
+/**
+ * The store holds sealed data, and key records whose protection is only as good as the app's
+ * protector: readable by its owner alone. The file is made (or tightened to) 0600 before SQLite
+ * opens it; SQLite gives its -wal and -shm files the database file's mode. No-op on Windows.
+ */
+function ownerOnly(path: string): void {
+  if (process.platform === 'win32') return
+  closeSync(openSync(path, 'a', 0o600))
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600)
+}
+
 function toStorageError(error: unknown, what: string, phase: 'open' | 'use'): StorageError {
   if (error instanceof StorageError) return error
   const sqliteCode = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''

@@ -70,6 +70,13 @@ export interface StorageAdapter {
   /** Remove every chunk under `prefix`. */
   removeRange(prefix: StorageKey): Promise<void>
   /**
+   * Make the previous contents of overwritten and removed chunks unrecoverable from the files
+   * (SQLite: fold the WAL into the database and truncate it, so no old page image is left on
+   * disk), once writes issued before it are committed. Optional: adapters whose medium cannot do
+   * it (IndexedDB) leave it out. Called after key records are rewritten (`keys/…`).
+   */
+  scrub?(): Promise<void>
+  /**
    * Release resources once writes issued before the call are settled (they are not dropped).
    * Further calls reject with a {@link StorageError} of code `closed`; calling `close` again
    * resolves, so teardown code may close twice.

@@ -6,6 +6,8 @@
 export { ready, useCryptoBackend, cryptoBackend, CRYPTO_BACKEND_ENV, type CryptoBackendName, type CryptoBackendChoice } from './sodium.js'
 export { RejectCode, rejectCodeName, type Checked } from './codes.js'
 export * from './keys.js'
+export * from './key-protector.js'
+export * from './passphrase-keys.js'
 export * from './keyring.js'
 export * from './statement.js'
 export * from './certificate.js'

@@ -33,6 +33,8 @@ import type { DeviceContext } from './device-context.js'
 import { DevicesApi } from './devices.js'
 import { MemoryApi, type ScopeReplicas } from './memory.js'
 import { InviteHost, joinWithInvite, type JoinOptions } from './pairing.js'
+import { loadKeyRecord, saveKeyRecords } from './key-store.js'
+import { isKeyProtector, type KeyProtector } from '../crypto/key-protector.js'
 import { Registry } from './registry.js'
 import { defaultName, DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind, type DeviceProfile } from './scopes.js'
 import { ScopesApi } from './scopes-api.js'
@@ -88,6 +90,12 @@ export interface OpenOptions {
   /** How sealed logs travel. Omit for an offline device. */
   transports?: Transport[]
   sync?: SyncOptions
+  /**
+   * Wraps the device's key records in the store (README "Keys at rest"): `passphraseKeys(…)`, a
+   * platform keystore of the host app, or `plainKeys()`. Omitted: records are stored plain (as
+   * before protectors existed). A store holding plain records opened with a protector is migrated.
+   */
+  keys?: KeyProtector
 }
 
 /** A storage failure; the write stays queued and is retried. */
@@ -249,18 +257,25 @@ export class ContextSync {
    * const car = await ContextSync.join({ invite: code, device: { kind: 'car', name: 'Car' }, storage, transports })
    * ```
    */
-  static async join(options: JoinOptions & { storage: StorageAdapter; transports: Transport[]; sync?: SyncOptions }): Promise<ContextSync> {
+  static async join(options: JoinOptions & { storage: StorageAdapter; transports: Transport[]; sync?: SyncOptions; keys?: KeyProtector }): Promise<ContextSync> {
     const fields = requireObject(options, 'ContextSync.join(options)')
     const storage = requireStorage(fields.storage)
     const transports = requireTransports(fields.transports)
+    const keys = requireKeyProtector(fields.keys)
     if (transports.length === 0) throw new ValidationError('join needs at least one transport to reach the owner device')
     await ready()
     if ((await storage.load(KEY_DEVICE)) || (await storage.load(KEY_ACCOUNT))) {
       throw new ConfigError('this store already holds a device; open it with ContextSync.open({ storage })')
     }
     const joined = await joinWithInvite(options, transports)
-    await storage.save(KEY_ACCOUNT, encodeAccountKeys(joined.account))
-    await storage.save(KEY_DEVICE, encodeDeviceKeys(joined.device))
+    await saveKeyRecords(
+      storage,
+      [
+        { key: KEY_ACCOUNT, label: 'account', record: encodeAccountKeys(joined.account) },
+        { key: KEY_DEVICE, label: 'device', record: encodeDeviceKeys(joined.device) },
+      ],
+      keys,
+    )
     const dev = await ContextSync.start(joined, storage, transports, options.sync ?? {})
     try {
       await dev.untilAdmitted(options.timeoutMs ?? 60_000)
@@ -643,12 +658,31 @@ async function loadOrCreateIdentity(
   storage: StorageAdapter,
   options: OpenOptions,
 ): Promise<{ device: DeviceKeys; account: AccountKeys; profile?: Profile; requested?: Profile }> {
-  const [deviceBytes, accountBytes] = await Promise.all([storage.load(KEY_DEVICE), storage.load(KEY_ACCOUNT)])
+  const keys = requireKeyProtector(options.keys)
+  const [deviceRecord, accountRecord] = await Promise.all([
+    loadKeyRecord(storage, KEY_DEVICE, 'device', keys),
+    loadKeyRecord(storage, KEY_ACCOUNT, 'account', keys),
+  ])
+  const deviceBytes = deviceRecord?.record
+  const accountBytes = accountRecord?.record
   const requested = requestedProfile(options.device)
   if (deviceBytes && accountBytes) {
     const device = decodeDeviceKeys(deviceBytes)
     const account = decodeAccountKeys(accountBytes)
     if (!device.ok || !account.ok) throw new ConfigError('the key material in this store is corrupt; wipe the store and enrol the device again')
+    // Plain records opened with a protector: rewrite both wrapped, now.
+    if (deviceRecord.migrate || accountRecord.migrate) {
+      await saveKeyRecords(
+        storage,
+        [
+          { key: KEY_ACCOUNT, label: 'account', record: accountBytes },
+          { key: KEY_DEVICE, label: 'device', record: deviceBytes },
+        ],
+        keys,
+      )
+      // The plain records' old bytes must not outlive them in the files (a WAL's page images).
+      await storage.scrub?.()
+    }
     if (options.account && accountKeys(options.account).accountId !== account.value.accountId) {
       throw new ConfigError(
         `this store belongs to account ${account.value.accountId}, not ${options.account.accountId}; use a fresh store to enrol in another account`,
@@ -676,11 +710,21 @@ async function loadOrCreateIdentity(
   const device = createDeviceKeys()
   // Both saves are issued in the same tick, so a batching adapter (SQLite) commits them together;
   // the device key is what marks a store as enrolled, and it is only read back with the account.
-  await Promise.all([
-    storage.save(KEY_ACCOUNT, encodeAccountKeys(account.rootSeed ? account : accountKeysFromPublicKey(account.rootPublicKey))),
-    storage.save(KEY_DEVICE, encodeDeviceKeys(device)),
-  ])
+  await saveKeyRecords(
+    storage,
+    [
+      { key: KEY_ACCOUNT, label: 'account', record: encodeAccountKeys(account.rootSeed ? account : accountKeysFromPublicKey(account.rootPublicKey)) },
+      { key: KEY_DEVICE, label: 'device', record: encodeDeviceKeys(device) },
+    ],
+    keys,
+  )
   return { device, account, profile }
+}
+
+function requireKeyProtector(value: unknown): KeyProtector | undefined {
+  if (value === undefined) return undefined
+  if (!isKeyProtector(value)) throw new ValidationError('keys must be a KeyProtector: { kind, wrap(record, label), unwrap(wrapped, label) }, e.g. passphraseKeys(passphrase)')
+  return value
 }
 
 function validateSyncOptions(sync: SyncOptions): void {

@@ -254,6 +254,7 @@ export class PresenceApi {
     // relay until its awareness times out): nothing to show.
     if (senderId === this.scopes.deviceId) return
     const verdict = this.seqs.check(opened.value)
+    if (verdict === 'stale') return
     if (verdict === 'replay') return this.refuse(client, state, RejectCode.Replay, `presence seq ${opened.value.seq} is not newer than the last one`, senderId)
     this.refused.delete(client)
     const previousDevice = this.clientDevice.get(client)

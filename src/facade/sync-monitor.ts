@@ -291,7 +291,10 @@ class Beacon {
     const opened = openPresence(state, presenceKeys(this.identity, this.replica))
     // Unknown sender or epoch: the state is renewed every ~15 s, so it is simply read again later.
     if (!opened.ok && 'held' in opened) return
-    if (!opened.ok || this.seqs.check(opened.value) === 'replay') {
+    const verdict = opened.ok ? this.seqs.check(opened.value) : undefined
+    // An older announcement is a late copy (a relay keeps old awareness clients for a while).
+    if (verdict === 'stale') return
+    if (!opened.ok || verdict === 'replay') {
       const signature = JSON.stringify(state) ?? ''
       if (this.refused.get(client) === signature) return
       this.refused.set(client, signature)

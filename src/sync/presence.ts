@@ -15,8 +15,9 @@
  *
  * Seqs: presence envelopes carry their own per-sender seq, `max(previous + 1, Date.now())`, so it
  * keeps increasing across restarts without being stored. A receiver keeps the newest seq per
- * sender: an older seq is a replay (`RejectCode.Replay`); the same seq is accepted only as the
- * byte-identical envelope (a re-announcement after a reconnect).
+ * sender: an older seq is stale and ignored; the same seq is accepted only as the byte-identical
+ * envelope (a re-announcement after a reconnect), and with other bytes is a replay
+ * (`RejectCode.Replay`).
  *
  * @module
  */
@@ -183,13 +184,15 @@ export class PresenceSeqs {
 
   /**
    * Classify an opened envelope: `new` (newer than anything seen from its sender — recorded),
-   * `same` (the byte-identical latest envelope again), or `replay` (older, or the same seq with
-   * different bytes).
+   * `same` (the byte-identical latest envelope again), `stale` (older: ignored, not reported — an
+   * honest relay delivers those too, since it keeps a restarted device's old awareness client
+   * until it times out and hands it to every device that connects), or `replay` (the same seq
+   * with different bytes: no honest sender makes that).
    */
-  check(opened: OpenedPresence): 'new' | 'same' | 'replay' {
+  check(opened: OpenedPresence): 'new' | 'same' | 'stale' | 'replay' {
     const last = this.latest.get(opened.senderId)
     if (last) {
-      if (opened.seq < last.seq) return 'replay'
+      if (opened.seq < last.seq) return 'stale'
       if (opened.seq === last.seq) return bytesEqual(opened.bytes, last.bytes) ? 'same' : 'replay'
     }
     this.latest.set(opened.senderId, { seq: opened.seq, bytes: opened.bytes })
