@@ -39,7 +39,7 @@
  * room (~12), so 256 per address leaves room for ~20 devices behind one NAT; the global caps bound
  * what self-minted accounts can take in total (anyone can create an account root, so per-account
  * limits alone bound nothing). Pairing needs one room for two devices for as long as an invite is
- * open (10 minutes by default, README.md "Pairing"), and its messages are a few hundred bytes. A
+ * open (`invite()` defaults to 10 minutes), and its messages are a few hundred bytes. A
  * y-websocket client has one awareness client id per doc; 8 leaves room for reconnects, and a
  * sealed presence envelope is a few KiB.
  *

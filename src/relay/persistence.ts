@@ -264,6 +264,7 @@ export class RelayStorage {
       this.addBytes(roomId, bytes)
       this.addSize(roomId, bytes)
     }
+    for (const revocation of backend.revocations()) this.countRevocation(revocation)
   }
 
   /** Stored updates of a room, oldest first. */
@@ -375,9 +376,15 @@ export class RelayStorage {
     return this.backend.revocations()
   }
 
-  /** Keep a verified revocation (see {@link RelayStorageBackend.saveRevocation}). */
+  /**
+   * Keep a verified revocation (see {@link RelayStorageBackend.saveRevocation}). Its bytes count
+   * against its account's stored bytes — an account could otherwise publish and delete
+   * revocations of made-up devices to grow the relay's store without bound — but it is always
+   * kept: it arrived with an update the quota already admitted. Call once per account and device.
+   */
   saveRevocation(revocation: StoredRevocation): void {
     this.backend.saveRevocation(revocation)
+    this.countRevocation(revocation)
   }
 
   /** Rooms (stored or open) of an account. */
@@ -407,9 +414,19 @@ export class RelayStorage {
   }
 
   private addSize(roomId: string, delta: number): void {
-    const account = accountOfRoom(roomId)
+    this.addAccountSize(accountOfRoom(roomId), delta)
+  }
+
+  private addAccountSize(account: string, delta: number): void {
     this.accountSize.set(account, (this.accountSize.get(account) ?? 0) + delta)
     this.totalEstimate += delta
+  }
+
+  private countRevocation({ accountId, deviceId, rootPublicKey, statement }: StoredRevocation): void {
+    const bytes = accountId.length + deviceId.length + rootPublicKey.length + statement.length
+    this.addAccountSize(accountId, bytes)
+    this.accountBytes.set(accountId, (this.accountBytes.get(accountId) ?? 0) + bytes)
+    this.total += bytes
   }
 
   private addBytes(roomId: string, delta: number): void {

@@ -35,9 +35,22 @@ interface AccountState {
 
 const REGISTRY_SUFFIX = '.registry'
 
+/**
+ * Accounts without revocations whose registry reading is cached. Anyone can mint accounts, so
+ * the cache is bounded; an account dropped from it is read from its registry room again on its
+ * next token. Accounts with revocations are always kept (their bytes count against the account's
+ * stored-bytes quota, see `persistence.ts`), and so is any account whose registry room is open.
+ */
+export const MAX_CACHED_ACCOUNTS = 10_000
+
 /** Tracks revocations and passes per account from the registry rooms' public maps. */
 export class RegistryGuard {
-  private readonly accounts = new Map<string, AccountState>()
+  /** Accounts with a revocation, or with their registry room open: never dropped. */
+  private readonly kept = new Map<string, AccountState>()
+  /** Other accounts seen, least recently used first (bounded by {@link MAX_CACHED_ACCOUNTS}). */
+  private readonly cached = new Map<string, AccountState>()
+  /** Open registry rooms per account. */
+  private readonly watching = new Map<string, number>()
 
   /**
    * @param storage where unloaded registry rooms are read from on first sight of an account
@@ -53,8 +66,8 @@ export class RegistryGuard {
       if (root.accountId !== kept.accountId) continue
       const revocation = verifyRevocation(root, kept.statement)
       if (!revocation.ok || revocation.value.deviceId !== kept.deviceId) continue
-      let state = this.accounts.get(kept.accountId)
-      if (!state) this.accounts.set(kept.accountId, (state = { root, revoked: new Map(), passes: new Map(), registryRead: false }))
+      let state = this.kept.get(kept.accountId)
+      if (!state) this.kept.set(kept.accountId, (state = { root, revoked: new Map(), passes: new Map(), registryRead: false }))
       state.revoked.set(kept.deviceId, kept.statement)
     }
   }
@@ -82,7 +95,7 @@ export class RegistryGuard {
    * verifies like any other; `undefined` when the device is not revoked.
    */
   revocationNotice(accountId: string, deviceId: string): Uint8Array | undefined {
-    const statement = this.accounts.get(accountId)?.revoked.get(deviceId)
+    const statement = this.state(accountId)?.revoked.get(deviceId)
     if (!statement) return undefined
     const doc = new Y.Doc()
     doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY).set(revocationKey(deviceId), statement)
@@ -98,27 +111,75 @@ export class RegistryGuard {
     const accountId = registryAccount(roomId)
     if (!accountId) return
     const map = doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY)
+    this.watching.set(accountId, (this.watching.get(accountId) ?? 0) + 1)
+    this.keep(accountId)
     map.observe((event) => {
-      const state = this.accounts.get(accountId)
+      const state = this.state(accountId)
       if (state) this.ingest(accountId, state, map, [...event.keysChanged])
     })
-    const state = this.accounts.get(accountId)
+    const state = this.state(accountId)
     if (state) this.ingest(accountId, state, map, [...map.keys()])
+  }
+
+  /** The registry room `roomId` was unloaded: its account may leave the cache again. */
+  unwatch(roomId: string): void {
+    const accountId = registryAccount(roomId)
+    if (!accountId) return
+    const left = (this.watching.get(accountId) ?? 1) - 1
+    if (left > 0) return void this.watching.set(accountId, left)
+    this.watching.delete(accountId)
+    const state = this.kept.get(accountId)
+    if (state && state.revoked.size === 0) {
+      this.kept.delete(accountId)
+      this.cache(accountId, state)
+    }
   }
 
   /** Revoked devices kept over all accounts (tests, metrics). */
   get revokedCount(): number {
     let count = 0
-    for (const state of this.accounts.values()) count += state.revoked.size
+    for (const state of this.kept.values()) count += state.revoked.size
     return count
   }
 
+  /** Accounts held in memory (metrics): kept plus cached. */
+  get accountCount(): number {
+    return this.kept.size + this.cached.size
+  }
+
+  private state(accountId: string): AccountState | undefined {
+    return this.kept.get(accountId) ?? this.cached.get(accountId)
+  }
+
+  /** Move an account's state (if any) out of the bounded cache. */
+  private keep(accountId: string): void {
+    const state = this.cached.get(accountId)
+    if (!state) return
+    this.cached.delete(accountId)
+    this.kept.set(accountId, state)
+  }
+
+  /** Put a state at the recent end of the cache, dropping the least recently used past the bound. */
+  private cache(accountId: string, state: AccountState): void {
+    this.cached.delete(accountId)
+    this.cached.set(accountId, state)
+    for (const oldest of this.cached.keys()) {
+      if (this.cached.size <= MAX_CACHED_ACCOUNTS) break
+      this.cached.delete(oldest)
+    }
+  }
+
   private account(accountId: string, rootPublicKey: Uint8Array): AccountState {
-    let state = this.accounts.get(accountId)
+    let state = this.kept.get(accountId)
+    if (!state) {
+      state = this.cached.get(accountId)
+      if (state) this.cache(accountId, state)
+    }
     if (state?.registryRead) return state
     if (!state) {
       state = { root: accountKeysFromPublicKey(rootPublicKey), revoked: new Map(), passes: new Map(), registryRead: false }
-      this.accounts.set(accountId, state)
+      if (this.watching.has(accountId)) this.kept.set(accountId, state)
+      else this.cache(accountId, state)
     }
     state.registryRead = true
     // First sight of this account: read what its registry room already holds.
@@ -145,6 +206,7 @@ export class RegistryGuard {
         if (!revocation.ok || state.revoked.has(revocation.value.deviceId)) continue
         const deviceId = revocation.value.deviceId
         state.revoked.set(deviceId, bytes)
+        this.keep(accountId)
         try {
           this.storage.saveRevocation({ accountId, deviceId, rootPublicKey: state.root.rootPublicKey, statement: bytes })
         } catch {

@@ -279,6 +279,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (rooms.get(room.id) !== room) return
     room.tryMerge()
     rooms.delete(room.id)
+    guard.unwatch(room.id)
     clearTimeout(pairingTimers.get(room))
     pairingTimers.delete(room)
     storage.markClosed(room.id)
