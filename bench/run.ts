@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<void>> = {
   seqset: async () => (await import('./seqset.js')).benchSeqSet(),
   integrity: async () => (await import('./integrity.js')).benchIntegrity(),
   install: async () => (await import('./install.js')).benchInstall(),
+  keys: async () => (await import('./keys.js')).benchKeys(),
 }
 /**
  * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git
