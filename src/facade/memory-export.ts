@@ -48,6 +48,13 @@ const HEADER_DOMAIN = 'contextsync/v1/memory-export-header'
 const LINE_DOMAIN = 'contextsync/v1/memory-export'
 /** Longest line accepted on import (a memory with a 4096-dim embedding fits easily). */
 export const MAX_LINE_LENGTH = 1024 * 1024
+/**
+ * Deepest JSON nesting a line may have (the line object counts as level 1). Why: lines are
+ * canonicalised recursively to check their signature, and a 1 MiB line can nest 500 000 levels —
+ * enough to overflow the stack (found by the fuzz campaign). An export nests 3 levels; 64 is the
+ * bound the inner docs' JSON has (WIRE.md "Inner doc of a scope").
+ */
+export const MAX_LINE_DEPTH = 64
 
 /** The first line of an export. */
 export interface ExportHeader {
@@ -354,13 +361,28 @@ export function verifyMemoryLine(line: string, signer: TrustedSigner): Checked<V
 
 function parseJsonLine(line: string): Checked<Record<string, unknown>> {
   if (line.length > MAX_LINE_LENGTH) return reject(RejectCode.Malformed, 'line too long')
+  let value: unknown
   try {
-    const value: unknown = JSON.parse(line)
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return reject(RejectCode.Malformed, 'line is not a JSON object')
-    return { ok: true, value: value as Record<string, unknown> }
+    value = JSON.parse(line)
   } catch {
     return reject(RejectCode.Malformed, 'line is not JSON')
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return reject(RejectCode.Malformed, 'line is not a JSON object')
+  if (nestsDeeperThan(value, MAX_LINE_DEPTH)) return reject(RejectCode.Malformed, `line nests JSON deeper than ${MAX_LINE_DEPTH} levels`)
+  return { ok: true, value: value as Record<string, unknown> }
+}
+
+/** True when `value` nests arrays/objects more than `max` levels deep. Iterative: the input may nest deeper than the stack. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<{ node: unknown; depth: number }> = [{ node: value, depth: 1 }]
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!
+    if (depth > max) return true
+    for (const child of Object.values(node as object)) {
+      if (typeof child === 'object' && child !== null) stack.push({ node: child, depth: depth + 1 })
+    }
+  }
+  return false
 }
 
 /**

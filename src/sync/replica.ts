@@ -299,7 +299,14 @@ export class Replica {
     await this.store.load()
     this.restore(checkpoints)
     const meta = await this.store.loadMeta()
-    if (meta) this.reservedUpTo = decodeMeta(meta)
+    const reserved = meta ? decodeMeta(meta) : 0
+    if (reserved === undefined) {
+      // The record is plain bytes in the store (WIRE.md "Device store layout"): damaged, it says
+      // nothing about which seqs were reserved. Continue a block past the highest own seq applied
+      // here, as after a crash — never at a seq that is not a safe integer.
+      const error = new StorageError('corrupt', `the seq reservation of room ${this.roomId} is unreadable; continuing one block past the last seq stored`)
+      this.events.emit('storage-error', { error, scope: this.scope })
+    } else this.reservedUpTo = reserved
     const log = sealedLog(this.outer)
     this.loading = true
     try {
@@ -310,7 +317,7 @@ export class Replica {
     this.dropCoveredByOwnSnapshot(log)
     const own = this.options.signer && this.applied.get(this.options.signer.senderId)
     // Never reuse a seq: continue after everything applied and everything reserved before a restart.
-    this.nextSeq = Math.max(own ? own.max() : 0, this.reservedUpTo) + 1
+    this.nextSeq = Math.max(own ? own.max() : 0, this.reservedUpTo) + 1 + (reserved === undefined ? SEQ_BLOCK : 0)
     this.reservedUpTo = this.nextSeq - 1
     log.observe((_event, transaction) => {
       if (transaction.origin === this.sealOrigin) return
@@ -1370,13 +1377,22 @@ function encodeMeta(reservedUpTo: number): Uint8Array {
   return encoding.toUint8Array(enc)
 }
 
-function decodeMeta(bytes: Uint8Array): number {
+/**
+ * Highest seq reservation a meta record may hold: one that leaves 2^32 seqs, so no seq this
+ * device seals is ever past `Number.MAX_SAFE_INTEGER` (receivers refuse those, 1).
+ */
+const MAX_RESERVED_SEQ = Number.MAX_SAFE_INTEGER - 2 ** 32
+
+/** The reservation a meta record holds; `undefined` when the record is damaged (wrong version, truncated, trailing bytes, out of range). */
+function decodeMeta(bytes: Uint8Array): number | undefined {
   try {
     const dec = decoding.createDecoder(bytes)
-    if (decoding.readUint8(dec) !== META_VERSION) return 0
-    return decoding.readVarUint(dec)
+    if (decoding.readUint8(dec) !== META_VERSION) return undefined
+    const reserved = decoding.readVarUint(dec)
+    if (decoding.hasContent(dec) || !Number.isSafeInteger(reserved) || reserved > MAX_RESERVED_SEQ) return undefined
+    return reserved
   } catch {
-    return 0
+    return undefined
   }
 }
 

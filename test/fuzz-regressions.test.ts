@@ -1,0 +1,167 @@
+/**
+ * Regressions the fuzz campaign (test/fuzz/) found, one focused test each, so they stay fixed
+ * without the campaign's luck. Each names the input shape and what went wrong before the fix.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { ContextSync, createAccount, memoryStorage, RejectCode, type StorageAdapter } from '../src/index.js'
+import * as Y from 'yjs'
+import { accountKeysFromSeed, deviceKeysFromSeeds, EnvelopeType, ownerKeyring, parseEnvelope, sealEnvelope } from '../src/crypto/index.js'
+import { insertMemory } from '../src/crdt/memory.js'
+import { Replica, type RejectedEvent } from '../src/sync/replica.js'
+import { encodeSnapshot } from '../src/sync/snapshot.js'
+import { createSealedLogDoc, sealedLog } from '../src/crdt/sealed-log.js'
+import { StorageError } from '../src/adapters/storage.js'
+import { fromHex } from '../src/util/bytes.js'
+import { LogStore } from '../src/sync/log-store.js'
+
+const open: ContextSync[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((d) => d.close()))
+})
+
+/** JSON nested `depth` levels deep, as text (building it as an object would overflow JSON.stringify here). */
+function nested(depth: number): string {
+  return `${'['.repeat(depth)}0${']'.repeat(depth)}`
+}
+
+describe('memory import: deeply nested JSON (fuzz target export, import)', () => {
+  it('refuses a line whose JSON nests 100 000 levels deep with Malformed, instead of throwing RangeError', async () => {
+    // Before: JSON.parse read the line (it is under the 1 MiB line limit), then canonicalJson
+    // recursed once per level and overflowed the stack — verifyMemoryLine and verifyHeader threw
+    // "RangeError: Maximum call stack size exceeded" and memory.import rejected with it.
+    const account = await createAccount()
+    const dev = await ContextSync.open({ account, device: { kind: 'phone', name: 'Phone' }, storage: memoryStorage(), transports: [] })
+    open.push(dev)
+    await dev.memory.remember({ text: 'Prefers aisle seats' })
+    const [header, line] = (await dev.memory.export({ scope: 'personal' }).text()).split('\n')
+    const deepLine = line!.replace('"tags":', `"extra":${nested(100_000)},"tags":`)
+    const deepHeader = header!.replace('"scope":', `"extra":${nested(100_000)},"scope":`)
+
+    const report = await dev.memory.import([header!, deepLine].join('\n'))
+    expect(report.rejected[0]).toMatchObject({ line: 2, code: RejectCode.Malformed })
+    expect(report.rejected[0]!.reason).toMatch(/nest/)
+
+    const headerReport = await dev.memory.import([deepHeader, line!].join('\n'))
+    expect(headerReport.rejected[0]).toMatchObject({ line: 1, code: RejectCode.Malformed })
+    expect(headerReport.rejected[0]!.reason).toMatch(/nest/)
+  })
+
+  it('still reads JSON nested within the bound (64 levels) up to the signature check', async () => {
+    const account = await createAccount()
+    const dev = await ContextSync.open({ account, device: { kind: 'phone', name: 'Phone' }, storage: memoryStorage(), transports: [] })
+    open.push(dev)
+    await dev.memory.remember({ text: 'Lives in Lisbon' })
+    const [header, line] = (await dev.memory.export({ scope: 'personal' }).text()).split('\n')
+    // Nested 60 deep inside the memory (62 with the line and memory objects): parsed, and
+    // refused only because the signature no longer matches.
+    const report = await dev.memory.import([header!, line!.replace('"tags":', `"extra":${nested(60)},"tags":`)].join('\n'))
+    expect(report.rejected[0]).toMatchObject({ line: 2, code: RejectCode.BadSignature })
+  })
+})
+
+describe('replica meta: a damaged seq reservation (fuzz target storage)', () => {
+  /** Overwrite every replica's `meta` record (WIRE.md "Device store layout") with `bytes`. */
+  async function damageMeta(storage: StorageAdapter, bytes: Uint8Array): Promise<number> {
+    const metas = (await storage.loadRange(['replica'])).filter((c) => c.key[c.key.length - 1] === 'meta')
+    for (const meta of metas) await storage.save(meta.key, bytes)
+    return metas.length
+  }
+
+  it.each([
+    ['2^53 (ff ff ff ff ff ff ff 0f)', Uint8Array.of(1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f)],
+    ['2^53 - 1 (no room for another block)', Uint8Array.of(1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f - 1)],
+    ['truncated', Uint8Array.of(1, 0x80)],
+  ])('a meta record of %s is taken as damaged: the device keeps writing envelopes receivers accept', { timeout: 10_000 }, async (_name, bytes) => {
+    // Before: the varuint was taken as the reservation, the next seq was 2^53 (not a safe
+    // integer), and the first write threw SeqSetError out of an un-awaited flush — an unhandled
+    // rejection that ends a Node process — and its envelope carried a seq every receiver refuses.
+    const storage = memoryStorage()
+    const account = await createAccount()
+    const first = await ContextSync.open({ account, device: { kind: 'phone', name: 'Phone' }, storage, transports: [] })
+    await first.memory.remember({ text: 'Before the damage' })
+    const seqBefore = lastSeq(first)
+    await first.close()
+    expect(await damageMeta(storage, bytes)).toBeGreaterThan(0)
+
+    const dev = await ContextSync.open({ storage, transports: [] })
+    open.push(dev)
+    await dev.memory.remember({ text: 'After the damage' })
+    const seq = lastSeq(dev)
+    // A block past the last seq stored: no seq the lost reservation may have handed out is reused.
+    expect(seq).toBeGreaterThan(seqBefore + 1024)
+    expect(Number.isSafeInteger(seq)).toBe(true)
+  })
+})
+
+/** Seq of the newest envelope in the personal scope's sealed log (it must parse). */
+function lastSeq(dev: ContextSync): number {
+  const log = sealedLog(dev.replica('personal')!.outer).toArray()
+  const parsed = parseEnvelope(log[log.length - 1])
+  if (!parsed.ok) throw new Error(`the newest envelope does not parse: ${parsed.reason}`)
+  return parsed.value.seq
+}
+
+describe('log store: a damaged sealed-log chunk (fuzz target storage)', () => {
+  it('a chunk Yjs chokes on after reading it makes load() reject with StorageError corrupt, not TypeError', async () => {
+    // A genuine outer-doc update (two envelopes pushed, the first deleted) with one byte changed:
+    // Y.applyUpdate reads it, and Yjs throws afterwards, while cleaning up the transaction —
+    // outside the per-chunk try, so load() (and with it Replica.load and ContextSync.open)
+    // rejected with "TypeError: Cannot read properties of undefined (reading 'id')".
+    const damaged = fromHex('010207000101036c6f6700830700030405060107010001')!
+    const storage = memoryStorage()
+    await storage.save(['replica', 'acct.room', 'log', '000000000000'], damaged)
+    const store = new LogStore(storage, 'acct.room', createSealedLogDoc())
+    const error = await store.load().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(StorageError)
+    expect((error as StorageError).code).toBe('corrupt')
+  })
+})
+
+describe('replica: a redundant snapshot with a state that does not decode (fuzz target storage)', () => {
+  it('is not thrown on when checking it for deleted content', async () => {
+    // A member device (certified, so its envelope verifies) seals a snapshot that lists no seqs —
+    // redundant, so its state is never applied — with a state that is not a Yjs update. The
+    // receiver then asked whether the state carries content it deleted: Y.decodeUpdate threw
+    // "Unexpected end of array" out of the sealed log's observer, so a peer's push (or
+    // Replica.load reading such a log) failed with it.
+    const seed = (n: number) => new Uint8Array(32).fill(n)
+    const account = accountKeysFromSeed(seed(1))
+    const device = deviceKeysFromSeeds(seed(2), seed(3))
+    const member = deviceKeysFromSeeds(seed(4), seed(5))
+    const keyring = ownerKeyring(account)
+    const roomId = keyring.roomId('personal')
+    const replica = new Replica({
+      scope: 'personal',
+      roomId,
+      keyring,
+      directory: { resolve: (id) => ({ status: 'known', signPublicKey: id === member.deviceId ? member.signPublicKey : device.signPublicKey }) },
+      storage: memoryStorage(),
+      atRestKey: seed(6),
+      signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: device.signSecretKey },
+    })
+    await replica.load()
+    replica.inner.transact(() =>
+      insertMemory(replica.inner, { id: 'm1', text: 'Own write', scope: 'personal', kind: 'fact', tags: [], createdAt: 1, updatedAt: 1, source: { deviceId: device.deviceId } }),
+    )
+    await replica.whenFlushed()
+    const rejected: RejectedEvent[] = []
+    replica.events.on('rejected', (e) => rejected.push(e))
+    const snapshot = sealEnvelope({
+      roomId,
+      type: EnvelopeType.Snapshot,
+      epoch: 0,
+      seq: 1,
+      sender: member.deviceIdBytes,
+      signSecretKey: member.signSecretKey,
+      key: keyring.epochKey('personal', 0)!,
+      plaintext: encodeSnapshot({ coverage: new Map(), state: Uint8Array.of(1, 2, 3) }),
+    })
+    expect(() => Y.transact(replica.outer, () => sealedLog(replica.outer).push([snapshot]), 'peer')).not.toThrow()
+    // Still a working replica: the own write is readable, nothing was refused as ours.
+    expect(replica.inner.getMap('memories').has('m1')).toBe(true)
+    await replica.close()
+  })
+})
