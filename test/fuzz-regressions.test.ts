@@ -24,7 +24,7 @@ function nested(depth: number): string {
   return `${'['.repeat(depth)}0${']'.repeat(depth)}`
 }
 
-describe('memory import: deeply nested JSON (fuzz target export, import)', () => {
+describe('memory import: hostile JSON (fuzz targets export, import)', () => {
   it('refuses a line whose JSON nests 100 000 levels deep with Malformed, instead of throwing RangeError', async () => {
     // Before: JSON.parse read the line (it is under the 1 MiB line limit), then canonicalJson
     // recursed once per level and overflowed the stack — verifyMemoryLine and verifyHeader threw
@@ -44,6 +44,18 @@ describe('memory import: deeply nested JSON (fuzz target export, import)', () =>
     const headerReport = await dev.memory.import([deepHeader, line!].join('\n'))
     expect(headerReport.rejected[0]).toMatchObject({ line: 1, code: RejectCode.Malformed })
     expect(headerReport.rejected[0]!.reason).toMatch(/nest/)
+  })
+
+  it('refuses a header whose version is an object that cannot be printed with UnsupportedVersion, instead of throwing TypeError', async () => {
+    // Before: the refusal's reason was built with String(h.version), which throws "Cannot
+    // convert object to primitive value" for {"toString":1} — memory.import rejected with it.
+    const account = await createAccount()
+    const dev = await ContextSync.open({ account, device: { kind: 'phone', name: 'Phone' }, storage: memoryStorage(), transports: [] })
+    open.push(dev)
+    await dev.memory.remember({ text: 'Prefers aisle seats' })
+    const [header, line] = (await dev.memory.export({ scope: 'personal' }).text()).split('\n')
+    const report = await dev.memory.import([header!.replace('"version":2', '"version":{"toString":1}'), line!].join('\n'))
+    expect(report.rejected[0]).toMatchObject({ line: 1, code: RejectCode.UnsupportedVersion })
   })
 
   it('still reads JSON nested within the bound (64 levels) up to the signature check', async () => {

@@ -185,7 +185,11 @@ export function verifyHeader(
   if (!parsed.ok) return parsed
   const h = parsed.value
   if (h.format !== EXPORT_FORMAT) return reject(RejectCode.UnknownType, 'first line is not a contextsync memory export header')
-  if (h.version !== EXPORT_VERSION) return reject(RejectCode.UnsupportedVersion, `export version ${String(h.version)}`)
+  if (h.version !== EXPORT_VERSION) {
+    // Not String(h.version): an object such as {"toString":1} throws when printed (found by the fuzz campaign).
+    const shown = typeof h.version === 'number' || typeof h.version === 'string' ? String(h.version) : describeValue(h.version)
+    return reject(RejectCode.UnsupportedVersion, `export version ${shown}`)
+  }
   if (typeof h.exportId !== 'string' || h.exportId.length === 0 || h.exportId.length > 64) {
     return reject(RejectCode.Malformed, 'header field exportId missing')
   }
