@@ -232,6 +232,16 @@ const RELAY_FLAGS: FlagSpec[] = [
     },
   },
   {
+    name: 'audience',
+    value: 'HOST[,HOST…]',
+    help: "The host[:port] devices' URLs name for this relay (e.g. relay.example.com behind a TLS proxy); tokens naming another relay, or none, are refused with 4403. Set it for a relay on the internet. Default: not checked.",
+    parse: (raw) => {
+      const hosts = raw.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0)
+      if (hosts.length === 0 || hosts.some((h) => !/^[a-z0-9.[\]:-]+$/.test(h))) throw new UsageError(`invalid value for --audience: '${raw}' (expected host[:port], comma-separated)`)
+      return hosts
+    },
+  },
+  {
     name: 'client-address-header',
     value: 'NAME',
     help: 'Behind a reverse proxy: the header carrying the client address (e.g. x-forwarded-for; its last entry counts). Per-address limits then use it. Default: the peer address.',
@@ -295,6 +305,8 @@ export interface RelayCliConfig {
   accountsFile: string | undefined
   /** `--client-address-header NAME`, lower-cased. */
   clientAddressHeader: string | undefined
+  /** `--audience HOST,…`: the audiences tokens must name; undefined: not checked. */
+  audience: string[] | undefined
 }
 
 /** Parse `relay` flags over environment variables. Throws {@link UsageError}. */
@@ -369,6 +381,7 @@ export function parseRelayArgs(args: string[], env: Record<string, string | unde
     logLevel: (parsed.get('log-level') as LogLevel | undefined) ?? 'info',
     accountsFile: parsed.get('accounts') as string | undefined,
     clientAddressHeader: parsed.get('client-address-header') as string | undefined,
+    audience: parsed.get('audience') as string[] | undefined,
   }
 }
 
@@ -440,6 +453,7 @@ async function runRelay(args: string[], io: CliIo): Promise<number> {
       logger,
       ...(authorizeAccount && { authorizeAccount }),
       ...(config.clientAddressHeader !== undefined && { clientAddressHeader: config.clientAddressHeader }),
+      ...(config.audience !== undefined && { audience: config.audience }),
     })
   } catch (error) {
     if (error instanceof RelayConfigError) throw new UsageError(error.message)

@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { ready } from '../src/crypto/index.js'
+import { ready, tokenAudience } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import { CloseCode, tokenAuth, type LogFields } from '../src/relay/index.js'
 import {
@@ -27,6 +27,48 @@ async function refusedWith(url: string): Promise<{ code: number; messages: numbe
   const { code } = await client.closed
   return { code, messages: client.messages.length }
 }
+
+describe('token audience', () => {
+  it('a relay with an audience admits tokens naming it and refuses one a device sent to another relay, or one naming none', async () => {
+    // A free port first, so the relay can be told the host[:port] devices will name.
+    const probe = await startRelay()
+    const port = Number(new URL(probe.url).port)
+    await closeRelays()
+    const relay = await startRelay({ port, audience: `127.0.0.1:${port}` })
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    expect(tokenAudience(relay.url)).toBe(`127.0.0.1:${port}`)
+
+    // A transport names the relay it connects to by itself.
+    const seen: string[] = []
+    const transport = websocketTransport({
+      url: relay.url,
+      token: (room, { audience }) => (seen.push(audience), alice.token(room, { audience })),
+      WebSocketPolyfill: NodeWebSocket,
+    })
+    const attached = transport.attach(sealedLog(roomId))
+    await waitFor(() => attached.status === 'synced', 5000, 'synced with a token naming this relay')
+    expect(seen[0]).toBe(`127.0.0.1:${port}`)
+    transport.close()
+
+    // A token a device minted for another relay (captured there, say) is refused here, as is one naming none.
+    expect((await refusedWith(roomUrl(relay, roomId, alice.token(roomId, { audience: 'relay.other.example' })))).code).toBe(CloseCode.Forbidden)
+    expect((await refusedWith(roomUrl(relay, roomId, alice.token(roomId)))).code).toBe(CloseCode.Forbidden)
+    // Upper case in the token or the option makes no difference.
+    const ok = rawClient(roomUrl(relay, roomId, alice.token(roomId, { audience: `127.0.0.1:${port}`.toUpperCase() })))
+    await waitFor(() => ok.messages.length > 0, 5000, 'admitted')
+    ok.ws.close()
+  })
+
+  it('a relay without an audience does not check it', async () => {
+    const relay = await startRelay()
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const client = rawClient(roomUrl(relay, roomId, alice.token(roomId, { audience: 'anything.example' })))
+    await waitFor(() => client.messages.length > 0, 5000, 'admitted')
+    client.ws.close()
+  })
+})
 
 describe('relay auth on upgrade', () => {
   it('admits a valid token and syncs a sealed log between two devices of one account', async () => {

@@ -28,7 +28,7 @@ export interface TestAccount {
   device: DeviceKeys
   relayPass: Uint8Array
   roomId(scope?: string): string
-  token(roomId: string, options?: { lifetimeSeconds?: number; now?: number }): string
+  token(roomId: string, options?: { lifetimeSeconds?: number; now?: number; audience?: string }): string
 }
 
 /** Create an account, a device and its relay pass. Call after `await ready()`. */

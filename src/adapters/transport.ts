@@ -34,9 +34,10 @@ export interface SealedLogRoom {
   /**
    * A fresh single-use access token for this room, minted by the device that owns the doc
    * (see `createAccessToken`). Transports that authenticate (the WebSocket transport to a
-   * contextsync relay) call it before every connection attempt; others ignore it.
+   * contextsync relay) call it before every connection attempt with the relay's audience (the
+   * `host[:port]` they connect to, so the token is good at that relay only); others ignore it.
    */
-  token?: () => string | Promise<string>
+  token?: (request: { audience: string }) => string | Promise<string>
 }
 
 /**

@@ -19,6 +19,7 @@ import * as encoding from 'lib0/encoding'
 import * as syncProtocol from 'y-protocols/sync'
 import { messageSync, WebsocketProvider } from 'y-websocket'
 import { closeCodeName, REFUSAL_CODES } from '../relay/close-codes.js'
+import { tokenAudience } from '../crypto/token.js'
 import { Emitter } from '../util/emitter.js'
 import type {
   SealedLogRoom,
@@ -40,10 +41,11 @@ export interface WebsocketTransportOptions {
   url: string
   /**
    * Returns a fresh access token for a room; called before every connection attempt (tokens are
-   * single-use). Default: the room's own `token` (a `ContextSync` device mints them); rooms
-   * without one connect without a token (a stock y-websocket server, pairing rooms).
+   * single-use) with the audience to name — this relay's `host[:port]` (`tokenAudience(url)`).
+   * Default: the room's own `token` (a `ContextSync` device mints them); rooms without one
+   * connect without a token (a stock y-websocket server, pairing rooms).
    */
-  token?: (roomId: string) => string | Promise<string>
+  token?: (roomId: string, request: { audience: string }) => string | Promise<string>
   /**
    * WebSocket implementation; default `globalThis.WebSocket`. In Node 20 pass `ws` (its class
    * type-checks as it is: any constructor taking a URL and protocols is accepted).
@@ -88,7 +90,7 @@ function closeInfo(event: unknown): CloseInfo | undefined {
  * import WebSocket from 'ws' // Node only
  * const transport = websocketTransport({
  *   url: relay.url,
- *   token: (roomId) => createAccessToken({ rootPublicKey, relayPass, device, roomId }),
+ *   token: (roomId, { audience }) => createAccessToken({ rootPublicKey, relayPass, device, roomId, audience }),
  *   WebSocketPolyfill: WebSocket,
  * })
  * const attachment = transport.attach({ roomId, doc, awareness })
@@ -110,7 +112,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
       if (closed) throw new WebsocketTransportError('transport is closed')
       if (attachments.has(room.roomId)) throw new WebsocketTransportError(`room ${room.roomId} is already attached`)
       // The device that owns the doc mints tokens for its rooms; an explicit option overrides it.
-      const token = options.token ?? (room.token ? () => room.token!() : undefined)
+      const token = options.token ?? (room.token ? (_roomId: string, request: { audience: string }) => room.token!(request) : undefined)
       const attachment = new RoomAttachment(room, {
         url: options.url,
         token,
@@ -132,7 +134,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
 
 interface AttachmentConfig {
   url: string
-  token: ((roomId: string) => string | Promise<string>) | undefined
+  token: ((roomId: string, request: { audience: string }) => string | Promise<string>) | undefined
   WS: typeof WebSocket
   resyncInterval: number
   maxBackoff: number
@@ -218,7 +220,7 @@ class RoomAttachment implements TransportAttachment {
     let token: string | undefined
     if (this.config.token) {
       try {
-        token = await this.config.token(this.roomId)
+        token = await this.config.token(this.roomId, { audience: tokenAudience(this.config.url) })
       } catch (error) {
         if (attempt !== this.attempt) return
         this.emitError('token-failed', `could not get a relay token: ${error instanceof Error ? error.message : 'unknown error'}`)

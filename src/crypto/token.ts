@@ -9,11 +9,14 @@
  *
  * Wire format (lib0 encoding, then unpadded base64url for the `token` query parameter):
  * ```
- * u8 version(1) · 32B rootPublicKey · varbytes relayPass (root-signed statement)
- * varstring roomId · varuint notBefore (s) · varuint expiresAt (s) · 16B nonce · 64B signature
+ * u8 version(2) · 32B rootPublicKey · varbytes relayPass (root-signed statement)
+ * varstring roomId · varstring audience · varuint notBefore (s) · varuint expiresAt (s) · 16B nonce · 64B signature
  * signature = Ed25519(device, "contextsync/v1/relay-token" ‖ every preceding byte)
  * ```
- * The nonce lets the relay refuse a replayed token; tokens are single-use.
+ * The nonce lets the relay refuse a replayed token; tokens are single-use. The *audience* names
+ * the relay the token is for (the `host[:port]` the device connects to, lowercase): a token sent
+ * to one relay — or to whoever poses as it — is refused by every other, so a captured token is
+ * worth nothing elsewhere.
  *
  * @module
  */
@@ -26,7 +29,9 @@ import { randomBytes, SIGNATURE_BYTES, signDetached, verifyDetached } from './pr
 import { roomBelongsTo } from './keyring.js'
 import { signStatement, StatementType, verifyStatement } from './statement.js'
 
-const TOKEN_VERSION = 1
+const TOKEN_VERSION = 2
+/** Longest audience a token may name. */
+const MAX_AUDIENCE = 255
 const TOKEN_DOMAIN = 'contextsync/v1/relay-token'
 /** Default token lifetime. */
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 300
@@ -95,6 +100,12 @@ export interface AccessTokenInput {
   relayPass: Uint8Array
   device: Pick<DeviceKeys, 'signSecretKey'>
   roomId: string
+  /**
+   * The relay the token is for: the `host[:port]` of its URL as the device connects to it (see
+   * {@link tokenAudience}). Relays refuse a token naming another audience, and by default one
+   * naming none.
+   */
+  audience?: string
   /** Seconds the token stays valid; default {@link DEFAULT_TOKEN_LIFETIME_SECONDS}. */
   lifetimeSeconds?: number
   /** Clock in ms (tests). */
@@ -109,6 +120,7 @@ export function createAccessToken(input: AccessTokenInput): string {
   encoding.writeUint8Array(enc, input.rootPublicKey)
   encoding.writeVarUint8Array(enc, input.relayPass)
   encoding.writeVarString(enc, input.roomId)
+  encoding.writeVarString(enc, (input.audience ?? '').toLowerCase().slice(0, MAX_AUDIENCE))
   encoding.writeVarUint(enc, nowSeconds)
   encoding.writeVarUint(enc, nowSeconds + (input.lifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS))
   encoding.writeUint8Array(enc, randomBytes(16))
@@ -125,6 +137,8 @@ export interface AccessGrant {
   accountId: string
   deviceId: string
   roomId: string
+  /** The relay it names (lowercase `host[:port]`), `''` when none. */
+  audience: string
   /** Seconds since the epoch. */
   expiresAt: number
   /** Hex nonce, for the relay's replay cache. */
@@ -145,6 +159,20 @@ export interface VerifyTokenOptions {
   clockSkewSeconds?: number
   /** Longest accepted lifetime; default {@link MAX_TOKEN_LIFETIME_SECONDS}. */
   maxLifetimeSeconds?: number
+  /**
+   * The audiences this verifier answers to (lowercase `host[:port]`): the token must name one of
+   * them. Omitted: the audience is not checked (a tool reading a token, not a relay).
+   */
+  audiences?: readonly string[]
+}
+
+/** The audience of a relay URL: its lowercase `host[:port]` (`ws://Relay.example:8787/x` → `relay.example:8787`). */
+export function tokenAudience(url: string): string {
+  try {
+    return new URL(url).host.toLowerCase()
+  } catch {
+    return ''
+  }
 }
 
 /**
@@ -157,7 +185,7 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
   if (!bytes || bytes.length < 1 + 32 + 1 + 1 + 1 + 1 + 16 + SIGNATURE_BYTES) {
     return reject(RejectCode.Malformed, 'token is not base64url or too short')
   }
-  let root: Uint8Array, pass: Uint8Array, roomId: string, notBefore: number, expiresAt: number, nonce: Uint8Array
+  let root: Uint8Array, pass: Uint8Array, roomId: string, audience: string, notBefore: number, expiresAt: number, nonce: Uint8Array
   let signatureStart: number
   try {
     const dec = decoding.createDecoder(bytes)
@@ -166,6 +194,8 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
     root = decoding.readUint8Array(dec, 32)
     pass = decoding.readVarUint8Array(dec)
     roomId = decoding.readVarString(dec)
+    audience = decoding.readVarString(dec)
+    if (audience.length > MAX_AUDIENCE) return reject(RejectCode.Malformed, 'token audience too long')
     notBefore = decoding.readVarUint(dec)
     expiresAt = decoding.readVarUint(dec)
     nonce = decoding.readUint8Array(dec, 16)
@@ -183,6 +213,9 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
     return reject(RejectCode.BadSignature, 'token signature')
   }
   if (roomId !== options.roomId) return reject(RejectCode.WrongAccount, 'token is for another room')
+  if (options.audiences && !options.audiences.includes(audience)) {
+    return reject(RejectCode.WrongAccount, audience === '' ? 'token names no relay' : 'token is for another relay')
+  }
   if (!roomBelongsTo(roomId, account.accountId)) return reject(RejectCode.WrongAccount, 'room is not in the token account')
   const rooms = verifiedPass.value.rooms
   if (rooms !== 'all' && !rooms.includes(roomId)) return reject(RejectCode.NotGranted, 'the relay pass does not cover this room')
@@ -198,6 +231,7 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
       accountId: account.accountId,
       deviceId: verifiedPass.value.deviceId,
       roomId,
+      audience,
       expiresAt,
       nonce: toHex(nonce),
       passIssuedAt: verifiedPass.value.issuedAt,

@@ -408,10 +408,11 @@ export class ContextSync {
   }
 
   /**
-   * A fresh single-use relay access token for one of this device's rooms. Transports call it
-   * through `SealedLogRoom.token`; apps only need it to connect a foreign client.
+   * A fresh single-use relay access token for one of this device's rooms, naming the relay it is
+   * for (`audience`: the `host[:port]` of the relay's URL, `tokenAudience(url)`). Transports call
+   * it through `SealedLogRoom.token`; apps only need it to connect a foreign client.
    */
-  accessToken(roomId: string, lifetimeSeconds?: number): string {
+  accessToken(roomId: string, options: { audience?: string; lifetimeSeconds?: number } = {}): string {
     this.assertOpen()
     let pass = this.registry.relayPass(this.deviceId)
     if (!pass && this.isOwner) pass = issueRelayPass(this.account, this.device, { rooms: 'all' })
@@ -421,7 +422,8 @@ export class ContextSync {
       relayPass: pass,
       device: this.device,
       roomId,
-      ...(lifetimeSeconds !== undefined && { lifetimeSeconds }),
+      ...(options.audience !== undefined && { audience: options.audience }),
+      ...(options.lifetimeSeconds !== undefined && { lifetimeSeconds: options.lifetimeSeconds }),
     })
   }
 
@@ -620,7 +622,7 @@ export class ContextSync {
         roomId: replica.roomId,
         doc: replica.outer,
         awareness: replica.awareness,
-        token: () => this.accessToken(replica.roomId),
+        token: ({ audience }) => this.accessToken(replica.roomId, { audience }),
       })
       attachment.on('status', ({ status }) => this.emitter.emit('status', { scope: replica.scope, transport: transport.kind, status }))
       list.push(attachment)

@@ -95,6 +95,14 @@ export interface TokenAuthOptions {
   /** Replay cache to share between hooks; default a fresh one. */
   nonces?: NonceCache
   /**
+   * The audiences this relay answers to (lowercase `host[:port]` as devices' URLs name it, e.g.
+   * `relay.example.com` behind a TLS proxy): a token must name one, so a token a device sent to
+   * another relay — or to someone posing as this one — is refused here (4403), as is one naming
+   * none. Unset: not checked. (The request's `Host` header cannot stand in for it: whoever replays
+   * a token writes that header too.)
+   */
+  audiences?: readonly string[]
+  /**
    * Registry checks (revocations and superseded passes read from the account's registry room);
    * called with the verified token, throws a {@link RelayRefusal} to refuse.
    */
@@ -146,6 +154,7 @@ export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
         now: now(),
         clockSkewSeconds: skew,
         maxLifetimeSeconds,
+        ...(options.audiences && { audiences: options.audiences }),
       })
       if (!checked.ok) throw new RelayRefusal(closeCodeFor(checked.code), checked.reason)
       if (!ROOM_ID_PATTERN.test(roomId)) throw new RelayRefusal(CloseCode.Forbidden, 'bad room id')

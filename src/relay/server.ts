@@ -89,6 +89,13 @@ export interface RelayOptions {
    */
   authorizeAccount?: (accountId: string) => boolean | Promise<boolean>
   /**
+   * The audiences devices' tokens must name: the `host[:port]` of the URL devices connect to,
+   * e.g. `'relay.example.com'` behind a TLS proxy. A token naming another relay, or none, is
+   * refused with 4403, so a token captured at another relay is useless here (README "The
+   * relay"). Unset: not checked — set it for a relay on the internet.
+   */
+  audience?: string | readonly string[]
+  /**
    * Behind a reverse proxy, the request header naming the client's address (e.g.
    * `x-forwarded-for`; its last entry, the one the proxy appended, is used). Per-address limits
    * then count that address, from the upgrade on. Unset: the socket's peer address.
@@ -181,7 +188,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       auth: 'none',
     })
   } else if (options.auth === undefined) {
-    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant), nonces })]
+    const audiences = options.audience === undefined ? undefined : (typeof options.audience === 'string' ? [options.audience] : [...options.audience]).map((a) => a.toLowerCase())
+    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant), nonces, ...(audiences && { audiences }) })]
   } else {
     hooks = orderHooks(Array.isArray(options.auth) ? options.auth : [options.auth as AuthHook])
   }
