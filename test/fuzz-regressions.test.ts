@@ -2,19 +2,22 @@
  * Regressions the fuzz campaign (test/fuzz/) found, one focused test each, so they stay fixed
  * without the campaign's luck. Each names the input shape and what went wrong before the fix.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ContextSync, createAccount, memoryStorage, RejectCode, type StorageAdapter } from '../src/index.js'
 import * as Y from 'yjs'
-import { accountKeysFromSeed, deviceKeysFromSeeds, EnvelopeType, ownerKeyring, parseEnvelope, sealEnvelope } from '../src/crypto/index.js'
+import { accountKeysFromSeed, deviceKeysFromSeeds, EnvelopeType, ownerKeyring, parseEnvelope, ready, sealEnvelope } from '../src/crypto/index.js'
 import { insertMemory } from '../src/crdt/memory.js'
 import { Replica, type RejectedEvent } from '../src/sync/replica.js'
 import { encodeSnapshot } from '../src/sync/snapshot.js'
+import * as encoding from 'lib0/encoding'
+import { getHeapStatistics } from 'node:v8'
 import { createSealedLogDoc, sealedLog } from '../src/crdt/sealed-log.js'
 import { StorageError } from '../src/adapters/storage.js'
 import { fromHex } from '../src/util/bytes.js'
 import { LogStore } from '../src/sync/log-store.js'
 
 const open: ContextSync[] = []
+beforeAll(() => ready())
 afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()))
 })
@@ -174,6 +177,56 @@ describe('replica: a redundant snapshot with a state that does not decode (fuzz 
     expect(() => Y.transact(replica.outer, () => sealedLog(replica.outer).push([snapshot]), 'peer')).not.toThrow()
     // Still a working replica: the own write is readable, nothing was refused as ours.
     expect(replica.inner.getMap('memories').has('m1')).toBe(true)
+    await replica.close()
+  })
+})
+
+describe('replica: an update claiming 2^25 structs in 9 bytes (fuzz target replica)', () => {
+  it('is refused (11) without Yjs preallocating an array for every claimed struct', async () => {
+    // Before: Y.applyUpdate reads a client's struct count and allocates \`new Array(count)\` before
+    // reading any struct; 2^25 − 1 is the largest count V8 backs with a real array — 128 MiB and
+    // about 140 ms for one 9-byte update in a member's envelope. Now the update is walked with
+    // Yjs's lazy reader first (no preallocation), which refuses it.
+    const seed = (n: number) => new Uint8Array(32).fill(n)
+    const account = accountKeysFromSeed(seed(11))
+    const device = deviceKeysFromSeeds(seed(12), seed(13))
+    const member = deviceKeysFromSeeds(seed(14), seed(15))
+    const keyring = ownerKeyring(account)
+    const roomId = keyring.roomId('personal')
+    const replica = new Replica({
+      scope: 'personal',
+      roomId,
+      keyring,
+      directory: { resolve: (id) => ({ status: 'known', signPublicKey: id === member.deviceId ? member.signPublicKey : device.signPublicKey }) },
+      storage: memoryStorage(),
+      atRestKey: seed(16),
+      signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: device.signSecretKey },
+    })
+    await replica.load()
+    const enc = encoding.createEncoder()
+    encoding.writeVarUint(enc, 1) // one client
+    encoding.writeVarUint(enc, 2 ** 25 - 1) // structs claimed
+    encoding.writeVarUint(enc, 5) // client
+    encoding.writeVarUint(enc, 0) // clock
+    encoding.writeUint8(enc, 0) // one GC struct…
+    encoding.writeVarUint(enc, 3) // …of length 3, then the input ends
+    const update = sealEnvelope({
+      roomId,
+      type: EnvelopeType.Update,
+      epoch: 0,
+      seq: 1,
+      sender: member.deviceIdBytes,
+      signSecretKey: member.signSecretKey,
+      key: keyring.epochKey('personal', 0)!,
+      plaintext: encoding.toUint8Array(enc),
+    })
+    const rejected: RejectedEvent[] = []
+    replica.events.on('rejected', (e) => rejected.push(e))
+    const before = getHeapStatistics().used_heap_size
+    Y.transact(replica.outer, () => sealedLog(replica.outer).push([update]), 'peer')
+    const grown = getHeapStatistics().used_heap_size - before
+    expect(rejected.map((e) => e.code)).toEqual([RejectCode.BadPayload])
+    expect(grown).toBeLessThan(32 * 2 ** 20)
     await replica.close()
   })
 })

@@ -1042,7 +1042,11 @@ export class Replica {
     try {
       // The envelope is authenticated, so garbage can only come from a certified device; Yjs
       // reads every struct before integrating any, so a malformed update throws before it
-      // changes the doc.
+      // changes the doc. But applyUpdate allocates an array for each client's claimed struct
+      // count before reading them — 256 MiB for a 9-byte update claiming 2^25 (found by the fuzz
+      // campaign) — so the update is walked first with Yjs's lazy reader, which allocates nothing
+      // per claim and throws on the same garbage.
+      Y.parseUpdateMeta(update)
       if (!noteLanded) {
         Y.applyUpdate(this.inner, update, this.remoteOrigin)
         return 'applied'
