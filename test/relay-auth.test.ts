@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ready, tokenAudience } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
@@ -67,6 +70,34 @@ describe('token audience', () => {
     const client = rawClient(roomUrl(relay, roomId, alice.token(roomId, { audience: 'anything.example' })))
     await waitFor(() => client.messages.length > 0, 5000, 'admitted')
     client.ws.close()
+  })
+})
+
+describe('token replay across a restart', () => {
+  it('a token spent before the relay restarted stays spent after it (the nonce is kept in its store)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'contextsync-relay-nonces-'))
+    try {
+      const alice = makeAccount()
+      const roomId = alice.roomId()
+      const first = await startRelay({ dataDir })
+      const port = Number(new URL(first.url).port)
+      const token = alice.token(roomId)
+      const admitted = rawClient(roomUrl(first, roomId, token))
+      await waitFor(() => admitted.messages.length > 0, 5000, 'admitted')
+      admitted.ws.close()
+      expect((await refusedWith(roomUrl(first, roomId, token))).code).toBe(CloseCode.TokenReplayed)
+      await closeRelays()
+
+      const second = await startRelay({ dataDir, port })
+      expect((await refusedWith(roomUrl(second, roomId, token))).code).toBe(CloseCode.TokenReplayed)
+      // A fresh token still gets in.
+      const fresh = rawClient(roomUrl(second, roomId, alice.token(roomId)))
+      await waitFor(() => fresh.messages.length > 0, 5000, 'a fresh token admitted')
+      fresh.ws.close()
+    } finally {
+      await closeRelays()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -22,6 +22,11 @@ export interface NonceCacheOptions {
   now?: () => number
   /** Width of an expiry bucket in ms; default 1 000. */
   bucketMs?: number
+  /**
+   * Called with every newly claimed nonce, so the relay can keep it in its store and a token
+   * spent before a restart stays spent after it ({@link NonceCache.restore}).
+   */
+  onClaim?: (nonce: string, keepUntil: number) => void
 }
 
 /** Remembers token nonces until their expiry so each token works once. */
@@ -35,9 +40,12 @@ export class NonceCache {
   private readonly now: () => number
   private readonly bucketMs: number
 
+  private readonly onClaim: ((nonce: string, keepUntil: number) => void) | undefined
+
   constructor(options: NonceCacheOptions = {}) {
     this.now = options.now ?? Date.now
     this.bucketMs = options.bucketMs ?? 1_000
+    this.onClaim = options.onClaim
     this.oldest = Math.floor(this.now() / this.bucketMs)
   }
 
@@ -51,13 +59,24 @@ export class NonceCache {
     const until = this.seen.get(nonce)
     if (until !== undefined && until > t) return false
     if (keepUntil <= t) return true
+    this.remember(nonce, keepUntil)
+    this.onClaim?.(nonce, keepUntil)
+    return true
+  }
+
+  /** Remember nonces spent before this cache existed (read back from the relay's store). */
+  restore(entries: Iterable<{ nonce: string; keepUntil: number }>): void {
+    const t = this.now()
+    for (const { nonce, keepUntil } of entries) if (keepUntil > t && (this.seen.get(nonce) ?? 0) < keepUntil) this.remember(nonce, keepUntil)
+  }
+
+  private remember(nonce: string, keepUntil: number): void {
     this.seen.set(nonce, keepUntil)
     // Rounded up: a bucket is dropped only when every nonce in it may be forgotten.
     const index = Math.ceil(keepUntil / this.bucketMs)
     let bucket = this.buckets.get(index)
     if (!bucket) this.buckets.set(index, (bucket = []))
     bucket.push(nonce)
-    return true
   }
 
   /** Nonces currently remembered (tests, metrics). */

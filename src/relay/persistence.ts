@@ -54,6 +54,14 @@ export interface RelayStorageBackend {
   revocations(): Iterable<StoredRevocation>
   /** Keep a verified revocation durably (committed before it returns); one per account and device. */
   saveRevocation(revocation: StoredRevocation): void
+  /**
+   * Token nonces admitted earlier that may not be forgotten yet (`keepUntil` in ms after `now`),
+   * read once at start so a token spent before a restart stays spent. Optional: a backend that
+   * keeps nothing across restarts leaves it out.
+   */
+  savedNonces?(now: number): Iterable<{ nonce: string; keepUntil: number }>
+  /** Keep an admitted token nonce until `keepUntil` (ms); written with the next batch. */
+  saveNonce?(nonce: string, keepUntil: number): void
   /** Make writes durable and drop superseded bytes from disk (WAL checkpoint). */
   checkpoint(): void
   /** Checkpoint and release the backend. */
@@ -97,6 +105,10 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       data BLOB NOT NULL
     );
     CREATE INDEX IF NOT EXISTS updates_room ON updates (room, id);
+    CREATE TABLE IF NOT EXISTS nonces (
+      nonce TEXT PRIMARY KEY,
+      keep_until INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS revocations (
       account TEXT NOT NULL,
       device TEXT NOT NULL,
@@ -121,23 +133,36 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
     deleteStmt.run(roomId)
     if (state) insertStmt.run(roomId, state)
   })
-  const insertBatchTx = db.transaction((rows: Array<[string, Uint8Array]>) => {
+  const insertNonceStmt = db.prepare<[string, number]>('INSERT OR REPLACE INTO nonces (nonce, keep_until) VALUES (?, ?)')
+  const pruneNoncesStmt = db.prepare<[number]>('DELETE FROM nonces WHERE keep_until <= ?')
+  const noncesStmt = db.prepare<[], { nonce: string; keep_until: number }>('SELECT nonce, keep_until FROM nonces')
+  const insertBatchTx = db.transaction((rows: Array<[string, Uint8Array]>, nonceRows: Array<[string, number]>) => {
     for (const [roomId, update] of rows) insertStmt.run(roomId, update)
+    for (const [nonce, keepUntil] of nonceRows) insertNonceStmt.run(nonce, keepUntil)
   })
   let pending: Array<[string, Uint8Array]> = []
+  let pendingNonces: Array<[string, number]> = []
   let commitScheduled = false
   /**
    * Commit pending appends now. A failed batch is reported, not thrown: it must not fail the
    * unrelated read or merge that triggered the commit (its rows are still in the rooms' docs).
    */
   const commitPending = (): void => {
-    if (pending.length === 0) return
+    if (pending.length === 0 && pendingNonces.length === 0) return
     const rows = pending
+    const nonceRows = pendingNonces
     pending = []
+    pendingNonces = []
     try {
-      insertBatchTx(rows)
+      insertBatchTx(rows, nonceRows)
     } catch (error) {
       options.onAppendError?.(error, rows.length)
+    }
+  }
+  const scheduleCommit = (): void => {
+    if (!commitScheduled) {
+      commitScheduled = true
+      setImmediate(commitSoon)
     }
   }
   const commitSoon = (): void => {
@@ -147,6 +172,8 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
   let closed = false
   const checkpoint = (): void => {
     commitPending()
+    // Spent nonces are kept only while their tokens could still verify.
+    pruneNoncesStmt.run(Date.now())
     // TRUNCATE resets the WAL file to zero bytes, so page images holding deleted ciphertext go.
     db.pragma('wal_checkpoint(TRUNCATE)')
   }
@@ -162,10 +189,16 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
     append(roomId, update) {
       if (closed) throw new Error('relay storage is closed')
       pending.push([roomId, update])
-      if (!commitScheduled) {
-        commitScheduled = true
-        setImmediate(commitSoon)
-      }
+      scheduleCommit()
+    },
+    savedNonces(now) {
+      pruneNoncesStmt.run(now)
+      return noncesStmt.all().map(({ nonce, keep_until }) => ({ nonce, keepUntil: keep_until }))
+    },
+    saveNonce(nonce, keepUntil) {
+      if (closed) return
+      pendingNonces.push([nonce, keepUntil])
+      scheduleCommit()
     },
     replace: (roomId, state) => {
       commitPending()

@@ -180,7 +180,9 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const keepAliveMs = options.keepAliveMs ?? 30_000
   const shutdownGraceMs = options.shutdownGraceMs ?? 2_000
 
-  const nonces = new NonceCache()
+  // Spent token nonces go to the relay's store (when it keeps one) so a restart forgets none.
+  let saveNonce: ((nonce: string, keepUntil: number) => void) | undefined
+  const nonces = new NonceCache({ onClaim: (nonce, keepUntil) => saveNonce?.(nonce, keepUntil) })
   let hooks: AuthHook[]
   if (options.auth === 'none') {
     hooks = [noAuth()]
@@ -203,6 +205,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         })
       : memoryBackend())
   const storage = new RelayStorage(backend)
+  if (backend.savedNonces) nonces.restore(backend.savedNonces(Date.now()))
+  if (backend.saveNonce) saveNonce = (nonce, keepUntil) => backend.saveNonce!(nonce, keepUntil)
   // A pairing room left in storage by a crash is of no use to anyone: rendezvous rooms only live
   // while their devices are connected.
   for (const roomId of storage.storedRoomIds()) if (PAIRING_ROOM_PATTERN.test(roomId)) storage.replace(roomId, null)
