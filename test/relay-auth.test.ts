@@ -73,6 +73,38 @@ describe('token audience', () => {
   })
 })
 
+describe('where the token travels', () => {
+  it('in a Sec-WebSocket-Protocol entry by default, never in the URL; in the query when asked; the relay reads both', async () => {
+    const relay = await startRelay()
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const opened: Array<{ url: string; protocols: string[] }> = []
+    /** ws, recording what each connection asked for. */
+    class Recording extends NodeWebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols)
+        opened.push({ url, protocols: protocols === undefined ? [] : ([] as string[]).concat(protocols) })
+      }
+    }
+    const polyfill = Recording as unknown as typeof NodeWebSocket
+    const header = websocketTransport({ url: relay.url, token: alice.token, WebSocketPolyfill: polyfill })
+    const a = header.attach(sealedLog(roomId))
+    await waitFor(() => a.status === 'synced', 5000, 'synced with the token in a header')
+    expect(opened[0]!.url).not.toMatch(/token=/)
+    expect(opened[0]!.protocols[0]).toBe('contextsync')
+    expect(opened[0]!.protocols[1]).toMatch(/^contextsync\.token\.[A-Za-z0-9_-]+$/)
+    header.close()
+
+    const query = websocketTransport({ url: relay.url, token: alice.token, WebSocketPolyfill: polyfill, tokenIn: 'url' })
+    const b = query.attach(sealedLog(roomId))
+    await waitFor(() => b.status === 'synced', 5000, 'synced with the token in the query')
+    expect(opened[1]!.url).toMatch(/token=/)
+    expect(opened[1]!.protocols).toEqual([])
+    query.close()
+    expect(() => websocketTransport({ url: relay.url, tokenIn: 'cookie' as 'url', WebSocketPolyfill: polyfill })).toThrow(/tokenIn must be/)
+  })
+})
+
 describe('token replay across a restart', () => {
   it('a token spent before the relay restarted stays spent after it (the nonce is kept in its store)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'contextsync-relay-nonces-'))

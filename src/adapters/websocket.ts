@@ -18,7 +18,7 @@
 import * as encoding from 'lib0/encoding'
 import * as syncProtocol from 'y-protocols/sync'
 import { messageSync, WebsocketProvider } from 'y-websocket'
-import { closeCodeName, REFUSAL_CODES } from '../relay/close-codes.js'
+import { closeCodeName, REFUSAL_CODES, TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../relay/close-codes.js'
 import { tokenAudience } from '../crypto/token.js'
 import { Emitter } from '../util/emitter.js'
 import type {
@@ -55,6 +55,13 @@ export interface WebsocketTransportOptions {
   resyncInterval?: number
   /** Longest reconnect delay in ms; default 2 500 (the provider's default). */
   maxBackoffTime?: number
+  /**
+   * Where the token travels: `'header'` (default) — a `Sec-WebSocket-Protocol` entry
+   * (`contextsync.token.<token>`, next to `contextsync`), so it never appears in a URL that
+   * proxies and access logs keep; `'url'` — the `token` query parameter, for a server that reads
+   * only that. The contextsync relay reads both.
+   */
+  tokenIn?: 'header' | 'url'
   /**
    * Delay (ms) after the relay refused the connection (bad token, forbidden room, quota, too
    * big): at least this long before trying again; default 30 000 (or `maxBackoffTime` if larger).
@@ -101,6 +108,9 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
   // The polyfill is taken on trust to be a WHATWG-compatible WebSocket (as `ws` is).
   const WS = (options.WebSocketPolyfill as typeof WebSocket | undefined) ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket
   if (!WS) throw new WebsocketTransportError('no WebSocket implementation: pass WebSocketPolyfill (e.g. ws in Node)')
+  if (options.tokenIn !== undefined && options.tokenIn !== 'header' && options.tokenIn !== 'url') {
+    throw new WebsocketTransportError(`tokenIn must be 'header' or 'url', got ${JSON.stringify(options.tokenIn)}`)
+  }
   const maxBackoff = options.maxBackoffTime ?? 2500
   const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)
   const attachments = new Map<string, RoomAttachment>()
@@ -120,6 +130,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
         resyncInterval: options.resyncInterval ?? -1,
         maxBackoff,
         refusedBackoff,
+        tokenIn: options.tokenIn === 'url' ? 'url' : 'header',
         onDetach: () => attachments.delete(room.roomId),
       })
       attachments.set(room.roomId, attachment)
@@ -139,6 +150,7 @@ interface AttachmentConfig {
   resyncInterval: number
   maxBackoff: number
   refusedBackoff: number
+  tokenIn: 'header' | 'url'
   onDetach: () => void
 }
 
@@ -230,7 +242,18 @@ class RoomAttachment implements TransportAttachment {
       }
     }
     if (attempt !== this.attempt || this.detached) return
-    this.provider.params = token === undefined ? {} : { token }
+    // The token rides in a subprotocol header, not the URL (proxies and access logs keep URLs),
+    // unless the server is known to read it from the query only.
+    if (token === undefined) {
+      this.provider.params = {}
+      this.provider.protocols = []
+    } else if (this.config.tokenIn === 'url') {
+      this.provider.params = { token }
+      this.provider.protocols = []
+    } else {
+      this.provider.params = {}
+      this.provider.protocols = [TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX + token]
+    }
     try {
       this.provider.connect()
     } catch (error) {

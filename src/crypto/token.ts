@@ -7,7 +7,9 @@
  * request for this room within a short window. The certificate inside is a *relay pass* — device
  * id and signing key only — so the relay does not learn device kinds or names.
  *
- * Wire format (lib0 encoding, then unpadded base64url for the `token` query parameter):
+ * Wire format (lib0 encoding, then unpadded base64url; the WebSocket transport sends it as the
+ * `contextsync.token.<token>` entry of `Sec-WebSocket-Protocol`, or as the `token` query
+ * parameter for a server that reads only that):
  * ```
  * u8 version(2) · 32B rootPublicKey · varbytes relayPass (root-signed statement)
  * varstring roomId · varstring audience · varuint notBefore (s) · varuint expiresAt (s) · 16B nonce · 64B signature

@@ -30,7 +30,7 @@ import {
 } from './auth.js'
 import { addressKey, ConnectionGate, sourceAddress } from './addresses.js'
 import { RegistryGuard, registryAccount } from './registry-guard.js'
-import { CloseCode, closeReason } from './close-codes.js'
+import { CloseCode, closeReason, TOKEN_PROTOCOL, tokenFromProtocols } from './close-codes.js'
 import { RelayConnection, type ConnectionContext } from './connection.js'
 import { resolveLimits, type RelayLimits } from './limits.js'
 import { jsonLogger, type RelayLogger } from './log.js'
@@ -140,11 +140,12 @@ interface SocketState {
 }
 
 /** Parse `/<roomId>?token=…`; undefined for a missing or unusable room id. */
-function parseTarget(url: string | undefined): { roomId: string | undefined; token: string | undefined } {
+function parseTarget(url: string | undefined, protocols?: string | string[]): { roomId: string | undefined; token: string | undefined } {
   const raw = url ?? '/'
   const q = raw.indexOf('?')
   const path = q < 0 ? raw : raw.slice(0, q)
-  const token = q < 0 ? undefined : (new URLSearchParams(raw.slice(q + 1)).get('token') ?? undefined)
+  // The token travels in a subprotocol entry (contextsync clients) or in the query (stock ones).
+  const token = tokenFromProtocols(protocols) ?? (q < 0 ? undefined : (new URLSearchParams(raw.slice(q + 1)).get('token') ?? undefined))
   let roomId: string | undefined
   try {
     roomId = decodeURIComponent(path.slice(1))
@@ -373,7 +374,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   }
 
   const decide = async (request: IncomingMessage): Promise<Decision> => {
-    const { roomId, token } = parseTarget(request.url)
+    const { roomId, token } = parseTarget(request.url, request.headers['sec-websocket-protocol'])
     if (roomId === undefined) return { refusal: new RelayRefusal(CloseCode.Forbidden, 'bad room id'), roomId }
     let identity: RelayIdentity
     try {
@@ -428,6 +429,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     maxPayload: limits.maxMessageBytes,
     perMessageDeflate: false,
     clientTracking: false,
+    // Select the contextsync subprotocol, never the entry carrying the token (it is not echoed).
+    handleProtocols: (protocols) => (protocols.has(TOKEN_PROTOCOL) ? TOKEN_PROTOCOL : false),
   })
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {

@@ -32,6 +32,7 @@ import * as syncProtocol from 'y-protocols/sync'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { PUBLIC_STATEMENTS_KEY, publicStatementsMap } from '../crdt/registry.js'
 import { SEALED_LOG_KEY, sealedLog } from '../crdt/sealed-log.js'
+import { tokenFromProtocols } from '../relay/close-codes.js'
 import { StatementType } from '../crypto/statement.js'
 import { fromBase64Url, toHex } from '../util/bytes.js'
 import {
@@ -221,7 +222,9 @@ export function deviceIdOfToken(token: string): string | undefined {
   try {
     // WIRE.md "Relay access token": u8 version · 32B root · varbytes relayPass · …
     const dec = decoding.createDecoder(bytes)
-    if (decoding.readUint8(dec) !== 1 || bytes.length < 1 + 32 + 1) return undefined
+    // Versions 1 and 2 (2 adds the audience after the room) start the same way.
+    const version = decoding.readUint8(dec)
+    if ((version !== 1 && version !== 2) || bytes.length < 1 + 32 + 1) return undefined
     dec.pos += 32
     const pass = decoding.readVarUint8Array(dec)
     if (dec.pos > bytes.length) return undefined
@@ -490,7 +493,7 @@ class Harness implements TamperingRelay {
   }
 
   private onConnection(ws: WebSocket, request: IncomingMessage): void {
-    const target = parseTarget(request.url)
+    const target = parseTarget(request.url, request.headers['sec-websocket-protocol'])
     if (this.closed || target.roomId === undefined) {
       ws.close(4400, 'no room')
       return
@@ -673,11 +676,12 @@ function captureKey(bytes: Uint8Array): string {
 }
 
 /** `/<roomId>?token=…` → room id and token. */
-function parseTarget(url: string | undefined): { roomId: string | undefined; token: string | undefined } {
+function parseTarget(url: string | undefined, protocols?: string | string[]): { roomId: string | undefined; token: string | undefined } {
   const raw = url ?? '/'
   const q = raw.indexOf('?')
   const path = q < 0 ? raw : raw.slice(0, q)
-  const token = q < 0 ? undefined : (new URLSearchParams(raw.slice(q + 1)).get('token') ?? undefined)
+  // contextsync clients carry the token in a subprotocol entry, stock ones in the query.
+  const token = tokenFromProtocols(protocols) ?? (q < 0 ? undefined : (new URLSearchParams(raw.slice(q + 1)).get('token') ?? undefined))
   try {
     const roomId = decodeURIComponent(path.slice(1))
     return { roomId: roomId.length > 0 ? roomId : undefined, token }
