@@ -5,7 +5,9 @@
  */
 import { createServer, connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
+import * as encoding from 'lib0/encoding'
+import * as Y from 'yjs'
 import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { ready } from '../src/crypto/index.js'
 import { runTransportTests } from '../src/adapters/transport-conformance.js'
@@ -85,6 +87,46 @@ runTransportTests(async () => {
 describe('websocketTransport specifics', () => {
   afterEach(async () => {
     await closeRelays()
+  })
+
+  it('drops an update the server sends that does not parse (9 bytes claiming 2^25 structs) before Yjs allocates for it, and reports it', async () => {
+    // A hostile server: answers every connection with that update, then a genuine one.
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await new Promise<void>((r) => server.once('listening', () => r()))
+    const genuine = new Y.Doc()
+    genuine.getArray<Uint8Array>('log').push([new Uint8Array([7, 7, 7])])
+    const frame = (type: number, update: Uint8Array): Uint8Array => {
+      const enc = encoding.createEncoder()
+      encoding.writeVarUint(enc, 0) // sync message
+      encoding.writeVarUint(enc, type)
+      encoding.writeVarUint8Array(enc, update)
+      return encoding.toUint8Array(enc)
+    }
+    const bomb = encoding.createEncoder()
+    encoding.writeVarUint(bomb, 1) // one client
+    encoding.writeVarUint(bomb, 2 ** 25 - 1) // structs claimed
+    encoding.writeVarUint(bomb, 5) // client
+    encoding.writeVarUint(bomb, 0) // clock
+    encoding.writeUint8(bomb, 0) // one GC struct…
+    encoding.writeVarUint(bomb, 3) // …then the input ends
+    server.on('connection', (ws) => {
+      ws.send(frame(1, encoding.toUint8Array(bomb))) // as sync step 2
+      ws.send(frame(2, Y.encodeStateAsUpdate(genuine))) // an ordinary update
+    })
+    const transport = websocketTransport({ url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, WebSocketPolyfill: NodeWebSocket })
+    try {
+      const room = sealedLog('hostile.room')
+      const attachment = transport.attach(room)
+      const errors: string[] = []
+      attachment.on('error', ({ code }) => errors.push(code))
+      await waitFor(() => room.log.length === 1, 5000, 'the genuine update applied')
+      expect(errors).toContain('malformed-update')
+      expect(room.log.get(0)).toEqual(new Uint8Array([7, 7, 7]))
+    } finally {
+      transport.close()
+      for (const client of server.clients) client.terminate()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
   })
 
   it('needs a WebSocket implementation where there is no global one (Node 20)', () => {

@@ -43,7 +43,9 @@ async function withholdingProxy(upstreamUrl: string): Promise<WithholdingProxy> 
   wss.on('connection', (client, request) => {
     const path = request.url ?? '/'
     const room = decodeURIComponent(path.slice(1).split('?')[0] ?? '')
-    const upstream = new WebSocket(upstreamUrl.replace(/\/$/, '') + path)
+    // Like any WebSocket proxy, it passes the subprotocols on (the token rides in one).
+    const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim())
+    const upstream = new WebSocket(upstreamUrl.replace(/\/$/, '') + path, protocols)
     sockets.add(client)
     const queued: RawData[] = []
     client.on('message', (data) => (upstream.readyState === WebSocket.OPEN ? upstream.send(data) : queued.push(data)))

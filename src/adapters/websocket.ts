@@ -15,7 +15,9 @@
  *
  * @module
  */
+import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import * as Y from 'yjs'
 import * as syncProtocol from 'y-protocols/sync'
 import { messageSync, WebsocketProvider } from 'y-websocket'
 import { closeCodeName, REFUSAL_CODES, TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../relay/close-codes.js'
@@ -143,6 +145,15 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
   }
 }
 
+/** The shape of a y-websocket message handler (the provider keeps one per message type). */
+type SyncHandler = (
+  encoder: encoding.Encoder,
+  decoder: decoding.Decoder,
+  provider: { doc: Y.Doc; synced: boolean },
+  emitSynced: boolean,
+  messageType: number,
+) => void
+
 interface AttachmentConfig {
   url: string
   token: ((roomId: string, request: { audience: string }) => string | Promise<string>) | undefined
@@ -189,6 +200,7 @@ class RoomAttachment implements TransportAttachment {
     const exitHandler = (this.provider as unknown as { _exitHandler?: () => void })._exitHandler
     const proc = (globalThis as { process?: { off?: (event: string, fn: () => void) => void } }).process
     if (exitHandler && proc?.off) proc.off('exit', exitHandler)
+    this.guardSyncMessages()
     this.provider.on('status', ({ status }) => {
       // 'disconnected' comes from connection-close below, which also covers failed attempts.
       if (status === 'connected') this.setStatus('connected')
@@ -276,6 +288,36 @@ class RoomAttachment implements TransportAttachment {
       ws.send(encoding.toUint8Array(encoder))
     } catch {
       // A socket closing under us; the close handler reconnects.
+    }
+  }
+
+  /**
+   * The provider's own sync handler hands whatever the server sends to `Y.applyUpdate`, which
+   * allocates an array for each client's claimed struct count before reading any: a relay could
+   * make a device allocate 256 MiB with a 9-byte update claiming 2^25 structs. So updates are
+   * walked first with Yjs's lazy reader (no allocation per claim); one it cannot read is dropped
+   * and reported (`error`, code `malformed-update`) — the relay is not trusted with the device's
+   * memory any more than with its data.
+   */
+  private guardSyncMessages(): void {
+    const handlers = (this.provider as unknown as { messageHandlers: SyncHandler[] }).messageHandlers
+    handlers[messageSync] = (encoder, decoder, provider, emitSynced) => {
+      encoding.writeVarUint(encoder, messageSync)
+      const type = decoding.readVarUint(decoder)
+      if (type === syncProtocol.messageYjsSyncStep1) {
+        syncProtocol.readSyncStep1(decoder, encoder, provider.doc)
+        return
+      }
+      if (type !== syncProtocol.messageYjsSyncStep2 && type !== syncProtocol.messageYjsUpdate) return
+      const update = decoding.readVarUint8Array(decoder)
+      try {
+        Y.parseUpdateMeta(update)
+        Y.applyUpdate(provider.doc, update, provider)
+      } catch {
+        this.emitError('malformed-update', 'the server sent an update that does not parse; dropped')
+        return
+      }
+      if (emitSynced && type === syncProtocol.messageYjsSyncStep2 && !provider.synced) provider.synced = true
     }
   }
 
