@@ -44,7 +44,7 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
       const invite = await phone.devices.invite({ kind, name, confirm: ({ sas }) => ((ownerSas = sas), true) })
       let joinerSas = ''
       const dev = await ContextSync.join({ invite: invite.code, device: { kind, name }, storage: memoryStorage(), transports: [transport()], confirmSas: (sas) => ((joinerSas = sas), true) })
-      print(`   ${label} code ${invite.code}: the phone shows ${ownerSas}, the ${kind} shows ${joinerSas}`)
+      print(`   ${label} code ${invite.code}: the phone shows ${ownerSas}, ${kind === 'glasses' ? 'the glasses show' : `the ${kind} shows`} ${joinerSas}`)
       return dev
     }
     const glasses = await pair('glasses', "Ana's glasses", 'glasses:')
