@@ -24,6 +24,7 @@ import { toHex } from '../util/bytes.js'
 import { reject, RejectCode, type Checked } from './codes.js'
 import { ID_BYTES } from './keys.js'
 import { aeadDecrypt, aeadEncrypt, NONCE_BYTES, SIGNATURE_BYTES, signDetached, verifyDetached } from './primitives.js'
+import { ValidationError } from '../errors.js'
 
 /** Envelope format version written by this build. */
 export const ENVELOPE_VERSION = 1
@@ -96,7 +97,7 @@ function boundBytes(domain: string, roomId: string, bytes: Uint8Array): Uint8Arr
 
 /** Seal `plaintext` into an envelope. */
 export function sealEnvelope(input: SealInput): Uint8Array {
-  if (input.sender.length !== ID_BYTES) throw new Error('sender id must be 16 bytes')
+  if (input.sender.length !== ID_BYTES) throw new ValidationError('sender id must be 16 bytes')
   const headerEnc = encoding.createEncoder()
   writeHeader(headerEnc, input.type, input.epoch, input.sender, input.seq)
   const header = encoding.toUint8Array(headerEnc)

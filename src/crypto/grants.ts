@@ -25,6 +25,7 @@ import { fromHex, toHex } from '../util/bytes.js'
 import type { Checked } from './codes.js'
 import { ID_BYTES, type AccountKeys } from './keys.js'
 import { signTypedStatement, StatementBoundError, StatementType, verifyStatementOf, verifyTypedStatement } from './statement.js'
+import { ValidationError } from '../errors.js'
 
 /** Bytes of an epoch start's salt. */
 export const SALT_BYTES = 32
@@ -116,13 +117,13 @@ export function startIdOf(salt: Uint8Array | undefined): string {
 
 function idBytes(deviceId: string): Uint8Array {
   const bytes = fromHex(deviceId)
-  if (!bytes || bytes.length !== ID_BYTES) throw new Error(`not a device id: ${deviceId}`)
+  if (!bytes || bytes.length !== ID_BYTES) throw new ValidationError(`not a device id: ${deviceId}`)
   return bytes
 }
 
 /** Sign a revocation (owner only). */
 export function signRevocation(account: AccountKeys, value: Revocation): Uint8Array {
-  if (value.cutoffs.size > MAX_CUTOFF_ROOMS) throw new Error(`a revocation lists at most ${MAX_CUTOFF_ROOMS} rooms`)
+  if (value.cutoffs.size > MAX_CUTOFF_ROOMS) throw new ValidationError(`a revocation lists at most ${MAX_CUTOFF_ROOMS} rooms`)
   return signTypedStatement(account, StatementType.RevocationV2, (enc) => {
     encoding.writeUint8Array(enc, idBytes(value.deviceId))
     encoding.writeVarUint(enc, value.revokedAt)
@@ -235,9 +236,9 @@ export function signEpochStart(account: AccountKeys, value: EpochStart): Uint8Ar
     })
   }
   const salt = value.salt
-  if (salt.length !== SALT_BYTES) throw new Error(`an epoch start's salt is ${SALT_BYTES} bytes`)
+  if (salt.length !== SALT_BYTES) throw new ValidationError(`an epoch start's salt is ${SALT_BYTES} bytes`)
   const recipients = [...new Set(value.recipients ?? [])].sort()
-  if (recipients.length > MAX_EPOCH_RECIPIENTS) throw new Error(`an epoch start names at most ${MAX_EPOCH_RECIPIENTS} recipients`)
+  if (recipients.length > MAX_EPOCH_RECIPIENTS) throw new ValidationError(`an epoch start names at most ${MAX_EPOCH_RECIPIENTS} recipients`)
   return signTypedStatement(account, StatementType.EpochStartV2, (enc) => {
     encoding.writeVarString(enc, value.roomId)
     encoding.writeVarUint(enc, value.epoch)
@@ -246,7 +247,7 @@ export function signEpochStart(account: AccountKeys, value: EpochStart): Uint8Ar
     encoding.writeVarUint(enc, recipients.length)
     for (const id of recipients) encoding.writeUint8Array(enc, idBytes(id))
     const excluded = [...new Set(value.excluded ?? [])].sort()
-    if (excluded.length > MAX_EPOCH_RECIPIENTS) throw new Error(`an epoch start names at most ${MAX_EPOCH_RECIPIENTS} excluded devices`)
+    if (excluded.length > MAX_EPOCH_RECIPIENTS) throw new ValidationError(`an epoch start names at most ${MAX_EPOCH_RECIPIENTS} excluded devices`)
     encoding.writeVarUint(enc, excluded.length)
     for (const id of excluded) encoding.writeUint8Array(enc, idBytes(id))
   })

@@ -20,6 +20,7 @@ import { toBase64Url, toHex, utf8 } from '../util/bytes.js'
 import { startIdOf, type EpochStart } from './grants.js'
 import type { AccountKeys } from './keys.js'
 import { deriveKey, hash } from './primitives.js'
+import { PermissionError, ScopeAccessError } from '../errors.js'
 
 /** The reserved scope name of the account registry. */
 export const REGISTRY_SCOPE = '@registry'
@@ -139,7 +140,7 @@ export class DeviceKeyring implements ScopeKeyring {
     if (known) return known
     if (scope === REGISTRY_SCOPE) return registryRoomId(this.account.accountId)
     if (scope === LOCAL_SCOPE && this.localMaster) return `${this.account.accountId}.local`
-    if (!this.naming) throw new Error(`no room id known for scope '${scope}' on this device`)
+    if (!this.naming) throw new ScopeAccessError(`no room id known for scope '${scope}' on this device`)
     const id = roomIdFor(this.account.accountId, this.naming, scope)
     this.rooms.set(scope, id)
     return id
@@ -242,7 +243,7 @@ export class DeviceKeyring implements ScopeKeyring {
    */
   deriveEpochKey(scope: string, epoch: number, salt?: Uint8Array): Uint8Array {
     const master = scope === LOCAL_SCOPE && this.localMaster ? this.localMaster : this.master
-    if (!master) throw new Error('deriving epoch keys needs the account root (owner device)')
+    if (!master) throw new PermissionError('deriving epoch keys needs the account root (owner device)')
     // Legacy starts and epoch 0 keep the salt-free label, so stores written before salts still open.
     return deriveKey(master, salt ? `scope/${scope}/epoch/${epoch}/salt/${toHex(salt)}` : `scope/${scope}/epoch/${epoch}`)
   }
@@ -253,7 +254,7 @@ export class DeviceKeyring implements ScopeKeyring {
    * device — nor anyone holding the scope's keys — can open or forge a checkpoint.
    */
   atRestKey(roomId: string): Uint8Array {
-    if (!this.localMaster) throw new Error('an at-rest key needs the device secret')
+    if (!this.localMaster) throw new PermissionError('an at-rest key needs the device secret')
     return deriveKey(this.localMaster, `at-rest/${roomId}`)
   }
 
@@ -344,6 +345,6 @@ function compareIds(a: string, b: string): number {
 
 /** Keyring of an owner device (tests and tools): derives everything from the account root. */
 export function ownerKeyring(account: AccountKeys): DeviceKeyring {
-  if (!account.rootSeed) throw new Error('deriving scope keys needs the account root (owner device)')
+  if (!account.rootSeed) throw new PermissionError('deriving scope keys needs the account root (owner device)')
   return new DeviceKeyring(account)
 }

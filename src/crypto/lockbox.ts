@@ -19,6 +19,7 @@ import { SALT_BYTES } from './grants.js'
 import { ID_BYTES, type AccountKeys, type DeviceKeys } from './keys.js'
 import { KEY_BYTES, openSealed, sealToPublicKey } from './primitives.js'
 import { signTypedStatement, StatementType, verifyStatementOf } from './statement.js'
+import { ValidationError } from '../errors.js'
 
 /** A verified lockbox (still sealed). */
 export interface Lockbox {
@@ -43,8 +44,8 @@ export function issueLockbox(
   salt?: Uint8Array,
 ): Uint8Array {
   const id = fromHex(recipient.deviceId)
-  if (!id || id.length !== ID_BYTES) throw new Error(`not a device id: ${recipient.deviceId}`)
-  if (salt && salt.length !== SALT_BYTES) throw new Error(`an epoch start's salt is ${SALT_BYTES} bytes`)
+  if (!id || id.length !== ID_BYTES) throw new ValidationError(`not a device id: ${recipient.deviceId}`)
+  if (salt && salt.length !== SALT_BYTES) throw new ValidationError(`an epoch start's salt is ${SALT_BYTES} bytes`)
   return signTypedStatement(account, salt ? StatementType.LockboxV2 : StatementType.Lockbox, (enc) => {
     encoding.writeVarString(enc, roomId)
     encoding.writeVarUint(enc, epoch)

@@ -122,7 +122,7 @@ export function passphraseKeys(passphrase: string, options: PassphraseKeysOption
       let parsed: { salt: Uint8Array; ops: number; mem: number; nonce: Uint8Array; ciphertext: Uint8Array }
       try {
         const dec = decoding.createDecoder(wrapped)
-        if (decoding.readUint8(dec) !== FORMAT) throw new Error('format')
+        if (decoding.readUint8(dec) !== FORMAT) throw new RangeError('format')
         parsed = {
           salt: decoding.readUint8Array(dec, SALT_BYTES).slice(),
           ops: decoding.readVarUint(dec),
@@ -130,7 +130,7 @@ export function passphraseKeys(passphrase: string, options: PassphraseKeysOption
           nonce: decoding.readUint8Array(dec, NONCE_BYTES).slice(),
           ciphertext: decoding.readVarUint8Array(dec).slice(),
         }
-        if (decoding.hasContent(dec)) throw new Error('trailing')
+        if (decoding.hasContent(dec)) throw new RangeError('trailing')
       } catch {
         throw new ConfigError(`the ${label} key record is damaged`)
       }

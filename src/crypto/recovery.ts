@@ -8,6 +8,7 @@
 import { utf8 } from '../util/bytes.js'
 import { fromCrockford, toCrockford } from '../util/base32.js'
 import { hash } from './primitives.js'
+import { ValidationError } from '../errors.js'
 
 function checksum(seed: Uint8Array): Uint8Array {
   return hash(seed, 2, utf8('contextsync/v1/recovery-check'))
@@ -15,7 +16,7 @@ function checksum(seed: Uint8Array): Uint8Array {
 
 /** Encode a 32-byte root seed as a recovery code. */
 export function encodeRecoveryCode(seed: Uint8Array): string {
-  if (seed.length !== 32) throw new Error('a root seed is 32 bytes')
+  if (seed.length !== 32) throw new ValidationError('a root seed is 32 bytes')
   const bytes = new Uint8Array(34)
   bytes.set(seed)
   bytes.set(checksum(seed), 32)

@@ -74,7 +74,7 @@ export function cryptoBackend(): CryptoBackendName | undefined {
 
 /** The initialised backend. Throws when called before {@link ready} resolved. */
 export function sodium(): SodiumBackend {
-  if (active === undefined) throw new Error('contextsync: crypto used before ready() resolved')
+  if (active === undefined) throw new ConfigError('contextsync: crypto used before ready() resolved')
   return active
 }
 

@@ -17,6 +17,7 @@ import * as encoding from 'lib0/encoding'
 import { reject, RejectCode, type Checked } from './codes.js'
 import type { AccountKeys } from './keys.js'
 import { SIGNATURE_BYTES, signDetached, verifyDetached } from './primitives.js'
+import { PermissionError } from '../errors.js'
 
 const STATEMENT_VERSION = 1
 const STATEMENT_DOMAIN = 'contextsync/v1/statement'
@@ -65,7 +66,7 @@ function signedMessage(accountId: string, unsigned: Uint8Array): Uint8Array {
 
 /** Sign a statement body with the account root. Throws when `account` holds no root secret. */
 export function signStatement(account: AccountKeys, type: StatementType, body: Uint8Array): Uint8Array {
-  if (!account.rootSecretKey) throw new Error('signing a statement needs the account root (owner device)')
+  if (!account.rootSecretKey) throw new PermissionError('signing a statement needs the account root (owner device)')
   const enc = encoding.createEncoder()
   encoding.writeUint8(enc, STATEMENT_VERSION)
   encoding.writeUint8(enc, type)

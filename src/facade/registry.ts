@@ -65,6 +65,7 @@ import { Emitter } from '../util/emitter.js'
 import { bytesEqual, fromHex, toHex } from '../util/bytes.js'
 import { decodeKeptStatements, encodeKeptStatements, watchPublicDeletions } from './kept-statements.js'
 import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './scopes.js'
+import { PermissionError } from '../errors.js'
 
 /** Events of a {@link Registry}. */
 export interface RegistryEvents {
@@ -619,7 +620,7 @@ export class Registry {
    * keys (withdrawn grants).
    */
   private stage(priv: Entry[], pub: Entry[], remove: string[] = []): void {
-    if (!this.isOwner) throw new Error('only owner devices write registry statements')
+    if (!this.isOwner) throw new PermissionError('only owner devices write registry statements')
     if (pub.length > 0) {
       const map = publicStatementsMap(this.replica.outer)
       Y.transact(this.replica.outer, () => {

@@ -29,6 +29,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { requireOptional } from '../adapters/optional-module.js'
+import { ClosedError } from '../errors.js'
 
 /** A revocation the relay verified, as it keeps it: the statement and the key it verifies under. */
 export interface StoredRevocation {
@@ -187,7 +188,7 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       return loadStmt.all(roomId).map(({ data }) => new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     },
     append(roomId, update) {
-      if (closed) throw new Error('relay storage is closed')
+      if (closed) throw new ClosedError('relay storage is closed')
       pending.push([roomId, update])
       scheduleCommit()
     },
@@ -212,7 +213,7 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
         statement: new Uint8Array(statement),
       })),
     saveRevocation({ accountId, deviceId, rootPublicKey, statement }) {
-      if (closed) throw new Error('relay storage is closed')
+      if (closed) throw new ClosedError('relay storage is closed')
       // Written at once, not batched: it must survive a crash right after the device was cut off.
       saveRevocationStmt.run(accountId, deviceId, rootPublicKey, statement)
     },

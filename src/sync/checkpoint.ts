@@ -60,7 +60,8 @@ function writeSeqMap(enc: encoding.Encoder, map: Map<string, SeqSet>): void {
 
 function readSeqMap(dec: decoding.Decoder): Map<string, SeqSet> {
   const count = decoding.readVarUint(dec)
-  if (count > dec.arr.length) throw new Error('sender count exceeds input')
+  // Caught by openCheckpoint's parse, like lib0's own out-of-bounds reads.
+  if (count > dec.arr.length) throw new RangeError('sender count exceeds input')
   const map = new Map<string, SeqSet>()
   for (let i = 0; i < count; i++) map.set(toHex(decoding.readUint8Array(dec, 16)), SeqSet.decode(dec))
   return map

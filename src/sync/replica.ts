@@ -28,7 +28,7 @@ import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { StorageError, type StorageAdapter } from '../adapters/storage.js'
-import { ClosedError } from '../errors.js'
+import { ClosedError, ScopeAccessError } from '../errors.js'
 import { applyNotingLandedDeleted, carriesDeletedContent } from '../crdt/landed-deleted.js'
 import { createSealedLogDoc, sealedLog } from '../crdt/sealed-log.js'
 import { RejectCode } from '../crypto/codes.js'
@@ -724,7 +724,7 @@ export class Replica {
   private seal(type: EnvelopeType, seq: number, plaintext: Uint8Array): Uint8Array {
     const signer = this.options.signer!
     const sealing = this.options.keyring.sealingKey(this.scope)
-    if (!sealing) throw new Error(`no sealing key for scope ${this.scope}`)
+    if (!sealing) throw new ScopeAccessError(`no sealing key for scope ${this.scope}`)
     const { epoch, key } = sealing
     this.sealedEpoch = Math.max(this.sealedEpoch, epoch)
     return sealEnvelope({
