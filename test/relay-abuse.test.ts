@@ -19,7 +19,7 @@ import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
 import { ContextSync, createAccount, memoryStorage } from '../src/index.js'
 import { main } from '../src/cli.js'
-import { CloseCode, NonceCache, tokenAuth, type Relay } from '../src/relay/index.js'
+import { CloseCode, NonceCache, tokenAuth } from '../src/relay/index.js'
 import { Room } from '../src/relay/room.js'
 import {
   closeRelays,

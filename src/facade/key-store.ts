@@ -37,13 +37,6 @@ export async function loadKeyRecord(storage: StorageAdapter, key: StorageKey, la
   }
 }
 
-/** Wrap `record` with the protector (plain without one) and save it at `key`. */
-export async function saveKeyRecord(storage: StorageAdapter, key: StorageKey, label: string, record: Uint8Array, protector: KeyProtector | undefined): Promise<void> {
-  const kind = protector?.kind ?? PLAIN_KIND
-  const wrapped = protector && kind !== PLAIN_KIND ? await protector.wrap(record, label) : record
-  await storage.save(key, encodeStoredKeyRecord(kind, wrapped))
-}
-
 /**
  * Save several records in one tick (wrapping first), so a batching adapter commits them together:
  * the device record marks a store as enrolled and is only read back with the account record.

@@ -181,9 +181,17 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const keepAliveMs = options.keepAliveMs ?? 30_000
   const shutdownGraceMs = options.shutdownGraceMs ?? 2_000
 
+  const backend =
+    options.persistence?.backend ??
+    (options.dataDir !== undefined
+      ? sqliteBackend(options.dataDir, {
+          onAppendError: (error, rows) =>
+            logger.error('storing updates failed; they reach storage with the next merge', { rows, error: error instanceof Error ? error.message : 'unknown' }),
+        })
+      : memoryBackend())
   // Spent token nonces go to the relay's store (when it keeps one) so a restart forgets none.
-  let saveNonce: ((nonce: string, keepUntil: number) => void) | undefined
-  const nonces = new NonceCache({ onClaim: (nonce, keepUntil) => saveNonce?.(nonce, keepUntil) })
+  const nonces = new NonceCache(backend.saveNonce ? { onClaim: (nonce, keepUntil) => backend.saveNonce!(nonce, keepUntil) } : {})
+  if (backend.savedNonces) nonces.restore(backend.savedNonces(Date.now()))
   let hooks: AuthHook[]
   if (options.auth === 'none') {
     hooks = [noAuth()]
@@ -197,17 +205,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     hooks = orderHooks(Array.isArray(options.auth) ? options.auth : [options.auth as AuthHook])
   }
 
-  const backend =
-    options.persistence?.backend ??
-    (options.dataDir !== undefined
-      ? sqliteBackend(options.dataDir, {
-          onAppendError: (error, rows) =>
-            logger.error('storing updates failed; they reach storage with the next merge', { rows, error: error instanceof Error ? error.message : 'unknown' }),
-        })
-      : memoryBackend())
   const storage = new RelayStorage(backend)
-  if (backend.savedNonces) nonces.restore(backend.savedNonces(Date.now()))
-  if (backend.saveNonce) saveNonce = (nonce, keepUntil) => backend.saveNonce!(nonce, keepUntil)
   // A pairing room left in storage by a crash is of no use to anyone: rendezvous rooms only live
   // while their devices are connected.
   for (const roomId of storage.storedRoomIds()) if (PAIRING_ROOM_PATTERN.test(roomId)) storage.replace(roomId, null)
