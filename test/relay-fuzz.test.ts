@@ -27,7 +27,7 @@ import { silentLogger } from '../src/relay/log.js'
 import { RelayMetrics } from '../src/relay/metrics.js'
 import { memoryBackend, RelayStorage } from '../src/relay/persistence.js'
 import { Room } from '../src/relay/room.js'
-import { CloseCode } from '../src/relay/close-codes.js'
+import { CloseCode } from '../src/wire/close-codes.js'
 import { closeRelays, fakeEnvelope, NodeWebSocket, sealedLog, startRelay, waitFor } from './relay-helpers.js'
 
 const SEED = Number(process.env.CONTEXTSYNC_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))

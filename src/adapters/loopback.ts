@@ -55,6 +55,7 @@ import * as decoding from 'lib0/decoding'
 import * as prng from 'lib0/prng'
 import { bytesEqual } from '../util/bytes.js'
 import { Emitter } from '../util/emitter.js'
+import { MessageType } from '../wire/messages.js'
 import type {
   SealedLogRoom,
   Transport,
@@ -233,9 +234,6 @@ export function loopbackNetwork(options: LoopbackOptions = {}): LoopbackNetwork 
 
 // ———————————————————————————————————————————————————————————————— internals
 
-/** y-websocket's outer message types. */
-const MESSAGE_SYNC = 0
-const MESSAGE_AWARENESS = 1
 /** The relay is always in the first partition group. */
 const HUB_GROUP = 0
 /** Transports missing from every partition group share this group. */
@@ -927,7 +925,7 @@ class Network implements LoopbackNetwork {
   private sendAwareness(link: Link, from: Endpoint, clients: number[]): void {
     if (clients.length === 0) return
     const encoder = encoding.createEncoder()
-    encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
+    encoding.writeVarUint(encoder, MessageType.Awareness)
     encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(from.awareness, clients))
     this.send(link, from, encoding.toUint8Array(encoder), 'awareness')
   }
@@ -991,8 +989,8 @@ class Network implements LoopbackNetwork {
     try {
       const decoder = decoding.createDecoder(bytes)
       const messageType = decoding.readVarUint(decoder)
-      if (messageType === MESSAGE_SYNC) this.receiveSync(link, end, decoder)
-      else if (messageType === MESSAGE_AWARENESS) {
+      if (messageType === MessageType.Sync) this.receiveSync(link, end, decoder)
+      else if (messageType === MessageType.Awareness) {
         awarenessProtocol.applyAwarenessUpdate(end.awareness, decoding.readVarUint8Array(decoder), link)
       } else end.reject('unknown-message', `unknown message type ${messageType}`)
     } catch (error) {
@@ -1002,7 +1000,7 @@ class Network implements LoopbackNetwork {
 
   private receiveSync(link: Link, end: Endpoint, decoder: decoding.Decoder): void {
     const reply = encoding.createEncoder()
-    encoding.writeVarUint(reply, MESSAGE_SYNC)
+    encoding.writeVarUint(reply, MessageType.Sync)
     const syncType = syncProtocol.readSyncMessage(decoder, reply, end.doc, link, (error) =>
       end.reject('bad-update', error.message),
     )
@@ -1077,7 +1075,7 @@ function normalizeFaults(faults: LoopbackFaults): Required<LoopbackFaults> {
 
 function syncFrame(write: (encoder: encoding.Encoder) => void): Uint8Array {
   const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, MESSAGE_SYNC)
+  encoding.writeVarUint(encoder, MessageType.Sync)
   write(encoder)
   return encoding.toUint8Array(encoder)
 }

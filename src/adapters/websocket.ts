@@ -19,8 +19,10 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import * as syncProtocol from 'y-protocols/sync'
-import { messageSync, WebsocketProvider } from 'y-websocket'
-import { closeCodeName, REFUSAL_CODES, TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../relay/close-codes.js'
+import { WebsocketProvider } from 'y-websocket'
+import { closeCodeName, REFUSAL_CODES } from '../wire/close-codes.js'
+import { MessageType } from '../wire/messages.js'
+import { TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../wire/token-protocol.js'
 import { tokenAudience } from '../crypto/token.js'
 import { Emitter } from '../util/emitter.js'
 import type {
@@ -282,7 +284,7 @@ class RoomAttachment implements TransportAttachment {
     const ws = this.provider.ws
     if (!this.provider.wsconnected || !ws) return
     const encoder = encoding.createEncoder()
-    encoding.writeVarUint(encoder, messageSync)
+    encoding.writeVarUint(encoder, MessageType.Sync)
     syncProtocol.writeSyncStep1(encoder, room.doc)
     try {
       ws.send(encoding.toUint8Array(encoder))
@@ -301,8 +303,8 @@ class RoomAttachment implements TransportAttachment {
    */
   private guardSyncMessages(): void {
     const handlers = (this.provider as unknown as { messageHandlers: SyncHandler[] }).messageHandlers
-    handlers[messageSync] = (encoder, decoder, provider, emitSynced) => {
-      encoding.writeVarUint(encoder, messageSync)
+    handlers[MessageType.Sync] = (encoder, decoder, provider, emitSynced) => {
+      encoding.writeVarUint(encoder, MessageType.Sync)
       const type = decoding.readVarUint(decoder)
       if (type === syncProtocol.messageYjsSyncStep1) {
         syncProtocol.readSyncStep1(decoder, encoder, provider.doc)

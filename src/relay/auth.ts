@@ -18,7 +18,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { AccessGrant } from '../crypto/token.js'
 import { RejectCode, verifyAccessToken } from '../crypto/index.js'
-import { CloseCode } from './close-codes.js'
+import { CloseCode } from '../wire/close-codes.js'
 import { NonceCache } from './nonce-cache.js'
 
 export { NonceCache, type NonceCacheOptions } from './nonce-cache.js'

@@ -7,7 +7,7 @@
  */
 import type { RawData, WebSocket } from 'ws'
 import { PAIRING_ROOM_PATTERN, type RelayIdentity } from './auth.js'
-import { CloseCode, closeReason } from './close-codes.js'
+import { CloseCode, closeReason } from '../wire/close-codes.js'
 import { TokenBucket, type RelayLimits } from './limits.js'
 import type { RelayLogger } from './log.js'
 import type { LimitName, RelayMetrics } from './metrics.js'

@@ -12,7 +12,7 @@
  * @module
  */
 export { createRelay, type Relay, type RelayOptions, type RelayPersistenceOptions } from './server.js'
-export { CloseCode, closeCodeName, closeReason, isCloseCode, REFUSAL_CODES } from './close-codes.js'
+export { CloseCode, closeCodeName, closeReason, isCloseCode, REFUSAL_CODES } from '../wire/close-codes.js'
 export {
   tokenAuth,
   noAuth,

@@ -2,7 +2,7 @@
  * Relay limits: defaults, validation, and the per-connection token bucket.
  *
  * Each limit has a default, a `createRelay({ limits })` option, a CLI flag with its environment
- * variable (`CONTEXTSYNC_RELAY_<FLAG>`), the close code a client sees (see `close-codes.ts`) and a
+ * variable (`CONTEXTSYNC_RELAY_<FLAG>`), the close code a client sees (see `src/wire/close-codes.ts`) and a
  * `/metrics` counter, `contextsync_relay_limit_hits_total{limit="<name>"}` (README.md, "The relay"):
  *
  * | limit                           | default  | flag                          | close code     | `limit` label           |

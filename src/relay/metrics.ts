@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { closeCodeName } from './close-codes.js'
+import { closeCodeName } from '../wire/close-codes.js'
 
 /**
  * The limits counted in `contextsync_relay_limit_hits_total{limit}` (see `limits.ts`): each time

@@ -23,9 +23,7 @@ import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
-
-/** y-websocket message types (first varuint of a frame). */
-export const MessageType = { Sync: 0, Awareness: 1, Auth: 2, QueryAwareness: 3 } as const
+import { MessageType } from '../wire/messages.js'
 
 /** A validated client frame. */
 export type ClientMessage =

@@ -14,7 +14,7 @@ import * as syncProtocol from 'y-protocols/sync'
 import { decodeAwarenessEntries, encodeAwarenessEntries, filterAwareness, type AwarenessVerdict } from './awareness-guard.js'
 import type { RelayLogger } from './log.js'
 import type { RelayStorage } from './persistence.js'
-import { MessageType } from './protocol.js'
+import { MessageType } from '../wire/messages.js'
 import { bytesDeletedBy } from './room-size.js'
 
 /** Something joined to a room that can receive frames (a relay connection). */

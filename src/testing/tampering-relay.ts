@@ -32,7 +32,9 @@ import * as syncProtocol from 'y-protocols/sync'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { PUBLIC_STATEMENTS_KEY, publicStatementsMap } from '../crdt/registry.js'
 import { SEALED_LOG_KEY, sealedLog } from '../crdt/sealed-log.js'
-import { tokenFromProtocols } from '../relay/close-codes.js'
+import { CloseCode } from '../wire/close-codes.js'
+import { MessageType } from '../wire/messages.js'
+import { tokenFromProtocols } from '../wire/token-protocol.js'
 import { StatementType } from '../crypto/statement.js'
 import { fromBase64Url, toHex } from '../util/bytes.js'
 import {
@@ -188,12 +190,9 @@ export interface TamperingRelay {
 /** Transaction origin of updates applied by {@link Withholding.release}. */
 export const RELEASE_ORIGIN = Symbol('contextsync/tampering-relay/release')
 
-const MESSAGE_SYNC = 0
-const MESSAGE_AWARENESS = 1
-const MESSAGE_QUERY_AWARENESS = 3
 const WS_OPEN = 1
 /** "Going away": y-websocket clients and `websocketTransport` reconnect quietly. */
-const GOING_AWAY = 1001
+const GOING_AWAY = CloseCode.GoingAway
 
 /**
  * Start a tampering relay.
@@ -495,7 +494,7 @@ class Harness implements TamperingRelay {
   private onConnection(ws: WebSocket, request: IncomingMessage): void {
     const target = parseTarget(request.url, request.headers['sec-websocket-protocol'])
     if (this.closed || target.roomId === undefined) {
-      ws.close(4400, 'no room')
+      ws.close(CloseCode.MalformedFrame, 'no room')
       return
     }
     const room = this.openRoom(target.roomId)
@@ -516,7 +515,7 @@ class Harness implements TamperingRelay {
     ws.on('close', () => this.onClose(connection))
     // As a y-websocket server: our sync step 1 first, then everyone's presence.
     const step1 = encoding.createEncoder()
-    encoding.writeVarUint(step1, MESSAGE_SYNC)
+    encoding.writeVarUint(step1, MessageType.Sync)
     syncProtocol.writeSyncStep1(step1, room.doc)
     connection.send(encoding.toUint8Array(step1))
     if (room.awareness.getStates().size > 0) connection.send(awarenessFrame(room.awareness, [...room.awareness.getStates().keys()]))
@@ -537,19 +536,19 @@ class Harness implements TamperingRelay {
     try {
       const decoder = decoding.createDecoder(frame)
       const type = decoding.readVarUint(decoder)
-      if (type === MESSAGE_SYNC) {
+      if (type === MessageType.Sync) {
         const syncType = decoding.readVarUint(decoder)
         if (syncType === syncProtocol.messageYjsSyncStep1) {
           const encoder = encoding.createEncoder()
-          encoding.writeVarUint(encoder, MESSAGE_SYNC)
+          encoding.writeVarUint(encoder, MessageType.Sync)
           syncProtocol.writeSyncStep2(encoder, room.doc, decoding.readVarUint8Array(decoder))
           this.sendSync(connection, encoding.toUint8Array(encoder), undefined)
         } else if (syncType === syncProtocol.messageYjsSyncStep2 || syncType === syncProtocol.messageYjsUpdate) {
           this.onClientUpdate(connection, decoding.readVarUint8Array(decoder))
         }
-      } else if (type === MESSAGE_AWARENESS) {
+      } else if (type === MessageType.Awareness) {
         awarenessProtocol.applyAwarenessUpdate(room.awareness, decoding.readVarUint8Array(decoder), connection)
-      } else if (type === MESSAGE_QUERY_AWARENESS) {
+      } else if (type === MessageType.QueryAwareness) {
         connection.send(awarenessFrame(room.awareness, [...room.awareness.getStates().keys()]))
       }
     } catch {
@@ -575,7 +574,7 @@ class Harness implements TamperingRelay {
     // Client updates were captured on arrival; the relay's own changes (tampering, releases) here.
     if (!source) this.capture(room.roomId, envelopesInUpdate(update, room.doc), undefined)
     const encoder = encoding.createEncoder()
-    encoding.writeVarUint(encoder, MESSAGE_SYNC)
+    encoding.writeVarUint(encoder, MessageType.Sync)
     syncProtocol.writeUpdate(encoder, update)
     const frame = encoding.toUint8Array(encoder)
     for (const connection of room.connections) {
@@ -653,7 +652,7 @@ function applyQuietly(doc: Y.Doc, update: Uint8Array, origin: unknown): void {
 
 function awarenessFrame(awareness: awarenessProtocol.Awareness, clients: number[]): Uint8Array {
   const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
+  encoding.writeVarUint(encoder, MessageType.Awareness)
   encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(awareness, clients))
   return encoding.toUint8Array(encoder)
 }
@@ -662,7 +661,7 @@ function awarenessFrame(awareness: awarenessProtocol.Awareness, clients: number[
 function updateOfSyncFrame(frame: Uint8Array): Uint8Array | undefined {
   try {
     const decoder = decoding.createDecoder(frame)
-    if (decoding.readVarUint(decoder) !== MESSAGE_SYNC) return undefined
+    if (decoding.readVarUint(decoder) !== MessageType.Sync) return undefined
     const syncType = decoding.readVarUint(decoder)
     if (syncType !== syncProtocol.messageYjsSyncStep2 && syncType !== syncProtocol.messageYjsUpdate) return undefined
     return decoding.readVarUint8Array(decoder)

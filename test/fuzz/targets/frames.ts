@@ -9,7 +9,7 @@
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import * as syncProtocol from 'y-protocols/sync'
-import { CloseCode } from '../../../src/relay/close-codes.js'
+import { CloseCode } from '../../../src/wire/close-codes.js'
 import { parseClientMessage } from '../../../src/relay/protocol.js'
 import { sealPresence } from '../../../src/sync/presence.js'
 import { fixture, type Fixture } from '../fixture.js'

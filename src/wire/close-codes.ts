@@ -1,12 +1,12 @@
 /**
- * WebSocket close codes the relay uses, as named constants (hocuspocus `CloseEvents` style).
+ * WebSocket close codes the relay sends and clients act on, as named constants (hocuspocus
+ * `CloseEvents` style). Both sides import them from here: the relay closes with them, the WebSocket
+ * transport names them and decides how long to back off.
  *
  * Codes 4400–4499 mirror HTTP 4xx: the relay refused something on purpose. 1001 and 1009 are the
  * standard RFC 6455 codes. Every refusal is counted in `/metrics` under its code and logged without
  * payloads or tokens. A refused connection receives no room state: auth refusals close the socket
  * right after the upgrade, before the relay sends its first sync message.
- *
- * This file has no Node imports so browser clients (the websocket transport) can share it.
  *
  * | code | name                | meaning                                                           |
  * |------|---------------------|-------------------------------------------------------------------|
@@ -127,26 +127,3 @@ export const REFUSAL_CODES: ReadonlySet<number> = new Set<number>([
   CloseCode.TooManyRooms,
   CloseCode.MessageTooBig,
 ])
-
-/**
- * WebSocket subprotocols a contextsync client offers so its relay token travels in the
- * `Sec-WebSocket-Protocol` header instead of the URL (where proxies and access logs keep it):
- * `[TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX + token]`. The relay selects {@link TOKEN_PROTOCOL};
- * a server that knows nothing of it (stock y-websocket on `ws`) selects the first offered too.
- */
-export const TOKEN_PROTOCOL = 'contextsync'
-/** Prefix of the subprotocol entry carrying the token (base64url: valid subprotocol characters). */
-export const TOKEN_PROTOCOL_PREFIX = 'contextsync.token.'
-
-/**
- * The token a client offered in its `Sec-WebSocket-Protocol` header (as Node gives the header:
- * a comma-separated string), or `undefined`.
- */
-export function tokenFromProtocols(header: string | string[] | undefined): string | undefined {
-  const offered = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',')
-  for (const entry of offered) {
-    const trimmed = entry.trim()
-    if (trimmed.startsWith(TOKEN_PROTOCOL_PREFIX) && trimmed.length > TOKEN_PROTOCOL_PREFIX.length) return trimmed.slice(TOKEN_PROTOCOL_PREFIX.length)
-  }
-  return undefined
-}
