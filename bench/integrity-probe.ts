@@ -48,6 +48,14 @@ type StorageAdapter = import('../src/index.js').StorageAdapter
 type StorageKey = import('../src/index.js').StorageKey
 type Transport = import('../src/index.js').Transport
 
+/**
+ * `keys: plainKeys()` where the tree has key protectors (a durable store needs `keys` said out
+ * loud); nothing on a baseline tree from before them, which stored plain records by default.
+ */
+function plainKeysOf(lib: Lib): { keys?: ReturnType<Lib['plainKeys']> } {
+  return typeof lib.plainKeys === 'function' ? { keys: lib.plainKeys() } : {}
+}
+
 /** The names of the probes, in the order bench/integrity.ts runs them. */
 export const PROBES = ['facade-burst', 'facade-single', 'relay-burst', 'relay-single', 'local-bytes', 'cold-open-build', 'cold-open'] as const
 /** One probe name. */
@@ -313,6 +321,7 @@ function countingStorage(inner: StorageAdapter): CountingStorage {
   let removes = 0
   let byKind = new Map<string, number>()
   const storage: StorageAdapter = {
+    ...(inner.durable !== undefined && { durable: inner.durable }),
     load: (key) => inner.load(key),
     loadRange: (prefix) => inner.loadRange(prefix),
     save: (key, data) => {
@@ -358,8 +367,8 @@ async function localBytes(tree: Tree, n: number): Promise<LocalBytesResult> {
   const net = lib.loopbackNetwork({ seed: 1 })
   const writerStore = countingStorage(lib.memoryStorage())
   const receiverStore = countingStorage(lib.memoryStorage())
-  const a = await lib.ContextSync.open({ account, device: { kind: 'phone' }, storage: writerStore.storage, transports: [net.transport()] })
-  const b = await lib.ContextSync.open({ account, device: { kind: 'pc' }, storage: receiverStore.storage, transports: [net.transport()] })
+  const a = await lib.ContextSync.open({ account, device: { kind: 'phone' }, storage: writerStore.storage, ...plainKeysOf(lib), transports: [net.transport()] })
+  const b = await lib.ContextSync.open({ account, device: { kind: 'pc' }, storage: receiverStore.storage, ...plainKeysOf(lib), transports: [net.transport()] })
   const pair = pairOf(a, b, async () => {
     await a.close()
     await b.close()
@@ -413,7 +422,7 @@ async function coldOpenBuild(tree: Tree, path: string, n: number, burstSize: num
   const { sqliteStorage } = await tree.sqlite()
   const account = await tree.lib.createAccount()
   const storage = sqliteStorage({ path })
-  const dev = await tree.lib.ContextSync.open({ account, device: { kind: 'pc', name: 'Bench PC' }, storage })
+  const dev = await tree.lib.ContextSync.open({ account, device: { kind: 'pc', name: 'Bench PC' }, storage, ...plainKeysOf(tree.lib) })
   let rejected = 0
   dev.on('rejected', () => rejected++)
   const start = performance.now()
@@ -459,7 +468,7 @@ async function coldOpen(tree: Tree, path: string, n: number, opens: number): Pro
     collectGarbage()
     const start = performance.now()
     const storage = sqliteStorage({ path })
-    const dev = await tree.lib.ContextSync.open({ storage })
+    const dev = await tree.lib.ContextSync.open({ storage, ...plainKeysOf(tree.lib) })
     const openMs = performance.now() - start
     dev.on('rejected', () => rejected++)
     const listStart = performance.now()

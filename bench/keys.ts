@@ -14,18 +14,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
-import { ContextSync, createAccount, passphraseKeys, type KeyProtector } from '../src/index.js'
+import { ContextSync, createAccount, passphraseKeys, plainKeys, type KeyProtector } from '../src/index.js'
 import { fmt, median, printTable } from './table.js'
 
 const OPENS = Math.max(3, Number(process.env.BENCH_KEYS_OPENS ?? 7))
 
-async function opens(make: () => KeyProtector | undefined): Promise<{ enrol: number; reopen: number }> {
+async function opens(make: () => KeyProtector): Promise<{ enrol: number; reopen: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'contextsync-bench-keys-'))
   try {
     const path = join(dir, 'device.db')
     let started = performance.now()
     const keys = make()
-    const first = await ContextSync.open({ account: await createAccount(), device: { kind: 'phone' }, storage: sqliteStorage({ path }), ...(keys && { keys }) })
+    const first = await ContextSync.open({ account: await createAccount(), device: { kind: 'phone' }, storage: sqliteStorage({ path }), keys })
     const enrol = performance.now() - started
     await first.memory.remember({ text: 'one memory so the store is not empty' })
     await first.close()
@@ -34,7 +34,7 @@ async function opens(make: () => KeyProtector | undefined): Promise<{ enrol: num
       const storage = sqliteStorage({ path })
       const again = make()
       started = performance.now()
-      const dev = await ContextSync.open({ storage, ...(again && { keys: again }) })
+      const dev = await ContextSync.open({ storage, keys: again })
       times.push(performance.now() - started)
       await dev.close()
       await storage.close()
@@ -47,8 +47,8 @@ async function opens(make: () => KeyProtector | undefined): Promise<{ enrol: num
 
 /** Run the key-protector comparison and print it. */
 export async function benchKeys(): Promise<void> {
-  const subjects: Array<[string, () => KeyProtector | undefined]> = [
-    ['no protector (plain records) — baseline', () => undefined],
+  const subjects: Array<[string, () => KeyProtector]> = [
+    ['plainKeys (plain records) — baseline', () => plainKeys()],
     ['passphraseKeys, default (2 passes, 64 MiB)', () => passphraseKeys('a long enough passphrase')],
     ['passphraseKeys, moderate (3 passes, 256 MiB)', () => passphraseKeys('a long enough passphrase', { opsLimit: 3, memLimit: 256 * 1024 * 1024 })],
   ]

@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { insertMemory, readAllMemories, type MemoryItem } from '../src/crdt/memory.js'
-import { ContextSync, createAccount } from '../src/index.js'
+import { ContextSync, createAccount, plainKeys } from '../src/index.js'
 import { collectGarbage } from './bench-kit.js'
 import { fmt, median, percentile, printTable } from './table.js'
 
@@ -70,7 +70,7 @@ interface Built {
 async function buildDeviceStore(path: string): Promise<Built> {
   const account = await createAccount()
   const storage = sqliteStorage({ path })
-  const dev = await ContextSync.open({ account, device: { kind: 'pc', name: 'Bench PC' }, storage })
+  const dev = await ContextSync.open({ account, device: { kind: 'pc', name: 'Bench PC' }, storage, keys: plainKeys() })
   const start = performance.now()
   for (let i = 0; i < N; i += BURST) {
     const burst: Array<Promise<unknown>> = []
@@ -112,7 +112,7 @@ async function openDevice(path: string): Promise<OpenTiming> {
   collectGarbage()
   const start = performance.now()
   const storage = sqliteStorage({ path })
-  const dev = await ContextSync.open({ storage })
+  const dev = await ContextSync.open({ storage, keys: plainKeys() })
   const openMs = since(start)
   const listStart = performance.now()
   const count = dev.memory.list().length
@@ -207,7 +207,7 @@ interface Writer {
 async function deviceWriter(path: string): Promise<Writer> {
   const account = await createAccount()
   const storage = sqliteStorage({ path })
-  const dev = await ContextSync.open({ account, device: { kind: 'pc', name: 'Bench PC' }, storage })
+  const dev = await ContextSync.open({ account, device: { kind: 'pc', name: 'Bench PC' }, storage, keys: plainKeys() })
   return {
     write: (i) => dev.memory.remember({ text: text(i), tags: [`t${i % 10}`] }),
     close: async () => {

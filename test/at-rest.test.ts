@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sqliteStorage, type SqliteStorage } from '../src/adapters/sqlite-storage.js'
-import { ConfigError, ContextSync, createAccount, loopbackNetwork, type Account, type LoopbackNetwork } from '../src/index.js'
+import { ConfigError, ContextSync, createAccount, loopbackNetwork, plainKeys, type Account, type LoopbackNetwork } from '../src/index.js'
 import { sealedLog } from '../src/crdt/sealed-log.js'
 import {
   decodeAccountKeys,
@@ -89,12 +89,14 @@ async function populate(): Promise<World> {
     account,
     device: { kind: 'phone', name: markers.phoneName },
     storage: storages.phone,
+    keys: plainKeys(),
     transports: [net.transport({ name: 'phone' })],
   })
   const pc = await ContextSync.open({
     account,
     device: { kind: 'pc', name: markers.pcName },
     storage: storages.pc,
+    keys: plainKeys(),
     transports: [net.transport({ name: 'pc' })],
   })
   cleanup.push(async () => {
@@ -250,7 +252,7 @@ describe('data at rest on sqliteStorage', () => {
 
     // And a reopened device reads everything back from the same files.
     const storage = sqliteStorage({ path: world.paths.pc })
-    const pc = await ContextSync.open({ storage })
+    const pc = await ContextSync.open({ storage, keys: plainKeys() })
     try {
       expect(pc.name).toBe(world.markers.pcName)
       expect(pc.memory.list({ scope: 'personal' }).length).toBe(202)
@@ -293,7 +295,7 @@ describe('data at rest on sqliteStorage', () => {
     for (let attempt = 0; attempt < 2; attempt++) {
       const again = sqliteStorage({ path: world.paths.phone })
       try {
-        const opening = ContextSync.open({ storage: again })
+        const opening = ContextSync.open({ storage: again, keys: plainKeys() })
         await expect(opening).rejects.toBeInstanceOf(ConfigError)
         await expect(opening).rejects.toMatchObject({ code: 'config', message: expect.stringMatching(/no device/) })
       } finally {
@@ -310,7 +312,7 @@ describe('data at rest on sqliteStorage', () => {
 
     // The other device's store is untouched and still opens.
     const pcStorage = sqliteStorage({ path: world.paths.pc })
-    const pc = await ContextSync.open({ storage: pcStorage })
+    const pc = await ContextSync.open({ storage: pcStorage, keys: plainKeys() })
     try {
       expect(pc.memory.list({ scope: 'personal' }).length).toBe(202)
     } finally {

@@ -30,7 +30,7 @@ import * as prng from 'lib0/prng'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFixture } from './helpers/bundle-fixture.js'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
-import { ContextSync } from '../src/index.js'
+import { ContextSync, plainKeys } from '../src/index.js'
 import { DEVICE, textHash } from './fixtures/device-writer.js'
 
 const CHAINS = 3
@@ -176,7 +176,7 @@ async function verify(path: string, model: Model, label: string, cycle: number):
   let dev: ContextSync | undefined
   try {
     await expect(storage.ready(), `${label}: the store does not reopen cleanly`).resolves.toBeUndefined()
-    dev = await ContextSync.open({ storage })
+    dev = await ContextSync.open({ storage, keys: plainKeys() })
     const errors: string[] = []
     dev.on('storage-error', (e) => errors.push(e.error.code))
     expect(dev.deviceId, `${label}: the device id changed`).toBe(model.deviceId)

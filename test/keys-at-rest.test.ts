@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ConfigError, ContextSync, createAccount, passphraseKeys, plainKeys, ValidationError, type KeyProtector } from '../src/index.js'
+import { ConfigError, ContextSync, createAccount, memoryStorage, passphraseKeys, plainKeys, ValidationError, type KeyProtector } from '../src/index.js'
 import { sqliteStorage } from '../src/adapters/sqlite-storage.js'
 import { decodeAccountKeys, decodeDeviceKeys, decodeStoredKeyRecord } from '../src/crypto/index.js'
 
@@ -87,7 +87,7 @@ describe('keys at rest', () => {
   it('a store of plain records is migrated when opened with a protector: no seed is left on disk', async () => {
     const path = join(tempDir(), 'pc.db')
     const account = await createAccount()
-    const pc = await ContextSync.open({ account, device: { kind: 'pc' }, storage: sqliteStorage({ path }) })
+    const pc = await ContextSync.open({ account, device: { kind: 'pc' }, storage: sqliteStorage({ path }), keys: plainKeys() })
     await pc.close()
     const seeds = await seedsOf(path, plainKeys())
     for (const seed of seeds) expect(diskBytes(path).includes(seed), 'plain before').toBe(true)
@@ -108,6 +108,33 @@ describe('keys at rest', () => {
     ).rejects.toThrow(ValidationError)
     expect(() => passphraseKeys('')).toThrow(ValidationError)
     expect(() => passphraseKeys('p', { memLimit: 1 })).toThrow(ValidationError)
+  })
+
+  it('plain key records on disk only when asked for: a durable store without `keys` is refused, before anything is written', async () => {
+    const path = join(tempDir(), 'phone.db')
+    const durable = /this store is durable, so say how its keys are protected: keys: passphraseKeys\(passphrase\), .* or plainKeys\(\)/
+    const account = await createAccount()
+    await expect(ContextSync.open({ account, device: { kind: 'phone' }, storage: sqliteStorage({ path }) })).rejects.toThrow(durable)
+    await expect(ContextSync.join({ invite: 'CS2-never-read', device: { kind: 'car' }, storage: sqliteStorage({ path }), transports: [] })).rejects.toThrow(durable)
+    // Nothing was enrolled by the refused calls: the file holds no key record.
+    const probe = sqliteStorage({ path })
+    expect(await probe.loadRange(['keys'])).toEqual([])
+    await probe.close()
+    // An existing plain store (made before `keys` was required) is refused the same way, and opens
+    // with plainKeys() said out loud; a custom adapter that does not say `durable: false` counts as durable.
+    const pc = await ContextSync.open({ account, device: { kind: 'pc' }, storage: sqliteStorage({ path }), keys: plainKeys() })
+    const deviceId = pc.deviceId
+    await pc.close()
+    await expect(ContextSync.open({ storage: sqliteStorage({ path }) })).rejects.toThrow(ConfigError)
+    const again = await ContextSync.open({ storage: sqliteStorage({ path }), keys: plainKeys() })
+    expect(again.deviceId).toBe(deviceId)
+    await again.close()
+    const memory = memoryStorage()
+    const { durable: _, ...custom } = memory
+    await expect(ContextSync.open({ account, device: { kind: 'glasses' }, storage: custom })).rejects.toThrow(durable)
+    // memoryStorage keeps nothing beyond the process: `keys` may be left out.
+    const inMemory = await ContextSync.open({ account, device: { kind: 'glasses' }, storage: memory })
+    await inMemory.close()
   })
 
   it('SQLite files are owner-only (0600), also one created 0644 before; a created folder is 0700', async () => {

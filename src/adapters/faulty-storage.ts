@@ -70,6 +70,7 @@ export function faultyStorage(inner: StorageAdapter): FaultyStorage {
   }
 
   return {
+    ...(inner.durable !== undefined && { durable: inner.durable }),
     async load(key) {
       gate('load')
       return inner.load(key)

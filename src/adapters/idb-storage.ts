@@ -207,6 +207,8 @@ export function indexedDbStorage(options: IndexedDbStorageOptions): IndexedDbSto
     })
 
   return {
+    durable: true,
+
     async ready() {
       check('ready')
       await withDb(async () => undefined)

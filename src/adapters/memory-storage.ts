@@ -39,6 +39,8 @@ export function memoryStorage(): StorageAdapter {
   }
 
   return {
+    durable: false,
+
     async load(key) {
       check('load')
       assertStorageKey(key)

@@ -175,6 +175,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
 
   return {
     path,
+    durable: true,
 
     async ready() {
       use('ready')

@@ -82,6 +82,13 @@ export interface StorageAdapter {
    * resolves, so teardown code may close twice.
    */
   close?(): Promise<void>
+  /**
+   * `false` when the adapter keeps chunks only in this process's memory (`memoryStorage`), so
+   * nothing it holds outlives the process. Anything else — `true` or left out, as for an adapter
+   * written elsewhere — counts as durable, and a device opened on it must say how its key records
+   * are protected: `ContextSync.open/join({ keys })` (README "Keys at rest").
+   */
+  readonly durable?: boolean
 }
 
 /** Numeric-free, named codes for storage failures (see {@link StorageError}). */

@@ -39,8 +39,9 @@ export interface KeyProtector {
 
 /**
  * No protection: the seeds lie in the store as they are, readable by anyone who copies it. Right
- * for a store that never reaches a disk (tests, `memoryStorage`) or a device whose disk is
- * protected otherwise (full-disk encryption with a locked device) — never the default.
+ * for a throwaway store or a test, or a device whose disk is protected otherwise (full-disk
+ * encryption with a locked device). Never implied: a durable store opened without `keys` is
+ * refused, so choosing this is always written down.
  */
 export function plainKeys(): KeyProtector {
   return { kind: PLAIN_KIND, wrap: async (record) => record, unwrap: async (wrapped) => wrapped }

@@ -92,8 +92,10 @@ export interface OpenOptions {
   sync?: SyncOptions
   /**
    * Wraps the device's key records in the store (README "Keys at rest"): `passphraseKeys(…)`, a
-   * platform keystore of the host app, or `plainKeys()`. Omitted: records are stored plain (as
-   * before protectors existed). A store holding plain records opened with a protector is migrated.
+   * platform keystore of the host app, or — asked for by name — `plainKeys()`. Required unless
+   * the storage keeps nothing beyond the process (`memoryStorage()`, `durable: false`): a durable
+   * store opened without it is refused with a ConfigError. A store holding plain records opened
+   * with a real protector is migrated.
    */
   keys?: KeyProtector
 }
@@ -262,6 +264,7 @@ export class ContextSync {
     const storage = requireStorage(fields.storage)
     const transports = requireTransports(fields.transports)
     const keys = requireKeyProtector(fields.keys)
+    if (!keys) requireKeysForDurable(storage)
     if (transports.length === 0) throw new ValidationError('join needs at least one transport to reach the owner device')
     await ready()
     if ((await storage.load(KEY_DEVICE)) || (await storage.load(KEY_ACCOUNT))) {
@@ -665,6 +668,8 @@ async function loadOrCreateIdentity(
     loadKeyRecord(storage, KEY_DEVICE, 'device', keys),
     loadKeyRecord(storage, KEY_ACCOUNT, 'account', keys),
   ])
+  // After the load, so a store whose records are protected says by what (loadKeyRecord).
+  if (!keys) requireKeysForDurable(storage)
   const deviceBytes = deviceRecord?.record
   const accountBytes = accountRecord?.record
   const requested = requestedProfile(options.device)
@@ -721,6 +726,19 @@ async function loadOrCreateIdentity(
     keys,
   )
   return { device, account, profile }
+}
+
+/**
+ * A durable store must be told how its key records are protected — plain records only when asked
+ * for by name (`plainKeys()`) — because whoever copies its files would otherwise hold the
+ * device's seeds (and on owners the account root). Only a store that keeps nothing beyond the
+ * process (`durable: false`, `memoryStorage()`) may leave `keys` out.
+ */
+function requireKeysForDurable(storage: StorageAdapter): void {
+  if (storage.durable === false) return
+  throw new ConfigError(
+    'this store is durable, so say how its keys are protected: keys: passphraseKeys(passphrase), a platform keystore (README "Keys at rest"), or plainKeys() to store them unprotected',
+  )
 }
 
 function requireKeyProtector(value: unknown): KeyProtector | undefined {

@@ -4,7 +4,7 @@
  * by test/browser-idb.test.ts, which drives it through `window.glasses` with `page.evaluate`.
  * Imports the library's public entry points only.
  */
-import { ContextSync, type Transport, type TransportStatus } from '../../src/index.js'
+import { ContextSync, plainKeys, type Transport, type TransportStatus } from '../../src/index.js'
 import { indexedDbStorage } from '../../src/entries/idb.js'
 import { websocketTransport } from '../../src/entries/websocket.js'
 import { GLASSES_DB, type DumpedRecord, type GlassesApi } from './glasses-api.js'
@@ -53,7 +53,10 @@ const api: GlassesApi = {
     if (dev) throw new Error('glasses: a device is already open')
     storage = indexedDbStorage({ name: GLASSES_DB })
     const transports = transportTo(relayUrl)
-    dev = await ContextSync.join({ invite: code, device: { kind: 'glasses', name }, storage, transports, timeoutMs: 20_000 })
+    // Plain key records on purpose: test/browser-idb.test.ts reopens the dumped IndexedDB in Node
+    // to show its plaintext search would find what the store holds. Keys at rest in a browser
+    // (webCryptoKeys) have their own page and test (browser-keys).
+    dev = await ContextSync.join({ invite: code, device: { kind: 'glasses', name }, storage, keys: plainKeys(), transports, timeoutMs: 20_000 })
     watch(dev)
     return { deviceId: dev.deviceId, kind: dev.kind, scopes: dev.scopes.available() }
   },
@@ -61,7 +64,7 @@ const api: GlassesApi = {
   async open(relayUrl) {
     if (dev) throw new Error('glasses: a device is already open')
     storage = indexedDbStorage({ name: GLASSES_DB })
-    dev = await ContextSync.open({ storage, transports: transportTo(relayUrl) })
+    dev = await ContextSync.open({ storage, keys: plainKeys(), transports: transportTo(relayUrl) })
     watch(dev)
     return { deviceId: dev.deviceId, kind: dev.kind, name: dev.name, scopes: dev.scopes.available() }
   },

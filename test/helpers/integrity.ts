@@ -12,6 +12,7 @@ import * as Y from 'yjs'
 import {
   ContextSync,
   memoryStorage,
+  plainKeys,
   type Account,
   type DeviceKind,
   type RejectedEvent,
@@ -165,7 +166,7 @@ export class IntegrityFixture {
   ): Promise<FixtureDevice> {
     const { storage, path } = this.storage(kind, options.store)
     const sync = options.sync ?? {}
-    const dev = await ContextSync.open({ account, device: { kind, name: `Integrity ${kind}` }, storage, transports: [this.transport()], sync })
+    const dev = await ContextSync.open({ account, device: { kind, name: `Integrity ${kind}` }, storage, keys: plainKeys(), transports: [this.transport()], sync })
     return this.track({ dev, kind, storage, path, sync })
   }
 
@@ -182,6 +183,7 @@ export class IntegrityFixture {
       invite: invite.code,
       device: { kind, name: `Integrity ${kind}` },
       storage,
+      keys: plainKeys(),
       transports: [this.transport()],
       sync,
       timeoutMs: 15_000,
@@ -198,7 +200,7 @@ export class IntegrityFixture {
     await this.shut(device)
     const storage = sqliteStorage({ path: device.path })
     this.cleanups.push(() => storage.close())
-    const dev = await ContextSync.open({ storage, transports: [this.transport()], sync: device.sync })
+    const dev = await ContextSync.open({ storage, keys: plainKeys(), transports: [this.transport()], sync: device.sync })
     return this.track({ dev, kind: device.kind, storage, path: device.path, sync: device.sync })
   }
 
