@@ -16,6 +16,7 @@ export type ContextSyncErrorCode =
   | 'pairing'
   | 'storage'
   | 'permission'
+  | 'access-ended'
 
 /** Base class of every error the library throws on purpose. */
 export class ContextSyncError extends Error {
@@ -73,5 +74,20 @@ export class PermissionError extends ContextSyncError {
   override name = 'PermissionError'
   constructor(message: string) {
     super('permission', message)
+  }
+}
+
+/**
+ * This device's temporary access to the account ended (`devices.invite({ until })`): its keys and
+ * data of the account were removed from its store, so it can only join again with a new invite.
+ */
+export class AccessEndedError extends ContextSyncError {
+  override name = 'AccessEndedError'
+  constructor(
+    message: string,
+    /** When the access ended (ms). */
+    readonly until: number,
+  ) {
+    super('access-ended', message)
   }
 }

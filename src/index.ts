@@ -33,6 +33,7 @@ export {
   ClosedError,
   ConfigError,
   PermissionError,
+  AccessEndedError,
   type ContextSyncErrorCode,
 } from './errors.js'
 export { RejectCode, rejectCodeName } from './crypto/codes.js'

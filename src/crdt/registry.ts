@@ -6,7 +6,8 @@
  *   devices only: `statements: Y.Map<Uint8Array>` with keys `cert/<deviceId>`,
  *   `scope/<name>` (an owner's definition) and `scope/<name>/default` (the built-in policy every
  *   owner writes alike), `grant/<scope>/<deviceId>` (deleted when the grant is withdrawn),
- *   `revoke/<deviceId>`, `epoch/<roomId>/<n>/<startId>`, `pass/<deviceId>`.
+ *   `revoke/<deviceId>`, `epoch/<roomId>/<n>/<startId>`, `pass/<deviceId>`, `term/<deviceId>` (when
+ *   a member's membership ends; the newest replaces older ones).
  * - Public part — a map in the registry room's *outer* doc, next to the sealed log:
  *   `public: Y.Map<Uint8Array>` with `lockbox/<roomId>/<n>/<startId>/<deviceId>` (a member needs
  *   them before it can read the private part), and copies of `revoke/…`, `epoch/…` and `pass/…`
@@ -69,6 +70,11 @@ export function revocationKey(deviceId: string): string {
 /** Key of an epoch start (`startId` `''` for legacy starts). */
 export function epochKey(roomId: string, epoch: number, startId = ''): string {
   return startId ? `epoch/${roomId}/${epoch}/${startId}` : `epoch/${roomId}/${epoch}`
+}
+
+/** Key of a member device's term (when its membership ends). */
+export function termKey(deviceId: string): string {
+  return `term/${deviceId}`
 }
 
 /** Key of a device's relay pass (the newest replaces older ones). */

@@ -11,7 +11,10 @@
  *   instead of the seq set; it still verifies, with no cutoffs (nothing of the device accepted).
  * - ScopeDefinition: `varstring name · varstring roomId · varuint n · varstring kind × n ·
  *   varuint retentionMs (0 = keep) · varuint definedAt(ms)`
- * - Grant: `varstring scope · 16B deviceId · varuint grantedAt(ms)`
+ * - Grant (type 5): `varstring scope · 16B deviceId · varuint grantedAt(ms)`; a temporary grant
+ *   (type 11) appends `varuint until(ms)`, after which the grant is over on every device.
+ * - DeviceTerm (type 12): `16B deviceId · varuint until(ms) · varuint issuedAt(ms)` — the member
+ *   device holds nothing of the account from `until` on; the newest term (by `issuedAt`) is in force.
  * - EpochStart (type 9): `varstring roomId · varuint epoch · varuint startedAt(ms) · 32B salt ·
  *   varuint n · 16B recipient × n` (public: names the room, not the scope). Legacy type 7 is the
  *   same without salt and recipients; its key keeps the old, salt-free derivation.
@@ -85,6 +88,17 @@ export interface Grant {
   scope: string
   deviceId: string
   grantedAt: number
+  /** When the grant ends (ms); absent: it lasts until withdrawn. */
+  until?: number
+}
+
+/** The end of a member device's membership (a rental or loaner car). */
+export interface DeviceTerm {
+  deviceId: string
+  /** From this time (ms) on, the device holds nothing of the account. */
+  until: number
+  /** When the owner stated it (ms): a newer term replaces an older one (`devices.extend`). */
+  issuedAt: number
 }
 
 /** A room's move to a new key epoch. */
@@ -205,21 +219,50 @@ export function verifyScopeDefinition(account: AccountKeys, bytes: Uint8Array): 
   })
 }
 
-/** Sign a grant (owner only). */
+/** Sign a grant (owner only): type 11 when it ends (`until`), type 5 when it does not. */
 export function signGrant(account: AccountKeys, value: Grant): Uint8Array {
-  return signTypedStatement(account, StatementType.Grant, (enc) => {
+  if (value.until !== undefined && !(Number.isSafeInteger(value.until) && value.until > 0)) throw new ValidationError('a grant ends at a positive time in ms')
+  return signTypedStatement(account, value.until === undefined ? StatementType.Grant : StatementType.GrantV2, (enc) => {
     encoding.writeVarString(enc, value.scope)
     encoding.writeUint8Array(enc, idBytes(value.deviceId))
     encoding.writeVarUint(enc, value.grantedAt)
+    if (value.until !== undefined) encoding.writeVarUint(enc, value.until)
   })
 }
 
-/** Verify a grant. Never throws. */
+function readGrant(dec: decoding.Decoder): Grant {
+  return { scope: decoding.readVarString(dec), deviceId: toHex(decoding.readUint8Array(dec, ID_BYTES)), grantedAt: decoding.readVarUint(dec) }
+}
+
+/** Verify a grant (type 5, or a temporary one, type 11). Never throws. */
 export function verifyGrant(account: AccountKeys, bytes: Uint8Array): Checked<Grant> {
-  return verifyTypedStatement(account, bytes, StatementType.Grant, (dec) => ({
-    scope: decoding.readVarString(dec),
+  return verifyStatementOf(
+    account,
+    bytes,
+    {
+      [StatementType.Grant]: readGrant,
+      [StatementType.GrantV2]: (dec) => ({ ...readGrant(dec), until: decoding.readVarUint(dec) }),
+    },
+    'a grant',
+  )
+}
+
+/** Sign a device term (owner only). */
+export function signDeviceTerm(account: AccountKeys, value: DeviceTerm): Uint8Array {
+  if (!(Number.isSafeInteger(value.until) && value.until > 0)) throw new ValidationError('a device term ends at a positive time in ms')
+  return signTypedStatement(account, StatementType.DeviceTerm, (enc) => {
+    encoding.writeUint8Array(enc, idBytes(value.deviceId))
+    encoding.writeVarUint(enc, value.until)
+    encoding.writeVarUint(enc, value.issuedAt)
+  })
+}
+
+/** Verify a device term. Never throws. */
+export function verifyDeviceTerm(account: AccountKeys, bytes: Uint8Array): Checked<DeviceTerm> {
+  return verifyTypedStatement(account, bytes, StatementType.DeviceTerm, (dec) => ({
     deviceId: toHex(decoding.readUint8Array(dec, ID_BYTES)),
-    grantedAt: decoding.readVarUint(dec),
+    until: decoding.readVarUint(dec),
+    issuedAt: decoding.readVarUint(dec),
   }))
 }
 

@@ -47,6 +47,12 @@ export const StatementType = {
   EpochStartV2: 9,
   /** An epoch key sealed to one device, naming the epoch start (salt) the key belongs to. */
   LockboxV2: 10,
+  /** One device is granted one scope beyond its kind's policy, until a time. */
+  GrantV2: 11,
+  /** A member device's membership ends at a time (a rental car); the newest term is in force. */
+  DeviceTerm: 12,
+  /** A relay pass whose admission ends at a time, for the whole pass or per room. */
+  RelayPassV2: 13,
 } as const
 /** One of the {@link StatementType} numbers. */
 export type StatementType = (typeof StatementType)[keyof typeof StatementType]

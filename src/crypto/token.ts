@@ -40,28 +40,49 @@ export const DEFAULT_TOKEN_LIFETIME_SECONDS = 300
 /** Longest lifetime a relay accepts by default. */
 export const MAX_TOKEN_LIFETIME_SECONDS = 3600
 
+/** Options of {@link issueRelayPass}. */
+export interface RelayPassOptions {
+  /** Every room of the account (owner devices), or only these room ids. */
+  rooms: 'all' | string[]
+  issuedAt?: number
+  /** The pass admits nothing from this time on (ms): a device whose membership ends (a rental car). */
+  until?: number
+  /** Per listed room, when its admission ends (ms): rooms of temporary grants. */
+  roomsUntil?: Record<string, number>
+}
+
 /**
  * Issue a relay pass for a device (owner only): root-signed `{deviceId, signPublicKey, issuedAt,
  * rooms}`. `rooms: 'all'` (owner devices) admits every room of the account; otherwise only the
  * listed room ids — the relay's defence-in-depth check of scope grants. A newer pass for the same
- * device supersedes older ones.
+ * device supersedes older ones. A pass with an end (`until`, `roomsUntil`) is a type 13 statement:
+ * the relay refuses it, or the room, from then on by its own clock; the end is root-signed, so the
+ * device cannot strip it.
  *
- * Body: `16B deviceId · 32B signPk · varuint issuedAt(ms) · u8 all · varuint n · varstring roomId × n`.
+ * Body (type 2): `16B deviceId · 32B signPk · varuint issuedAt(ms) · u8 all · varuint n ·
+ * varstring roomId × n`. Type 13: `16B deviceId · 32B signPk · varuint issuedAt(ms) ·
+ * varuint until(ms, 0 = none) · u8 all · varuint n · (varstring roomId · varuint until(ms, 0 = none))ⁿ`.
  */
 export function issueRelayPass(
   account: AccountKeys,
   device: Pick<DeviceKeys, 'deviceIdBytes' | 'signPublicKey'>,
-  options: { rooms: 'all' | string[]; issuedAt?: number } = { rooms: 'all' },
+  options: RelayPassOptions = { rooms: 'all' },
 ): Uint8Array {
+  const rooms = options.rooms === 'all' ? [] : options.rooms
+  const roomsUntil = options.roomsUntil ?? {}
+  const ends = options.until !== undefined || rooms.some((room) => roomsUntil[room] !== undefined)
   const enc = encoding.createEncoder()
   encoding.writeUint8Array(enc, device.deviceIdBytes)
   encoding.writeUint8Array(enc, device.signPublicKey)
   encoding.writeVarUint(enc, options.issuedAt ?? Date.now())
+  if (ends) encoding.writeVarUint(enc, options.until ?? 0)
   encoding.writeUint8(enc, options.rooms === 'all' ? 1 : 0)
-  const rooms = options.rooms === 'all' ? [] : options.rooms
   encoding.writeVarUint(enc, rooms.length)
-  for (const room of rooms) encoding.writeVarString(enc, room)
-  return signStatement(account, StatementType.RelayPass, encoding.toUint8Array(enc))
+  for (const room of rooms) {
+    encoding.writeVarString(enc, room)
+    if (ends) encoding.writeVarUint(enc, roomsUntil[room] ?? 0)
+  }
+  return signStatement(account, ends ? StatementType.RelayPassV2 : StatementType.RelayPass, encoding.toUint8Array(enc))
 }
 
 /** A verified relay pass. */
@@ -71,29 +92,61 @@ export interface RelayPass {
   issuedAt: number
   /** Rooms the device may join: every room of the account, or these. */
   rooms: 'all' | string[]
+  /** When the whole pass stops admitting (ms), if it ends. */
+  until?: number
+  /** When admission to a listed room ends (ms), for rooms that end. */
+  roomsUntil?: Record<string, number>
 }
 
-/** Verify a relay pass against the account root. Never throws. */
+/** Verify a relay pass (type 2, or type 13 with ends) against the account root. Never throws. */
 export function verifyRelayPass(account: AccountKeys, bytes: Uint8Array): Checked<RelayPass> {
   const statement = verifyStatement(account, bytes)
   if (!statement.ok) return statement
-  if (statement.value.type !== StatementType.RelayPass) return reject(RejectCode.UnknownType, 'not a relay pass')
+  const type = statement.value.type
+  if (type !== StatementType.RelayPass && type !== StatementType.RelayPassV2) return reject(RejectCode.UnknownType, 'not a relay pass')
+  const ends = type === StatementType.RelayPassV2
   try {
     const dec = decoding.createDecoder(statement.value.body)
     const idBytes = decoding.readUint8Array(dec, ID_BYTES)
     const signPublicKey = decoding.readUint8Array(dec, 32).slice()
     const issuedAt = decoding.readVarUint(dec)
+    const until = ends ? decoding.readVarUint(dec) : 0
     const all = decoding.readUint8(dec)
     const count = decoding.readVarUint(dec)
     if (count > 4096 || all > 1) return reject(RejectCode.Malformed, 'relay pass room list')
     const rooms: string[] = []
-    for (let i = 0; i < count; i++) rooms.push(decoding.readVarString(dec))
+    const roomsUntil: Record<string, number> = {}
+    for (let i = 0; i < count; i++) {
+      const room = decoding.readVarString(dec)
+      rooms.push(room)
+      const roomUntil = ends ? decoding.readVarUint(dec) : 0
+      if (roomUntil > 0) roomsUntil[room] = roomUntil
+    }
     if (decoding.hasContent(dec)) return reject(RejectCode.Malformed, 'relay pass has trailing bytes')
     if (!bytesEqual(keyId(signPublicKey), idBytes)) return reject(RejectCode.Malformed, 'relay pass id/key mismatch')
-    return { ok: true, value: { deviceId: toHex(idBytes), signPublicKey, issuedAt, rooms: all === 1 ? 'all' : rooms } }
+    return {
+      ok: true,
+      value: {
+        deviceId: toHex(idBytes),
+        signPublicKey,
+        issuedAt,
+        rooms: all === 1 ? 'all' : rooms,
+        ...(until > 0 && { until }),
+        ...(Object.keys(roomsUntil).length > 0 && { roomsUntil }),
+      },
+    }
   } catch {
     return reject(RejectCode.Malformed, 'relay pass truncated')
   }
+}
+
+/**
+ * When a verified pass stops admitting its device to `roomId` (ms): the earlier of the pass's own
+ * end and the room's; `undefined` when neither ends.
+ */
+export function passEndsAt(pass: RelayPass, roomId: string): number | undefined {
+  const ends = [pass.until, pass.roomsUntil?.[roomId]].filter((t): t is number => t !== undefined)
+  return ends.length === 0 ? undefined : Math.min(...ends)
 }
 
 /** Inputs to {@link createAccessToken}. */
@@ -149,6 +202,8 @@ export interface AccessGrant {
   passIssuedAt: number
   /** The account root public key the chain ends in (the relay verifies registry statements with it). */
   rootPublicKey: Uint8Array
+  /** When the pass stops admitting the device to this room (ms), if it ends: close the connection then. */
+  accessUntil?: number
 }
 
 /** Options of {@link verifyAccessToken}. */
@@ -221,6 +276,9 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
   if (!roomBelongsTo(roomId, account.accountId)) return reject(RejectCode.WrongAccount, 'room is not in the token account')
   const rooms = verifiedPass.value.rooms
   if (rooms !== 'all' && !rooms.includes(roomId)) return reject(RejectCode.NotGranted, 'the relay pass does not cover this room')
+  // No clock skew in the device's favour here: the end is the owner's decision, by this clock.
+  const accessUntil = passEndsAt(verifiedPass.value, roomId)
+  if (accessUntil !== undefined && (options.now ?? Date.now()) >= accessUntil) return reject(RejectCode.NotGranted, 'temporary access ended')
   const now = Math.floor((options.now ?? Date.now()) / 1000)
   const skew = options.clockSkewSeconds ?? 60
   const maxLifetime = options.maxLifetimeSeconds ?? MAX_TOKEN_LIFETIME_SECONDS
@@ -238,6 +296,7 @@ export function verifyAccessToken(token: string, options: VerifyTokenOptions): C
       nonce: toHex(nonce),
       passIssuedAt: verifiedPass.value.issuedAt,
       rootPublicKey: account.rootPublicKey,
+      ...(accessUntil !== undefined && { accessUntil }),
     },
   }
 }

@@ -23,7 +23,7 @@ import {
   type DeviceKeys,
   type RejectCode,
 } from '../crypto/index.js'
-import { ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
+import { AccessEndedError, ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
 import { Replica, type CompactionPolicy, type RejectedEvent, type ReplicaOptions } from '../sync/replica.js'
 import type { HoldLimits } from '../sync/hold.js'
 import { Emitter } from '../util/emitter.js'
@@ -121,6 +121,11 @@ export interface ContextSyncEvents {
   scopes: (event: { scopes: string[] }) => void
   /** This device was revoked by an owner: it syncs nothing any more. */
   revoked: (event: { deviceId: string }) => void
+  /**
+   * This device's temporary access ended (`devices.invite({ until })`): it removed the account's
+   * keys and data from its store and closed itself. Emitted once, after the store was wiped.
+   */
+  'access-ended': (event: { deviceId: string; until: number }) => void
   /**
    * A peer announced a seq this device has not received within `sync.lagTimeoutMs`
    * (`state: 'behind'` — the relay may be withholding envelopes), or it arrived after that (`'caught-up'`).
@@ -312,6 +317,14 @@ export class ContextSync {
       ...(sync.repairDelayMs !== undefined && { repairDelayMs: sync.repairDelayMs }),
     })
     if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
+    const term = registry.term(device.deviceId)
+    if (term && registry.termEnded(device.deviceId)) {
+      // Switched off before its access ended, started after: nothing of the account may stay.
+      registry.close()
+      await registryReplica.close()
+      await wipeAccount(storage)
+      throw new AccessEndedError(`this device's access to account ${account.accountId} ended at ${new Date(term.until).toISOString()}; its keys and data were removed`, term.until)
+    }
     const own = registry.certificate(device.deviceId)
     let profile: Profile
     if (identity.profile) profile = identity.profile
@@ -394,6 +407,12 @@ export class ContextSync {
 
   /** Seal and store what is pending, detach transports and release everything. Idempotent. */
   async close(): Promise<void> {
+    await this.release()
+    this.emitter.clear()
+  }
+
+  /** Everything {@link close} does but dropping the app's listeners. */
+  private async release(): Promise<void> {
     if (this.closed) return
     this.closed = true
     if (this.retentionTimer) clearInterval(this.retentionTimer)
@@ -407,7 +426,6 @@ export class ContextSync {
     this.memory.close()
     this.sessions.close()
     await Promise.all(this.allReplicas().map((r) => r.close()))
-    this.emitter.clear()
   }
 
   /**
@@ -502,6 +520,7 @@ export class ContextSync {
 
   private onRegistryChange(): void {
     if (this.closed) return
+    if (this.registry.termEnded(this.deviceId)) return void this.endAccess()
     if (!this.revoked && this.registry.revocation(this.deviceId)) {
       this.revoked = true
       for (const list of this.attachments.values()) for (const attachment of list) attachment.detach()
@@ -512,6 +531,26 @@ export class ContextSync {
     for (const replica of this.allReplicas()) replica.retryHeld()
     this.dropRemovedScopes()
     void this.openHeldScopes()
+  }
+
+  /**
+   * The device's term ended: stop syncing at once, close everything, wipe the account's keys and
+   * data from the store, then tell the app. Nothing it holds survives the end of its access.
+   */
+  private async endAccess(): Promise<void> {
+    if (this.closed) return
+    const until = this.registry.term(this.deviceId)?.until ?? this.registry.now()
+    for (const list of this.attachments.values()) for (const attachment of list) attachment.detach()
+    this.attachments.clear()
+    await this.release()
+    try {
+      await wipeAccount(this.storage)
+      this.emitter.emit('access-ended', { deviceId: this.deviceId, until })
+    } catch (error) {
+      const storageError = error instanceof StorageError ? error : new StorageError('io', 'wiping the ended account failed', { cause: error })
+      this.emitter.emit('storage-error', { code: 'storage-error', error: storageError, scope: REGISTRY_SCOPE })
+    }
+    this.emitter.clear()
   }
 
   /**
@@ -641,6 +680,17 @@ export class ContextSync {
     const timer = this.retentionTimer as { unref?: () => void }
     timer.unref?.()
   }
+}
+
+/**
+ * Remove every key and every replica of the store's account: key records first (what is left
+ * without them is ciphertext under keys derived from the device seed), then everything else, then
+ * a scrub so no page of the files keeps an old record.
+ */
+async function wipeAccount(storage: StorageAdapter): Promise<void> {
+  await storage.removeRange(['keys'])
+  await storage.removeRange([])
+  await storage.scrub?.()
 }
 
 function replicaOptions(scope: string, keyring: DeviceKeyring, storage: StorageAdapter, sync: SyncOptions): Omit<ReplicaOptions, 'directory'> {

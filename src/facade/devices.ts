@@ -7,7 +7,7 @@
 import { PermissionError, ValidationError } from '../errors.js'
 import type { DeviceContext } from './device-context.js'
 import type { Invite, InviteHost, InviteOptions } from './pairing.js'
-import { requireId } from './validate.js'
+import { requireFutureTime, requireId } from './validate.js'
 
 /** One device of the account, as `devices.list()` shows it. */
 export interface DeviceInfo {
@@ -20,6 +20,8 @@ export interface DeviceInfo {
   revoked: boolean
   /** When this device last received something from it (ms), if ever. */
   lastSeen?: number
+  /** When its membership ends or ended (ms), for a device invited with `until`. */
+  until?: number
 }
 
 /** The account's devices. */
@@ -67,6 +69,8 @@ export class DevicesApi {
       }
       const lastSeen = certificate.deviceId === this.ctx.device.deviceId ? Date.now() : registry.lastSeen(certificate.deviceId)
       if (lastSeen !== undefined) info.lastSeen = lastSeen
+      const term = registry.term(certificate.deviceId)
+      if (term) info.until = term.until
       return info
     })
   }
@@ -90,6 +94,34 @@ export class DevicesApi {
     // "A revoked device"): every other seq, and every room without a replica here, is refused.
     const affected = await this.ctx.registry.revoke(deviceId, (roomId) => rooms.get(roomId)?.appliedSeqs().get(deviceId))
     for (const scope of affected) await this.ctx.heldReplica(scope)?.compactNow()
+  }
+
+  /**
+   * Move the end of a device's temporary access later (owner only): its term when it was invited
+   * with `until`, and every temporary grant of it still running (`scopes.grant(…, { until })`). It
+   * gets a new root-signed end and a relay pass carrying it. An access that already ended cannot
+   * be extended — the device purged the account's data; invite it again. To end it sooner, revoke it.
+   *
+   * @example
+   * ```ts
+   * await phone.devices.extend(rental.deviceId, Date.now() + 2 * 86_400_000)
+   * ```
+   */
+  async extend(deviceId: string, until: number): Promise<void> {
+    this.ctx.assertOpen()
+    this.requireOwner('extend a device')
+    requireId(deviceId, 'deviceId')
+    const registry = this.ctx.registry
+    const certificate = registry.certificate(deviceId)
+    if (!certificate) throw new ValidationError(`no device '${deviceId}' in this account`)
+    if (registry.revocation(deviceId)) throw new ValidationError(`device '${deviceId}' is revoked`)
+    const term = registry.term(deviceId)
+    const grants = registry.scopeNames().filter((scope) => registry.grantEnd(scope, deviceId) !== undefined)
+    if (!term && grants.length === 0) throw new ValidationError(`device '${deviceId}' holds no temporary access to extend`)
+    if (term && registry.termEnded(deviceId)) throw new ValidationError(`the access of device '${deviceId}' already ended; invite it again`)
+    const current = Math.max(term?.until ?? 0, ...grants.map((scope) => registry.grantEnd(scope, deviceId) ?? 0))
+    requireFutureTime(until, 'until', Math.max(current, registry.now()))
+    await registry.extend(deviceId, until)
   }
 
   /** @internal */

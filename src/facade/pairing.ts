@@ -38,7 +38,7 @@ import { ContextSyncError, ValidationError } from '../errors.js'
 import type { DeviceContext } from './device-context.js'
 import { openPairingChannel, readNonce, type JoinRequest, type PairingChannel } from './pairing-channel.js'
 import { DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind } from './scopes.js'
-import { requireObject, requireOneOf } from './validate.js'
+import { requireFutureTime, requireObject, requireOneOf } from './validate.js'
 
 /** Why pairing failed (see {@link PairingError}). */
 export type PairingFailure = 'refused' | 'timeout' | 'unreachable' | 'mismatch'
@@ -105,6 +105,13 @@ export interface InviteOptions {
   /** How long the code works (ms); default 10 minutes. */
   expiresIn?: number
   /**
+   * When the device's membership ends (ms since the epoch): a rental or loaner car. The end is
+   * root-signed with its certificate; from then on the owners rotate every scope it could read
+   * without it, the relay refuses it, and the device purges the account's keys and data (running,
+   * or on its next start). `devices.extend` moves it later. Omitted: a member for good.
+   */
+  until?: number
+  /**
    * Show `request.sas` and ask the user whether the new device shows the same digits; resolve
    * `true` to admit it. Without it, the first device holding the code is admitted (see the module
    * notes for when that is right).
@@ -161,6 +168,7 @@ export class InviteHost {
       throw new ValidationError('expiresIn must be a number of milliseconds between 1 and 86 400 000')
     }
     if (fields.confirm !== undefined && typeof fields.confirm !== 'function') throw new ValidationError('confirm must be a function')
+    const until = fields.until === undefined ? undefined : requireFutureTime(fields.until, 'until')
     const confirm = fields.confirm as InviteOptions['confirm']
     const secret = createInviteSecret()
     const key = pairingKey(secret)
@@ -206,7 +214,7 @@ export class InviteHost {
     const maybeAdmit = (attempt: Attempt): void => {
       if (attempt.done || !attempt.ownerConfirmed || !attempt.joinerConfirmed || admitting || admitted) return
       admitting = true
-      void this.admit(attempt.request, { kind, name: name ?? attempt.request.name }).then(
+      void this.admit(attempt.request, { kind, name: name ?? attempt.request.name }, until).then(
         (pass) => {
           admitted = true
           attempt.done = true
@@ -290,12 +298,13 @@ export class InviteHost {
     for (const entry of [...this.open]) entry.close()
   }
 
-  private admit(request: JoinRequest, info: { kind: DeviceKind; name: string }): Promise<Uint8Array> {
+  private admit(request: JoinRequest, info: { kind: DeviceKind; name: string }, until: number | undefined): Promise<Uint8Array> {
     // The kind's policy gives the device its scopes (an invite's `scopes` only check it): no grants.
     return this.ctx.registry.admit(
       { deviceId: request.deviceId, deviceIdBytes: request.deviceIdBytes, signPublicKey: request.signPublicKey, boxPublicKey: request.boxPublicKey },
       { kind: info.kind, name: info.name },
       [],
+      until,
     )
   }
 }

@@ -25,6 +25,7 @@ import {
   revocationKey,
   scopeKey,
   statementsMap,
+  termKey,
 } from '../crdt/registry.js'
 import {
   issueCertificate,
@@ -39,9 +40,11 @@ import {
   signEpochStart,
   signGrant,
   signRevocation,
+  signDeviceTerm,
   signScopeDefinition,
   startIdOf,
   verifyCertificate,
+  verifyDeviceTerm,
   verifyEpochStart,
   verifyGrant,
   verifyLockbox,
@@ -53,6 +56,7 @@ import {
   type DeviceCertificate,
   type DeviceKeyring,
   type DeviceKeys,
+  type DeviceTerm,
   type EpochStartRecord,
   type Revocation,
   type RevocationCutoff,
@@ -121,6 +125,17 @@ export class Registry {
   private readonly grantTimes = new Map<string, number>()
   /** Signature of the grant statement under each grant key, to forget it when it is withdrawn. */
   private readonly grantSignatures = new Map<string, string>()
+  /** End of each temporary grant (`<scope>/<deviceId>` → ms), as its newest grant states it. */
+  private readonly grantEnds = new Map<string, number>()
+  /** Each member's term (when its membership ends), the newest by `issuedAt`. */
+  private readonly terms = new Map<string, DeviceTerm>()
+  /**
+   * The latest time a verified statement states (ms). Ends are judged by the later of it and this
+   * device's clock, so a device whose clock is behind (a head unit) still sees its end pass once
+   * it hears of anything an owner did after it.
+   */
+  private signedClock = 0
+  private endTimer: ReturnType<typeof setTimeout> | undefined
   private readonly passes = new Map<string, { issuedAt: number; bytes: Uint8Array }>()
   private readonly lastSeenAt = new Map<string, number>()
   /** Signatures of statements already applied (a statement is verified once). */
@@ -176,6 +191,7 @@ export class Registry {
     })
     statements.observe((event: Y.YMapEvent<Uint8Array>) => this.ingest(statements, [...event.keysChanged], 'private'))
     if (this.isOwner) this.events.on('change', () => this.scheduleMaintenance())
+    this.scheduleEnd()
   }
 
   // ── queries ────────────────────────────────────────────────────────────────
@@ -229,14 +245,52 @@ export class Registry {
     return [...new Set([...BUILTIN_SCOPES, ...this.defaults.keys(), ...this.definitions.keys()])]
   }
 
-  /** True when `deviceId` may hold `scope`: its kind is in the scope's policy, or it was granted it. */
+  /**
+   * True when `deviceId` may hold `scope`: its kind is in the scope's policy, or it was granted it
+   * (and the grant has not ended); never once its term ended or it was revoked.
+   */
   holds(deviceId: string, scope: string): boolean {
     const certificate = this.certificates.get(deviceId)
     if (!certificate || this.revocations.has(deviceId)) return false
+    if (certificate.role === 'member' && this.termEnded(deviceId)) return false
     if (isDeviceLocal(scope) || scope === REGISTRY_SCOPE) return true
     const definition = this.definition(scope)
     if (!definition) return false
-    return definition.kinds.includes(certificate.kind) || this.grants.get(scope)?.has(deviceId) === true
+    return definition.kinds.includes(certificate.kind) || this.hasGrant(scope, deviceId)
+  }
+
+  /** Now, for judging ends (ms): the later of this device's clock and the newest signed time it saw. */
+  now(): number {
+    return Math.max(Date.now(), this.signedClock)
+  }
+
+  /** A member's term, if its membership ends. */
+  term(deviceId: string): DeviceTerm | undefined {
+    return this.terms.get(deviceId)
+  }
+
+  /** True once a member's term has ended. */
+  termEnded(deviceId: string): boolean {
+    const term = this.terms.get(deviceId)
+    return term !== undefined && term.until <= this.now()
+  }
+
+  /** When the device's grant of `scope` ends (ms), for a temporary grant. */
+  grantEnd(scope: string, deviceId: string): number | undefined {
+    return this.grants.get(scope)?.has(deviceId) === true ? this.grantEnds.get(`${scope}/${deviceId}`) : undefined
+  }
+
+  /** True while `deviceId` holds a grant of `scope` that has not ended. */
+  private hasGrant(scope: string, deviceId: string): boolean {
+    if (this.grants.get(scope)?.has(deviceId) !== true) return false
+    const end = this.grantEnds.get(`${scope}/${deviceId}`)
+    return end === undefined || end > this.now()
+  }
+
+  /** True when the device's temporary grant of `scope` has ended. */
+  private grantEnded(scope: string, deviceId: string): boolean {
+    const end = this.grantEnd(scope, deviceId)
+    return end !== undefined && end <= this.now()
   }
 
   /**
@@ -274,9 +328,8 @@ export class Registry {
         if (revocations && !revocations.some((r) => cutoffAccepts(r.cutoffs.get(roomId), seq, epoch))) return { status: 'revoked' }
         const granted =
           certificate.role === 'owner' ||
-          isDeviceLocal(scope) ||
-          this.definition(scope)?.kinds.includes(certificate.kind) === true ||
-          this.grants.get(scope)?.has(senderId) === true
+          (!this.termEnded(senderId) &&
+            (isDeviceLocal(scope) || this.definition(scope)?.kinds.includes(certificate.kind) === true || this.hasGrant(scope, senderId)))
         // A device removed from the scope (narrowing) wrote its older envelopes while it held it:
         // only a holder had that epoch's key. Those stay valid (until stale, like anyone's); under
         // the current epoch it holds no key, so anything there waits for a grant.
@@ -314,9 +367,11 @@ export class Registry {
    * Admit a paired device: certificate, grants for `scopes`, lockboxes for every start of every
    * epoch of every scope it holds (and of the registry), and its relay pass.
    */
-  async admit(device: AdmittedDevice, info: { kind: string; name: string }, scopes: string[]): Promise<Uint8Array> {
+  async admit(device: AdmittedDevice, info: { kind: string; name: string }, scopes: string[], until?: number): Promise<Uint8Array> {
     const certificate = issueCertificate(this.account, device, { ...info, role: 'member' })
     const priv: Entry[] = [[certificateKey(device.deviceId), certificate]]
+    // The term lands with the certificate: there is never a moment the device is a member for good.
+    if (until !== undefined) priv.push([termKey(device.deviceId), signDeviceTerm(this.account, { deviceId: device.deviceId, until, issuedAt: Date.now() })])
     for (const scope of scopes) {
       if (isDeviceLocal(scope)) continue
       priv.push([grantKey(scope, device.deviceId), signGrant(this.account, { scope, deviceId: device.deviceId, grantedAt: Date.now() })])
@@ -335,9 +390,30 @@ export class Registry {
     Y.transact(this.replica.outer, () => publicStatementsMap(this.replica.outer).set(key, bytes))
   }
 
-  /** Grant one scope to one device (owner only) and hand it the keys. */
-  async grant(scope: string, deviceId: string): Promise<void> {
-    await this.write([[grantKey(scope, deviceId), signGrant(this.account, { scope, deviceId, grantedAt: Date.now() })]], [])
+  /**
+   * Grant one scope to one device (owner only) and hand it the keys; with `until`, the grant ends
+   * then (the scope rotates without the device, its relay pass stops admitting it to the room).
+   */
+  async grant(scope: string, deviceId: string, until?: number): Promise<void> {
+    const grant = signGrant(this.account, { scope, deviceId, grantedAt: Date.now(), ...(until !== undefined && { until }) })
+    await this.write([[grantKey(scope, deviceId), grant]], [])
+    const certificate = this.certificates.get(deviceId)
+    if (certificate) await this.refreshKeysFor(deviceId, certificate.boxPublicKey)
+  }
+
+  /**
+   * Move a member's end to `until` (owner only): a newer term, when it has one, and a renewal of
+   * every temporary grant of it still running; then a fresh relay pass with the new ends.
+   */
+  async extend(deviceId: string, until: number): Promise<void> {
+    const now = Date.now()
+    const priv: Entry[] = []
+    if (this.terms.has(deviceId)) priv.push([termKey(deviceId), signDeviceTerm(this.account, { deviceId, until, issuedAt: now })])
+    for (const scope of this.scopeNames()) {
+      if (this.grantEnd(scope, deviceId) === undefined || !this.hasGrant(scope, deviceId)) continue
+      priv.push([grantKey(scope, deviceId), signGrant(this.account, { scope, deviceId, grantedAt: now, until })])
+    }
+    await this.write(priv, [])
     const certificate = this.certificates.get(deviceId)
     if (certificate) await this.refreshKeysFor(deviceId, certificate.boxPublicKey)
   }
@@ -407,7 +483,30 @@ export class Registry {
   /** Stop maintaining (the device is closing). */
   close(): void {
     this.closed = true
+    if (this.endTimer) clearTimeout(this.endTimer)
     this.stopWatchingPublic()
+  }
+
+  /**
+   * Wake at the next end of a term or temporary grant still ahead: nothing else changes in the
+   * registry when one passes, yet owners must rotate then and the device itself must purge.
+   */
+  private scheduleEnd(): void {
+    if (this.closed) return
+    if (this.endTimer) clearTimeout(this.endTimer)
+    this.endTimer = undefined
+    const now = this.now()
+    const ends = [...[...this.terms.values()].map((t) => t.until), ...this.grantEnds.values()].filter((t) => t > now)
+    if (ends.length === 0) return
+    const next = Math.min(...ends)
+    // setTimeout holds at most 2^31 - 1 ms; a later end re-arms on the way.
+    this.endTimer = setTimeout(() => {
+      this.endTimer = undefined
+      if (this.closed) return
+      if (this.now() >= next) this.events.emit('change', { keys: ['term'] })
+      this.scheduleEnd()
+    }, Math.min(next - now + 1, 2 ** 31 - 1))
+    ;(this.endTimer as { unref?: () => void }).unref?.()
   }
 
   /**
@@ -422,7 +521,7 @@ export class Registry {
     const pub: Entry[] = []
     const priv: Entry[] = []
     for (const scope of [REGISTRY_SCOPE, ...this.scopeNames().filter((s) => !isDeviceLocal(s) && this.keyring.knowsRoom(s))]) {
-      if (this.currentEpochUnsafe(scope)) {
+      if (this.currentEpochUnsafe(scope) || this.endedHolders(scope).length > 0) {
         const rotation = this.rotation(scope, new Set())
         pub.push(rotation.start, ...rotation.lockboxes)
         priv.push(rotation.start)
@@ -463,7 +562,7 @@ export class Registry {
     const startId = startIdOf(salt)
     const recipients = this.holders(scope).filter((c) => !exclude.has(c.deviceId))
     // Named, so an owner that has not heard why yet keeps them out as well (stickyExcluded).
-    const excluded = [...new Set([...exclude, ...this.revocations.keys(), ...this.stickyExcluded(scope)])].filter((id) => !recipients.some((c) => c.deviceId === id))
+    const excluded = [...new Set([...exclude, ...this.revocations.keys(), ...this.stickyExcluded(scope), ...this.endedMembers(scope)])].filter((id) => !recipients.some((c) => c.deviceId === id))
     const key = this.keyring.deriveEpochKey(scope, epoch, salt)
     const start = signEpochStart(this.account, { roomId, epoch, startedAt: Date.now(), salt, recipients: recipients.map((c) => c.deviceId), excluded })
     const lockboxes = recipients.map((c): Entry => [lockboxKey(roomId, epoch, c.deviceId, startId), issueLockbox(this.account, c, roomId, epoch, key, salt)])
@@ -567,6 +666,22 @@ export class Registry {
     return ['', ...starts.map((s) => s.startId)].some((id) => existing.has(lockboxKey(roomId, epoch, deviceId, id)))
   }
 
+  /**
+   * Members whose term, or temporary grant of `scope`, ended and that may still hold the scope's
+   * current key (a recipient or lockbox holder of a start of the current epoch, epoch 0 included):
+   * an owner rotates the scope without them, as on a revocation.
+   */
+  private endedHolders(scope: string): string[] {
+    return this.endedMembers(scope).filter((id) => this.mayHoldCurrentKey(id, scope))
+  }
+
+  /** Members that no longer hold `scope` because their term or their temporary grant of it ended. */
+  private endedMembers(scope: string): string[] {
+    return this.members()
+      .map((c) => c.deviceId)
+      .filter((id) => !this.holds(id, scope) && (this.termEnded(id) || this.grantEnded(scope, id)))
+  }
+
   /** Members (non-owner, not revoked) with their certificates. */
   private members(): DeviceCertificate[] {
     return [...this.certificates.values()].filter((c) => c.role === 'member' && !this.revocations.has(c.deviceId))
@@ -582,11 +697,19 @@ export class Registry {
   private passEntry(deviceId: string): Entry | undefined {
     const certificate = this.certificates.get(deviceId)
     if (!certificate) return undefined
-    const rooms = [REGISTRY_SCOPE, ...this.heldScopes(deviceId).filter((s) => !isDeviceLocal(s))].map((s) => this.keyring.roomId(s))
+    const scopes = [REGISTRY_SCOPE, ...this.heldScopes(deviceId).filter((s) => !isDeviceLocal(s))]
+    const rooms = scopes.map((s) => this.keyring.roomId(s))
+    // Ends ride in the root-signed pass, so the relay refuses the device then by its own clock.
+    const roomsUntil: Record<string, number> = {}
+    for (const scope of scopes) {
+      const end = this.grantEnd(scope, deviceId)
+      if (end !== undefined) roomsUntil[this.keyring.roomId(scope)] = end
+    }
+    const until = this.terms.get(deviceId)?.until
     const pass = issueRelayPass(
       this.account,
       { deviceIdBytes: fromHex(deviceId)!, signPublicKey: certificate.signPublicKey },
-      { rooms, issuedAt: Math.max(Date.now(), (this.passes.get(deviceId)?.issuedAt ?? 0) + 1) },
+      { rooms, issuedAt: Math.max(Date.now(), (this.passes.get(deviceId)?.issuedAt ?? 0) + 1), ...(until !== undefined && { until }), roomsUntil },
     )
     return [passKey(deviceId), pass]
   }
@@ -661,6 +784,7 @@ export class Registry {
       if (verified && (where === 'public' || (this.isOwner && publicKind))) this.kept.set(key, bytes)
     }
     if (keysAdded) this.replica.retryHeld()
+    if (changed.some((key) => key.startsWith('term/') || key.startsWith('grant/'))) this.scheduleEnd()
     if (changed.length > 0) this.events.emit('change', { keys: changed })
   }
 
@@ -675,6 +799,11 @@ export class Registry {
       if (kind === 'grant') this.grantSignatures.set(key, signature)
     }
     return result
+  }
+
+  /** Note a time an owner signed: ends are judged by the later of it and this clock (see {@link now}). */
+  private sawTime(at: number): void {
+    if (at > this.signedClock) this.signedClock = at
   }
 
   /** Write the newer definition back over an older one the private map kept (owners only). */
@@ -697,6 +826,7 @@ export class Registry {
     // The same grant may be written again later; it must be ingested again then.
     if (signature !== undefined) this.ingested.delete(signature)
     this.grantSignatures.delete(key)
+    this.grantEnds.delete(`${scope}/${deviceId}`)
     return this.grants.get(scope)?.delete(deviceId) === true
   }
 
@@ -719,6 +849,7 @@ export class Registry {
         let all = this.revocations.get(r.value.deviceId)
         if (!all) this.revocations.set(r.value.deviceId, (all = []))
         all.push(r.value)
+        this.sawTime(r.value.revokedAt)
         return 'fact'
       }
       case 'scope': {
@@ -749,12 +880,29 @@ export class Registry {
         if (!set) this.grants.set(r.value.scope, (set = new Set()))
         set.add(r.value.deviceId)
         const at = `${r.value.scope}/${r.value.deviceId}`
+        // The newest grant of the key says whether, and when, it ends (a renewal moves the end).
+        if (r.value.grantedAt >= (this.grantTimes.get(at) ?? 0)) {
+          if (r.value.until === undefined) this.grantEnds.delete(at)
+          else this.grantEnds.set(at, r.value.until)
+        }
         this.grantTimes.set(at, Math.max(this.grantTimes.get(at) ?? 0, r.value.grantedAt))
+        this.sawTime(r.value.grantedAt)
+        return 'fact'
+      }
+      case 'term': {
+        const r = verifyDeviceTerm(this.account, bytes)
+        if (!r.ok) return fail(r)
+        if (termKey(r.value.deviceId) !== key) return false
+        const current = this.terms.get(r.value.deviceId)
+        if (current && current.issuedAt >= r.value.issuedAt) return false
+        this.terms.set(r.value.deviceId, r.value)
+        this.sawTime(r.value.issuedAt)
         return 'fact'
       }
       case 'epoch': {
         const r = verifyEpochStart(this.account, bytes)
         if (!r.ok) return fail(r)
+        this.sawTime(r.value.startedAt)
         // A new start is a new key on owners, and may be the one a held envelope waits for.
         return this.keyring.addStart(r.value) ? 'key' : false
       }
@@ -764,6 +912,7 @@ export class Registry {
         const current = this.passes.get(r.value.deviceId)
         if (current && current.issuedAt >= r.value.issuedAt) return false
         this.passes.set(r.value.deviceId, { issuedAt: r.value.issuedAt, bytes })
+        this.sawTime(r.value.issuedAt)
         return 'fact'
       }
       case 'lockbox': {

@@ -11,7 +11,7 @@ import { PermissionError, ValidationError } from '../errors.js'
 import type { Replica } from '../sync/replica.js'
 import type { DeviceContext } from './device-context.js'
 import { DEVICE_KINDS } from './scopes.js'
-import { optionalNumber, requireId, requireObject } from './validate.js'
+import { optionalNumber, requireFutureTime, requireId, requireObject } from './validate.js'
 
 /** A scope's policy, as `scopes.define` takes it. */
 export interface ScopePolicy {
@@ -70,15 +70,40 @@ export class ScopesApi {
     await this.ctx.registry.define(name, { kinds: kinds as string[], devices: devices as string[], retentionMs: Math.floor(retention) })
   }
 
-  /** Grant one scope to one device (owner only); it receives the keys of every epoch. */
-  async grant(scope: string, deviceId: string): Promise<void> {
+  /**
+   * Grant one scope to one device (owner only); it receives the keys of every epoch. With
+   * `until` (ms since the epoch) the grant ends then: root-signed with the grant, so the device
+   * cannot strip it; from then on the owners rotate the scope without the device, the relay
+   * refuses it the scope's room, and the device purges the scope from its store. Renew it with
+   * `devices.extend` or another `grant`. A scope the device holds for good (by its kind's policy,
+   * or an earlier grant without end) cannot be made temporary: narrow it with `scopes.define` first.
+   *
+   * @example
+   * ```ts
+   * await phone.scopes.grant('location', car.deviceId, { until: Date.now() + 3 * 86_400_000 })
+   * ```
+   */
+  async grant(scope: string, deviceId: string, options: { until?: number } = {}): Promise<void> {
     this.ctx.assertOpen()
     this.requireOwner('grant a scope')
     this.requireKnownScope(scope)
     requireId(deviceId, 'deviceId')
-    if (!this.ctx.registry.certificate(deviceId)) throw new ValidationError(`no device '${deviceId}' in this account`)
-    if (this.ctx.registry.revocation(deviceId)) throw new ValidationError(`device '${deviceId}' is revoked`)
-    await this.ctx.registry.grant(scope, deviceId)
+    const registry = this.ctx.registry
+    const certificate = registry.certificate(deviceId)
+    if (!certificate) throw new ValidationError(`no device '${deviceId}' in this account`)
+    if (registry.revocation(deviceId)) throw new ValidationError(`device '${deviceId}' is revoked`)
+    const fields = requireObject(options, 'options')
+    const until = fields.until === undefined ? undefined : requireFutureTime(fields.until, 'until', registry.now())
+    if (until !== undefined) {
+      if (certificate.role === 'owner') throw new ValidationError('an owner device holds every scope; a temporary grant means nothing to it')
+      if (registry.definition(scope)?.kinds.includes(certificate.kind)) {
+        throw new ValidationError(`device '${deviceId}' holds '${scope}' by its kind's policy; narrow the scope first (scopes.define) to grant it for a time`)
+      }
+      if (registry.holds(deviceId, scope) && registry.grantEnd(scope, deviceId) === undefined) {
+        throw new ValidationError(`device '${deviceId}' holds '${scope}' for good; narrow the scope first (scopes.define) to grant it for a time`)
+      }
+    }
+    await registry.grant(scope, deviceId, until)
   }
 
   /**

@@ -94,3 +94,11 @@ export function checkValidity(validFrom: number | undefined, validTo: number | u
     throw new ValidationError(`validTo (${validTo}) must not be before validFrom (${validFrom})`)
   }
 }
+
+/** A time in ms since the epoch that lies ahead (an access's end): a safe integer after now. */
+export function requireFutureTime(value: unknown, name: string, now = Date.now()): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= now) {
+    throw new ValidationError(`${name} must be a time ahead, in ms since the epoch (like Date.now() + 86_400_000), got ${String(value)}`)
+  }
+  return value
+}

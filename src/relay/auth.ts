@@ -12,6 +12,8 @@
  *
  * A token only gates the connection attempt: a live connection is not closed when its token
  * expires, since reconnecting every few minutes would cost every device radio time for nothing.
+ * It is closed when the device's *access* ends — the root-signed end of a temporary grant or
+ * membership in its relay pass (`RelayIdentity.until`) — and no token admits it afterwards.
  *
  * @module
  */
@@ -41,6 +43,11 @@ export interface RelayIdentity {
   accountId: string
   /** Device id (32 hex chars with token auth), for revocation. */
   deviceId: string
+  /**
+   * When the device's access to this room ends (ms), from the root-signed end in its relay pass
+   * (a temporary grant or membership): the relay closes the connection then.
+   */
+  until?: number
 }
 
 /** Thrown by an auth hook to refuse a connection with a close code. */
@@ -158,11 +165,11 @@ export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
       })
       if (!checked.ok) throw new RelayRefusal(closeCodeFor(checked.code), checked.reason)
       if (!ROOM_ID_PATTERN.test(roomId)) throw new RelayRefusal(CloseCode.Forbidden, 'bad room id')
-      const { accountId, deviceId, nonce, expiresAt } = checked.value
+      const { accountId, deviceId, nonce, expiresAt, accessUntil } = checked.value
       // Keep the nonce as long as verifyAccessToken would still accept the token. Keyed by device
       // too, so nobody can spend another device's nonce ahead of it with a token of their own.
       if (!nonces.claim(`${deviceId}:${nonce}`, (expiresAt + skew) * 1000)) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
-      const identity = { accountId, deviceId }
+      const identity: RelayIdentity = { accountId, deviceId, ...(accessUntil !== undefined && { until: accessUntil }) }
       options.check?.(checked.value)
       if (options.revoked && (await options.revoked(identity))) {
         throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')

@@ -359,7 +359,9 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       logger.error('loading a room failed', { roomId, error: error instanceof Error ? error.message : 'unknown' })
       return refuseNow(CloseCode.InternalError, 'room unavailable')
     }
+    let accessEnd: { cancel: () => void } | undefined
     const connection = new RelayConnection(ws, room, identity, context, (closed) => {
+      accessEnd?.cancel()
       if (pairing) pairingQuota.leave(address, roomId)
       release()
       onClosed(closed)
@@ -370,6 +372,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     metrics.connectionsTotal += 1
     logger.debug('connection admitted', { roomId, deviceId: identity.deviceId })
     connection.start()
+    // A temporary grant or membership ends while connected: the device is out from then on.
+    if (identity.until !== undefined) accessEnd = at(identity.until, () => connection.refuse(CloseCode.Forbidden, 'temporary access ended'))
   }
 
   const decide = async (request: IncomingMessage): Promise<Decision> => {
@@ -602,4 +606,20 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     closeDevice: (accountId, deviceId, code = CloseCode.Forbidden) => closeDeviceConnections(accountId, deviceId, code),
     close: () => (closed ??= close()),
   }
+}
+
+/**
+ * Run `fn` once at time `when` (ms), by this clock; re-armed on the way for times past
+ * setTimeout's 2^31 − 1 ms. The timer never keeps the process alive.
+ */
+function at(when: number, fn: () => void): { cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  const arm = (): void => {
+    const left = when - Date.now()
+    if (left <= 0) return fn()
+    timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1))
+    timer.unref()
+  }
+  arm()
+  return { cancel: () => clearTimeout(timer) }
 }

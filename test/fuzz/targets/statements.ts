@@ -1,7 +1,7 @@
 /**
  * Root-signed statements (WIRE.md "Signed statements") through every verifier: certificates (1),
- * relay passes (2), revocations (3, 8), scope definitions (4), grants (5), lockboxes (6, 10) and
- * epoch starts (7, 9) — `verifyStatement`, the verifier of the statement's type, one other
+ * relay passes (2, 13), revocations (3, 8), scope definitions (4), grants (5, 11), lockboxes (6,
+ * 10), epoch starts (7, 9) and device terms (12) — `verifyStatement`, the verifier of the statement's type, one other
  * verifier, `lockboxRecipient` and `openLockbox`. None may throw; refusals carry a RejectCode.
  *
  * Mutated bodies are signed again with the campaign's account root, so they get past the
@@ -14,8 +14,10 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import {
   issueLockbox,
+  issueRelayPass,
   lockboxRecipient,
   openLockbox,
+  signDeviceTerm,
   signEpochStart,
   signGrant,
   signRevocation,
@@ -24,6 +26,7 @@ import {
   signTypedStatement,
   StatementType,
   verifyCertificate,
+  verifyDeviceTerm,
   verifyEpochStart,
   verifyGrant,
   verifyLockbox,
@@ -55,6 +58,9 @@ const VERIFIERS: Record<number, Verifier> = {
   [StatementType.RevocationV2]: verifyRevocation,
   [StatementType.EpochStartV2]: verifyEpochStart,
   [StatementType.LockboxV2]: verifyLockbox,
+  [StatementType.GrantV2]: verifyGrant,
+  [StatementType.DeviceTerm]: verifyDeviceTerm,
+  [StatementType.RelayPassV2]: verifyRelayPass,
 }
 const ALL_VERIFIERS = Object.values(VERIFIERS)
 
@@ -95,7 +101,7 @@ function craftedRevocationBody(gen: Rng, deviceId: Uint8Array): Uint8Array {
 
 export const statementsTarget: Target = {
   name: 'statements',
-  description: 'verifyStatement and every typed verifier: certificates, passes, revocations 3/8, scopes, grants, lockboxes 6/10, epoch starts 7/9',
+  description: 'verifyStatement and every typed verifier: certificates, passes 2/13, revocations 3/8, scopes, grants 5/11, lockboxes 6/10, epoch starts 7/9, device terms',
   weight: 16,
   async setup(seed) {
     const fx = fixture(seed)
@@ -125,6 +131,9 @@ export const statementsTarget: Target = {
       }),
       signScopeDefinition(account, { name: 'family', roomId: fx.keyring.roomId('family'), kinds: ['phone', 'pc', 'car'], retentionMs: 86_400_000, definedAt: FUZZ_NOW }),
       signGrant(account, { scope: 'health', deviceId: fx.member.deviceId, grantedAt: FUZZ_NOW }),
+      signGrant(account, { scope: 'health', deviceId: fx.member.deviceId, grantedAt: FUZZ_NOW, until: FUZZ_NOW + 86_400_000 }),
+      signDeviceTerm(account, { deviceId: fx.member.deviceId, until: FUZZ_NOW + 86_400_000, issuedAt: FUZZ_NOW }),
+      issueRelayPass(account, fx.member, { rooms: [fx.roomId, fx.keyring.roomId('location')], issuedAt: FUZZ_NOW, until: FUZZ_NOW + 3_600_000, roomsUntil: { [fx.roomId]: FUZZ_NOW + 60_000 } }),
       signEpochStart(account, { roomId: fx.roomId, epoch: 2, startedAt: FUZZ_NOW, salt, recipients: [fx.member.deviceId, fx.device.deviceId], excluded: [fx.revoked.deviceId] }),
       signEpochStart(account, { roomId: fx.roomId, epoch: 1, startedAt: FUZZ_NOW }),
       issueLockbox(account, { deviceId: fx.device.deviceId, boxPublicKey: fx.device.boxPublicKey }, fx.roomId, 2, fx.key, salt),
@@ -139,7 +148,7 @@ export const statementsTarget: Target = {
             6,
             () => {
               const { type, body } = pick(gen, bodies)
-              const newType = chance(gen, 0.93) ? type : int(gen, 0, 12)
+              const newType = chance(gen, 0.93) ? type : int(gen, 0, 15)
               return signStatement(account, newType as StatementType, mutate(gen, body, bodies.map((b) => b.body)))
             },
           ],
