@@ -13,6 +13,7 @@ export default defineConfig({
     'websocket-node': 'src/entries/websocket-node.ts',
     relay: 'src/relay/index.ts',
     testing: 'src/entries/testing.ts',
+    pc: 'adapters/pc/index.ts',
     bin: 'src/bin.ts',
   },
   format: ['esm', 'cjs'],

@@ -1,9 +1,9 @@
 /**
  * The `contextsync` command line: `contextsync relay …` runs the relay server; `contextsync demo`
- * runs the four-device demo through an embedded relay (see {@link COMMANDS}).
+ * runs the four-device demo through an embedded relay; the device commands (`init`, `mcp`, `memory`…) run a PC device (see {@link COMMANDS}).
  *
  * Exit codes: 0 success (including a graceful SIGTERM/SIGINT shutdown), 1 runtime failure,
- * 2 usage error (unknown flag, bad value, unknown command).
+ * 2 usage error (unknown flag, bad value, unknown command), 3 the named item does not exist (device commands).
  *
  * @module
  */
@@ -12,46 +12,10 @@ import { CRYPTO_BACKEND_CHOICES, CRYPTO_BACKEND_ENV } from './crypto/sodium.js'
 import { createRelay } from './relay/server.js'
 import { DEFAULT_LIMITS, RelayConfigError, type RelayLimits } from './relay/limits.js'
 import { isLogLevel, jsonLogger, LOG_LEVELS, type LogLevel } from './relay/log.js'
+import { processIo, UsageError, type CliIo, type Command } from './cli-io.js'
+import { NotFoundError } from './errors.js'
 
-/** What the CLI touches of the outside world; injectable for in-process tests. */
-export interface CliIo {
-  stdout(text: string): void
-  stderr(text: string): void
-  env: Record<string, string | undefined>
-  /** Call `handler` once on SIGTERM or SIGINT; returns a function that removes the handlers. */
-  onShutdownSignal(handler: (signal: string) => void): () => void
-}
-
-/** The real process: stdout/stderr, `process.env`, SIGTERM/SIGINT. */
-export const processIo: CliIo = {
-  stdout: (text) => void process.stdout.write(text),
-  stderr: (text) => void process.stderr.write(text),
-  env: process.env,
-  onShutdownSignal(handler) {
-    const once = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', once)
-      process.off('SIGINT', once)
-      handler(signal)
-    }
-    process.on('SIGTERM', once)
-    process.on('SIGINT', once)
-    return () => {
-      process.off('SIGTERM', once)
-      process.off('SIGINT', once)
-    }
-  },
-}
-
-/** A subcommand: a one-line summary for `--help` and its entry point. */
-export interface Command {
-  summary: string
-  run(args: string[], io: CliIo): Promise<number>
-}
-
-/** Thrown for usage errors; `main` prints the message and exits 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
+export { processIo, UsageError, type CliIo, type Command } from './cli-io.js'
 
 // ——————————————————————————————————————————————————————————————— relay flags
 
@@ -493,9 +457,28 @@ export const COMMANDS: Record<string, Command> = {
   },
 }
 
+/**
+ * The device commands (`adapters/pc/cli/`), loaded on first use: the relay never loads the device,
+ * SQLite or the MCP SDK.
+ */
+const DEVICE_COMMANDS: Record<string, string> = {
+  init: 'Create a new account with this PC as its first owner; prints the recovery code once.',
+  join: 'Pair this PC with your account using an invite code from your phone (shows the six digits).',
+  mcp: 'Serve memories and conversations to desktop assistants over MCP (stdio, or --http).',
+}
+for (const [name, summary] of Object.entries(DEVICE_COMMANDS)) {
+  COMMANDS[name] = {
+    summary,
+    async run(args, io) {
+      const { PC_COMMANDS } = await import('../adapters/pc/cli/index.js')
+      return PC_COMMANDS[name]!.run(args, io)
+    },
+  }
+}
+
 function mainHelp(): string {
   const lines = ['Usage: contextsync <command> [flags]', '', 'Commands:']
-  for (const [name, command] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)}${command.summary}`)
+  for (const [name, command] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${command.summary}`)
   lines.push('', 'Run `contextsync <command> --help` for its flags.', '')
   return lines.join('\n')
 }
@@ -526,6 +509,10 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     if (error instanceof UsageError) {
       io.stderr(`contextsync ${name}: ${error.message}\nRun \`contextsync ${name} --help\` for usage.\n`)
       return 2
+    }
+    if (error instanceof NotFoundError) {
+      io.stderr(`contextsync ${name}: ${error.message}\n`)
+      return 3
     }
     io.stderr(`contextsync ${name}: ${error instanceof Error ? error.message : String(error)}\n`)
     return 1
