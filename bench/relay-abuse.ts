@@ -22,7 +22,8 @@ import { RelayConnection } from '../src/relay/connection.js'
 import { resolveLimits } from '../src/relay/limits.js'
 import { silentLogger } from '../src/relay/log.js'
 import { RelayMetrics } from '../src/relay/metrics.js'
-import { memoryBackend, RelayStorage } from '../src/relay/persistence.js'
+import { RelayStorage } from '../src/relay/accounting.js'
+import { memoryStore } from '../src/relay/persistence.js'
 import { Room } from '../src/relay/room.js'
 
 function time(fn: () => void): number {
@@ -69,12 +70,12 @@ function frame(update: Uint8Array): Buffer {
   return Buffer.from(encoding.toUint8Array(encoder))
 }
 
-function quotaBench(): void {
+async function quotaBench(): Promise<void> {
   console.log('quota accounting (µs per rewrite update; room size → far from quota / at quota)')
   for (const kib of [64, 1024, 16 * 1024]) {
     const results: string[] = []
     for (const nearQuota of [false, true]) {
-      const storage = new RelayStorage(memoryBackend())
+      const storage = await RelayStorage.open(memoryStore())
       const writer = new Y.Doc()
       const log = writer.getArray<Uint8Array>('log')
       log.push([new Uint8Array(kib * 1024).fill(7), new Uint8Array(1000).fill(1)])
@@ -114,4 +115,4 @@ function quotaBench(): void {
 
 await ready()
 nonceBench()
-quotaBench()
+await quotaBench()

@@ -25,7 +25,8 @@ import { RelayConnection } from '../src/relay/connection.js'
 import { resolveLimits } from '../src/relay/limits.js'
 import { silentLogger } from '../src/relay/log.js'
 import { RelayMetrics } from '../src/relay/metrics.js'
-import { memoryBackend, RelayStorage } from '../src/relay/persistence.js'
+import { RelayStorage } from '../src/relay/accounting.js'
+import { memoryStore } from '../src/relay/persistence.js'
 import { Room } from '../src/relay/room.js'
 import { CloseCode } from '../src/wire/close-codes.js'
 import { closeRelays, fakeEnvelope, NodeWebSocket, sealedLog, startRelay, waitFor } from './relay-helpers.js'
@@ -221,7 +222,7 @@ describe('relay fuzz', () => {
 
     // Phase 2: every frame parsed by the real connection handler on a real room.
     const handlerStart = Date.now()
-    const storage = new RelayStorage(memoryBackend())
+    const storage = await RelayStorage.open(memoryStore())
     const metrics = new RelayMetrics(() => storage.totalBytes)
     const context = {
       limits: resolveLimits({ messagesPerSecond: 1_000_000, burst: 1_000_000 }),

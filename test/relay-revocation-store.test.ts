@@ -12,7 +12,8 @@ import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport } from '../src/adapters/transport.js'
 import { PUBLIC_STATEMENTS_KEY, revocationKey } from '../src/crdt/registry.js'
 import { CloseCode, memoryBackend, sqliteBackend } from '../src/relay/index.js'
-import { RelayStorage } from '../src/relay/persistence.js'
+import { RelayStorage } from '../src/relay/accounting.js'
+import { memoryStore } from '../src/relay/persistence.js'
 import { MAX_CACHED_ACCOUNTS, RegistryGuard } from '../src/relay/registry-guard.js'
 import { createAccountKeys } from '../src/crypto/index.js'
 import {
@@ -153,20 +154,20 @@ describe('finding 6: relay-side revocations are kept in the relay’s own store'
     expect(await outcome(rawClient(roomUrl(relay, mallory.roomId(), mallory.token(mallory.roomId()))))).toBe('admitted')
   })
 
-  it('holds a bounded number of accounts without revocations, and never drops a revoked one', () => {
+  it('holds a bounded number of accounts without revocations, and never drops a revoked one', async () => {
     const alice = makeAccount()
-    const storage = new RelayStorage(memoryBackend())
+    const storage = await RelayStorage.open(memoryStore())
     const statement = signRevocation(alice.account, { deviceId: alice.device.deviceId, revokedAt: 1, cutoffs: new Map() })
-    storage.saveRevocation({ accountId: alice.account.accountId, deviceId: alice.device.deviceId, rootPublicKey: alice.account.rootPublicKey, statement })
+    await storage.saveRevocation({ accountId: alice.account.accountId, deviceId: alice.device.deviceId, rootPublicKey: alice.account.rootPublicKey, statement })
     // Kept revocations count against the account's stored bytes.
     expect(storage.sizeOfAccount(alice.account.accountId)).toBeGreaterThanOrEqual(statement.length)
     const guard = new RegistryGuard(storage, () => {})
     const grant = (root: Uint8Array, accountId: string, deviceId: string) => ({ accountId, deviceId, roomId: `${accountId}.personal`, passIssuedAt: 1, rootPublicKey: root })
     for (let i = 0; i < MAX_CACHED_ACCOUNTS + 500; i++) {
       const minted = createAccountKeys()
-      guard.check(grant(minted.rootPublicKey, minted.accountId, 'cd'.repeat(16)))
+      await guard.check(grant(minted.rootPublicKey, minted.accountId, 'cd'.repeat(16)))
     }
     expect(guard.accountCount).toBeLessThanOrEqual(MAX_CACHED_ACCOUNTS + 1)
-    expect(() => guard.check(grant(alice.account.rootPublicKey, alice.account.accountId, alice.device.deviceId))).toThrow(/revoked/)
+    await expect(guard.check(grant(alice.account.rootPublicKey, alice.account.accountId, alice.device.deviceId))).rejects.toThrow(/revoked/)
   })
 })

@@ -16,6 +16,7 @@
  */
 export { runStorageAdapterTests, type StorageAdapterTestContext } from '../adapters/storage-conformance.js'
 export { runTransportTests, type TransportTestContext } from '../adapters/transport-conformance.js'
+export { runRelayStoreTests, type RelayStoreTestContext } from '../relay/store-conformance.js'
 export { faultyStorage, type FaultyStorage, type FailNextOptions } from '../adapters/faulty-storage.js'
 export {
   TamperOrigin,

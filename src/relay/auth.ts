@@ -113,7 +113,12 @@ export interface TokenAuthOptions {
    * Registry checks (revocations and superseded passes read from the account's registry room);
    * called with the verified token, throws a {@link RelayRefusal} to refuse.
    */
-  check?: (grant: AccessGrant) => void
+  check?: (grant: AccessGrant) => void | Promise<void>
+  /**
+   * A replay cache several relay nodes share (the store's spent nonces): called after this
+   * node's own cache admitted the nonce; false refuses the token as replayed at another node.
+   */
+  spend?: (nonce: string, keepUntil: number) => Promise<boolean>
 }
 
 /**
@@ -168,9 +173,12 @@ export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
       const { accountId, deviceId, nonce, expiresAt, accessUntil } = checked.value
       // Keep the nonce as long as verifyAccessToken would still accept the token. Keyed by device
       // too, so nobody can spend another device's nonce ahead of it with a token of their own.
-      if (!nonces.claim(`${deviceId}:${nonce}`, (expiresAt + skew) * 1000)) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
+      const key = `${deviceId}:${nonce}`
+      const keepUntil = (expiresAt + skew) * 1000
+      if (!nonces.claim(key, keepUntil)) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
+      if (options.spend && !(await options.spend(key, keepUntil))) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
       const identity: RelayIdentity = { accountId, deviceId, ...(accessUntil !== undefined && { until: accessUntil }) }
-      options.check?.(checked.value)
+      await options.check?.(checked.value)
       if (options.revoked && (await options.revoked(identity))) {
         throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
       }

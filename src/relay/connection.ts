@@ -11,7 +11,8 @@ import { CloseCode, closeReason } from '../wire/close-codes.js'
 import { TokenBucket, type RelayLimits } from './limits.js'
 import type { RelayLogger } from './log.js'
 import type { LimitName, RelayMetrics } from './metrics.js'
-import { accountOfRoom, type RelayStorage } from './persistence.js'
+import type { RelayStorage } from './accounting.js'
+import { accountOfRoom } from './store.js'
 import { parseClientMessage } from './protocol.js'
 import type { Room, RoomPeer } from './room.js'
 
@@ -208,7 +209,7 @@ export class RelayConnection implements RoomPeer {
       return this.refuse(CloseCode.QuotaExceeded, reason)
     }
     try {
-      this.room.applyUpdate(update, this)
+      this.room.applyUpdate(update, this, growth)
     } catch {
       return this.refuse(CloseCode.MalformedFrame, 'update could not be applied')
     }

@@ -1,7 +1,7 @@
 /**
  * `contextsync/relay`: the blind relay server (Node only). It stores and forwards sealed logs —
  * ciphertext it cannot read — over the y-websocket protocol, with auth on upgrade, limits,
- * SQLite persistence, `/healthz`, Prometheus `/metrics` and JSON logs.
+ * persistence in SQLite or PostgreSQL (several nodes), `/healthz`, Prometheus `/metrics` and JSON logs.
  *
  * @example
  * ```ts
@@ -33,9 +33,21 @@ export { addressKey } from './addresses.js'
 export {
   sqliteBackend,
   memoryBackend,
-  accountOfRoom,
+  backendStore,
+  memoryStore,
+  sqliteStore,
   DATABASE_FILE,
   type RelayStorageBackend,
-  type StoredRevocation,
   type SqliteBackendOptions,
 } from './persistence.js'
+export {
+  accountOfRoom,
+  type RelayStore,
+  type StoredRevocation,
+  type StoredUpdate,
+  type StoredRoomSummary,
+  type AppendQuota,
+  type AppendResult,
+  type CompactResult,
+  type SpentNonce,
+} from './store.js'

@@ -30,16 +30,20 @@ import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { requireOptional } from '../adapters/optional-module.js'
 import { ClosedError } from '../errors.js'
+import {
+  accountOfRoom,
+  revocationBytes,
+  type AppendQuota,
+  type AppendResult,
+  type CompactResult,
+  type RelayStore,
+  type SpentNonce,
+  type StoredRevocation,
+  type StoredRoomSummary,
+  type StoredUpdate,
+} from './store.js'
 
-/** A revocation the relay verified, as it keeps it: the statement and the key it verifies under. */
-export interface StoredRevocation {
-  accountId: string
-  deviceId: string
-  /** The account root public key the statement was verified with. */
-  rootPublicKey: Uint8Array
-  /** The root-signed revocation statement (WIRE.md "Signed statements"). */
-  statement: Uint8Array
-}
+export { accountOfRoom, type StoredRevocation } from './store.js'
 
 /** Raw storage of per-room update rows and verified revocations. Two implementations: SQLite and memory. */
 export interface RelayStorageBackend {
@@ -49,8 +53,11 @@ export interface RelayStorageBackend {
   load(roomId: string): Uint8Array[]
   /** Append one update row. */
   append(roomId: string, update: Uint8Array): void
-  /** Atomically replace every row of a room by `state`, or delete the room when `state` is null. */
-  replace(roomId: string, state: Uint8Array | null): void
+  /**
+   * Atomically replace every row of a room by `state` followed by the rows `rest` (newer rows a
+   * compaction does not cover), or delete the room when `state` is null.
+   */
+  replace(roomId: string, state: Uint8Array | null, rest?: readonly Uint8Array[]): void
   /** Every stored revocation (read once at start). */
   revocations(): Iterable<StoredRevocation>
   /** Keep a verified revocation durably (committed before it returns); one per account and device. */
@@ -130,9 +137,12 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
   const loadStmt = db.prepare<[string], { data: Uint8Array }>('SELECT data FROM updates WHERE room = ? ORDER BY id')
   const insertStmt = db.prepare<[string, Uint8Array]>('INSERT INTO updates (room, data) VALUES (?, ?)')
   const deleteStmt = db.prepare<[string]>('DELETE FROM updates WHERE room = ?')
-  const replaceTx = db.transaction((roomId: string, state: Uint8Array | null) => {
+  const replaceTx = db.transaction((roomId: string, state: Uint8Array | null, rest: readonly Uint8Array[]) => {
     deleteStmt.run(roomId)
-    if (state) insertStmt.run(roomId, state)
+    if (state) {
+      insertStmt.run(roomId, state)
+      for (const row of rest) insertStmt.run(roomId, row)
+    }
   })
   const insertNonceStmt = db.prepare<[string, number]>('INSERT OR REPLACE INTO nonces (nonce, keep_until) VALUES (?, ?)')
   const pruneNoncesStmt = db.prepare<[number]>('DELETE FROM nonces WHERE keep_until <= ?')
@@ -201,9 +211,9 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       pendingNonces.push([nonce, keepUntil])
       scheduleCommit()
     },
-    replace: (roomId, state) => {
+    replace: (roomId, state, rest = []) => {
       commitPending()
-      replaceTx(roomId, state)
+      replaceTx(roomId, state, rest)
     },
     revocations: () =>
       revocationsStmt.all().map(({ account, device, root, statement }) => ({
@@ -243,8 +253,8 @@ export function memoryBackend(): RelayStorageBackend {
       if (!rows) rooms.set(roomId, (rows = []))
       rows.push(update.slice())
     },
-    replace(roomId, state) {
-      if (state) rooms.set(roomId, [state.slice()])
+    replace(roomId, state, rest = []) {
+      if (state) rooms.set(roomId, [state.slice(), ...rest.map((row) => row.slice())])
       else rooms.delete(roomId)
     },
     revocations: () => [...revoked.values()],
@@ -261,227 +271,144 @@ export function memoryBackend(): RelayStorageBackend {
   }
 }
 
-/** The account a room counts against: the room id's prefix before the first `.`. */
-export function accountOfRoom(roomId: string): string {
-  const dot = roomId.indexOf('.')
-  return dot > 0 ? roomId.slice(0, dot) : 'anonymous'
-}
 
-interface RoomUsage {
-  rows: number
-  /** Bytes of the stored rows. */
+/** Per-room state the single-process stores keep beside their backend. */
+interface BackendRoom {
+  /** Seq of each stored row, oldest first (parallel to the backend's rows). */
+  seqs: number[]
   bytes: number
-  /** Estimated merged size (see the module comment). */
   size: number
-  /** `bytes` right after the last merge (or at start): what was appended since is `bytes - base`. */
-  base: number
+  head: number
 }
 
 /**
- * A storage backend plus the accounting the quotas need: rows and bytes per room, bytes and
- * rooms per account. Rooms count against their account while they hold stored bytes or are open.
+ * A {@link RelayStore} over a single-process {@link RelayStorageBackend} (memory or SQLite). The
+ * backend keeps rows in order; sequence numbers, counted sizes and spent nonces live beside it in
+ * this process, which is the only writer — so every step is atomic by running to completion
+ * before any other. Sequence numbers restart from the row count when the process does: nothing
+ * outside this process ever holds one.
+ *
+ * Appends are the backend's: SQLite commits every append of one event-loop turn together right
+ * after it (see {@link sqliteBackend}), so `append` resolves when the row is queued.
  */
-export class RelayStorage {
-  private readonly usage = new Map<string, RoomUsage>()
-  private readonly accountBytes = new Map<string, number>()
-  private readonly accountSize = new Map<string, number>()
-  private readonly accountRooms = new Map<string, Set<string>>()
-  private readonly open = new Set<string>()
-  private total = 0
-  private totalEstimate = 0
-  private rooms = 0
-
-  constructor(readonly backend: RelayStorageBackend) {
-    for (const { roomId, rows, bytes } of backend.summary()) {
-      this.usage.set(roomId, { rows, bytes, size: bytes, base: bytes })
-      this.addRoom(roomId)
-      this.addBytes(roomId, bytes)
-      this.addSize(roomId, bytes)
-    }
-    for (const revocation of backend.revocations()) this.countRevocation(revocation)
+export function backendStore(backend: RelayStorageBackend, kind: string): RelayStore {
+  const rooms = new Map<string, BackendRoom>()
+  const accounts = new Map<string, number>()
+  const nonces = new Map<string, number>()
+  let closed = false
+  const addAccount = (account: string, delta: number): void => {
+    accounts.set(account, Math.max(0, (accounts.get(account) ?? 0) + delta))
   }
-
-  /** Stored updates of a room, oldest first. */
-  load(roomId: string): Uint8Array[] {
-    return this.backend.load(roomId)
+  for (const { roomId, rows, bytes } of backend.summary()) {
+    rooms.set(roomId, { seqs: Array.from({ length: rows }, (_, i) => i + 1), bytes, size: bytes, head: rows })
+    addAccount(accountOfRoom(roomId), bytes)
   }
-
-  /** Append an update row. */
-  append(roomId: string, update: Uint8Array): void {
-    this.backend.append(roomId, update)
-    const u = this.roomUsage(roomId)
-    u.rows += 1
-    u.bytes += update.length
-    u.size += update.length
-    this.addRoom(roomId)
-    this.addBytes(roomId, update.length)
-    this.addSize(roomId, update.length)
+  for (const revocation of backend.revocations()) addAccount(revocation.accountId, revocationBytes(revocation))
+  for (const { nonce, keepUntil } of backend.savedNonces?.(Date.now()) ?? []) nonces.set(nonce, keepUntil)
+  const open = (): void => {
+    if (closed) throw new ClosedError('relay storage is closed')
   }
-
-  /**
-   * Lower a room's estimated merged size by `freed` bytes of content its latest update deleted
-   * (they leave storage at the next merge). Never below zero.
-   */
-  shrink(roomId: string, freed: number): void {
-    const u = this.usage.get(roomId)
-    if (!u || freed <= 0) return
-    const delta = Math.min(u.size, freed)
-    u.size -= delta
-    this.addSize(roomId, -delta)
+  const room = (roomId: string): BackendRoom => {
+    let r = rooms.get(roomId)
+    if (!r) rooms.set(roomId, (r = { seqs: [], bytes: 0, size: 0, head: 0 }))
+    return r
   }
-
-  /** Replace a room's rows by its merged state (or remove it when `state` is null). */
-  replace(roomId: string, state: Uint8Array | null): void {
-    this.backend.replace(roomId, state)
-    const before = this.usage.get(roomId)
-    const after = state?.length ?? 0
-    if (state) this.usage.set(roomId, { rows: 1, bytes: after, size: after, base: after })
-    else this.usage.delete(roomId)
-    this.addBytes(roomId, after - (before?.bytes ?? 0))
-    this.addSize(roomId, after - (before?.size ?? 0))
-    if (!state && !this.open.has(roomId)) this.removeRoom(roomId)
+  const run = async <T>(step: () => T): Promise<T> => {
+    open()
+    return step()
   }
-
-  /** Mark a room open (it counts against the room quota even before it stores anything). */
-  markOpen(roomId: string): void {
-    this.open.add(roomId)
-    this.addRoom(roomId)
+  return {
+    kind,
+    shared: false,
+    summary: () =>
+      run((): StoredRoomSummary[] =>
+        [...rooms].filter(([, r]) => r.seqs.length > 0).map(([roomId, r]) => ({ roomId, rows: r.seqs.length, bytes: r.bytes, head: r.head })),
+      ),
+    load: (roomId, afterSeq = 0) =>
+      run((): StoredUpdate[] => {
+        const seqs = rooms.get(roomId)?.seqs ?? []
+        const rows = seqs.length === 0 ? [] : backend.load(roomId)
+        const out: StoredUpdate[] = []
+        for (let i = 0; i < rows.length && i < seqs.length; i++) if (seqs[i]! > afterSeq) out.push({ seq: seqs[i]!, data: rows[i]! })
+        return out
+      }),
+    append: (roomId, update, quota?: AppendQuota) =>
+      run((): AppendResult => {
+        const account = accountOfRoom(roomId)
+        if (quota && quota.growth > 0 && (accounts.get(account) ?? 0) + quota.growth > quota.maxAccountSize) return { ok: false, reason: 'quota' }
+        backend.append(roomId, update)
+        const r = room(roomId)
+        r.head += 1
+        r.seqs.push(r.head)
+        r.bytes += update.length
+        const before = r.size
+        r.size = Math.max(0, r.size + (quota?.growth ?? update.length))
+        addAccount(account, r.size - before)
+        return { ok: true, seq: r.head }
+      }),
+    compact: (roomId, through, merged) =>
+      run((): CompactResult => {
+        const r = rooms.get(roomId)
+        if (!r) return { status: 'stale' }
+        const covered = r.seqs.filter((seq) => seq <= through).length
+        if (covered <= 1) return { status: 'stale' }
+        const rows = backend.load(roomId)
+        const rest = rows.slice(covered)
+        const coveredBytes = rows.slice(0, covered).reduce((n, row) => n + row.length, 0)
+        backend.replace(roomId, merged, rest)
+        r.seqs = [through, ...r.seqs.slice(covered)]
+        r.bytes += merged.length - coveredBytes
+        const before = r.size
+        r.size = r.bytes
+        addAccount(accountOfRoom(roomId), r.size - before)
+        return { status: 'merged', rows: covered, bytes: coveredBytes }
+      }),
+    remove: (roomId) =>
+      run(() => {
+        const r = rooms.get(roomId)
+        backend.replace(roomId, null)
+        if (r) addAccount(accountOfRoom(roomId), -r.size)
+        rooms.delete(roomId)
+      }),
+    accountSize: (accountId) => run(() => accounts.get(accountId) ?? 0),
+    revocations: () => run(() => [...backend.revocations()]),
+    saveRevocation: (revocation) =>
+      run(() => {
+        const known = [...backend.revocations()].some((r) => r.accountId === revocation.accountId && r.deviceId === revocation.deviceId)
+        backend.saveRevocation(revocation)
+        if (!known) addAccount(revocation.accountId, revocationBytes(revocation))
+      }),
+    claimNonce: (nonce, keepUntil, now) =>
+      run(() => {
+        const until = nonces.get(nonce)
+        if (until !== undefined && until > now) return false
+        nonces.set(nonce, keepUntil)
+        backend.saveNonce?.(nonce, keepUntil)
+        return true
+      }),
+    spentNonces: (now) =>
+      run((): SpentNonce[] => [...nonces].filter(([, keepUntil]) => keepUntil > now).map(([nonce, keepUntil]) => ({ nonce, keepUntil }))),
+    checkpoint: () =>
+      run(() => {
+        const now = Date.now()
+        for (const [nonce, keepUntil] of nonces) if (keepUntil <= now) nonces.delete(nonce)
+        backend.checkpoint()
+      }),
+    ping: () => run(() => undefined),
+    close: async () => {
+      if (closed) return
+      closed = true
+      backend.close()
+    },
   }
+}
 
-  /** Mark a room closed; it stops counting when it stores nothing. */
-  markClosed(roomId: string): void {
-    this.open.delete(roomId)
-    if (!this.usage.has(roomId)) this.removeRoom(roomId)
-  }
+/** A {@link RelayStore} in memory: rooms live as long as the relay process (tests, the embedded demo). */
+export function memoryStore(): RelayStore {
+  return backendStore(memoryBackend(), 'memory')
+}
 
-  /** True when the room has stored rows or is open. */
-  hasRoom(roomId: string): boolean {
-    return this.usage.has(roomId) || this.open.has(roomId)
-  }
-
-  /** Ids of every room with stored rows. */
-  storedRoomIds(): string[] {
-    return [...this.usage.keys()]
-  }
-
-  /** Rows stored for a room. */
-  rows(roomId: string): number {
-    return this.usage.get(roomId)?.rows ?? 0
-  }
-
-  /** Bytes stored for a room. */
-  roomBytes(roomId: string): number {
-    return this.usage.get(roomId)?.bytes ?? 0
-  }
-
-  /** Bytes stored for an account (rows, before merging). */
-  bytesOfAccount(accountId: string): number {
-    return this.accountBytes.get(accountId) ?? 0
-  }
-
-  /** Estimated merged size of a room: what quotas count. */
-  roomSize(roomId: string): number {
-    return this.usage.get(roomId)?.size ?? 0
-  }
-
-  /** Bytes appended to a room since its last merge. */
-  appendedSinceMerge(roomId: string): number {
-    const u = this.usage.get(roomId)
-    return u ? u.bytes - u.base : 0
-  }
-
-  /** Estimated merged size of an account's rooms. */
-  sizeOfAccount(accountId: string): number {
-    return this.accountSize.get(accountId) ?? 0
-  }
-
-  /** Estimated merged size over all accounts. */
-  get totalSize(): number {
-    return this.totalEstimate
-  }
-
-  /** Rooms (stored or open) over all accounts. */
-  get roomCount(): number {
-    return this.rooms
-  }
-
-  /** Every revocation kept (see {@link RelayStorageBackend.revocations}). */
-  revocations(): Iterable<StoredRevocation> {
-    return this.backend.revocations()
-  }
-
-  /**
-   * Keep a verified revocation (see {@link RelayStorageBackend.saveRevocation}). Its bytes count
-   * against its account's stored bytes — an account could otherwise publish and delete
-   * revocations of made-up devices to grow the relay's store without bound — but it is always
-   * kept: it arrived with an update the quota already admitted. Call once per account and device.
-   */
-  saveRevocation(revocation: StoredRevocation): void {
-    this.backend.saveRevocation(revocation)
-    this.countRevocation(revocation)
-  }
-
-  /** Rooms (stored or open) of an account. */
-  roomsOfAccount(accountId: string): number {
-    return this.accountRooms.get(accountId)?.size ?? 0
-  }
-
-  /** Bytes stored over all accounts. */
-  get totalBytes(): number {
-    return this.total
-  }
-
-  /** See {@link RelayStorageBackend.checkpoint}. */
-  checkpoint(): void {
-    this.backend.checkpoint()
-  }
-
-  /** See {@link RelayStorageBackend.close}. */
-  close(): void {
-    this.backend.close()
-  }
-
-  private roomUsage(roomId: string): RoomUsage {
-    let u = this.usage.get(roomId)
-    if (!u) this.usage.set(roomId, (u = { rows: 0, bytes: 0, size: 0, base: 0 }))
-    return u
-  }
-
-  private addSize(roomId: string, delta: number): void {
-    this.addAccountSize(accountOfRoom(roomId), delta)
-  }
-
-  private addAccountSize(account: string, delta: number): void {
-    this.accountSize.set(account, (this.accountSize.get(account) ?? 0) + delta)
-    this.totalEstimate += delta
-  }
-
-  private countRevocation({ accountId, deviceId, rootPublicKey, statement }: StoredRevocation): void {
-    const bytes = accountId.length + deviceId.length + rootPublicKey.length + statement.length
-    this.addAccountSize(accountId, bytes)
-    this.accountBytes.set(accountId, (this.accountBytes.get(accountId) ?? 0) + bytes)
-    this.total += bytes
-  }
-
-  private addBytes(roomId: string, delta: number): void {
-    const account = accountOfRoom(roomId)
-    this.accountBytes.set(account, (this.accountBytes.get(account) ?? 0) + delta)
-    this.total += delta
-  }
-
-  private addRoom(roomId: string): void {
-    const account = accountOfRoom(roomId)
-    let set = this.accountRooms.get(account)
-    if (!set) this.accountRooms.set(account, (set = new Set()))
-    if (set.has(roomId)) return
-    set.add(roomId)
-    this.rooms += 1
-  }
-
-  private removeRoom(roomId: string): void {
-    const account = accountOfRoom(roomId)
-    const set = this.accountRooms.get(account)
-    if (set?.delete(roomId)) this.rooms -= 1
-    if (set?.size === 0) this.accountRooms.delete(account)
-  }
+/** A {@link RelayStore} in the SQLite database under `dir` (see {@link sqliteBackend}). */
+export function sqliteStore(dir: string, options: SqliteBackendOptions = {}): RelayStore {
+  return backendStore(sqliteBackend(dir, options), 'sqlite')
 }

@@ -22,7 +22,7 @@ import { PUBLIC_STATEMENTS_KEY, revocationKey } from '../crdt/registry.js'
 import { CloseCode } from '../wire/close-codes.js'
 import { MessageType } from '../wire/messages.js'
 import { RelayRefusal } from './auth.js'
-import type { RelayStorage } from './persistence.js'
+import type { RelayStorage } from './accounting.js'
 
 interface AccountState {
   root: AccountKeys
@@ -76,8 +76,8 @@ export class RegistryGuard {
    * Check a verified token's device: refuse it when revoked or when its pass is older than the
    * newest pass known for it. Learns the account's root key on first sight.
    */
-  check(grant: { accountId: string; deviceId: string; roomId: string; passIssuedAt: number; rootPublicKey: Uint8Array }): void {
-    const state = this.account(grant.accountId, grant.rootPublicKey)
+  async check(grant: { accountId: string; deviceId: string; roomId: string; passIssuedAt: number; rootPublicKey: Uint8Array }): Promise<void> {
+    const state = await this.account(grant.accountId, grant.rootPublicKey)
     if (state.revoked.has(grant.deviceId)) {
       const notice = registryAccount(grant.roomId) === grant.accountId ? this.revocationNotice(grant.accountId, grant.deviceId) : undefined
       throw new RelayRefusal(CloseCode.Forbidden, 'device revoked', notice)
@@ -169,7 +169,7 @@ export class RegistryGuard {
     }
   }
 
-  private account(accountId: string, rootPublicKey: Uint8Array): AccountState {
+  private async account(accountId: string, rootPublicKey: Uint8Array): Promise<AccountState> {
     let state = this.kept.get(accountId)
     if (!state) {
       state = this.cached.get(accountId)
@@ -181,10 +181,12 @@ export class RegistryGuard {
       if (this.watching.has(accountId)) this.kept.set(accountId, state)
       else this.cache(accountId, state)
     }
-    state.registryRead = true
     // First sight of this account: read what its registry room already holds.
+    const rows = await this.storage.store.load(`${accountId}${REGISTRY_SUFFIX}`)
+    if (state.registryRead) return state
+    state.registryRead = true
     const doc = new Y.Doc()
-    for (const update of this.storage.load(`${accountId}${REGISTRY_SUFFIX}`)) {
+    for (const { data: update } of rows) {
       try {
         Y.applyUpdate(doc, update)
       } catch {
@@ -207,12 +209,9 @@ export class RegistryGuard {
         const deviceId = revocation.value.deviceId
         state.revoked.set(deviceId, bytes)
         this.keep(accountId)
-        try {
-          this.storage.saveRevocation({ accountId, deviceId, rootPublicKey: state.root.rootPublicKey, statement: bytes })
-        } catch {
-          // Still enforced while this process runs; the statement is in the registry room's
-          // stored log too, read again on the account's first token after a restart.
-        }
+        // A failed save is still enforced while this process runs; the statement is in the
+        // registry room's stored log too, read again on the account's first token after a restart.
+        this.storage.saveRevocation({ accountId, deviceId, rootPublicKey: state.root.rootPublicKey, statement: bytes }).catch(() => {})
         this.onRevoked(accountId, deviceId)
       } else if (key.startsWith('pass/')) {
         const pass = verifyRelayPass(state.root, bytes)

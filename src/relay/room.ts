@@ -2,6 +2,14 @@
  * One relay room: the room's outer doc (a sealed log the relay cannot read), its awareness, the
  * connections joined to it, and the bridge to storage (append on update, periodic merge).
  *
+ * Writes go to the store one at a time, in the order the doc applied them, and an update is
+ * forwarded — to this node's peers and, through the fan-out, to other nodes — only once the store
+ * committed it under its seq. The doc holds every committed row up to {@link Room.head} (rows
+ * from other nodes arrive as notifications, in seq order, or are fetched from the store when one
+ * is missing); a merge covers `seq <= head`. When the store refuses or fails a write, the doc is
+ * ahead of the store: the room reports itself broken, and the relay closes its connections so
+ * devices reconnect and send again what the store lacks.
+ *
  * Message encoding is y-protocols' own (`writeSyncStep1/2`, `writeUpdate`,
  * `encodeAwarenessUpdate`); this file only decides who receives what.
  *
@@ -12,8 +20,9 @@ import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import { decodeAwarenessEntries, encodeAwarenessEntries, filterAwareness, type AwarenessVerdict } from './awareness-guard.js'
+import type { RelayStorage } from './accounting.js'
 import type { RelayLogger } from './log.js'
-import type { RelayStorage } from './persistence.js'
+import type { StoredUpdate } from './store.js'
 import { MessageType } from '../wire/messages.js'
 import { bytesDeletedBy } from './room-size.js'
 
@@ -34,6 +43,34 @@ export const QUOTA_MERGE_INTERVAL_MS = 1_000
 
 /** Origin of updates replayed from storage, so they are not stored again. */
 const LOAD_ORIGIN = Symbol('contextsync-relay-load')
+
+/** Origin of committed updates from other relay nodes (or fetched from the store): forwarded, not stored. */
+const REMOTE_ORIGIN = Symbol('contextsync-relay-remote')
+
+/** What a room tells its relay (and, through it, other relay nodes). All optional. */
+export interface RoomHooks {
+  /** A local update was committed under `seq`: tell other nodes. */
+  onCommitted?(room: Room, seq: number, update: Uint8Array): void
+  /** This node's peers changed awareness states (encoded y-protocols awareness update). */
+  onAwareness?(room: Room, update: Uint8Array, owner: RoomPeer['identity']): void
+  /**
+   * The store refused (`quota`) or failed (`storage`) a write of `origin`'s update: the doc holds
+   * something the store does not. The relay closes the room's connections and unloads it.
+   */
+  onBroken?(room: Room, reason: 'quota' | 'storage', origin: RoomPeer | undefined): void
+  /** Seqs were missing between notifications (`missing`) and a fetch from the store began. */
+  onGap?(room: Room): void
+  /** A fetch from the store (gap, reconnect or timer) brought `rows` rows. */
+  onCatchUp?(room: Room, rows: number): void
+  /** With a store several nodes share: the account quota the store checks on each append. */
+  maxAccountSize?: number
+}
+
+/** Awareness clients controlled by a connection on another node, one stand-in peer per device. */
+class RemotePeer implements RoomPeer {
+  constructor(readonly identity: RoomPeer['identity']) {}
+  send(): void {}
+}
 
 interface AwarenessChange {
   added: number[]
@@ -60,9 +97,36 @@ export class Room {
   private lastMerge = 0
   private mergeTimer: NodeJS.Timeout | undefined
   private destroyed = false
+  /** The store refused or failed a write: nothing more is stored or merged from this doc. */
+  private broken = false
+  /** Every committed row with `seq <= head` is in the doc. */
+  private headSeq = 0
+  /** Committed seqs above `head` already in the doc (this node's own, ahead of a missing one). */
+  private readonly ahead = new Set<number>()
+  /** Store writes (appends, compactions), one at a time in doc order. */
+  private writes: Promise<void> = Promise.resolve()
+  private compactionQueued = false
+  private catching: Promise<void> | undefined
+  /** Growth (bytes minus freed content) of the local update being applied, for the store's quota. */
+  private pendingGrowth: number | undefined
+  private readonly remotePeers = new Map<string, RemotePeer>()
+
+  /** Load a room's rows from the store and build it. */
+  static async load(
+    id: string,
+    storage: RelayStorage,
+    logger: RelayLogger,
+    mergeEveryUpdates: number,
+    onMerged: () => void,
+    hooks: RoomHooks = {},
+  ): Promise<Room> {
+    const stored = await storage.store.load(id)
+    storage.loaded(id, stored)
+    return new Room(id, storage, logger, mergeEveryUpdates, onMerged, stored, hooks)
+  }
 
   /**
-   * Load a room from storage.
+   * A room holding `stored` (read from the store; {@link Room.load} reads them).
    *
    * @param mergeEveryUpdates merge once this many rows are stored for the room
    */
@@ -72,14 +136,16 @@ export class Room {
     private readonly logger: RelayLogger,
     private readonly mergeEveryUpdates: number,
     private readonly onMerged: () => void,
+    stored: readonly StoredUpdate[] = [],
+    private readonly hooks: RoomHooks = {},
   ) {
-    const stored = storage.load(id)
     this.doc.transact(() => {
-      for (const update of stored) {
+      for (const { seq, data } of stored) {
+        this.headSeq = Math.max(this.headSeq, seq)
         try {
-          Y.applyUpdate(this.doc, update, LOAD_ORIGIN)
+          Y.applyUpdate(this.doc, data, LOAD_ORIGIN)
         } catch {
-          logger.error('stored update could not be applied; skipped', { roomId: id, bytes: update.length })
+          logger.error('stored update could not be applied; skipped', { roomId: id, bytes: data.length })
         }
       }
     }, LOAD_ORIGIN)
@@ -123,9 +189,75 @@ export class Room {
     return this.awarenessFrame([...this.awareness.getStates().keys()])
   }
 
-  /** Apply a validated update from `peer`. Throws if Yjs refuses it. */
-  applyUpdate(update: Uint8Array, peer: RoomPeer): void {
-    Y.applyUpdate(this.doc, update, peer)
+  /** The room's seq up to which every committed row is in the doc. */
+  get head(): number {
+    return this.headSeq
+  }
+
+  /**
+   * Apply a validated update from `peer`; what it adds is stored and then forwarded. `growth`
+   * (bytes minus the content its deletions free) is what the store's account quota counts.
+   * Throws if Yjs refuses it.
+   */
+  applyUpdate(update: Uint8Array, peer: RoomPeer, growth = update.length): void {
+    this.pendingGrowth = growth
+    try {
+      Y.applyUpdate(this.doc, update, peer)
+    } finally {
+      this.pendingGrowth = undefined
+    }
+  }
+
+  /**
+   * A committed update from another node (its `update`, or `undefined` when only the seq was
+   * announced). Applied when it is the next seq; a seq past the next one means notifications were
+   * lost or reordered, and the missing rows are fetched from the store.
+   */
+  applyRemote(seq: number, update: Uint8Array | undefined): void {
+    if (this.destroyed || seq <= this.headSeq || this.ahead.has(seq)) return
+    if (seq === this.headSeq + 1 && update) {
+      this.applyCommitted(seq, update)
+      return
+    }
+    this.hooks.onGap?.(this)
+    void this.catchUp()
+  }
+
+  /**
+   * Fetch every row above {@link head} from the store and apply it (a missed notification, a
+   * reconnect to the fan-out, the periodic check). One fetch at a time; resolves when done.
+   */
+  catchUp(): Promise<void> {
+    if (this.destroyed) return Promise.resolve()
+    return (this.catching ??= (async () => {
+      try {
+        const rows = await this.storage.store.load(this.id, this.headSeq)
+        for (const { seq, data } of rows) if (seq > this.headSeq) this.applyCommitted(seq, data)
+        this.hooks.onCatchUp?.(this, rows.length)
+      } catch (error) {
+        this.logger.warn('fetching a room from the store failed; retried with the next check', { roomId: this.id, error: errorMessage(error) })
+      } finally {
+        this.catching = undefined
+      }
+    })())
+  }
+
+  /** Resolves once every store write queued so far has finished. */
+  settled(): Promise<void> {
+    return this.writes
+  }
+
+  /** Apply awareness entries relayed from another node's `owner` device. */
+  applyRemoteAwareness(update: Uint8Array, owner: RoomPeer['identity']): void {
+    if (this.destroyed) return
+    const key = owner ? `${owner.accountId}/${owner.deviceId}` : ''
+    let peer = this.remotePeers.get(key)
+    if (!peer) this.remotePeers.set(key, (peer = new RemotePeer(owner)))
+    try {
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, update, peer)
+    } catch (error) {
+      this.logger.warn('awareness from another node could not be applied', { roomId: this.id, error: errorMessage(error) })
+    }
   }
 
   /** Bytes of live content the delete set of a validated `update` would remove (quota accounting). */
@@ -171,13 +303,27 @@ export class Room {
     return Y.encodeStateAsUpdate(this.doc)
   }
 
-  /** Replace the room's stored rows by its merged state. No-op when already one row. */
+  /**
+   * Replace the room's stored rows up to {@link head} by its merged state. No-op when already one
+   * row. The exact merged size counts at once; the store writes the row after queued appends.
+   */
   merge(): void {
     this.mergeScheduled = false
-    if (this.destroyed || this.storage.rows(this.id) <= 1) return
+    if (this.destroyed || this.broken || this.storage.rows(this.id) <= 1) return
     this.lastMerge = Date.now()
-    this.storage.replace(this.id, this.mergedState())
-    this.onMerged()
+    const merged = this.mergedState()
+    this.storage.setExactSize(this.id, merged.length)
+    const through = this.headSeq
+    if (through === 0 || this.compactionQueued) return
+    this.compactionQueued = true
+    this.enqueue(async () => {
+      this.compactionQueued = false
+      const result = await this.storage.store.compact(this.id, through, merged)
+      if (result.status === 'merged') {
+        this.storage.recordCompact(this.id, result.rows, result.bytes, merged.length)
+        this.onMerged()
+      }
+    }, 'merging a room failed')
   }
 
   /**
@@ -219,21 +365,82 @@ export class Room {
     this.doc.destroy()
   }
 
-  private onUpdate(update: Uint8Array, origin: unknown): void {
-    if (origin === LOAD_ORIGIN) return
-    try {
-      // Backends may commit later (SQLite batches one event-loop turn); order is kept either way.
-      this.storage.append(this.id, update)
-    } catch (error) {
-      // The update stays in memory and reaches storage with the next successful merge.
-      this.logger.error('storing an update failed', { roomId: this.id, error: errorMessage(error) })
+  /** Run a store write after the ones queued before it; a failure is logged, never thrown. */
+  private enqueue(write: () => Promise<void>, failure: string): void {
+    this.writes = this.writes.then(write).catch((error: unknown) => {
+      this.logger.error(failure, { roomId: this.id, error: errorMessage(error) })
+    })
+  }
+
+  /** A committed row is in the doc: advance the head past it and anything already ahead. */
+  private advance(seq: number): void {
+    if (seq <= this.headSeq) return
+    if (seq > this.headSeq + 1) {
+      // Another node committed the seqs between: they come as notifications or by a fetch.
+      this.ahead.add(seq)
+      return
     }
+    this.headSeq = seq
+    while (this.ahead.delete(this.headSeq + 1)) this.headSeq += 1
+  }
+
+  /** Apply a committed row from elsewhere (forwarded to local peers by the update handler). */
+  private applyCommitted(seq: number, data: Uint8Array): void {
+    try {
+      Y.applyUpdate(this.doc, data, REMOTE_ORIGIN)
+    } catch {
+      this.logger.error('stored update could not be applied; skipped', { roomId: this.id, bytes: data.length })
+    }
+    this.storage.recordAppend(this.id, data.length)
+    this.advance(seq)
+    this.scheduleMergeIfDue()
+  }
+
+  private forward(update: Uint8Array, origin: unknown): void {
     const encoder = encoding.createEncoder()
     encoding.writeVarUint(encoder, MessageType.Sync)
     syncProtocol.writeUpdate(encoder, update)
     const frame = encoding.toUint8Array(encoder)
     // The sender already has the update; everyone else gets it once.
     for (const peer of this.peers.keys()) if (peer !== origin) peer.send(frame)
+  }
+
+  /** Store a local update, then forward it: only committed updates leave this room. */
+  private async commit(update: Uint8Array, origin: unknown, growth: number): Promise<void> {
+    if (this.broken) return
+    const quota = this.hooks.maxAccountSize === undefined ? undefined : { growth, maxAccountSize: this.hooks.maxAccountSize }
+    let result
+    try {
+      result = await this.storage.store.append(this.id, update, quota)
+    } catch (error) {
+      this.logger.error('storing an update failed; closing the room so devices send it again', { roomId: this.id, error: errorMessage(error) })
+      return this.breakRoom('storage', origin)
+    }
+    if (!result.ok) return this.breakRoom('quota', origin)
+    this.advance(result.seq)
+    this.forward(update, origin)
+    this.hooks.onCommitted?.(this, result.seq, update)
+  }
+
+  private breakRoom(reason: 'quota' | 'storage', origin: unknown): void {
+    if (this.broken) return
+    this.broken = true
+    this.hooks.onBroken?.(this, reason, this.peers.has(origin as RoomPeer) ? (origin as RoomPeer) : undefined)
+  }
+
+  private scheduleMergeIfDue(): void {
+    if (!this.mergeScheduled && !this.destroyed && this.storage.rows(this.id) >= this.mergeEveryUpdates) {
+      this.mergeScheduled = true
+      setImmediate(() => this.tryMerge())
+    }
+  }
+
+  private onUpdate(update: Uint8Array, origin: unknown): void {
+    if (origin === LOAD_ORIGIN) return
+    if (origin === REMOTE_ORIGIN) return this.forward(update, origin)
+    const growth = this.pendingGrowth ?? update.length
+    this.storage.recordAppend(this.id, update.length)
+    this.enqueue(() => this.commit(update, origin, growth), 'storing an update failed')
     if (!this.mergeScheduled && this.storage.rows(this.id) >= this.mergeEveryUpdates) {
       this.mergeScheduled = true
       // Outside the Yjs transaction that emitted this event.
@@ -243,7 +450,8 @@ export class Room {
 
   private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {
     const peer = origin as RoomPeer
-    const controlled = this.peers.get(peer)
+    const remote = origin instanceof RemotePeer
+    const controlled = this.peers.get(peer) ?? (remote ? new Map<number, number>() : undefined)
     if (controlled) {
       for (const id of [...added, ...updated]) {
         const previous = this.owners.get(id)
@@ -259,8 +467,14 @@ export class Room {
       if (owner !== undefined) this.peers.get(owner)?.delete(id)
       this.owners.delete(id)
     }
-    const frame = this.awarenessFrame([...added, ...updated, ...removed])
+    const changed = [...added, ...updated, ...removed]
+    const frame = this.awarenessFrame(changed)
     for (const peer of this.peers.keys()) peer.send(frame)
+    // This node's peers' changes (and their states removed when they left) go to other nodes;
+    // each node times out stale states by itself.
+    if (this.hooks.onAwareness && !remote && origin !== 'timeout' && changed.length > 0) {
+      this.hooks.onAwareness(this, awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed), this.peers.has(peer) ? peer.identity : undefined)
+    }
   }
 
   private awarenessFrame(clients: number[]): Uint8Array {

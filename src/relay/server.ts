@@ -38,8 +38,10 @@ import { jsonLogger, type RelayLogger } from './log.js'
 import { PROMETHEUS_CONTENT_TYPE, RelayMetrics, renderPrometheus, type LimitName, type RelayMetricsSnapshot } from './metrics.js'
 import { NonceCache } from './nonce-cache.js'
 import { PairingRoomQuota } from './pairing-rooms.js'
-import { accountOfRoom, memoryBackend, RelayStorage, sqliteBackend, type RelayStorageBackend } from './persistence.js'
+import { RelayStorage } from './accounting.js'
+import { backendStore, memoryStore, sqliteStore, type RelayStorageBackend } from './persistence.js'
 import { Room } from './room.js'
+import { accountOfRoom, type RelayStore } from './store.js'
 
 /** Storage merge policy. */
 export interface RelayPersistenceOptions {
@@ -47,7 +49,7 @@ export interface RelayPersistenceOptions {
   mergeIntervalMs?: number
   /** Merge a room as soon as it has this many stored rows; default 500. */
   mergeEveryUpdates?: number
-  /** A custom backend (e.g. PostgreSQL for several nodes); overrides `dataDir`. */
+  /** A custom single-process backend; overrides `dataDir` (a {@link RelayOptions.store} overrides both). */
   backend?: RelayStorageBackend
 }
 
@@ -62,6 +64,11 @@ export interface RelayOptions {
    * the relay's lifetime; the embedded demo passes a temporary directory.
    */
   dataDir?: string
+  /**
+   * Where rooms, revocations and spent nonces are kept (see `store.ts`), e.g.
+   * `postgresStore(url)` for several relay nodes; overrides `dataDir`. The relay closes it.
+   */
+  store?: RelayStore
   /** Limits; each unset one takes its default (see `limits.ts`). */
   limits?: Partial<RelayLimits>
   /**
@@ -158,6 +165,19 @@ function parseTarget(url: string | undefined, protocols?: string | string[]): { 
   return { roomId, token }
 }
 
+/** Whether `ping` resolves within 2 s. */
+async function reachable(ping: () => Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 2_000)))
+  try {
+    return await Promise.race([ping().then(() => true), timeout])
+  } catch {
+    return false
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 function formatUrl(host: string, port: number): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`
 }
@@ -182,17 +202,30 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const keepAliveMs = options.keepAliveMs ?? 30_000
   const shutdownGraceMs = options.shutdownGraceMs ?? 2_000
 
-  const backend =
-    options.persistence?.backend ??
-    (options.dataDir !== undefined
-      ? sqliteBackend(options.dataDir, {
-          onAppendError: (error, rows) =>
-            logger.error('storing updates failed; they reach storage with the next merge', { rows, error: error instanceof Error ? error.message : 'unknown' }),
-        })
-      : memoryBackend())
-  // Spent token nonces go to the relay's store (when it keeps one) so a restart forgets none.
-  const nonces = new NonceCache(backend.saveNonce ? { onClaim: (nonce, keepUntil) => backend.saveNonce!(nonce, keepUntil) } : {})
-  if (backend.savedNonces) nonces.restore(backend.savedNonces(Date.now()))
+  const store: RelayStore =
+    options.store ??
+    (options.persistence?.backend
+      ? backendStore(options.persistence.backend, 'custom')
+      : options.dataDir !== undefined
+        ? sqliteStore(options.dataDir, {
+            onAppendError: (error, rows) =>
+              logger.error('storing updates failed; they reach storage with the next merge', { rows, error: error instanceof Error ? error.message : 'unknown' }),
+          })
+        : memoryStore())
+  // Spent token nonces go to the relay's store so a restart forgets none; a store other nodes
+  // share is asked at every upgrade, so a token spent at one node is refused at every other.
+  const nonces = new NonceCache(
+    store.shared ? {} : { onClaim: (nonce, keepUntil) => void store.claimNonce(nonce, keepUntil, Date.now()).catch(() => {}) },
+  )
+  const spend = store.shared ? (nonce: string, keepUntil: number) => store.claimNonce(nonce, keepUntil, Date.now()) : undefined
+  let storage: RelayStorage
+  try {
+    nonces.restore(await store.spentNonces(Date.now()))
+    storage = await RelayStorage.open(store)
+  } catch (error) {
+    await store.close().catch(() => {})
+    throw error
+  }
   let hooks: AuthHook[]
   if (options.auth === 'none') {
     hooks = [noAuth()]
@@ -201,15 +234,18 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     })
   } else if (options.auth === undefined) {
     const audiences = options.audience === undefined ? undefined : (typeof options.audience === 'string' ? [options.audience] : [...options.audience]).map((a) => a.toLowerCase())
-    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant), nonces, ...(audiences && { audiences }) })]
+    hooks = [pairingAuth(), tokenAuth({ check: (grant) => guard.check(grant), nonces, ...(spend && { spend }), ...(audiences && { audiences }) })]
   } else {
     hooks = orderHooks(Array.isArray(options.auth) ? options.auth : [options.auth as AuthHook])
   }
 
-  const storage = new RelayStorage(backend)
   // A pairing room left in storage by a crash is of no use to anyone: rendezvous rooms only live
   // while their devices are connected.
-  for (const roomId of storage.storedRoomIds()) if (PAIRING_ROOM_PATTERN.test(roomId)) storage.replace(roomId, null)
+  for (const roomId of storage.storedRoomIds()) {
+    if (!PAIRING_ROOM_PATTERN.test(roomId)) continue
+    await store.remove(roomId).catch(() => {})
+    storage.recordRemove(roomId)
+  }
   // Reads revocations and relay passes from each account's registry room (defense in depth).
   const guard = new RegistryGuard(storage, (accountId, deviceId) => {
     const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden, guard.revocationNotice(accountId, deviceId))
@@ -232,6 +268,10 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   })
   const context: ConnectionContext = { limits, metrics, logger, storage }
   const rooms = new Map<string, Room>()
+  /** Rooms being read from the store, so concurrent upgrades share one load. */
+  const loading = new Map<string, Promise<Room>>()
+  /** Store writes of unloaded rooms still in flight, by room id (a reload waits for them). */
+  const flushing = new Map<string, Promise<void>>()
   const connections = new Set<RelayConnection>()
   /** Live connections per room, to unload a room when its last one closes. */
   const roomConnections = new Map<Room, number>()
@@ -261,10 +301,31 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     needsCheckpoint = true
   }
 
-  const openRoom = (roomId: string): Room => {
-    let room = rooms.get(roomId)
-    if (!room) {
-      room = new Room(roomId, storage, logger, mergeEveryUpdates, onMerged)
+  const roomHooks = {
+    onBroken: (room: Room, reason: 'quota' | 'storage', origin: unknown): void => {
+      logger.error('room closed: the store refused or failed a write', { roomId: room.id, reason })
+      const members = [...connections].filter((connection) => connection.room === room)
+      unloadRoom(room)
+      for (const connection of members) {
+        if (reason === 'quota' && connection === origin) {
+          metrics.limitHit('storedBytesPerAccount')
+          connection.refuse(CloseCode.QuotaExceeded, 'account storage quota exceeded')
+        } else connection.refuse(CloseCode.InternalError, 'room unavailable')
+      }
+    },
+  }
+
+  const openRoom = async (roomId: string): Promise<Room> => {
+    const open = rooms.get(roomId)
+    if (open) return open
+    const pending = loading.get(roomId)
+    if (pending) return pending
+    const load = (async () => {
+      await flushing.get(roomId)
+      // With a store other nodes share, the store checks the account quota on every append too
+      // (pairing rooms have their own per-room quota, checked here).
+      const hooks = store.shared && !PAIRING_ROOM_PATTERN.test(roomId) ? { ...roomHooks, maxAccountSize: limits.maxStoredBytesPerAccount } : roomHooks
+      const room = await Room.load(roomId, storage, logger, mergeEveryUpdates, onMerged, hooks)
       rooms.set(roomId, room)
       guard.watch(roomId, room.doc)
       storage.markOpen(roomId)
@@ -275,8 +336,14 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         timer.unref()
         pairingTimers.set(room, timer)
       }
+      return room
+    })()
+    loading.set(roomId, load)
+    try {
+      return await load
+    } finally {
+      loading.delete(roomId)
     }
-    return room
   }
 
   /** A pairing room reached its lifetime: close everyone in it with 4410 and delete it. */
@@ -295,10 +362,23 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     clearTimeout(pairingTimers.get(room))
     pairingTimers.delete(room)
     storage.markClosed(room.id)
-    // A rendezvous room is only needed while both devices are there.
-    if (PAIRING_ROOM_PATTERN.test(room.id)) storage.replace(room.id, null)
+    const pairing = PAIRING_ROOM_PATTERN.test(room.id)
     room.destroy()
     metrics.rooms = rooms.size
+    // Queued writes finish before the room can load again; a rendezvous room is only needed while
+    // both devices are there.
+    const done = room
+      .settled()
+      .then(async () => {
+        if (!pairing) return
+        await store.remove(room.id)
+        storage.recordRemove(room.id)
+      })
+      .catch((error: unknown) => logger.error('removing a pairing room failed', { roomId: room.id, error: error instanceof Error ? error.message : 'unknown' }))
+      .finally(() => {
+        if (flushing.get(room.id) === done) flushing.delete(room.id)
+      })
+    flushing.set(room.id, done)
   }
 
   const onClosed = (connection: RelayConnection): void => {
@@ -330,7 +410,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     ws.close(code, closeReason(reason))
   }
 
-  const admit = (ws: WebSocket, decision: Decision, address: string, release: () => void): void => {
+  const admit = async (ws: WebSocket, decision: Decision, address: string, release: () => void): Promise<void> => {
     if ('refusal' in decision) {
       ws.once('close', release)
       return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId, decision.refusal.notice, decision.limit)
@@ -352,12 +432,24 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       return refuseNow(CloseCode.TooManyRooms, 'too many pairing rooms from this address', 'pairingRoomsPerAddress')
     }
     let room: Room
+    // Frames the client sends while its room loads wait in the socket (unread, so not lost); the
+    // connection's handlers are attached in the same turn as the resume, before any is read.
+    ws.pause()
     try {
-      room = openRoom(roomId)
+      room = await openRoom(roomId)
+      ws.resume()
     } catch (error) {
+      ws.resume()
       if (pairing) pairingQuota.leave(address, roomId)
       logger.error('loading a room failed', { roomId, error: error instanceof Error ? error.message : 'unknown' })
       return refuseNow(CloseCode.InternalError, 'room unavailable')
+    }
+    if (ws.readyState !== ws.OPEN || closing) {
+      // Gone while the room loaded; a room nobody joined is unloaded again.
+      if (pairing) pairingQuota.leave(address, roomId)
+      release()
+      if (!roomConnections.has(room)) unloadRoom(room)
+      return
     }
     let accessEnd: { cancel: () => void } | undefined
     const connection = new RelayConnection(ws, room, identity, context, (closed) => {
@@ -479,7 +571,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       }
       // Upgraded: from here the WebSocket keep-alive looks after idle connections.
       if (state) clearTimeout(state.timer)
-      wss.handleUpgrade(request, socket, head, (ws) => admit(ws, decision, address, release))
+      wss.handleUpgrade(request, socket, head, (ws) => void admit(ws, decision, address, release))
     })
   }
 
@@ -494,8 +586,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       response.end(body)
     }
     if (request.method === 'GET' && path === '/healthz') {
-      if (closing) send(503, 'application/json', JSON.stringify({ ok: false }))
-      else send(200, 'application/json', JSON.stringify({ ok: true }))
+      if (closing) return send(503, 'application/json', JSON.stringify({ ok: false }))
+      void health().then((report) => send(report.ok ? 200 : 503, 'application/json', JSON.stringify(report)))
     } else if (request.method === 'GET' && path === '/metrics') {
       send(200, PROMETHEUS_CONTENT_TYPE, renderPrometheus(metrics.snapshot()))
     } else if (request.headers.upgrade === undefined && path !== '/' && request.method === 'GET') {
@@ -503,6 +595,16 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     } else {
       send(404, 'application/json', JSON.stringify({ error: 'not found' }))
     }
+  }
+
+  /**
+   * What `/healthz` reports: `{ ok }`, plus — on a store other nodes share — whether this node
+   * reaches it (`store`). A node that cannot reach its store is not ok.
+   */
+  async function health(): Promise<{ ok: boolean; store?: 'ok' | 'down' }> {
+    if (!store.shared) return { ok: true }
+    const storeUp = await reachable(() => store.ping())
+    return { ok: storeUp, store: storeUp ? 'ok' : 'down' }
   }
 
   const server = createServer(onRequest)
@@ -518,7 +620,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     })
   } catch (error) {
     // e.g. EADDRINUSE: release the database before reporting.
-    storage.close()
+    await store.close().catch(() => {})
     throw error
   }
   const port = (server.address() as AddressInfo).port
@@ -544,11 +646,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     for (const room of rooms.values()) room.tryMerge()
     if (needsCheckpoint) {
       needsCheckpoint = false
-      try {
-        storage.checkpoint()
-      } catch (error) {
-        logger.error('storage checkpoint failed', { error: error instanceof Error ? error.message : 'unknown' })
-      }
+      store.checkpoint().catch((error: unknown) => logger.error('storage checkpoint failed', { error: error instanceof Error ? error.message : 'unknown' }))
     }
   }
   const mergeTimer = setInterval(mergeAll, mergeIntervalMs)
@@ -556,7 +654,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
 
   logger.info('relay listening', {
     url,
-    storage: options.persistence?.backend ? 'custom' : options.dataDir !== undefined ? 'sqlite' : 'memory',
+    storage: store.kind,
     crypto: cryptoBackend(),
     maxMessageBytes: limits.maxMessageBytes,
     messagesPerSecond: limits.messagesPerSecond,
@@ -590,8 +688,10 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         onClosed(connection)
       }
     }
+    await Promise.allSettled([...loading.values()])
     for (const room of [...rooms.values()]) unloadRoom(room)
-    storage.close()
+    await Promise.allSettled([...flushing.values()])
+    await store.close().catch((error: unknown) => logger.error('closing the store failed', { error: error instanceof Error ? error.message : 'unknown' }))
     wss.close()
     server.closeAllConnections()
     await serverClosed

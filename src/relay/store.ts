@@ -1,0 +1,139 @@
+/**
+ * The relay's storage interface (ARCHITECTURE.md, relay storage): what a relay node needs from
+ * the place it keeps rooms, revocations and spent token nonces. Three implementations: memory and
+ * SQLite (`persistence.ts`, one relay process) and PostgreSQL (`postgres-store.ts`, any number of
+ * relay nodes sharing one database). Every implementation runs the shared suite in
+ * `store-conformance.ts`.
+ *
+ * What each implementation must make atomic:
+ * - **Dense per-room sequence numbers.** Every appended update gets the room's next `seq`
+ *   (1, 2, 3, … with no hole), taken so that two writers — two nodes — never get the same one and
+ *   a reader that sees `seq` n committed has every `seq` below n committed too.
+ * - **Append and quota in one step.** The update row and the account's counted bytes change
+ *   together; an append that would take the account past `maxAccountSize` writes nothing.
+ * - **Compaction replaces what it covers.** `compact(room, through, merged)` deletes every row
+ *   with `seq <= through` and writes `merged` as one row with `seq = through`, in one step; rows
+ *   above `through` are untouched. Two compactions of one room never interleave: one of them
+ *   reports `busy` (or `stale` when another already covered its rows).
+ * - **Revocations** are durable once `saveRevocation` resolves, one per account and device.
+ * - **Spent token nonces**: `claimNonce` succeeds for exactly one caller until the nonce's
+ *   keep-until time passes, across every node sharing the store.
+ *
+ * Everything stored is ciphertext or public statements; no implementation can read a room.
+ *
+ * @module
+ */
+
+/** A revocation the relay verified, as it keeps it: the statement and the key it verifies under. */
+export interface StoredRevocation {
+  accountId: string
+  deviceId: string
+  /** The account root public key the statement was verified with. */
+  rootPublicKey: Uint8Array
+  /** The root-signed revocation statement (WIRE.md "Signed statements"). */
+  statement: Uint8Array
+}
+
+/** One stored row of a room. */
+export interface StoredUpdate {
+  /** The room's sequence number of this row (a merged row carries the highest seq it covers). */
+  readonly seq: number
+  /** A Yjs update of the room's sealed log (ciphertext the relay cannot read). */
+  readonly data: Uint8Array
+}
+
+/** What {@link RelayStore.summary} reports per stored room. */
+export interface StoredRoomSummary {
+  roomId: string
+  /** Rows stored. */
+  rows: number
+  /** Bytes of the stored rows. */
+  bytes: number
+  /** The room's highest seq so far (0 when nothing was ever appended). */
+  head: number
+}
+
+/** The quota an append is checked against, atomically with the write. */
+export interface AppendQuota {
+  /**
+   * How much the append grows the account's counted size: the update's bytes minus the live
+   * content its deletions remove (README "The relay", storage quotas). May be negative.
+   */
+  growth: number
+  /** Refuse the append when `growth > 0` and the account's counted size would pass this. */
+  maxAccountSize: number
+}
+
+/** Result of {@link RelayStore.append}. */
+export type AppendResult = { ok: true; seq: number } | { ok: false; reason: 'quota' }
+
+/** Result of {@link RelayStore.compact}. */
+export type CompactResult =
+  /** The merged row replaced `rows` rows (`bytes` of them). */
+  | { status: 'merged'; rows: number; bytes: number }
+  /** Another writer holds the room's compaction lock; nothing changed. */
+  | { status: 'busy' }
+  /** At most one row is at or below `through` (nothing to merge, or merged already); nothing changed. */
+  | { status: 'stale' }
+
+/** A spent token nonce and the time (ms) it may be forgotten. */
+export interface SpentNonce {
+  nonce: string
+  keepUntil: number
+}
+
+/** Where a relay node keeps its rooms. Every method may reject (I/O, connection loss). */
+export interface RelayStore {
+  /** `memory`, `sqlite`, `postgres` (logs, health). */
+  readonly kind: string
+  /**
+   * True when other relay nodes may write the same store at once (PostgreSQL). The relay then
+   * takes quota decisions from the store and spent nonces from {@link claimNonce} at every upgrade.
+   */
+  readonly shared: boolean
+  /** Every stored room with its row count, bytes and head seq. */
+  summary(): Promise<StoredRoomSummary[]>
+  /** Rows of a room with `seq > afterSeq` (default 0: all), in seq order. */
+  load(roomId: string, afterSeq?: number): Promise<StoredUpdate[]>
+  /**
+   * Append one update under the room's next seq, adding its bytes to the account (the room id's
+   * prefix before the first `.`) in the same step; refused, writing nothing, when `quota` says so.
+   * Resolves once the row is durable. A row whose append rejected may or may not be stored (a
+   * connection lost after the commit was sent): Yjs updates are idempotent, so a retry is safe.
+   */
+  append(roomId: string, update: Uint8Array, quota?: AppendQuota): Promise<AppendResult>
+  /** Replace every row with `seq <= through` by `merged` (see the module comment). */
+  compact(roomId: string, through: number, merged: Uint8Array): Promise<CompactResult>
+  /** Delete a room's rows (a pairing rendezvous room once it is done). */
+  remove(roomId: string): Promise<void>
+  /** The account's counted size: estimated merged bytes of its rooms plus its kept revocations. */
+  accountSize(accountId: string): Promise<number>
+  /** Every kept revocation. */
+  revocations(): Promise<StoredRevocation[]>
+  /** Keep a verified revocation (durable once resolved); a second one for the same device is ignored. */
+  saveRevocation(revocation: StoredRevocation): Promise<void>
+  /**
+   * Spend a token nonce: true for the first caller, false while an earlier claim is still kept
+   * (`keepUntil` in ms, compared with `now`).
+   */
+  claimNonce(nonce: string, keepUntil: number, now: number): Promise<boolean>
+  /** Nonces spent and still kept at `now` (read at start so a restart forgets none). */
+  spentNonces(now: number): Promise<SpentNonce[]>
+  /** Drop expired nonces and superseded bytes from disk where the engine allows it. */
+  checkpoint(): Promise<void>
+  /** Resolves when the store answers (health checks); rejects otherwise. */
+  ping(): Promise<void>
+  /** Flush and release the store. Idempotent. */
+  close(): Promise<void>
+}
+
+/** The account a room counts against: the room id's prefix before the first `.`. */
+export function accountOfRoom(roomId: string): string {
+  const dot = roomId.indexOf('.')
+  return dot > 0 ? roomId.slice(0, dot) : 'anonymous'
+}
+
+/** Bytes a kept revocation counts against its account (see {@link RelayStore.accountSize}). */
+export function revocationBytes({ accountId, deviceId, rootPublicKey, statement }: StoredRevocation): number {
+  return accountId.length + deviceId.length + rootPublicKey.length + statement.length
+}
