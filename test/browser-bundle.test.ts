@@ -78,6 +78,9 @@ describe('browser build', () => {
       'src/adapters/sqlite-storage.ts',
       'src/relay/server.ts',
       'src/relay/persistence.ts',
+      'src/relay/postgres-store.ts',
+      'node_modules/pg/',
+      'node_modules/ioredis/',
       'src/demo.ts',
     ]) {
       expect(bundle.inputs.filter((i) => i.startsWith(nodeOnly)), `${nodeOnly} must not be in a browser bundle`).toEqual([])

@@ -51,3 +51,4 @@ export {
   type CompactResult,
   type SpentNonce,
 } from './store.js'
+export { postgresStore, POSTGRES_SCHEMA_VERSION, type PostgresStoreOptions } from './postgres-store.js'
