@@ -11,6 +11,7 @@ export default defineConfig({
     idb: 'src/entries/idb.ts',
     websocket: 'src/entries/websocket.ts',
     'websocket-node': 'src/entries/websocket-node.ts',
+    link: 'src/entries/link.ts',
     relay: 'src/relay/index.ts',
     testing: 'src/entries/testing.ts',
     pc: 'adapters/pc/index.ts',

@@ -17,6 +17,7 @@ export type ContextSyncErrorCode =
   | 'storage'
   | 'permission'
   | 'access-ended'
+  | 'link'
 
 /** Base class of every error the library throws on purpose. */
 export class ContextSyncError extends Error {

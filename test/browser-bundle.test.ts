@@ -1,6 +1,6 @@
 /**
- * Browser build (issue 4, item 7): the core (`contextsync`), `contextsync/idb` and
- * `contextsync/websocket` bundle for a web page with esbuild — `platform: 'browser'`, ESM, no
+ * Browser build (issue 4, item 7): the core (`contextsync`), `contextsync/idb`,
+ * `contextsync/websocket` and `contextsync/link` (the glasses' transport) bundle for a web page with esbuild — `platform: 'browser'`, ESM, no
  * Node polyfills, nothing left external — and the result imports no Node built-in. The same check
  * is shown to fail where it must: the Node-only entries (`contextsync/sqlite`, `contextsync/relay`)
  * do not bundle for a browser. That the bundle also *runs* in a browser is shown by
@@ -15,6 +15,7 @@ const BROWSER_ENTRIES = {
   index: 'src/index.ts',
   idb: 'src/entries/idb.ts',
   websocket: 'src/entries/websocket.ts',
+  link: 'src/entries/link.ts',
 }
 
 /**
@@ -54,11 +55,11 @@ function nodeLeaks(bundle: BrowserBundle): string[] {
 }
 
 describe('browser build', () => {
-  it('core + contextsync/idb + contextsync/websocket bundle for platform browser with no Node built-ins', async () => {
+  it('core + contextsync/idb + contextsync/websocket + contextsync/link bundle for platform browser with no Node built-ins', async () => {
     const started = Date.now()
     const bundle = await bundleForBrowser(BROWSER_ENTRIES, { splitting: true })
     expect(nodeLeaks(bundle)).toEqual([])
-    expect([...bundle.outputs.keys()]).toEqual(expect.arrayContaining(['index.js', 'idb.js', 'websocket.js']))
+    expect([...bundle.outputs.keys()]).toEqual(expect.arrayContaining(['index.js', 'idb.js', 'websocket.js', 'link.js']))
     // The only built-in in the whole graph is libsodium's, and its package disables it for browsers.
     expect(bundle.nodeImports.map((n) => `${n.importer} → ${n.specifier}`)).toEqual([
       'node_modules/libsodium/dist/modules-esm/libsodium.mjs → crypto',
@@ -68,6 +69,7 @@ describe('browser build', () => {
     expect(text).toContain('ContextSync')
     expect(text).toContain('indexedDbStorage')
     expect(text).toContain('websocketTransport')
+    expect(text).toContain('linkTransport')
     for (const dep of ['node_modules/yjs/', 'node_modules/idb/', 'node_modules/y-websocket/', 'node_modules/libsodium/']) {
       expect(bundle.inputs.some((i) => i.startsWith(dep)), `${dep} bundled`).toBe(true)
     }

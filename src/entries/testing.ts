@@ -2,7 +2,9 @@
  * `contextsync/testing` — the shared conformance suites every storage adapter and transport runs
  * (they import vitest), a storage wrapper that fails on demand, and the tools an integrity test
  * attacks a deployment with: a tampering y-websocket relay and the raw sealed-log operations a
- * relay or member device can perform (THREAT_MODEL.md). A new adapter is one file plus a
+ * relay or member device can perform (THREAT_MODEL.md); and a seeded Bluetooth LE link simulator
+ * in virtual time, with a radio power model, for the link transport (`contextsync/link`). A new
+ * adapter is one file plus a
  * three-line test:
  *
  * ```ts
@@ -52,3 +54,13 @@ export {
   type WithholdRule,
   type Withholding,
 } from '../testing/tampering-relay.js'
+export {
+  bleLinkSimulator,
+  type BleLink,
+  type BleLinkOptions,
+  type BleLinkSimulator,
+  type BleLinkSimulatorEvents,
+  type BleLinkStats,
+} from '../testing/ble-link.js'
+export { NRF52832_LE_1M, RadioMeter, type RadioPowerModel, type RadioStats } from '../testing/radio-power.js'
+export { VirtualClock } from '../testing/virtual-clock.js'

@@ -141,8 +141,55 @@ function closeCodeFor(code: RejectCode): CloseCode {
 }
 
 /**
+ * The relay's token check for one connection attempt, as a function: verifies the access token
+ * (`verifyAccessToken`: chain to the account root, room, audience, time window, the relay pass
+ * covering the room), refuses a bad room id and a reused nonce, then runs the registry `check`
+ * and `revoked`. Resolves the connection's identity or rejects with a {@link RelayRefusal}.
+ * {@link tokenAuth} wraps it as the relay's auth hook; a link hub (`contextsync/link`'s
+ * `linkServer`) calls it for every room a link peer opens, so both admit exactly the same tokens.
+ *
+ * @example
+ * ```ts
+ * const check = tokenCheck({ audiences: ['link'] })
+ * const identity = await check(roomId, token) // throws RelayRefusal (4401/4403/4408/4409)
+ * ```
+ */
+export function tokenCheck(options: TokenAuthOptions = {}): (roomId: string, token: string | undefined) => Promise<RelayIdentity> {
+  const now = options.now ?? Date.now
+  const skew = options.clockSkewSeconds ?? 60
+  const maxLifetimeSeconds = options.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
+  const nonces = options.nonces ?? new NonceCache({ now })
+  return async (roomId, token) => {
+    if (!token) throw new RelayRefusal(CloseCode.Unauthorized, 'missing token')
+    const checked = verifyAccessToken(token, {
+      roomId,
+      now: now(),
+      clockSkewSeconds: skew,
+      maxLifetimeSeconds,
+      ...(options.audiences && { audiences: options.audiences }),
+    })
+    if (!checked.ok) throw new RelayRefusal(closeCodeFor(checked.code), checked.reason)
+    if (!ROOM_ID_PATTERN.test(roomId)) throw new RelayRefusal(CloseCode.Forbidden, 'bad room id')
+    const { accountId, deviceId, nonce, expiresAt, accessUntil } = checked.value
+    // Keep the nonce as long as verifyAccessToken would still accept the token. Keyed by device
+    // too, so nobody can spend another device's nonce ahead of it with a token of their own.
+    const key = `${deviceId}:${nonce}`
+    const keepUntil = (expiresAt + skew) * 1000
+    if (!nonces.claim(key, keepUntil)) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
+    if (options.spend && !(await options.spend(key, keepUntil))) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
+    const identity: RelayIdentity = { accountId, deviceId, ...(accessUntil !== undefined && { until: accessUntil }) }
+    await options.check?.(checked.value)
+    if (options.revoked && (await options.revoked(identity))) {
+      throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
+    }
+    return identity
+  }
+}
+
+/**
  * The default auth hook: verifies `?token=` with `verifyAccessToken`, refuses replays and revoked
- * devices. Call `await ready()` from `src/crypto` before the first connection (createRelay does).
+ * devices ({@link tokenCheck}). Call `await ready()` from `src/crypto` before the first
+ * connection (createRelay does).
  *
  * @example
  * ```ts
@@ -150,39 +197,14 @@ function closeCodeFor(code: RejectCode): CloseCode {
  * ```
  */
 export function tokenAuth(options: TokenAuthOptions = {}): AuthHook {
-  const now = options.now ?? Date.now
-  const skew = options.clockSkewSeconds ?? 60
-  const maxLifetimeSeconds = options.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
-  const nonces = options.nonces ?? new NonceCache({ now })
+  const check = tokenCheck(options)
   return {
     name: 'token',
     priority: 100,
     async onAuthenticate({ roomId, token, identity: earlier }) {
       // A room an earlier hook admitted (a pairing room) needs no token.
       if (earlier && PAIRING_ROOM_PATTERN.test(roomId)) return earlier
-      if (!token) throw new RelayRefusal(CloseCode.Unauthorized, 'missing token')
-      const checked = verifyAccessToken(token, {
-        roomId,
-        now: now(),
-        clockSkewSeconds: skew,
-        maxLifetimeSeconds,
-        ...(options.audiences && { audiences: options.audiences }),
-      })
-      if (!checked.ok) throw new RelayRefusal(closeCodeFor(checked.code), checked.reason)
-      if (!ROOM_ID_PATTERN.test(roomId)) throw new RelayRefusal(CloseCode.Forbidden, 'bad room id')
-      const { accountId, deviceId, nonce, expiresAt, accessUntil } = checked.value
-      // Keep the nonce as long as verifyAccessToken would still accept the token. Keyed by device
-      // too, so nobody can spend another device's nonce ahead of it with a token of their own.
-      const key = `${deviceId}:${nonce}`
-      const keepUntil = (expiresAt + skew) * 1000
-      if (!nonces.claim(key, keepUntil)) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
-      if (options.spend && !(await options.spend(key, keepUntil))) throw new RelayRefusal(CloseCode.TokenReplayed, 'token already used')
-      const identity: RelayIdentity = { accountId, deviceId, ...(accessUntil !== undefined && { until: accessUntil }) }
-      await options.check?.(checked.value)
-      if (options.revoked && (await options.revoked(identity))) {
-        throw new RelayRefusal(CloseCode.Forbidden, 'device revoked')
-      }
-      return identity
+      return check(roomId, token)
     },
   }
 }

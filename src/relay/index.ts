@@ -15,6 +15,7 @@ export { createRelay, type Relay, type RelayOptions, type RelayPersistenceOption
 export { CloseCode, closeCodeName, closeReason, isCloseCode, REFUSAL_CODES } from '../wire/close-codes.js'
 export {
   tokenAuth,
+  tokenCheck,
   noAuth,
   NonceCache,
   DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
