@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<void>> = {
   integrity: async () => (await import('./integrity.js')).benchIntegrity(),
   install: async () => (await import('./install.js')).benchInstall(),
   keys: async () => (await import('./keys.js')).benchKeys(),
+  'relay-mix': async () => (await import('./relay-mix.js')).benchRelayMix(),
 }
 /**
  * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git
