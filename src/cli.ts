@@ -464,6 +464,11 @@ export const COMMANDS: Record<string, Command> = {
 const DEVICE_COMMANDS: Record<string, string> = {
   init: 'Create a new account with this PC as its first owner; prints the recovery code once.',
   join: 'Pair this PC with your account using an invite code from your phone (shows the six digits).',
+  memory: 'Memories of this PC: add, list, recall, show, forget, export, import.',
+  sessions: 'Conversations on this PC: list, show, tail (live).',
+  devices: "The account's devices: list, invite (owner), revoke (owner).",
+  status: 'This PC, its account, and per scope: connection, peers, lag.',
+  sync: 'Stay online and keep this PC in sync (a daemon) until SIGINT/SIGTERM.',
   mcp: 'Serve memories and conversations to desktop assistants over MCP (stdio, or --http).',
 }
 for (const [name, summary] of Object.entries(DEVICE_COMMANDS)) {

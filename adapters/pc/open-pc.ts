@@ -20,6 +20,8 @@ import {
   type KeyProtector,
   type SyncOptions,
   type Transport,
+  type TransportAttachment,
+  type TransportStatus,
 } from '../../src/index.js'
 import { sqliteStorage, type SqliteStorage } from '../../src/entries/sqlite.js'
 import { websocketTransport } from '../../src/entries/websocket-node.js'
@@ -72,6 +74,8 @@ export interface PcDevice {
    * hold it or the tools were not given it.
    */
   requireScope(scope: string): string
+  /** The relay connection of a held scope's room now (`offline` without a relay). */
+  connection(scope: string): TransportStatus | 'offline'
   /** Flush, disconnect, close the store. Idempotent. */
   close(): Promise<void>
 }
@@ -196,7 +200,8 @@ function refuseExisting(storePath: string): void {
 /** Build the store and transport, run `open`, and wrap the result; releases both if it fails. */
 async function withParts(setup: Setup, open: (storage: SqliteStorage, transports: Transport[]) => Promise<ContextSync>): Promise<PcDevice> {
   const storage = sqliteStorage({ path: setup.storePath, createDirectory: true })
-  const transports = setup.relayUrl === undefined ? [] : [websocketTransport({ url: setup.relayUrl, ...(setup.maxBackoffTime !== undefined && { maxBackoffTime: setup.maxBackoffTime }) })]
+  const attachments = new Map<string, TransportAttachment>()
+  const transports = setup.relayUrl === undefined ? [] : [tracked(websocketTransport({ url: setup.relayUrl, ...(setup.maxBackoffTime !== undefined && { maxBackoffTime: setup.maxBackoffTime }) }), attachments)]
   let sync: ContextSync
   try {
     sync = await open(storage, transports)
@@ -205,10 +210,35 @@ async function withParts(setup: Setup, open: (storage: SqliteStorage, transports
     await storage.close()
     throw error
   }
-  return pcDevice(sync, setup, storage, transports)
+  return pcDevice(sync, setup, storage, transports, attachments)
 }
 
-function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, transports: Transport[]): PcDevice {
+/**
+ * The relay transport, remembering each room's attachment: its current status is then known at any
+ * time (`ContextSync` reports only changes, some of which happen before `open` resolves).
+ */
+function tracked(inner: Transport, attachments: Map<string, TransportAttachment>): Transport {
+  return {
+    kind: inner.kind,
+    attach(room) {
+      const attachment = inner.attach(room)
+      attachments.set(room.roomId, attachment)
+      return {
+        get status() {
+          return attachment.status
+        },
+        on: (event, listener) => attachment.on(event, listener),
+        detach() {
+          if (attachments.get(room.roomId) === attachment) attachments.delete(room.roomId)
+          attachment.detach()
+        },
+      }
+    },
+    close: () => inner.close(),
+  }
+}
+
+function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, transports: Transport[], attachments: Map<string, TransportAttachment>): PcDevice {
   let closing: Promise<void> | undefined
   const exposedScopes = (): string[] => {
     const held = new Set(sync.scopes.available())
@@ -224,6 +254,10 @@ function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, trans
       if (exposedScopes().includes(scope)) return scope
       if (!sync.scopes.available().includes(scope)) throw new ScopeAccessError(`this PC does not hold scope '${scope}'`)
       throw new ScopeAccessError(`scope '${scope}' is not exposed here (exposed: ${exposedScopes().join(', ') || 'none'})`)
+    },
+    connection(scope) {
+      if (setup.relayUrl === undefined) return 'offline'
+      return attachments.get(sync.roomId(scope))?.status ?? 'connecting'
     },
     close() {
       closing ??= (async () => {

@@ -174,3 +174,77 @@ export function output(io: CliIo, parsed: Parsed, value: unknown, text: () => st
 export function when(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
 }
+
+/** One subcommand of a group (`memory add`). */
+export interface Subcommand {
+  doc: CommandDoc
+  /** [min, max] positional arguments. */
+  positionals: [number, number]
+  run(parsed: Parsed, io: CliIo): Promise<number>
+}
+
+/** A command with subcommands (`memory add|list|…`): `--help` lists them, each has its own. */
+export function commandGroup(name: string, summary: string, subs: Record<string, Subcommand>): { summary: string; run(args: string[], io: CliIo): Promise<number> } {
+  const groupHelp = (): string =>
+    [`Usage: contextsync ${name} <${Object.keys(subs).join('|')}> [flags]`, '', summary, '', 'Commands:', ...Object.entries(subs).map(([sub, s]) => `  ${`${name} ${sub}`.padEnd(20)}${s.doc.description.split('\n')[0]}`), '', `Run \`contextsync ${name} <command> --help\` for its flags.`, ''].join('\n')
+  return {
+    summary,
+    async run(args, io) {
+      const [subName, ...rest] = args
+      if (subName === undefined || subName === '--help' || subName === '-h') {
+        io.stdout(groupHelp())
+        return subName === undefined ? 2 : 0
+      }
+      const sub = subs[subName]
+      if (!sub) throw new UsageError(`unknown command '${name} ${subName}' (one of: ${Object.keys(subs).join(', ')})`)
+      const parsed = parseCommand(rest, sub.doc, io.env, sub.positionals)
+      if (parsed === 'help') {
+        io.stdout(helpText(sub.doc))
+        return 0
+      }
+      return sub.run(parsed, io)
+    },
+  }
+}
+
+/** `--offline` and `--wait`, for commands that sync before they read or write. */
+export const SYNC_FLAGS: FlagDoc[] = [
+  { name: 'offline', type: 'boolean', help: 'Do not wait for the relay: use what this PC has.' },
+  { name: 'wait', type: 'string', value: 'SECONDS', help: 'How long to wait for the relay before going on with what this PC has. Default 5.' },
+]
+
+/**
+ * Wait until every exposed scope has synced with the relay (or `seconds` passed, or the PC has no
+ * relay): reads then see what other devices wrote, and writes leave with the connection up.
+ * Resolves `false` when it gave up waiting.
+ */
+export async function whenSynced(pc: PcDevice, seconds: number): Promise<boolean> {
+  if (pc.relayUrl === undefined) return false
+  const pending = new Set(pc.exposedScopes().filter((scope) => pc.connection(scope) !== 'synced'))
+  if (pending.size === 0) return true
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      off()
+      resolve(false)
+    }, seconds * 1000)
+    const off = pc.sync.on('status', ({ scope, status }) => {
+      if (status === 'synced') pending.delete(scope)
+      if (pending.size === 0) {
+        clearTimeout(timer)
+        off()
+        resolve(true)
+      }
+    })
+  })
+}
+
+/** Open the device, wait for sync unless `--offline` (warning on stderr when the relay did not answer), run `body`, close. */
+export async function withSyncedDevice<T>(parsed: Parsed, io: CliIo, body: (pc: PcDevice) => Promise<T>): Promise<T> {
+  const seconds = parsed.values.offline === true ? 0 : (intFlag(parsed, 'wait', 0, 3600) ?? 5)
+  return withDevice(parsed, io.env, async (pc) => {
+    if (seconds > 0 && pc.relayUrl !== undefined && !(await whenSynced(pc, seconds))) {
+      io.stderr(`contextsync: the relay did not answer within ${seconds}s; using what this PC has (writes sync when it is next online)\n`)
+    }
+    return body(pc)
+  })
+}

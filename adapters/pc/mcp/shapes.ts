@@ -1,12 +1,14 @@
 /**
- * What the MCP server shows of memories and sessions: zod schemas (the tools' output schemas) and
- * the functions that turn library objects into them. Embeddings are left out (they are large and
- * no assistant reads them); everything else a memory carries is shown.
+ * The MCP tools' output schemas (zod) of what the PC shows of memories and sessions
+ * (`../views.ts`); the type checks below keep each schema and its view the same shape.
  *
  * @module
  */
 import { z } from 'zod'
-import { MEMORY_KINDS, SESSION_STATUSES, TURN_ROLES, type MemoryItem, type Session, type Turn } from '../../../src/index.js'
+import { MEMORY_KINDS, SESSION_STATUSES, TURN_ROLES } from '../../../src/index.js'
+import type { MemoryView, SessionSummaryView, SessionView, TurnView } from '../views.js'
+
+export { memoryUri, memoryView, sessionSummaryView, sessionUri, sessionView, turnView } from '../views.js'
 
 /** A memory as tools and resources show it. */
 export const memorySchema = z.object({
@@ -26,9 +28,6 @@ export const memorySchema = z.object({
   supersedes: z.string().optional(),
   supersededBy: z.string().optional(),
 })
-
-/** A memory as shown. */
-export type MemoryView = z.infer<typeof memorySchema>
 
 /** A turn as shown. */
 export const turnSchema = z.object({
@@ -58,68 +57,12 @@ export const sessionSummarySchema = z.object({
 /** A session with its turns. */
 export const sessionSchema = sessionSummarySchema.extend({ turns: z.array(turnSchema) })
 
-/** A memory item as shown. */
-export function memoryView(item: MemoryItem): MemoryView {
-  return {
-    id: item.id,
-    text: item.text,
-    scope: item.scope,
-    kind: item.kind,
-    tags: [...item.tags],
-    createdAt: item.createdAt,
-    updatedAt: item.updatedAt,
-    deviceId: item.source.deviceId,
-    ...(item.source.sessionId !== undefined && { sessionId: item.source.sessionId }),
-    ...(item.confidence !== undefined && { confidence: item.confidence }),
-    ...(item.validFrom !== undefined && { validFrom: item.validFrom }),
-    ...(item.validTo !== undefined && { validTo: item.validTo }),
-    ...(item.expiresAt !== undefined && { expiresAt: item.expiresAt }),
-    ...(item.supersedes !== undefined && { supersedes: item.supersedes }),
-    ...(item.supersededBy !== undefined && { supersededBy: item.supersededBy }),
-  }
-}
-
-/** A turn as shown. */
-export function turnView(turn: Turn): z.infer<typeof turnSchema> {
-  return {
-    id: turn.id,
-    role: turn.role,
-    text: turn.text,
-    done: turn.done,
-    deviceId: turn.deviceId,
-    createdAt: turn.createdAt,
-    updatedAt: turn.updatedAt,
-    parts: turn.parts.map((p) => p.type),
-  }
-}
-
-/** A session's header as shown. */
-export function sessionSummaryView(session: Session): z.infer<typeof sessionSummarySchema> {
-  return {
-    id: session.id,
-    title: session.title,
-    scope: session.scope,
-    status: session.status,
-    createdAt: session.createdAt,
-    updatedAt: session.updatedAt,
-    activeDevice: session.activeDevice,
-    turnCount: session.turns.length,
-    ...(session.summary !== undefined && { summary: session.summary }),
-  }
-}
-
-/** A session with its last `lastTurns` turns (all when undefined). */
-export function sessionView(session: Session, lastTurns?: number): z.infer<typeof sessionSchema> {
-  const turns = lastTurns === undefined ? session.turns : session.turns.slice(-lastTurns)
-  return { ...sessionSummaryView(session), turns: turns.map(turnView) }
-}
-
-/** URI of a memory resource. */
-export function memoryUri(id: string): string {
-  return `contextsync://memories/${encodeURIComponent(id)}`
-}
-
-/** URI of a session resource. */
-export function sessionUri(id: string): string {
-  return `contextsync://sessions/${encodeURIComponent(id)}`
-}
+/** Compile-time: each schema's output type and its view type are the same. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const sameShapes: [
+  Same<z.infer<typeof memorySchema>, MemoryView>,
+  Same<z.infer<typeof turnSchema>, TurnView>,
+  Same<z.infer<typeof sessionSummarySchema>, SessionSummaryView>,
+  Same<z.infer<typeof sessionSchema>, SessionView>,
+] = [true, true, true, true]
+void sameShapes
