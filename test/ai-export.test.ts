@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type Account, type LoopbackNetwork, type MemoryItem, type RejectedEvent } from '../src/index.js'
 import { accountKeys } from '../src/facade/account.js'
-import { headerLine, memoryLine } from '../src/facade/memory-export.js'
+import { exportSigner } from '../src/facade/memory-file/export.js'
+import { headerLine, memoryLine } from '../src/facade/memory-file/format.js'
+import type { DeviceIdentity } from '../src/facade/identity.js'
 import { createDeviceKeys, issueCertificate } from '../src/crypto/index.js'
 import { converge, openDevice } from './helpers/devices.js'
 
@@ -181,7 +183,7 @@ describe('memory export / import', () => {
 
   it('checks imported fields exactly as remember() does (BadPayload with the reason)', async () => {
     const { phone, items } = await source()
-    const signer = (phone.memory as unknown as { exportSigner(): Parameters<typeof headerLine>[0] }).exportSigner()
+    const signer = exportSigner((phone.memory as unknown as { identity: DeviceIdentity }).identity)
     const base = items[0]!
     const bad: MemoryItem[] = [
       { ...base, id: 'b1', tags: ['  '] },

@@ -10,7 +10,9 @@ import {
   type MemoryItem,
   type RejectedEvent,
 } from '../src/index.js'
-import { headerLine, memoryLine, type ExportSigner } from '../src/facade/memory-export.js'
+import { exportSigner } from '../src/facade/memory-file/export.js'
+import { headerLine, memoryLine, type ExportSigner } from '../src/facade/memory-file/format.js'
+import type { DeviceIdentity } from '../src/facade/identity.js'
 import { converge, openDevice } from './helpers/devices.js'
 
 let net: LoopbackNetwork | undefined
@@ -42,7 +44,7 @@ async function stranger(): Promise<ContextSync> {
 
 /** The keys `dev` signs exports with — what a hostile owner of that account holds anyway. */
 function signerOf(dev: ContextSync): ExportSigner {
-  return (dev.memory as unknown as { exportSigner(): ExportSigner }).exportSigner()
+  return exportSigner((dev.memory as unknown as { identity: DeviceIdentity }).identity)
 }
 
 /** A validly signed export of `items`, as the holder of `signer` can write it with any content. */

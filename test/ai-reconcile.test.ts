@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createAccount, loopbackNetwork, ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
-import type { ReconcileDecision, ReconcileInput, RecallHit } from '../src/facade/memory.js'
+import type { ReconcileDecision, ReconcileInput, RecallHit } from '../src/facade/memory-types.js'
 import { converge, openDevice } from './helpers/devices.js'
 
 let net: LoopbackNetwork

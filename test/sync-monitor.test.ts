@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { SyncMonitor, type SyncLagEvent } from '../src/facade/sync-monitor.js'
 import type { DeviceIdentity } from '../src/facade/identity.js'
-import type { ScopeReplicas } from '../src/facade/memory.js'
+import type { ScopeReplicas } from '../src/facade/device-context.js'
 import type { Replica } from '../src/sync/replica.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

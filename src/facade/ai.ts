@@ -23,8 +23,8 @@ export type {
   MemoryExport,
   ImportOptions,
   ImportReport,
-  ImportSource,
-} from './memory.js'
+} from './memory-types.js'
+export type { ImportSource } from './memory-file/format.js'
 export { RRF_K } from './recall-index.js'
 export {
   SessionsApi,

@@ -1,6 +1,6 @@
 /**
- * What the sub-APIs of a device (devices, scopes, pairing, presence) need from it. Kept apart
- * from `context-sync.ts` so those modules do not import the facade that builds them.
+ * What the sub-APIs of a device (devices, scopes, pairing, presence, memory, sessions) need from
+ * it. Kept apart from `context-sync.ts` so those modules do not import the facade that builds them.
  *
  * @module
  */
@@ -25,3 +25,16 @@ export interface DeviceContext {
   reportRejection(event: RejectedEvent): void
 }
 
+
+/** @internal The replicas of the scopes this device holds, as the memory, sessions and presence APIs use them. */
+export interface ScopeReplicas {
+  readonly deviceId: string
+  /** The replica of a scope this device holds; throws `ValidationError` / `ScopeAccessError`. */
+  replica(scope: unknown): Replica
+  /** Every replica this device holds. */
+  replicas(): Replica[]
+  /** Throws `ClosedError` after close. */
+  assertOpen(): void
+  /** Call `fn` for every replica held now and for each one opened later. */
+  eachReplica(fn: (replica: Replica) => void): void
+}

@@ -9,6 +9,9 @@
  * is ever called by the library; the host app may plug its own in through `remember(input, {
  * reconcile })`.
  *
+ * This file is the API. Its types are in `memory-types.ts`, input checking in `memory-input.ts`,
+ * the signed export file and its import in `memory-file/`, the recall index in `recall-index.ts`.
+ *
  * @module
  */
 import * as Y from 'yjs'
@@ -23,264 +26,59 @@ import {
   readMemoryMeta,
   type MemoryFieldsPatch,
   type MemoryItem,
-  type MemoryKind,
   type MemoryMeta,
 } from '../crdt/memory.js'
-import { RejectCode, type RejectCode as RejectCodeType } from '../crypto/codes.js'
-import { ConfigError, ContextSyncError, NotFoundError, ValidationError } from '../errors.js'
+import { NotFoundError, ValidationError } from '../errors.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import { ownCertificateBytes, type DeviceIdentity } from './identity.js'
-import { randomId } from './ids.js'
+import type { ScopeReplicas } from './device-context.js'
+import type { DeviceIdentity } from './identity.js'
 import { requireEmbedding, requireLabel } from './json.js'
-import {
-  admitMemory,
-  headerLine,
-  memoryLine,
-  readLines,
-  requireAccountId,
-  requireAccountIds,
-  verifyHeader,
-  verifyMemoryLine,
-  type ExportSigner,
-  type ImportingAccount,
-  type ImportSource,
-  type TrustedSigner,
-} from './memory-export.js'
+import { exportScope, exportSigner } from './memory-file/export.js'
+import { importMemories } from './memory-file/import.js'
+import type { ImportSource } from './memory-file/format.js'
+import { ExpirySweeper } from './memory-expiry.js'
+import { buildItem, buildPatch, copyItem, isExpired, requireDecision } from './memory-input.js'
+import type {
+  ExportOptions,
+  ImportOptions,
+  ImportReport,
+  ListQuery,
+  MemoryChange,
+  MemoryEvents,
+  MemoryExport,
+  MemoryPatch,
+  RecallHit,
+  RecallQuery,
+  ReconcileDecision,
+  ReconcileFn,
+  RememberInput,
+  RememberOptions,
+  RememberResult,
+  SupersedeInput,
+} from './memory-types.js'
 import { indexKey, reciprocalRankFusion, RecallIndex, type IndexHit } from './recall-index.js'
-import {
-  checkValidity,
-  optionalLimit,
-  optionalNumber,
-  requireId,
-  requireObject,
-  requireOneOf,
-  requireTags,
-  requireText,
-} from './validate.js'
+import { checkValidity, optionalLimit, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
 
-export type { MemoryItem, MemoryKind, MemorySource } from '../crdt/memory.js'
-export type { ImportSource } from './memory-export.js'
-
-/** The replicas a facade API works on. */
-export interface ScopeReplicas {
-  readonly deviceId: string
-  /** The replica of a scope this device holds; throws `ValidationError` / `ScopeAccessError`. */
-  replica(scope: unknown): Replica
-  /** Every replica this device holds. */
-  replicas(): Replica[]
-  /** Throws `ClosedError` after close. */
-  assertOpen(): void
-  /** Call `fn` for every replica held now and for each one opened later. */
-  eachReplica(fn: (replica: Replica) => void): void
-}
-
-/** Input of {@link MemoryApi.remember}. */
-export interface RememberInput {
-  text: string
-  /** Default `'personal'`. */
-  scope?: string
-  /** Default `'fact'`. */
-  kind?: MemoryKind
-  tags?: string[]
-  /** 0..1. */
-  confidence?: number
-  /** Epoch ms from which the fact holds in the world. */
-  validFrom?: number
-  /** Epoch ms from which it no longer holds. */
-  validTo?: number
-  /** Epoch ms after which the item disappears on every device (and is erased from sealed logs). */
-  expiresAt?: number
-  /** A vector of the text, from the host app's embedding model. Stored as float32. */
-  embedding?: Float32Array | number[]
-  /** The model that produced `embedding`; recall then compares only vectors of the same model. */
-  embeddingModel?: string
-  /** Link the memory to the conversation it came from (the device is always this one). */
-  source?: { sessionId?: string; turnId?: string }
-  /** Shorthand for `source.sessionId`. */
-  sessionId?: string
-  /** Shorthand for `source.turnId`. */
-  turnId?: string
-}
-
-/** Input of {@link MemoryApi.supersede}: the new version. Omitted kind and tags are inherited. */
-export type SupersedeInput = Omit<RememberInput, 'scope'>
-
-/**
- * Fields {@link MemoryApi.update} may change. `null` removes an optional field; `undefined` (or
- * absent) leaves it as it is.
- */
-export interface MemoryPatch {
-  text?: string
-  tags?: string[]
-  kind?: MemoryKind
-  confidence?: number | null
-  validFrom?: number | null
-  validTo?: number | null
-  expiresAt?: number | null
-  embedding?: Float32Array | number[] | null
-  embeddingModel?: string | null
-}
-
-/** Filters of {@link MemoryApi.list}. */
-export interface ListQuery {
-  /** One scope; default every scope this device holds. */
-  scope?: string
-  /** Items carrying every one of these tags. */
-  tags?: string[]
-  kind?: MemoryKind
-  /** Only items true in the world at this time (`validFrom ≤ validAt < validTo`). */
-  validAt?: number
-  /** Include versions replaced by `supersede` (hidden by default). */
-  includeSuperseded?: boolean
-  /** Most results; default all (list) or 10 (recall). */
-  limit?: number
-}
-
-/** Query of {@link MemoryApi.recall}. */
-export interface RecallQuery extends ListQuery {
-  /** Free text; ranked by full-text relevance (BM25+; prefixes and typos when exact terms find too little). */
-  text?: string
-  /** A query vector; ranked by cosine similarity against stored embeddings of the same dimension. */
-  embedding?: Float32Array | number[]
-  /** Compare only with embeddings of this model. */
-  embeddingModel?: string
-}
-
-/** One recall result with how it ranked. */
-export interface RecallHit {
-  item: MemoryItem
-  /**
-   * Text only: the BM25+ score. Embedding only: the cosine similarity. Both: the reciprocal-rank-
-   * fusion score `Σ 1/(60 + rank)`. Neither: 0 (newest first).
-   */
-  score: number
-  /** Rank (1-based) and BM25+ score in the full-text list, when it was there. */
-  text?: { rank: number; score: number }
-  /** Rank (1-based) and cosine similarity in the vector list, when it was there. */
-  vector?: { rank: number; similarity: number }
-}
-
-/** What the host's reconcile function sees of the new memory (the item it would add). */
-export type ReconcileInput = Omit<MemoryItem, 'id' | 'createdAt' | 'updatedAt'>
-
-/** A reconcile answer (mem0's ADD / UPDATE / DELETE→SUPERSEDE / NONE). */
-export type ReconcileDecision =
-  | { action: 'ADD' }
-  | { action: 'UPDATE'; id: string; text?: string }
-  | { action: 'SUPERSEDE'; id: string }
-  | { action: 'NOOP'; id?: string }
-
-/**
- * Decides how a new memory relates to similar existing ones — typically by asking the host's LLM.
- * The library never calls a model itself.
- */
-export type ReconcileFn = (input: ReconcileInput, similar: RecallHit[]) => ReconcileDecision | Promise<ReconcileDecision>
-
-/** Options of {@link MemoryApi.remember}. */
-export interface RememberOptions {
-  reconcile?: ReconcileFn
-  /** How many similar memories (top-k by recall over text and embedding) to show it. Default 5. */
-  candidates?: number
-}
-
-/** What {@link MemoryApi.remember} did when called with options. */
-export interface RememberResult {
-  action: ReconcileDecision['action']
-  /** The added, updated or new superseding item; for NOOP the existing item named, if any. */
-  item: MemoryItem | undefined
-  /** UPDATE: the item before; SUPERSEDE: the replaced version. */
-  previous?: MemoryItem
-}
-
-/** A change to one memory item. */
-export interface MemoryChange {
-  type: 'added' | 'updated' | 'removed'
-  id: string
-  scope: string
-  /** The item after the change (absent for `removed`). */
-  item?: MemoryItem
-  /** `local` for writes on this device, `remote` for changes that arrived by sync. */
-  origin: 'local' | 'remote'
-}
-
-/** Events of {@link MemoryApi}. */
-export interface MemoryEvents {
-  change: (event: MemoryChange) => void
-}
-
-/** Options of {@link MemoryApi.export}. */
-export interface ExportOptions {
-  scope: string
-  /** Include versions replaced by `supersede`. Default true. */
-  includeHistory?: boolean
-}
-
-/** A signed JSONL export: iterate its lines (each ends with `\n`), or collect them with `text()`. */
-export interface MemoryExport extends AsyncIterable<string> {
-  /** The whole file. */
-  text(): Promise<string>
-}
-
-/**
- * Options of {@link MemoryApi.import}. Files of this device's own account are always trusted;
- * a file of any other account is refused whole (`WrongAccount`) unless named in `trust` or
- * `accountId`.
- */
-export interface ImportOptions {
-  /** Import into this scope instead of the one each memory names. */
-  scope?: string
-  /**
-   * Accept only files of this account (`WrongAccount` for every line of any other). Naming an
-   * account here trusts it, as `trust: [accountId]` does.
-   */
-  accountId?: string
-  /**
-   * Other accounts whose files to accept (account ids, 32 lowercase hex characters). Their
-   * memories are marked with `source.accountId`, and may not claim this account or its devices,
-   * nor link to memories already here (WIRE.md "Memory export").
-   */
-  trust?: string[]
-  /**
-   * Also accept `kind: 'instruction'` memories from trusted other accounts (refused with
-   * `NotGranted` otherwise). Default false: an instruction steers the assistant.
-   */
-  allowInstructions?: boolean
-}
-
-/** What {@link MemoryApi.import} did. */
-export interface ImportReport {
-  /** The account the file was exported from (when its header verified). */
-  accountId?: string
-  /** The device that signed it. */
-  signer?: string
-  imported: number
-  /** Already present (same id) or already expired. */
-  skipped: number
-  /** Lines refused, with their 1-based line number and `RejectCode`. */
-  rejected: Array<{ line: number; code: RejectCodeType; reason: string }>
-}
+/** The replicas the memory API works on (declared with the device context). */
+export type { ScopeReplicas } from './device-context.js'
 
 const DEFAULT_CANDIDATES = 5
 /** Candidates taken from each list before fusing text and vector rankings. */
 const FUSION_POOL_MIN = 50
-const IMPORT_BATCH = 256
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Long-term memory. */
 export class MemoryApi {
   private readonly emitter = new Emitter<MemoryEvents>()
   private readonly index = new RecallIndex((scope, id) => this.read(scope, id))
-  private sweepTimer: ReturnType<typeof setTimeout> | undefined
-  private sweepAt = Infinity
-  private lastSweep = -Infinity
-  private closed = false
+  private readonly expiry: ExpirySweeper
 
   /** @internal built by `ContextSync`. */
   constructor(
     private readonly scopes: ScopeReplicas,
     private readonly identity?: DeviceIdentity,
   ) {
+    this.expiry = new ExpirySweeper(this.index, scopes)
     // Scopes granted while the device runs get their replica later; watch those too.
     scopes.eachReplica((replica) => this.watch(replica))
   }
@@ -308,7 +106,7 @@ export class MemoryApi {
     this.scopes.assertOpen()
     const fields = requireObject(input, 'remember(input)')
     const replica = this.scopes.replica(fields.scope ?? 'personal')
-    const item = this.buildItem(fields, replica.scope, {})
+    const item = buildItem(fields, replica.scope, this.scopes.deviceId, {})
     if (options === undefined) {
       replica.inner.transact(() => insertMemory(replica.inner, item))
       await replica.whenFlushed()
@@ -443,7 +241,7 @@ export class MemoryApi {
     this.scopes.assertOpen()
     requireId(id, 'id')
     const fields = requireObject(patch, 'update(patch)')
-    const changes = this.buildPatch(fields)
+    const changes = buildPatch(fields)
     const found = this.locate(id)
     if (!found || isExpired(found.item, Date.now())) throw new NotFoundError(`no memory item with id '${id}' on this device`)
     checkValidity(
@@ -558,29 +356,7 @@ export class MemoryApi {
     this.scopes.assertOpen()
     const fields = requireObject(options, 'export(options)')
     const replica = this.scopes.replica(fields.scope)
-    const includeHistory = fields.includeHistory !== false
-    const signer = this.exportSigner()
-    const now = Date.now()
-    const items: MemoryItem[] = []
-    memoriesMap(replica.inner).forEach((map, id) => {
-      const item = readMemory(id, map, replica.scope)
-      if (item && !isExpired(item, now) && (includeHistory || item.supersededBy === undefined)) items.push(item)
-    })
-    items.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
-    async function* lines(): AsyncGenerator<string> {
-      const exportId = randomId()
-      yield headerLine(signer, replica.scope, items.length, now, exportId)
-      let index = 0
-      for (const item of items) yield memoryLine(signer, item, { exportId, index: ++index })
-    }
-    return {
-      [Symbol.asyncIterator]: lines,
-      text: async () => {
-        let out = ''
-        for await (const line of lines()) out += line
-        return out
-      },
-    }
+    return exportScope(replica, exportSigner(this.identity), fields.includeHistory !== false)
   }
 
   /**
@@ -591,7 +367,7 @@ export class MemoryApi {
    * `options.accountId`) names another; a trusted other account's memories are marked with
    * `source.accountId` and cannot pose as this account's (WIRE.md "Memory export").
    * Idempotent: memories whose id is already here are skipped. A line that fails is refused with
-   * a {@link RejectCode} and reported; the rest still import.
+   * a `RejectCode` and reported; the rest still import.
    *
    * @example
    * ```ts
@@ -600,165 +376,8 @@ export class MemoryApi {
    * await phone.memory.import(fileFromAnotherAccount, { trust: [thatAccountId] })
    * ```
    */
-  async import(source: ImportSource, options: ImportOptions = {}): Promise<ImportReport> {
-    this.scopes.assertOpen()
-    if (source === null || source === undefined || (typeof source !== 'string' && typeof source !== 'object')) {
-      throw new ValidationError('import(source) takes a string, bytes, an iterable of lines or an async iterable of chunks')
-    }
-    const opts = requireObject(options, 'import(source, options)')
-    const identity = this.identity
-    if (!identity) throw new ConfigError('import needs the device identity; this MemoryApi was built without one')
-    const targetScope = opts.scope === undefined ? undefined : this.scopes.replica(opts.scope).scope
-    const expectAccount = opts.accountId === undefined ? undefined : requireAccountId(opts.accountId, 'accountId')
-    const trusted = new Set(requireAccountIds(opts.trust, 'trust'))
-    if (opts.allowInstructions !== undefined && typeof opts.allowInstructions !== 'boolean') {
-      throw new ValidationError('options.allowInstructions must be a boolean')
-    }
-    const allowInstructions = opts.allowInstructions === true
-    const report: ImportReport = { imported: 0, skipped: 0, rejected: [] }
-    const registry = identity.registry
-    const ownAccount = identity.account.accountId
-    trusted.add(ownAccount)
-    const seenIds = new Set<string>()
-    const importing: ImportingAccount = {
-      accountId: ownAccount,
-      isOwnDevice: (deviceId) => deviceId === this.scopes.deviceId || registry.certificate(deviceId) !== undefined || registry.revocation(deviceId) !== undefined,
-      holds: (deviceId, scope) => registry.holds(deviceId, scope),
-      // Items of this file are locatable once a batch is written; those, and items an earlier
-      // import brought from another account, are not the account's own.
-      isOwnMemory: (id) => {
-        if (seenIds.has(id)) return false
-        const held = this.locate(id)?.item
-        return held !== undefined && (held.source.accountId === undefined || held.source.accountId === ownAccount)
-      },
-    }
-    let signer: TrustedSigner | undefined
-    let headerFailure: { code: RejectCodeType; reason: string } | undefined
-    const pending = new Map<Replica, MemoryItem[]>()
-    const touched = new Set<Replica>()
-    const flush = (): void => {
-      for (const [replica, items] of pending) {
-        replica.inner.transact(() => {
-          for (const item of items) insertMemory(replica.inner, item)
-        })
-        touched.add(replica)
-      }
-      pending.clear()
-    }
-    let pendingCount = 0
-    let lineNo = 0
-    /** Numbers (`n`) of the authentic memory lines read, to report the missing ones. */
-    const numbers = new Set<number>()
-    const refuse = (code: RejectCodeType, reason: string, scope = targetScope ?? ''): void => {
-      report.rejected.push({ line: lineNo, code, reason })
-      // Counted and reported like any refused input (`dev.rejectionCounts()`, `dev.on('rejected')`).
-      identity.reportRejection({
-        code,
-        reason: `import: ${reason}`,
-        scope,
-        roomId: '',
-        source: 'import',
-        line: lineNo,
-        ...(signer !== undefined && { senderId: signer.deviceId }),
-      })
-    }
-    const now = Date.now()
-    for await (const line of readLines(source)) {
-      lineNo++
-      if (line.trim().length === 0) continue
-      if (!signer && !headerFailure) {
-        const header = verifyHeader(line, (accountId, deviceId) =>
-          accountId === ownAccount ? registry.certificate(deviceId) : undefined,
-        )
-        if (!header.ok) headerFailure = { code: header.code, reason: `header: ${header.reason}` }
-        else {
-          const { accountId, deviceId } = header.value
-          // The header verified: who sent it is known, even when it is refused.
-          report.accountId = accountId
-          report.signer = deviceId
-          if (accountId === ownAccount && registry.revocation(deviceId)) {
-            // Its key may be in other hands now, and `exportedAt` is its own claim: refuse it whole.
-            headerFailure = { code: RejectCode.RevokedSender, reason: `header: signed by revoked device ${deviceId}` }
-          } else if (expectAccount !== undefined && accountId !== expectAccount) {
-            headerFailure = { code: RejectCode.WrongAccount, reason: `file is from account ${accountId}, not ${expectAccount}` }
-          } else if (expectAccount === undefined && !trusted.has(accountId)) {
-            // Anyone can make an account and sign a file with it: verifying proves the file
-            // intact, not that its account is one to listen to (THREAT_MODEL.md "Someone who
-            // hands you a file").
-            headerFailure = {
-              code: RejectCode.WrongAccount,
-              reason: `file is from account ${accountId}, which is not trusted: an import trusts this device's own account and the accounts named in options.trust; to import it, pass import(lines, { trust: ['${accountId}'] })`,
-            }
-          } else {
-            signer = header.value
-            continue
-          }
-        }
-        refuse(headerFailure.code, headerFailure.reason)
-        continue
-      }
-      if (!signer) {
-        refuse(headerFailure!.code, 'no trusted header')
-        continue
-      }
-      const verified = verifyMemoryLine(line, signer)
-      if (!verified.ok) {
-        refuse(verified.code, verified.reason)
-        continue
-      }
-      numbers.add(verified.value.index)
-      if ('invalid' in verified.value) {
-        refuse(RejectCode.BadPayload, verified.value.invalid)
-        continue
-      }
-      const item = verified.value.item
-      let replica: Replica
-      try {
-        replica = this.scopes.replica(targetScope ?? item.scope)
-      } catch (error) {
-        if (!(error instanceof ContextSyncError)) throw error
-        refuse(RejectCode.NotGranted, `this device does not hold scope '${targetScope ?? item.scope}'`, targetScope ?? item.scope)
-        continue
-      }
-      if (seenIds.has(item.id) || this.locate(item.id) || isExpired(item, now)) {
-        // Before the rules below: nothing is written, and a file that went to another account
-        // and came back skips the memories that were this account's instead of refusing them.
-        report.skipped++
-        continue
-      }
-      const admitted = admitMemory(item, signer, importing, allowInstructions)
-      if (!admitted.ok) {
-        refuse(admitted.code, admitted.reason, replica.scope)
-        continue
-      }
-      const accepted = admitted.value
-      seenIds.add(accepted.id)
-      accepted.scope = replica.scope
-      let list = pending.get(replica)
-      if (!list) pending.set(replica, (list = []))
-      list.push(accepted)
-      report.imported++
-      if (++pendingCount >= IMPORT_BATCH) {
-        flush()
-        pendingCount = 0
-        this.scopes.assertOpen()
-      }
-    }
-    flush()
-    if (signer && numbers.size < signer.count) {
-      // One refusal after the last line for the memories the signed header promises but no
-      // authentic line delivered (cut off, lost, or garbled lines).
-      const missing: number[] = []
-      for (let n = 1; n <= signer.count && missing.length < 20; n++) if (!numbers.has(n)) missing.push(n)
-      const more = signer.count - numbers.size - missing.length
-      lineNo++
-      refuse(
-        RejectCode.Malformed,
-        `export incomplete: ${signer.count - numbers.size} of its ${signer.count} memories missing (n = ${missing.join(', ')}${more > 0 ? `, and ${more} more` : ''})`,
-      )
-    }
-    await Promise.all([...touched].map((r) => r.whenFlushed()))
-    return report
+  import(source: ImportSource, options: ImportOptions = {}): Promise<ImportReport> {
+    return importMemories({ scopes: this.scopes, identity: this.identity, locate: (id) => this.locate(id) }, source, options)
   }
 
   /** Subscribe to changes (local and remote). Returns an unsubscribe function. */
@@ -768,9 +387,7 @@ export class MemoryApi {
 
   /** @internal */
   close(): void {
-    this.closed = true
-    if (this.sweepTimer) clearTimeout(this.sweepTimer)
-    this.sweepTimer = undefined
+    this.expiry.close()
     this.index.close()
     this.emitter.clear()
   }
@@ -837,7 +454,7 @@ export class MemoryApi {
     if (old.supersededBy !== undefined) {
       throw new ValidationError(`memory '${old.id}' was already superseded by '${old.supersededBy}'; supersede the current version`)
     }
-    const item = prepared ?? this.buildItem(fields, replica.scope, { kind: old.kind, tags: old.tags })
+    const item = prepared ?? buildItem(fields, replica.scope, this.scopes.deviceId, { kind: old.kind, tags: old.tags })
     item.supersedes = old.id
     const now = Date.now()
     replica.inner.transact(() => {
@@ -845,75 +462,6 @@ export class MemoryApi {
       patchMemory(replica.inner, old.id, { supersededBy: item.id, updatedAt: now })
     })
     return { item, replica }
-  }
-
-  private buildItem(fields: Record<string, unknown>, scope: string, inherit: { kind?: MemoryKind; tags?: string[] }): MemoryItem {
-    const text = requireText(fields.text, 'text')
-    const kind = requireOneOf(fields.kind, MEMORY_KINDS, 'kind', inherit.kind ?? 'fact')
-    const tags = fields.tags === undefined && inherit.tags ? [...inherit.tags] : requireTags(fields.tags)
-    const confidence = optionalNumber(fields.confidence, 'confidence', 0, 1)
-    const validFrom = optionalNumber(fields.validFrom, 'validFrom', 0)
-    const validTo = optionalNumber(fields.validTo, 'validTo', 0)
-    const expiresAt = optionalNumber(fields.expiresAt, 'expiresAt', 0)
-    checkValidity(validFrom, validTo)
-    const now = Date.now()
-    const item: MemoryItem = {
-      id: randomId(),
-      text,
-      scope,
-      kind,
-      tags,
-      createdAt: now,
-      updatedAt: now,
-      source: { deviceId: this.scopes.deviceId },
-    }
-    const source = fields.source === undefined ? {} : requireObject(fields.source, 'source')
-    const sessionId = fields.sessionId ?? source.sessionId
-    const turnId = fields.turnId ?? source.turnId
-    if (sessionId !== undefined) item.source.sessionId = requireId(sessionId, 'sessionId')
-    if (turnId !== undefined) item.source.turnId = requireId(turnId, 'turnId')
-    if (confidence !== undefined) item.confidence = confidence
-    if (validFrom !== undefined) item.validFrom = validFrom
-    if (validTo !== undefined) item.validTo = validTo
-    if (expiresAt !== undefined) item.expiresAt = expiresAt
-    if (fields.embedding !== undefined) item.embedding = requireEmbedding(fields.embedding)
-    if (fields.embeddingModel !== undefined) item.embeddingModel = requireLabel(fields.embeddingModel, 'embeddingModel')
-    return item
-  }
-
-  private buildPatch(fields: Record<string, unknown>): MemoryFieldsPatch {
-    const changes: MemoryFieldsPatch = {}
-    if (fields.text !== undefined) changes.text = requireText(fields.text, 'text')
-    if (fields.tags !== undefined) changes.tags = requireTags(fields.tags)
-    if (fields.kind !== undefined) changes.kind = requireOneOf(fields.kind, MEMORY_KINDS, 'kind')
-    const nullable = <K extends 'confidence' | 'validFrom' | 'validTo' | 'expiresAt'>(key: K, min: number, max: number): void => {
-      if (fields[key] === null) changes[key] = undefined
-      else if (fields[key] !== undefined) changes[key] = optionalNumber(fields[key], key, min, max)
-    }
-    nullable('confidence', 0, 1)
-    nullable('validFrom', 0, Infinity)
-    nullable('validTo', 0, Infinity)
-    nullable('expiresAt', 0, Infinity)
-    if (fields.embedding === null) changes.embedding = undefined
-    else if (fields.embedding !== undefined) changes.embedding = requireEmbedding(fields.embedding)
-    if (fields.embeddingModel === null) changes.embeddingModel = undefined
-    else if (fields.embeddingModel !== undefined) changes.embeddingModel = requireLabel(fields.embeddingModel, 'embeddingModel')
-    return changes
-  }
-
-  private exportSigner(): ExportSigner {
-    const identity = this.identity
-    if (!identity) throw new ConfigError('export needs the device identity; this MemoryApi was built without one')
-    const certificate = ownCertificateBytes(identity)
-    if (!certificate) throw new ConfigError("this device's certificate has not reached its registry yet; try again once it has synced")
-    return {
-      accountId: identity.account.accountId,
-      rootPublicKey: identity.account.rootPublicKey,
-      deviceId: identity.device.deviceId,
-      signPublicKey: identity.device.signPublicKey,
-      signSecretKey: identity.device.signSecretKey,
-      certificate,
-    }
   }
 
   private read(scope: string, id: string): MemoryItem | undefined {
@@ -961,7 +509,7 @@ export class MemoryApi {
       if (meta) this.index.set(meta)
     })
     // Items that expired while the device was closed are swept at once.
-    this.scheduleSweep(this.index.nextExpiry(-Infinity))
+    this.expiry.schedule(this.index.nextExpiry(-Infinity))
     memories.observeDeep((events, transaction) => {
       const origin = transaction.local ? 'local' : 'remote'
       const touched = new Map<string, 'added' | 'updated' | 'removed'>()
@@ -987,87 +535,9 @@ export class MemoryApi {
         if (item) change.item = item
         this.emitter.emit('change', change)
       }
-      this.scheduleSweep(expiredArrived && replica.writable ? now : undefined)
+      this.expiry.schedule(expiredArrived && replica.writable ? now : undefined)
     })
   }
-
-  // ── expiry: hidden at read time everywhere; swept (deleted + compacted) on every device ──
-
-  /** Arm the sweep timer for the next expiry after the last sweep (earlier ones were handled). */
-  private scheduleSweep(at?: number): void {
-    if (this.closed) return
-    const next = at ?? this.index.nextExpiry(this.lastSweep)
-    if (next === undefined || next >= this.sweepAt) return
-    if (this.sweepTimer) clearTimeout(this.sweepTimer)
-    this.sweepAt = next
-    this.sweepTimer = setTimeout(() => {
-      this.sweepTimer = undefined
-      this.sweepAt = Infinity
-      void this.sweep()
-    }, Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS))
-    ;(this.sweepTimer as { unref?: () => void }).unref?.()
-  }
-
-  /**
-   * Delete expired items in every writable scope and compact, so their text leaves the sealed
-   * logs. Every device does this on its own clock; concurrent deletes and compactions are harmless.
-   */
-  private async sweep(): Promise<void> {
-    if (this.closed) return
-    const now = Date.now()
-    this.lastSweep = now
-    const byScope = new Map<string, string[]>()
-    for (const meta of this.index.expired(now)) {
-      let ids = byScope.get(meta.scope)
-      if (!ids) byScope.set(meta.scope, (ids = []))
-      ids.push(meta.id)
-    }
-    for (const [scope, ids] of byScope) {
-      const replica = this.scopes.replicas().find((r) => r.scope === scope)
-      // A scope this device cannot write keeps its expired items hidden at read time.
-      if (!replica || !replica.writable) continue
-      replica.inner.transact(() => {
-        for (const id of ids) deleteMemory(replica.inner, id)
-      })
-      try {
-        await replica.compactNow({ erasing: true })
-      } catch {
-        // A storage failure is reported through `storage-error`; a later sweep compacts again.
-      }
-      if (this.closed) return
-    }
-    this.scheduleSweep()
-  }
-}
-
-function requireDecision(value: unknown): ReconcileDecision {
-  const shape = "{ action: 'ADD' } | { action: 'UPDATE', id, text? } | { action: 'SUPERSEDE', id } | { action: 'NOOP', id? }"
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError(`reconcile must resolve to ${shape}, got ${value === null ? 'null' : typeof value}`)
-  }
-  const { action, id, text } = value as Record<string, unknown>
-  switch (action) {
-    case 'ADD':
-      return { action }
-    case 'UPDATE':
-      return text === undefined ? { action, id: requireId(id, 'reconcile UPDATE id') } : { action, id: requireId(id, 'reconcile UPDATE id'), text: requireText(text, 'reconcile UPDATE text') }
-    case 'SUPERSEDE':
-      return { action, id: requireId(id, 'reconcile SUPERSEDE id') }
-    case 'NOOP':
-      return id === undefined ? { action } : { action, id: requireId(id, 'reconcile NOOP id') }
-    default:
-      throw new ValidationError(`reconcile must resolve to ${shape}, got action ${JSON.stringify(action)}`)
-  }
-}
-
-function isExpired(item: { expiresAt?: number }, now: number): boolean {
-  return item.expiresAt !== undefined && item.expiresAt <= now
-}
-
-function copyItem(item: MemoryItem): MemoryItem {
-  const out: MemoryItem = { ...item, tags: [...item.tags], source: { ...item.source } }
-  if (item.embedding) out.embedding = new Float32Array(item.embedding)
-  return out
 }
 
 function rankMap(hits: IndexHit[]): Map<string, { rank: number; score: number }> {

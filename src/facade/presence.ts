@@ -18,7 +18,7 @@ import { MAX_PRESENCE_FIELD, openPresence, PresenceSeqs, type PresenceKeys, type
 import { Emitter } from '../util/emitter.js'
 import { ValidationError } from '../errors.js'
 import type { DeviceIdentity } from './identity.js'
-import type { ScopeReplicas } from './memory.js'
+import type { ScopeReplicas } from './device-context.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 import { requireObject } from './validate.js'
 

@@ -29,7 +29,7 @@ import { openPresence, PresenceSeqs } from '../sync/presence.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
 import type { DeviceIdentity } from './identity.js'
-import type { ScopeReplicas } from './memory.js'
+import type { ScopeReplicas } from './device-context.js'
 import { PRESENCE_SCOPE } from './presence.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 

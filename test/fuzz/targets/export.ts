@@ -1,6 +1,6 @@
 /**
  * Memory export lines (WIRE.md "Memory export") through `verifyHeader`, `verifyMemoryLine` and
- * `admitMemory` (src/facade/memory-export.ts): none may throw; every refusal carries a RejectCode.
+ * `admitMemory` (src/facade/memory-file/format.ts): none may throw; every refusal carries a RejectCode.
  *
  * Input layout: `u8 form · UTF-8 line`; form 0 is a header line, form 1 a memory line of the
  * genuine export's header. Lines are mutated as text, as JSON structure (fields retyped, removed,
@@ -20,7 +20,7 @@ import {
   type ExportSigner,
   type ImportingAccount,
   type TrustedSigner,
-} from '../../../src/facade/memory-export.js'
+} from '../../../src/facade/memory-file/format.js'
 import { fromUtf8, toBase64Url, utf8 } from '../../../src/util/bytes.js'
 import { fixture, FUZZ_NOW, type Fixture } from '../fixture.js'
 import { mutateJson, mutateJsonText, toText } from '../json-mutators.js'
@@ -80,7 +80,7 @@ export function mutatedLine(gen: Rng, signer: ExportSigner, line: string, header
 
 export const exportTarget: Target = {
   name: 'export',
-  description: 'verifyHeader / verifyMemoryLine / admitMemory on memory export lines (src/facade/memory-export.ts)',
+  description: 'verifyHeader / verifyMemoryLine / admitMemory on memory export lines (src/facade/memory-file/format.ts)',
   weight: 8,
   async setup(seed) {
     const fx = fixture(seed)

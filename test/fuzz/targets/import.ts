@@ -1,5 +1,5 @@
 /**
- * Whole memory export files through a real device's `memory.import` (src/facade/memory.ts,
+ * Whole memory export files through a real device's `memory.import` (src/facade/memory-file/import.ts,
  * WIRE.md "Memory export"): untrusted input never throws — the import resolves with a report
  * whose every refusal carries a RejectCode. The genuine files are exports of the device's own
  * account (so they are trusted and reach the line checks); inputs cut, drop, repeat, reorder and
@@ -44,7 +44,7 @@ function mutateLine(gen: Rng, line: string): string {
 
 export const importTarget: Target = {
   name: 'import',
-  description: 'whole export files through a real device: memory.import (src/facade/memory.ts)',
+  description: 'whole export files through a real device: memory.import (src/facade/memory-file/import.ts)',
   weight: 1.5,
   budgetMs: 1000,
   async setup(seed) {

@@ -1,5 +1,6 @@
 /**
- * Signed JSONL export of a scope's memories, and its verification on import.
+ * The signed JSONL file format of a memory export: writing its lines, and verifying and admitting
+ * them on import (`export.ts` and `import.ts` beside it run the two operations).
  *
  * ```
  * line 1 (header): {"format":"contextsync/memory-export","version":2,"accountId":…,"rootPublicKey":…,
@@ -30,15 +31,15 @@
  *
  * @module
  */
-import { decodeEmbedding, encodeEmbedding, MEMORY_KINDS, type MemoryItem } from '../crdt/memory.js'
-import { reject, RejectCode, type Checked } from '../crypto/codes.js'
-import { accountKeysFromPublicKey, keyId, verifyCertificate } from '../crypto/index.js'
-import { signDetached, verifyDetached } from '../crypto/primitives.js'
-import type { DeviceCertificate } from '../crypto/certificate.js'
-import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../util/bytes.js'
-import { ValidationError } from '../errors.js'
-import { requireEmbedding, requireLabel } from './json.js'
-import { optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
+import { decodeEmbedding, encodeEmbedding, MEMORY_KINDS, type MemoryItem } from '../../crdt/memory.js'
+import { reject, RejectCode, type Checked } from '../../crypto/codes.js'
+import { accountKeysFromPublicKey, keyId, verifyCertificate } from '../../crypto/index.js'
+import { signDetached, verifyDetached } from '../../crypto/primitives.js'
+import type { DeviceCertificate } from '../../crypto/certificate.js'
+import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../../util/bytes.js'
+import { ValidationError } from '../../errors.js'
+import { requireEmbedding, requireLabel } from '../json.js'
+import { optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from '../validate.js'
 
 /** The `format` value of an export header. */
 export const EXPORT_FORMAT = 'contextsync/memory-export'
