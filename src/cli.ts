@@ -10,6 +10,8 @@
 import { readFileSync, statSync } from 'node:fs'
 import { CRYPTO_BACKEND_CHOICES, CRYPTO_BACKEND_ENV } from './crypto/sodium.js'
 import { createRelay } from './relay/server.js'
+import { postgresStore } from './relay/postgres-store.js'
+import { redisFanout } from './relay/redis-fanout.js'
 import { DEFAULT_LIMITS, RelayConfigError, type RelayLimits } from './relay/limits.js'
 import { isLogLevel, jsonLogger, LOG_LEVELS, type LogLevel } from './relay/log.js'
 import { processIo, UsageError, type CliIo, type Command } from './cli-io.js'
@@ -93,6 +95,24 @@ const RELAY_FLAGS: FlagSpec[] = [
     help: 'Directory of the SQLite database (created if missing). Default ./relay-data. ":memory:" keeps rooms in memory only.',
     parse: (raw) => {
       if (!raw) throw new UsageError('invalid value for --data: empty path')
+      return raw
+    },
+  },
+  {
+    name: 'store',
+    value: 'URL',
+    help: 'Keep rooms in PostgreSQL (postgres://user@host:port/db) instead of --data, so several relay nodes can share them (README "Running several relay nodes"). Default: SQLite under --data.',
+    parse: (raw) => {
+      if (!/^postgres(ql)?:\/\/\S+$/.test(raw)) throw new UsageError(`invalid value for --store: expected a postgres:// URL`)
+      return raw
+    },
+  },
+  {
+    name: 'redis',
+    value: 'URL',
+    help: 'Fan-out to the other relay nodes over Redis pub/sub (redis://host:port); needs --store. Default: none (one node).',
+    parse: (raw) => {
+      if (!/^rediss?:\/\/\S+$/.test(raw)) throw new UsageError(`invalid value for --redis: expected a redis:// URL`)
       return raw
     },
   },
@@ -271,6 +291,10 @@ export interface RelayCliConfig {
   clientAddressHeader: string | undefined
   /** `--audience HOST,…`: the audiences tokens must name; undefined: not checked. */
   audience: string[] | undefined
+  /** `--store URL`: PostgreSQL instead of `dataDir`. */
+  storeUrl: string | undefined
+  /** `--redis URL`: fan-out to other relay nodes. */
+  redisUrl: string | undefined
 }
 
 /** Parse `relay` flags over environment variables. Throws {@link UsageError}. */
@@ -317,6 +341,8 @@ export function parseRelayArgs(args: string[], env: Record<string, string | unde
     }
   }
   const data = (parsed.get('data') as string | undefined) ?? './relay-data'
+  // Fan-out only makes sense between nodes that share one store.
+  if (parsed.has('redis') && !parsed.has('store')) throw new UsageError('--redis needs --store postgres://…: nodes can only fan out over a store they share')
   const limits: Partial<RelayLimits> = {}
   const limit = (flag: string, key: keyof RelayLimits): void => {
     const value = parsed.get(flag)
@@ -346,6 +372,8 @@ export function parseRelayArgs(args: string[], env: Record<string, string | unde
     accountsFile: parsed.get('accounts') as string | undefined,
     clientAddressHeader: parsed.get('client-address-header') as string | undefined,
     audience: parsed.get('audience') as string[] | undefined,
+    storeUrl: parsed.get('store') as string | undefined,
+    redisUrl: parsed.get('redis') as string | undefined,
   }
 }
 
@@ -409,10 +437,15 @@ async function runRelay(args: string[], io: CliIo): Promise<number> {
       : accountsFileHook(config.accountsFile, (message) => logger.warn('keeping the previous account list', { error: message }))
   let relay
   try {
+    const report = (what: string) => (error: unknown) => logger.warn(what, { error: error instanceof Error ? error.message : 'unknown' })
+    const store = config.storeUrl === undefined ? undefined : await postgresStore(config.storeUrl, { onError: report('PostgreSQL connection error'), onRetry: report('PostgreSQL statement retried') })
+    const fanout = config.redisUrl === undefined ? undefined : redisFanout(config.redisUrl, { onError: report('Redis connection error') })
     relay = await createRelay({
       host: config.host,
       port: config.port,
       dataDir: config.dataDir,
+      ...(store && { store }),
+      ...(fanout && { fanout }),
       limits: config.limits,
       logger,
       ...(authorizeAccount && { authorizeAccount }),

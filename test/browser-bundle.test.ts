@@ -81,6 +81,7 @@ describe('browser build', () => {
       'src/relay/server.ts',
       'src/relay/persistence.ts',
       'src/relay/postgres-store.ts',
+      'src/relay/redis-fanout.ts',
       'node_modules/pg/',
       'node_modules/ioredis/',
       'src/demo.ts',

@@ -53,3 +53,5 @@ export {
   type SpentNonce,
 } from './store.js'
 export { postgresStore, POSTGRES_SCHEMA_VERSION, type PostgresStoreOptions } from './postgres-store.js'
+export { redisFanout, type RedisFanoutOptions } from './redis-fanout.js'
+export { type RelayFanout, type FanoutHandlers, type FanoutMessage, type AwarenessOwner } from './fanout.js'

@@ -65,6 +65,19 @@ export interface RelayMetricsSnapshot {
   roomsKnown: number
   /** Token nonces the replay cache holds. */
   nonces: number
+  /** Fan-out (several relay nodes): notifications received from other nodes / published. */
+  fanoutIn: number
+  fanoutOut: number
+  /** Catch-up fetches from the store (gap, fan-out reconnect, timer) and the rows they brought. */
+  catchUps: number
+  catchUpRows: number
+  /** Times a notification's seq showed that earlier ones were lost or are late. */
+  gaps: number
+  /** Sum and count of publish-to-receive delays of update notifications, in ms (mean = sum / count). */
+  fanoutLagMsSum: number
+  fanoutLagCount: number
+  /** Largest publish-to-receive delay seen, in ms. */
+  fanoutLagMsMax: number
 }
 
 /** Gauges the relay reads from its parts when a snapshot is taken. */
@@ -87,6 +100,14 @@ export class RelayMetrics {
   messagesIn = 0
   messagesOut = 0
   merges = 0
+  fanoutIn = 0
+  fanoutOut = 0
+  catchUps = 0
+  catchUpRows = 0
+  gaps = 0
+  fanoutLagMsSum = 0
+  fanoutLagCount = 0
+  fanoutLagMsMax = 0
   private readonly rejections = new Map<number, number>()
   private readonly hits = new Map<LimitName, number>()
   private readonly sources: MetricsSources
@@ -99,6 +120,14 @@ export class RelayMetrics {
   /** Count one refusal/closure with `code`. */
   reject(code: number): void {
     this.rejections.set(code, (this.rejections.get(code) ?? 0) + 1)
+  }
+
+  /** Count a notification that took `lagMs` from publish to receipt. */
+  fanoutLag(lagMs: number): void {
+    const lag = Math.max(0, lagMs)
+    this.fanoutLagMsSum += lag
+    this.fanoutLagCount += 1
+    if (lag > this.fanoutLagMsMax) this.fanoutLagMsMax = lag
   }
 
   /** Count one hit of a limit. */
@@ -125,6 +154,14 @@ export class RelayMetrics {
       storedSize: this.sources.storedSize?.() ?? 0,
       roomsKnown: this.sources.roomsKnown?.() ?? 0,
       nonces: this.sources.nonces?.() ?? 0,
+      fanoutIn: this.fanoutIn,
+      fanoutOut: this.fanoutOut,
+      catchUps: this.catchUps,
+      catchUpRows: this.catchUpRows,
+      gaps: this.gaps,
+      fanoutLagMsSum: this.fanoutLagMsSum,
+      fanoutLagCount: this.fanoutLagCount,
+      fanoutLagMsMax: this.fanoutLagMsMax,
     }
   }
 }
@@ -157,6 +194,18 @@ export function renderPrometheus(s: RelayMetricsSnapshot): string {
   metric('contextsync_relay_stored_size_bytes', 'gauge', 'Estimated merged size over all accounts (what quotas count).', s.storedSize)
   metric('contextsync_relay_rooms_known', 'gauge', 'Rooms stored or open over all accounts.', s.roomsKnown)
   metric('contextsync_relay_token_nonces', 'gauge', 'Token nonces held by the replay cache.', s.nonces)
+  metric('contextsync_relay_fanout_received_total', 'counter', 'Notifications received from other relay nodes.', s.fanoutIn)
+  metric('contextsync_relay_fanout_published_total', 'counter', 'Notifications published to other relay nodes.', s.fanoutOut)
+  metric('contextsync_relay_catchup_fetches_total', 'counter', 'Catch-up fetches from the store (gap, fan-out reconnect, timer).', s.catchUps)
+  metric('contextsync_relay_catchup_rows_total', 'counter', 'Rows catch-up fetches brought that this node had not applied.', s.catchUpRows)
+  metric('contextsync_relay_fanout_gaps_total', 'counter', 'Notifications whose seq showed earlier ones lost or late.', s.gaps)
+  lines.push(
+    '# HELP contextsync_relay_fanout_lag_seconds Publish-to-receive delay of update notifications.',
+    '# TYPE contextsync_relay_fanout_lag_seconds summary',
+    `contextsync_relay_fanout_lag_seconds_sum ${s.fanoutLagMsSum / 1000}`,
+    `contextsync_relay_fanout_lag_seconds_count ${s.fanoutLagCount}`,
+  )
+  metric('contextsync_relay_fanout_lag_max_seconds', 'gauge', 'Largest publish-to-receive delay seen.', s.fanoutLagMsMax / 1000)
   lines.push(
     '# HELP contextsync_relay_limit_hits_total Times a limit refused, closed or dropped something, by limit.',
     '# TYPE contextsync_relay_limit_hits_total counter',

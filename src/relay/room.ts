@@ -60,7 +60,7 @@ export interface RoomHooks {
   onBroken?(room: Room, reason: 'quota' | 'storage', origin: RoomPeer | undefined): void
   /** Seqs were missing between notifications (`missing`) and a fetch from the store began. */
   onGap?(room: Room): void
-  /** A fetch from the store (gap, reconnect or timer) brought `rows` rows. */
+  /** A fetch from the store (gap, reconnect or timer) brought `rows` rows this node had not applied. */
   onCatchUp?(room: Room, rows: number): void
   /** With a store several nodes share: the account quota the store checks on each append. */
   maxAccountSize?: number
@@ -219,7 +219,8 @@ export class Room {
       this.applyCommitted(seq, update)
       return
     }
-    this.hooks.onGap?.(this)
+    // A seq-only notice of the next seq is no gap: the update was just too large to carry.
+    if (seq > this.headSeq + 1) this.hooks.onGap?.(this)
     void this.catchUp()
   }
 
@@ -232,8 +233,17 @@ export class Room {
     return (this.catching ??= (async () => {
       try {
         const rows = await this.storage.store.load(this.id, this.headSeq)
-        for (const { seq, data } of rows) if (seq > this.headSeq) this.applyCommitted(seq, data)
-        this.hooks.onCatchUp?.(this, rows.length)
+        let applied = 0
+        for (const { seq, data } of rows) {
+          if (seq <= this.headSeq) continue
+          if (this.ahead.has(seq)) {
+            this.advance(seq, true)
+            continue
+          }
+          this.applyCommitted(seq, data, true)
+          applied += 1
+        }
+        this.hooks.onCatchUp?.(this, applied)
       } catch (error) {
         this.logger.warn('fetching a room from the store failed; retried with the next check', { roomId: this.id, error: errorMessage(error) })
       } finally {
@@ -373,26 +383,30 @@ export class Room {
   }
 
   /** A committed row is in the doc: advance the head past it and anything already ahead. */
-  private advance(seq: number): void {
+  private advance(seq: number, covering = false): void {
     if (seq <= this.headSeq) return
-    if (seq > this.headSeq + 1) {
+    if (seq > this.headSeq + 1 && !covering) {
       // Another node committed the seqs between: they come as notifications or by a fetch.
       this.ahead.add(seq)
       return
     }
     this.headSeq = seq
+    for (const ahead of this.ahead) if (ahead <= seq) this.ahead.delete(ahead)
     while (this.ahead.delete(this.headSeq + 1)) this.headSeq += 1
   }
 
-  /** Apply a committed row from elsewhere (forwarded to local peers by the update handler). */
-  private applyCommitted(seq: number, data: Uint8Array): void {
+  /**
+   * Apply a committed row from elsewhere (forwarded to local peers by the update handler).
+   * `covering`: it came from a fetch of every row above the head, so every seq up to it is in.
+   */
+  private applyCommitted(seq: number, data: Uint8Array, covering = false): void {
     try {
       Y.applyUpdate(this.doc, data, REMOTE_ORIGIN)
     } catch {
       this.logger.error('stored update could not be applied; skipped', { roomId: this.id, bytes: data.length })
     }
     this.storage.recordAppend(this.id, data.length)
-    this.advance(seq)
+    this.advance(seq, covering)
     this.scheduleMergeIfDue()
   }
 

@@ -42,6 +42,8 @@ import { RelayStorage } from './accounting.js'
 import { backendStore, memoryStore, sqliteStore, type RelayStorageBackend } from './persistence.js'
 import { Room } from './room.js'
 import { accountOfRoom, type RelayStore } from './store.js'
+import type { AwarenessOwner, FanoutMessage, RelayFanout } from './fanout.js'
+import type { RoomHooks } from './room.js'
 
 /** Storage merge policy. */
 export interface RelayPersistenceOptions {
@@ -69,6 +71,13 @@ export interface RelayOptions {
    * `postgresStore(url)` for several relay nodes; overrides `dataDir`. The relay closes it.
    */
   store?: RelayStore
+  /**
+   * Fan-out to the other relay nodes sharing `store`, e.g. `redisFanout(url)`: committed updates
+   * and awareness go to them, theirs come here (see `fanout.ts`). The relay starts and closes it.
+   */
+  fanout?: RelayFanout
+  /** With a fan-out: how often every open room is caught up from the store anyway (ms); default 10 000. */
+  catchUpIntervalMs?: number
   /** Limits; each unset one takes its default (see `limits.ts`). */
   limits?: Partial<RelayLimits>
   /**
@@ -301,7 +310,24 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     needsCheckpoint = true
   }
 
-  const roomHooks = {
+  const fanout = options.fanout
+  const roomHooks: RoomHooks = {
+    ...(fanout && {
+      onCommitted: (room: Room, seq: number, update: Uint8Array) => {
+        metrics.fanoutOut += 1
+        fanout.publishUpdate(room.id, seq, update)
+      },
+      onAwareness: (room: Room, update: Uint8Array, owner: AwarenessOwner | undefined) => {
+        fanout.publishAwareness(room.id, update, owner)
+      },
+      onGap: () => {
+        metrics.gaps += 1
+      },
+      onCatchUp: (_room: Room, rows: number) => {
+        metrics.catchUps += 1
+        metrics.catchUpRows += rows
+      },
+    }),
     onBroken: (room: Room, reason: 'quota' | 'storage', origin: unknown): void => {
       logger.error('room closed: the store refused or failed a write', { roomId: room.id, reason })
       const members = [...connections].filter((connection) => connection.room === room)
@@ -322,11 +348,21 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (pending) return pending
     const load = (async () => {
       await flushing.get(roomId)
+      // Subscribed before the load reads the store, so nothing committed after it goes unheard.
+      fanout?.join(roomId)
       // With a store other nodes share, the store checks the account quota on every append too
       // (pairing rooms have their own per-room quota, checked here).
       const hooks = store.shared && !PAIRING_ROOM_PATTERN.test(roomId) ? { ...roomHooks, maxAccountSize: limits.maxStoredBytesPerAccount } : roomHooks
-      const room = await Room.load(roomId, storage, logger, mergeEveryUpdates, onMerged, hooks)
+      let room: Room
+      try {
+        room = await Room.load(roomId, storage, logger, mergeEveryUpdates, onMerged, hooks)
+      } catch (error) {
+        fanout?.leave(roomId)
+        throw error
+      }
       rooms.set(roomId, room)
+      // Notifications that came while the load ran were dropped: fetch what committed meanwhile.
+      if (fanout) void room.catchUp()
       guard.watch(roomId, room.doc)
       storage.markOpen(roomId)
       metrics.rooms = rooms.size
@@ -362,6 +398,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     clearTimeout(pairingTimers.get(room))
     pairingTimers.delete(room)
     storage.markClosed(room.id)
+    fanout?.leave(room.id)
     const pairing = PAIRING_ROOM_PATTERN.test(room.id)
     room.destroy()
     metrics.rooms = rooms.size
@@ -597,14 +634,40 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     }
   }
 
+  /** A message from another node for a room this node may have open. */
+  function onFanoutMessage(roomId: string, message: FanoutMessage): void {
+    const room = rooms.get(roomId)
+    if (!room) return
+    metrics.fanoutIn += 1
+    if (message.kind === 'update') {
+      metrics.fanoutLag(Date.now() - message.sentAt)
+      room.applyRemote(message.seq, message.update)
+    } else room.applyRemoteAwareness(message.update, message.owner)
+  }
+
+  /** Fetch what every open room lacks from the store (fan-out reconnected, or the timer). */
+  function catchUpAll(): void {
+    for (const room of rooms.values()) void room.catchUp()
+  }
+
   /**
    * What `/healthz` reports: `{ ok }`, plus — on a store other nodes share — whether this node
    * reaches it (`store`). A node that cannot reach its store is not ok.
    */
-  async function health(): Promise<{ ok: boolean; store?: 'ok' | 'down' }> {
-    if (!store.shared) return { ok: true }
-    const storeUp = await reachable(() => store.ping())
-    return { ok: storeUp, store: storeUp ? 'ok' : 'down' }
+  async function health(): Promise<{ ok: boolean; store?: 'ok' | 'down'; fanout?: 'ok' | 'down' }> {
+    if (!store.shared && !fanout) return { ok: true }
+    const [storeUp, fanoutUp] = await Promise.all([reachable(() => store.ping()), fanout ? reachable(() => fanout.ping()) : Promise.resolve(true)])
+    return { ok: storeUp && fanoutUp, store: storeUp ? 'ok' : 'down', ...(fanout && { fanout: fanoutUp ? 'ok' : ('down' as const) }) }
+  }
+
+  if (fanout) {
+    try {
+      await fanout.start({ message: onFanoutMessage, reconnected: catchUpAll })
+    } catch (error) {
+      await fanout.close().catch(() => {})
+      await store.close().catch(() => {})
+      throw error
+    }
   }
 
   const server = createServer(onRequest)
@@ -650,11 +713,15 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     }
   }
   const mergeTimer = setInterval(mergeAll, mergeIntervalMs)
+  // A lost notification costs at most this long: every open room is compared with the store.
+  const catchUpTimer = fanout ? setInterval(catchUpAll, options.catchUpIntervalMs ?? 10_000) : undefined
+  catchUpTimer?.unref()
   mergeTimer.unref()
 
   logger.info('relay listening', {
     url,
     storage: store.kind,
+    fanout: fanout ? `node ${fanout.node}` : 'none',
     crypto: cryptoBackend(),
     maxMessageBytes: limits.maxMessageBytes,
     messagesPerSecond: limits.messagesPerSecond,
@@ -676,6 +743,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     closing = true
     clearInterval(keepAlive)
     clearInterval(mergeTimer)
+    clearInterval(catchUpTimer)
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
     if (connections.size > 0) {
       const allClosed = new Promise<void>((resolve) => (drained = resolve))
@@ -691,6 +759,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     await Promise.allSettled([...loading.values()])
     for (const room of [...rooms.values()]) unloadRoom(room)
     await Promise.allSettled([...flushing.values()])
+    await fanout?.close().catch(() => {})
     await store.close().catch((error: unknown) => logger.error('closing the store failed', { error: error instanceof Error ? error.message : 'unknown' }))
     wss.close()
     server.closeAllConnections()

@@ -1,0 +1,114 @@
+/**
+ * Fan-out between relay nodes (ARCHITECTURE.md, relay storage; README "Running several relay
+ * nodes"): how a node tells the others that a room's store grew, and passes awareness on.
+ *
+ * Notifications only *notify*. The store is the source of truth: a node applies an announced
+ * update only when it is the room's next seq, fetches from the store when one is missing, and
+ * catches up every open room when its fan-out reconnects and on a slow timer — so a lost,
+ * duplicated or reordered notification costs latency, never data. Only committed updates are
+ * announced (never a sync step 2 computed for one peer). Awareness travels only here and is
+ * never stored; each node times out stale states itself.
+ *
+ * Message format (one per pub/sub message, lib0 encoding, version byte first):
+ * `varuint 1 · varuint kind · varstring node · varuint sentAt (ms)` then, for kind 0 (update)
+ * `varuint seq · varuint8array update`, kind 1 (seq only, for updates above the inline size)
+ * `varuint seq`, kind 2 (awareness) `varstring accountId · varstring deviceId · varuint8array update`.
+ *
+ * @module
+ */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+
+/** Who controls the awareness states of a notification (the device of the connection that set them). */
+export interface AwarenessOwner {
+  readonly accountId: string
+  readonly deviceId: string
+}
+
+/** A decoded fan-out message. */
+export type FanoutMessage =
+  | { kind: 'update'; node: string; sentAt: number; seq: number; update: Uint8Array | undefined }
+  | { kind: 'awareness'; node: string; sentAt: number; owner: AwarenessOwner | undefined; update: Uint8Array }
+
+/** What a node does with what arrives. */
+export interface FanoutHandlers {
+  /** A message for `roomId` from another node. */
+  message(roomId: string, message: FanoutMessage): void
+  /** The fan-out reconnected: notifications may have been lost meanwhile; catch up every room. */
+  reconnected(): void
+}
+
+/** Fan-out between relay nodes (Redis pub/sub: `redis-fanout.ts`). */
+export interface RelayFanout {
+  /** This node's id; messages it published come back to it and are ignored by it. */
+  readonly node: string
+  /** Connect and start delivering to `handlers`. */
+  start(handlers: FanoutHandlers): Promise<void>
+  /** Start receiving a room's messages (its first connection on this node). */
+  join(roomId: string): void
+  /** Stop receiving a room's messages (it unloaded). */
+  leave(roomId: string): void
+  /** Announce a committed update (or only its seq when it is large). Never throws. */
+  publishUpdate(roomId: string, seq: number, update: Uint8Array): void
+  /** Pass awareness entries set by a connection of this node on. Never throws. */
+  publishAwareness(roomId: string, update: Uint8Array, owner: AwarenessOwner | undefined): void
+  /** Resolves when the fan-out answers (health); rejects otherwise. */
+  ping(): Promise<void>
+  /** Disconnect. Idempotent. */
+  close(): Promise<void>
+}
+
+const VERSION = 1
+const KIND_UPDATE = 0
+const KIND_SEQ = 1
+const KIND_AWARENESS = 2
+
+/** Encode an update notification; `inline` false sends the seq alone. */
+export function encodeUpdateNotice(node: string, seq: number, update: Uint8Array, inline: boolean, sentAt = Date.now()): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, VERSION)
+  encoding.writeVarUint(encoder, inline ? KIND_UPDATE : KIND_SEQ)
+  encoding.writeVarString(encoder, node)
+  encoding.writeVarUint(encoder, sentAt)
+  encoding.writeVarUint(encoder, seq)
+  if (inline) encoding.writeVarUint8Array(encoder, update)
+  return encoding.toUint8Array(encoder)
+}
+
+/** Encode an awareness notification. */
+export function encodeAwarenessNotice(node: string, update: Uint8Array, owner: AwarenessOwner | undefined, sentAt = Date.now()): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, VERSION)
+  encoding.writeVarUint(encoder, KIND_AWARENESS)
+  encoding.writeVarString(encoder, node)
+  encoding.writeVarUint(encoder, sentAt)
+  encoding.writeVarString(encoder, owner?.accountId ?? '')
+  encoding.writeVarString(encoder, owner?.deviceId ?? '')
+  encoding.writeVarUint8Array(encoder, update)
+  return encoding.toUint8Array(encoder)
+}
+
+/** Decode a fan-out message; undefined for anything malformed or of another version. */
+export function decodeFanoutMessage(bytes: Uint8Array): FanoutMessage | undefined {
+  try {
+    const decoder = decoding.createDecoder(bytes)
+    if (decoding.readVarUint(decoder) !== VERSION) return undefined
+    const kind = decoding.readVarUint(decoder)
+    const node = decoding.readVarString(decoder)
+    const sentAt = decoding.readVarUint(decoder)
+    let message: FanoutMessage
+    if (kind === KIND_UPDATE || kind === KIND_SEQ) {
+      const seq = decoding.readVarUint(decoder)
+      const update = kind === KIND_UPDATE ? decoding.readVarUint8Array(decoder) : undefined
+      message = { kind: 'update', node, sentAt, seq, update }
+    } else if (kind === KIND_AWARENESS) {
+      const accountId = decoding.readVarString(decoder)
+      const deviceId = decoding.readVarString(decoder)
+      const update = decoding.readVarUint8Array(decoder)
+      message = { kind: 'awareness', node, sentAt, owner: accountId && deviceId ? { accountId, deviceId } : undefined, update }
+    } else return undefined
+    return decoding.hasContent(decoder) ? undefined : message
+  } catch {
+    return undefined
+  }
+}
