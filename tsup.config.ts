@@ -15,6 +15,7 @@ export default defineConfig({
     relay: 'src/relay/index.ts',
     testing: 'src/entries/testing.ts',
     pc: 'adapters/pc/index.ts',
+    car: 'adapters/car/index.ts',
     bin: 'src/bin.ts',
   },
   format: ['esm', 'cjs'],

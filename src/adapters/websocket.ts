@@ -71,6 +71,24 @@ export interface WebsocketTransportOptions {
    * big): at least this long before trying again; default 30 000 (or `maxBackoffTime` if larger).
    */
   refusedBackoffTime?: number
+  /**
+   * Spread reconnect delays at random over [½, 1] × the backoff ("equal jitter"), so many devices
+   * dropped at once by a relay restart do not all come back in the same instant. Default false.
+   */
+  jitter?: boolean
+}
+
+/**
+ * A {@link Transport} over WebSocket, with the host's view of the network: an app that knows the
+ * device went offline (a tunnel, airplane mode) says so, and the transport stops trying; when it
+ * says the network is back, every room reconnects at once instead of waiting out its backoff.
+ */
+export interface WebsocketTransport extends Transport {
+  /**
+   * `false`: close every room's socket and stop reconnecting; `true`: reconnect every room now,
+   * with its backoff reset. Writes made meanwhile stay in the sealed logs and sync on reconnect.
+   */
+  setOnline(online: boolean): void
 }
 
 /** Thrown when a room is attached twice or the transport is used after `close()`. */
@@ -108,7 +126,7 @@ function closeInfo(event: unknown): CloseInfo | undefined {
  * attachment.on('status', ({ status }) => console.log(status))
  * ```
  */
-export function websocketTransport(options: WebsocketTransportOptions): Transport {
+export function websocketTransport(options: WebsocketTransportOptions): WebsocketTransport {
   // The polyfill is taken on trust to be a WHATWG-compatible WebSocket (as `ws` is).
   const WS = (options.WebSocketPolyfill as typeof WebSocket | undefined) ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket
   if (!WS) throw new WebsocketTransportError('no WebSocket implementation: pass WebSocketPolyfill (e.g. ws in Node)')
@@ -119,6 +137,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
   const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)
   const attachments = new Map<string, RoomAttachment>()
   let closed = false
+  let online = true
 
   return {
     kind: 'websocket',
@@ -135,10 +154,17 @@ export function websocketTransport(options: WebsocketTransportOptions): Transpor
         maxBackoff,
         refusedBackoff,
         tokenIn: options.tokenIn === 'url' ? 'url' : 'header',
+        jitter: options.jitter === true,
+        online,
         onDetach: () => attachments.delete(room.roomId),
       })
       attachments.set(room.roomId, attachment)
       return attachment
+    },
+    setOnline(value) {
+      if (typeof value !== 'boolean') throw new WebsocketTransportError(`setOnline takes a boolean, got ${typeof value}`)
+      online = value
+      for (const attachment of attachments.values()) attachment.setOnline(value)
     },
     close() {
       closed = true
@@ -164,6 +190,9 @@ interface AttachmentConfig {
   maxBackoff: number
   refusedBackoff: number
   tokenIn: 'header' | 'url'
+  jitter: boolean
+  /** Whether the host says the network is up when the room is attached. */
+  online: boolean
   onDetach: () => void
 }
 
@@ -179,12 +208,15 @@ class RoomAttachment implements TransportAttachment {
   /** Bumped on every attempt and on detach, so a late token cannot revive a stale attempt. */
   private attempt = 0
   private resync: ReturnType<typeof setInterval> | undefined
+  /** The host says the network is down: no socket, no attempts. */
+  private offline: boolean
 
   constructor(
     room: SealedLogRoom,
     private readonly config: AttachmentConfig,
   ) {
     this.roomId = room.roomId
+    this.offline = !config.online
     this.provider = new WebsocketProvider(config.url, room.roomId, room.doc, {
       connect: false,
       awareness: room.awareness,
@@ -217,7 +249,22 @@ class RoomAttachment implements TransportAttachment {
     if (config.resyncInterval > 0) {
       this.resync = setInterval(() => this.sendStep1(room), config.resyncInterval)
     }
-    void this.connect()
+    if (!this.offline) void this.connect()
+  }
+
+  /** See {@link WebsocketTransport.setOnline}. */
+  setOnline(online: boolean): void {
+    if (this.detached || online === !this.offline) return
+    this.offline = !online
+    clearTimeout(this.timer)
+    this.attempt += 1
+    if (!online) {
+      this.provider.disconnect()
+      this.setStatus('disconnected')
+      return
+    }
+    this.failures = 0
+    if (!this.provider.wsconnected) void this.connect()
   }
 
   get status(): TransportStatus {
@@ -255,7 +302,7 @@ class RoomAttachment implements TransportAttachment {
         return
       }
     }
-    if (attempt !== this.attempt || this.detached) return
+    if (attempt !== this.attempt || this.detached || this.offline) return
     // The token rides in a subprotocol header, not the URL (proxies and access logs keep URLs),
     // unless the server is known to read it from the query only.
     if (token === undefined) {
@@ -327,6 +374,7 @@ class RoomAttachment implements TransportAttachment {
     // The provider would reconnect on its own with the same (now spent) token; we take over.
     this.provider.shouldConnect = false
     if (this.detached) return
+    if (this.offline) return this.setStatus('disconnected')
     this.setStatus('disconnected')
     const info = closeInfo(event)
     const refused = info !== undefined && REFUSAL_CODES.has(info.code)
@@ -344,7 +392,8 @@ class RoomAttachment implements TransportAttachment {
     clearTimeout(this.timer)
     this.failures += 1
     const backoff = Math.min(100 * 2 ** this.failures, this.config.maxBackoff)
-    const delay = refused ? this.config.refusedBackoff : backoff
+    const base = refused ? this.config.refusedBackoff : backoff
+    const delay = this.config.jitter ? base * (0.5 + Math.random() / 2) : base
     this.timer = setTimeout(() => void this.connect(), delay)
   }
 

@@ -8,10 +8,9 @@
  * @module
  */
 import WebSocket from 'ws'
-import type { Transport } from '../adapters/transport.js'
-import { websocketTransport as platformTransport, type WebsocketTransportOptions } from '../adapters/websocket.js'
+import { websocketTransport as platformTransport, type WebsocketTransport, type WebsocketTransportOptions } from '../adapters/websocket.js'
 
-export { WebsocketTransportError, type WebSocketConstructor, type WebsocketTransportOptions } from '../adapters/websocket.js'
+export { WebsocketTransportError, type WebSocketConstructor, type WebsocketTransport, type WebsocketTransportOptions } from '../adapters/websocket.js'
 
 /**
  * Create a WebSocket transport; `WebSocketPolyfill` defaults to `ws`.
@@ -22,6 +21,6 @@ export { WebsocketTransportError, type WebSocketConstructor, type WebsocketTrans
  * const transport = websocketTransport({ url: 'ws://127.0.0.1:8787' })
  * ```
  */
-export function websocketTransport(options: WebsocketTransportOptions): Transport {
+export function websocketTransport(options: WebsocketTransportOptions): WebsocketTransport {
   return platformTransport({ ...options, WebSocketPolyfill: options?.WebSocketPolyfill ?? WebSocket })
 }

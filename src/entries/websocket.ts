@@ -5,4 +5,4 @@
  *
  * @module
  */
-export { websocketTransport, WebsocketTransportError, type WebSocketConstructor, type WebsocketTransportOptions } from '../adapters/websocket.js'
+export { websocketTransport, WebsocketTransportError, type WebSocketConstructor, type WebsocketTransport, type WebsocketTransportOptions } from '../adapters/websocket.js'

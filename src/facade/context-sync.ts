@@ -98,6 +98,13 @@ export interface OpenOptions {
    * with a real protector is migrated.
    */
   keys?: KeyProtector
+  /**
+   * The scopes this device agrees to hold (`local` always). A scope an owner grants it beyond
+   * these is left unopened — never subscribed, synced or stored — and reported once as
+   * `scope-refused`. A head unit shared by several drivers passes its restricted set here.
+   * Omitted: whatever the account's policy and grants give it.
+   */
+  holdOnly?: readonly string[]
 }
 
 /** A storage failure; the write stays queued and is retried. */
@@ -119,6 +126,8 @@ export interface ContextSyncEvents {
   status: (event: { scope: string; transport: string; status: TransportStatus }) => void
   /** The scopes this device holds changed (a grant arrived). */
   scopes: (event: { scopes: string[] }) => void
+  /** The account lets this device hold a scope outside `holdOnly`: it left it unopened. Once per scope. */
+  'scope-refused': (event: { scope: string; holdOnly: string[] }) => void
   /** This device was revoked by an owner: it syncs nothing any more. */
   revoked: (event: { deviceId: string }) => void
   /**
@@ -167,6 +176,10 @@ export class ContextSync {
   private retentionTimer: ReturnType<typeof setInterval> | undefined
   private closed = false
   private revoked = false
+  /** `OpenOptions.holdOnly`, when given. */
+  private holdOnly: readonly string[] | undefined
+  /** Scopes already reported as `scope-refused`. */
+  private readonly refusedScopes = new Set<string>()
   /** Resolves once scope rooms may go online (see {@link whenRegistryArrived}). */
   private registryArrived: Promise<void> = Promise.resolve()
 
@@ -249,9 +262,10 @@ export class ContextSync {
     const fields = requireObject(options, 'ContextSync.open(options)')
     const storage = requireStorage(fields.storage)
     const transports = requireTransports(fields.transports)
+    const holdOnly = requireHoldOnly(fields.holdOnly)
     await ready()
     const identity = await loadOrCreateIdentity(storage, options)
-    return ContextSync.start(identity, storage, transports, options.sync ?? {})
+    return ContextSync.start(identity, storage, transports, options.sync ?? {}, holdOnly)
   }
 
   /**
@@ -264,7 +278,9 @@ export class ContextSync {
    * const car = await ContextSync.join({ invite: code, device: { kind: 'car', name: 'Car' }, storage, transports })
    * ```
    */
-  static async join(options: JoinOptions & { storage: StorageAdapter; transports: Transport[]; sync?: SyncOptions; keys?: KeyProtector }): Promise<ContextSync> {
+  static async join(
+    options: JoinOptions & { storage: StorageAdapter; transports: Transport[]; sync?: SyncOptions; keys?: KeyProtector; holdOnly?: readonly string[] },
+  ): Promise<ContextSync> {
     const fields = requireObject(options, 'ContextSync.join(options)')
     const storage = requireStorage(fields.storage)
     const transports = requireTransports(fields.transports)
@@ -284,7 +300,7 @@ export class ContextSync {
       ],
       keys,
     )
-    const dev = await ContextSync.start(joined, storage, transports, options.sync ?? {})
+    const dev = await ContextSync.start(joined, storage, transports, options.sync ?? {}, requireHoldOnly(fields.holdOnly))
     try {
       await dev.untilAdmitted(options.timeoutMs ?? 60_000)
     } catch (error) {
@@ -299,6 +315,7 @@ export class ContextSync {
     storage: StorageAdapter,
     transports: Transport[],
     sync: SyncOptions,
+    holdOnly?: readonly string[],
   ): Promise<ContextSync> {
     const { device, account } = identity
     validateSyncOptions(sync)
@@ -346,6 +363,7 @@ export class ContextSync {
     await registryReplica.compactIfDue()
 
     const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
+    instance.holdOnly = holdOnly
     instance.wireReplica(registryReplica)
     instance.registryArrived = instance.whenRegistryArrived()
     try {
@@ -468,7 +486,21 @@ export class ContextSync {
 
   private heldScopes(): string[] {
     if (this.revoked) return []
-    return this.registry.heldScopes(this.deviceId)
+    const held = this.registry.heldScopes(this.deviceId)
+    const holdOnly = this.holdOnly
+    if (!holdOnly) return held
+    return held.filter((scope) => isDeviceLocal(scope) || holdOnly.includes(scope))
+  }
+
+  /** Report each scope the account gives this device beyond `holdOnly`, once. */
+  private reportRefusedScopes(): void {
+    const holdOnly = this.holdOnly
+    if (!holdOnly || this.closed) return
+    for (const scope of this.registry.heldScopes(this.deviceId)) {
+      if (isDeviceLocal(scope) || holdOnly.includes(scope) || this.refusedScopes.has(scope)) continue
+      this.refusedScopes.add(scope)
+      this.emitter.emit('scope-refused', { scope, holdOnly: [...holdOnly] })
+    }
   }
 
   private replicaFor(scope: unknown): Replica {
@@ -530,6 +562,7 @@ export class ContextSync {
     }
     for (const replica of this.allReplicas()) replica.retryHeld()
     this.dropRemovedScopes()
+    this.reportRefusedScopes()
     void this.openHeldScopes()
   }
 
@@ -789,6 +822,12 @@ function requireKeysForDurable(storage: StorageAdapter): void {
   throw new ConfigError(
     'this store is durable, so say how its keys are protected: keys: passphraseKeys(passphrase), a platform keystore (README "Keys at rest"), or plainKeys() to store them unprotected',
   )
+}
+
+function requireHoldOnly(value: unknown): readonly string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || value.some((s) => typeof s !== 'string')) throw new ValidationError('holdOnly must be an array of scope names')
+  return [...(value as string[])]
 }
 
 function requireKeyProtector(value: unknown): KeyProtector | undefined {
