@@ -89,4 +89,24 @@ describe('openPc / initPc', () => {
     writeFileSync(home.keyFile, 'short')
     expect(() => keyFileKeys(home.keyFile)).toThrow(/not a contextsync key file/)
   })
+
+  it('one process per store: a second open is refused while the first runs; a lock left by a dead process is taken over', async () => {
+    const home = pcHome()
+    const { pc } = await initPc({ dataDir: home.dataDir, keyFile: home.keyFile, env: {} })
+    await expect(openPc({ dataDir: home.dataDir, keyFile: home.keyFile, env: {} })).rejects.toThrow(new RegExp(`in use by process ${process.pid}`))
+    const cli = await runCli(home, ['memory', 'list', '--offline', '--data-dir', home.dataDir, '--key-file', home.keyFile])
+    expect(cli.code).toBe(1)
+    expect(cli.stderr).toMatch(/in use by process/)
+    await pc.close()
+    expect(existsSync(join(home.dataDir, 'contextsync.lock'))).toBe(false)
+
+    // A crashed process's lock: its pid no longer runs.
+    const { spawnSync } = await import('node:child_process')
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(join(home.dataDir, 'contextsync.lock'), JSON.stringify({ pid: Number(dead), command: 'contextsync mcp' }))
+    const reopened = await openPc({ dataDir: home.dataDir, keyFile: home.keyFile, env: {} })
+    expect(JSON.parse(readFileSync(join(home.dataDir, 'contextsync.lock'), 'utf8')).pid).toBe(process.pid)
+    await reopened.close()
+  })
 })

@@ -10,7 +10,7 @@
  * @module
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import {
   ConfigError,
   ContextSync,
@@ -27,6 +27,7 @@ import { sqliteStorage, type SqliteStorage } from '../../src/entries/sqlite.js'
 import { websocketTransport } from '../../src/entries/websocket-node.js'
 import { defaultPcKeys } from './key-file.js'
 import { defaultKeyFile, pcPaths, PC_FILES } from './paths.js'
+import { lockStore, type StoreLock } from './store-lock.js'
 
 /** Scopes a PC's tools expose unless told otherwise. */
 export const PC_DEFAULT_SCOPES: readonly string[] = ['personal', 'work']
@@ -199,6 +200,8 @@ function refuseExisting(storePath: string): void {
 
 /** Build the store and transport, run `open`, and wrap the result; releases both if it fails. */
 async function withParts(setup: Setup, open: (storage: SqliteStorage, transports: Transport[]) => Promise<ContextSync>): Promise<PcDevice> {
+  mkdirSync(setup.dataDir, { recursive: true, mode: 0o700 })
+  const lock = lockStore(join(setup.dataDir, PC_FILES.lock), `${basename(process.argv[1] ?? 'node')} ${process.argv[2] ?? ''}`.trim())
   const storage = sqliteStorage({ path: setup.storePath, createDirectory: true })
   const attachments = new Map<string, TransportAttachment>()
   const transports = setup.relayUrl === undefined ? [] : [tracked(websocketTransport({ url: setup.relayUrl, ...(setup.maxBackoffTime !== undefined && { maxBackoffTime: setup.maxBackoffTime }) }), attachments)]
@@ -208,9 +211,10 @@ async function withParts(setup: Setup, open: (storage: SqliteStorage, transports
   } catch (error) {
     await Promise.all(transports.map((t) => t.close()))
     await storage.close()
+    lock.release()
     throw error
   }
-  return pcDevice(sync, setup, storage, transports, attachments)
+  return pcDevice(sync, setup, storage, transports, attachments, lock)
 }
 
 /**
@@ -238,7 +242,7 @@ function tracked(inner: Transport, attachments: Map<string, TransportAttachment>
   }
 }
 
-function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, transports: Transport[], attachments: Map<string, TransportAttachment>): PcDevice {
+function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, transports: Transport[], attachments: Map<string, TransportAttachment>, lock: StoreLock): PcDevice {
   let closing: Promise<void> | undefined
   const exposedScopes = (): string[] => {
     const held = new Set(sync.scopes.available())
@@ -264,6 +268,7 @@ function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, trans
         await sync.close()
         await Promise.all(transports.map((t) => t.close()))
         await storage.close()
+        lock.release()
       })()
       return closing
     },
