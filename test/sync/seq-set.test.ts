@@ -4,15 +4,15 @@
  * encodings a relay or a member device could send.
  *
  * fast-check picks a seed per run and prints it (with the shrunk counterexample) on failure.
- * Replay one: CONTEXTSYNC_SEED=<seed> npx vitest run test/sync-seq-set.test.ts
- * More runs:  CONTEXTSYNC_RUNS=10000 npx vitest run test/sync-seq-set.test.ts
+ * Replay one: CONTEXTSYNC_SEED=<seed> npx vitest run test/sync/seq-set.test.ts
+ * More runs:  CONTEXTSYNC_RUNS=10000 npx vitest run test/sync/seq-set.test.ts
  */
 import fc from 'fast-check'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { describe, expect, it } from 'vitest'
-import { MAX_SEQ_RANGES, SeqSet, SeqSetError } from '../src/sync/seq-set.js'
-import { propertyParams } from './helpers/seeded.js'
+import { MAX_SEQ_RANGES, SeqSet, SeqSetError } from '../../src/sync/seq-set.js'
+import { propertyParams } from '../helpers/seeded.js'
 
 const params = propertyParams(300)
 
