@@ -6,12 +6,14 @@
  * (exit 2, one line).
  */
 import { spawn } from 'node:child_process'
+import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import WebSocket from 'ws'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { ContextSync, createAccount, memoryStorage, plainKeys } from '../src/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import { closeRelays, startRelay } from './relay-helpers.js'
-import { CLI, pcHome, ROOT, runCli, until, type PcHome } from './helpers/pc.js'
+import { CLI, pcHome, pcWorld, ROOT, runCli, until, type PcHome } from './helpers/pc.js'
 
 async function phoneOnRelay(url: string, account?: Awaited<ReturnType<typeof createAccount>>): Promise<{ phone?: ContextSync; transport: ReturnType<typeof websocketTransport> }> {
   const transport = websocketTransport({ url, WebSocketPolyfill: WebSocket, maxBackoffTime: 300 })
@@ -123,6 +125,36 @@ describe('contextsync device commands', () => {
     await until(() => revoked, 'the revocation on the phone')
     const unknown = await runCli(home, ['devices', 'revoke', 'f'.repeat(32)])
     expect(unknown.code).toBe(3)
+  })
+
+  it('memory forget reaches the phone; export and import round-trip a scope; sync prints what arrives', async () => {
+    const { phone, home } = await pcWorld()
+    const keep = await phone.memory.remember({ text: 'Books window seats on trains', tags: ['travel'] })
+    const gone = await phone.memory.remember({ text: 'Old gym membership number' })
+    const forgot = await runCli(home, ['memory', 'forget', gone.id, '--json'])
+    expect(forgot.code, forgot.stderr).toBe(0)
+    expect(JSON.parse(forgot.stdout)).toEqual({ forgotten: true, id: gone.id })
+    await until(() => phone.memory.get(gone.id) === undefined, 'the forget on the phone')
+
+    const file = join(home.root, 'personal.jsonl')
+    const exported = await runCli(home, ['memory', 'export', '--scope', 'personal', '--out', file])
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(readFileSync(file, 'utf8')).toContain('Books window seats on trains')
+    expect(readFileSync(file, 'utf8')).not.toContain('Old gym membership number')
+    await phone.memory.forget(keep.id)
+    await until(async () => !(await runCli(home, ['memory', 'list', '--json'])).stdout.includes(keep.id), 'the phone forget on the PC')
+    const imported = await runCli(home, ['memory', 'import', file, '--json'])
+    expect(imported.code, imported.stderr).toBe(0)
+    expect(JSON.parse(imported.stdout)).toMatchObject({ imported: 1, rejected: [] })
+    await until(() => phone.memory.get(keep.id)?.text === 'Books window seats on trains', 'the imported memory on the phone')
+
+    const daemon = background(home, ['sync', '--json'])
+    await until(() => daemon.stdout().includes('"event":"synced"'), `the daemon in sync (stderr: ${daemon.stderr()})`)
+    const added = await phone.memory.remember({ text: 'Parks on level 3' })
+    await until(() => daemon.stdout().includes(`"event":"memory","type":"added","id":"${added.id}"`), 'the new memory in the daemon output')
+    expect(await daemon.stop()).toBe(0)
+    for (const line of daemon.stdout().trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow()
   })
 
   it('bad arguments exit 2 with one clear line', async () => {

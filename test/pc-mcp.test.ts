@@ -94,6 +94,24 @@ describe('contextsync mcp (stdio)', () => {
     expect(stderr()).toContain('serving scopes personal, work')
   })
 
+  it('append_turn starts a conversation that reaches the phone, and hand_off_session makes the phone its active device', async () => {
+    const { phone, home, pcDeviceId } = await pcWorld()
+    const { client } = await mcpClient(home)
+    const started = await ok<{ sessionId: string; turnId: string }>(client, 'append_turn', { role: 'user', text: 'Plan a weekend in Porto', title: 'Porto' })
+    const onPhone = await phone.sessions.whenAvailable(started.sessionId, { timeoutMs: 20_000 })
+    expect(onPhone.get()).toMatchObject({ title: 'Porto', scope: 'personal' })
+    let accepted = ''
+    phone.sessions.on('handoff', (request) => {
+      void request.accept().then(() => (accepted = request.id))
+    })
+    const offered = await ok<{ offerId: string; status: string }>(client, 'hand_off_session', { sessionId: started.sessionId, to: 'phone' })
+    expect(offered.status).toBe('pending')
+    await until(() => accepted === offered.offerId, 'the phone accepting the handoff')
+    await until(async () => (await ok<{ session: { activeDevice: string } }>(client, 'read_session', { id: started.sessionId })).session.activeDevice === phone.deviceId, 'the phone as the active device on the PC')
+    expect(phone.sessions.get(started.sessionId)!.turns[0]!.deviceId).toBe(pcDeviceId)
+    expect(errorText(await call(client, 'append_turn', { sessionId: 'no-such-session', role: 'user', text: 'x' }))).toMatch(/no session/)
+  })
+
   it('with --scopes personal, never reveals work or health items, and naming them is a clear tool error', async () => {
     const { phone, home } = await pcWorld()
     const personal = await phone.memory.remember({ text: 'Marker personal coffee order', scope: 'personal' })
