@@ -1,9 +1,10 @@
 /**
  * The outbox a head unit can show (ARCHITECTURE.md "adapters/car"): per scope, how many envelopes
- * this device sealed while the scope's room was not in sync with the relay, and how many bytes —
- * writes made in a tunnel, or in flight while reconnecting. A room that syncs again (y-websocket
- * sync: each side sends only what the other's state vector lacks, so nothing goes twice) empties
- * its count; once every count is empty, `synced` fires.
+ * this device sealed that may not have reached the relay, and how many bytes — writes made in a
+ * tunnel, and writes sent in the last {@link IN_DOUBT_MS} before a connection dropped (y-websocket
+ * has no acknowledgement, and a dead connection is only noticed when it closes or times out). A
+ * room that syncs again (y-websocket sync: each side sends only what the other's state vector
+ * lacks, so nothing goes twice) empties its count; once every count is empty, `synced` fires.
  *
  * @module
  */
@@ -33,12 +34,20 @@ export interface OutboxEvents {
   synced: (event: { scopes: string[] }) => void
 }
 
+/**
+ * How long a write sent on a live connection stays in doubt: y-websocket closes a connection that
+ * received nothing for 30 s, so a drop is noticed within that (plus a margin).
+ */
+export const IN_DOUBT_MS = 35_000
+
 /** Watches one device's sealed logs and room states. */
 export class Outbox {
   readonly events = new Emitter<OutboxEvents>()
   private readonly pending = new Map<string, PendingScope>()
   private readonly status = new Map<string, TransportStatus>()
   private readonly watched = new Map<string, () => void>()
+  /** Envelopes sent on a live connection lately, per scope: pending again if it drops. */
+  private readonly recent = new Map<string, Array<{ at: number; bytes: number }>>()
   private readonly offs: Array<() => void> = []
 
   /** @param statusOf the current state of a room (the link remembers it; events alone miss early ones) */
@@ -83,19 +92,21 @@ export class Outbox {
       // Local transactions on the outer doc are this device's own sealing and compaction; what a
       // transport applies is remote (y-websocket and the loopback apply updates as non-local).
       const observer = (event: Y.YArrayEvent<Uint8Array>, transaction: Y.Transaction): void => {
-        if (!transaction.local || this.isSynced(scope)) return
-        let count = 0
-        let bytes = 0
+        if (!transaction.local) return
+        const sizes: number[] = []
         for (const delta of event.changes.delta) {
           if (!Array.isArray(delta.insert)) continue
-          for (const item of delta.insert as unknown[]) {
-            count += 1
-            if (item instanceof Uint8Array) bytes += item.byteLength
-          }
+          for (const item of delta.insert as unknown[]) sizes.push(item instanceof Uint8Array ? item.byteLength : 0)
         }
-        if (count === 0) return
-        const p = this.pending.get(scope) ?? { count: 0, bytes: 0 }
-        this.pending.set(scope, { count: p.count + count, bytes: p.bytes + bytes })
+        if (sizes.length === 0) return
+        if (this.isSynced(scope)) {
+          const now = Date.now()
+          const recent = (this.recent.get(scope) ?? []).filter((r) => now - r.at < IN_DOUBT_MS)
+          for (const bytes of sizes) recent.push({ at: now, bytes })
+          this.recent.set(scope, recent)
+          return
+        }
+        this.add(scope, sizes.length, sizes.reduce((a, b) => a + b, 0))
       }
       log.observe(observer)
       this.watched.set(scope, () => log.unobserve(observer))
@@ -106,9 +117,24 @@ export class Outbox {
     return this.statusOf(this.dev.roomId(scope)) === 'synced'
   }
 
+  private add(scope: string, count: number, bytes: number): void {
+    const p = this.pending.get(scope) ?? { count: 0, bytes: 0 }
+    this.pending.set(scope, { count: p.count + count, bytes: p.bytes + bytes })
+  }
+
   private onStatus(scope: string, status: TransportStatus): void {
+    const was = this.status.get(scope)
     this.status.set(scope, status)
-    if (status !== 'synced') return
+    if (status !== 'synced') {
+      // The connection dropped: what went out on it lately may never have arrived.
+      if (was === 'synced') {
+        const now = Date.now()
+        const doubtful = (this.recent.get(scope) ?? []).filter((r) => now - r.at < IN_DOUBT_MS)
+        this.recent.delete(scope)
+        if (doubtful.length > 0) this.add(scope, doubtful.length, doubtful.reduce((a, r) => a + r.bytes, 0))
+      }
+      return
+    }
     const had = this.snapshot().count > 0
     this.pending.delete(scope)
     if (had && this.snapshot().count === 0) this.events.emit('synced', { scopes: [...this.status.keys()].filter((s) => this.status.get(s) === 'synced') })
