@@ -327,6 +327,55 @@ describe('finding 4: quota accounting is incremental', () => {
     expect(merges.mock.calls.length).toBeLessThanOrEqual(UPDATES / 5)
     expect(relay.metrics().storedSize).toBeLessThanOrEqual(64_000)
   })
+
+  it('a room whose merged size fits a few dozen bytes under the quota keeps taking rewrites (the estimate overcounts; no false 4413)', async () => {
+    // What the room merges to, computed the way the relay's room doc will hold it.
+    const writer = sealedLog('sizing')
+    writer.doc.clientID = 4242
+    writer.log.push([fakeEnvelope('bulk', 60_000), fakeEnvelope('churn-0', 1000)])
+    const merged = Y.encodeStateAsUpdate(writer.doc).length
+    // The exact figure stays within ~10 bytes of it; the estimate grows ~17 bytes per rewrite until
+    // the next exact figure (an eighth of the room appended: ~8 rewrites), so it crosses this quota
+    // while the room still fits under it.
+    const QUOTA = merged + 90
+
+    const relay = await startRelay({ limits: { maxStoredBytesPerAccount: QUOTA } })
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const transport = websocketTransport({ url: relay.url, token: alice.token, WebSocketPolyfill: NodeWebSocket, refusedBackoffTime: 60_000 })
+    cleanups.push(() => transport.close())
+    // sealedLog's shape with a fixed client id (set before the awareness reads it).
+    const doc = new Y.Doc()
+    doc.clientID = 4242
+    const room = { roomId, doc, awareness: new awarenessProtocol.Awareness(doc), log: doc.getArray<Uint8Array>('log') }
+    cleanups.push(() => room.awareness.destroy())
+    const attachment = transport.attach(room)
+    const errors: string[] = []
+    attachment.on('error', ({ code }) => errors.push(code))
+    await waitFor(() => attachment.status === 'synced', 5000, 'writer synced')
+    // The same client id and the same operations: the same structs as the sizing doc.
+    room.log.push([fakeEnvelope('bulk', 60_000), fakeEnvelope('churn-0', 1000)])
+    expect(Y.encodeStateAsUpdate(room.doc).length).toBe(merged)
+    await waitFor(() => relay.metrics().storedBytes >= merged, 5000, 'bulk stored')
+    // Each rewrite replaces the 1000-byte entry by another: the merged size stays where it was,
+    // while the estimate grows by the deletion's own bytes until the next exact figure.
+    const UPDATES = 40
+    for (let i = 1; i <= UPDATES; i++) {
+      room.doc.transact(() => {
+        room.log.delete(1, 1)
+        room.log.push([fakeEnvelope(`churn-${i}`, 1000)])
+      })
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    const checker = sealedLog(roomId)
+    const other = websocketTransport({ url: relay.url, token: alice.token, WebSocketPolyfill: NodeWebSocket })
+    cleanups.push(() => other.close())
+    other.attach(checker)
+    const last = fakeEnvelope(`churn-${UPDATES}`, 1000)
+    await waitFor(() => checker.log.length === 2 && Buffer.from(checker.log.get(1)).equals(Buffer.from(last)), 10_000, 'last rewrite')
+    expect(errors, 'a rewrite that fits was refused').toEqual([])
+    expect(relay.metrics().storedSize).toBeLessThanOrEqual(QUOTA)
+  })
 })
 
 /** A y-websocket awareness frame with hand-written entries (what any client can send). */

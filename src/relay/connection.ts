@@ -189,20 +189,28 @@ export class RelayConnection implements RoomPeer {
     const growth = update.length - freed
     const pairing = PAIRING_ROOM_PATTERN.test(roomId)
     const account = accountOfRoom(roomId)
-    const over = (): LimitName | undefined => {
+    /** The first limit the update would pass, and by how many bytes. */
+    const over = (): { limit: LimitName; excess: number } | undefined => {
       if (growth <= 0) return undefined
-      if (pairing ? storage.roomSize(roomId) + growth > limits.maxPairingRoomBytes : storage.sizeOfAccount(account) + growth > limits.maxStoredBytesPerAccount) {
-        return pairing ? 'pairingRoomBytes' : 'storedBytesPerAccount'
+      const room = pairing ? storage.roomSize(roomId) + growth - limits.maxPairingRoomBytes : storage.sizeOfAccount(account) + growth - limits.maxStoredBytesPerAccount
+      if (room > 0) return { limit: pairing ? 'pairingRoomBytes' : 'storedBytesPerAccount', excess: room }
+      const total = storage.totalSize + growth - limits.maxStoredBytes
+      return total > 0 ? { limit: 'storedBytes', excess: total } : undefined
+    }
+    let verdict = over()
+    // The estimate only overcounts; an exact figure costs a merge of the room. It is worth it once
+    // an eighth of the room was appended since the last one (merge work stays linear in bytes
+    // written) — or when the overcount could be all of the excess (it is at most what was appended
+    // since the last merge, plus the headers of what that deleted: twice the appended bytes bounds
+    // it), as long as merges of this room stay rare next to their cost (Room.mayMergeForExactSize).
+    if (verdict && storage.rows(roomId) > 1) {
+      const appended = storage.appendedSinceMerge(roomId)
+      if (appended * 8 >= storage.roomSize(roomId) || (verdict.excess <= 2 * appended && this.room.mayMergeForExactSize())) {
+        this.room.tryMerge()
+        verdict = over()
       }
-      return storage.totalSize + growth > limits.maxStoredBytes ? 'storedBytes' : undefined
     }
-    let limit = over()
-    // The estimate only overcounts; an exact figure costs a merge of the room, worth it once an
-    // eighth of the room was appended since the last one (merge work stays linear in bytes written).
-    if (limit && storage.rows(roomId) > 1 && storage.appendedSinceMerge(roomId) * 8 >= storage.roomSize(roomId)) {
-      this.room.tryMerge()
-      limit = over()
-    }
+    const limit = verdict?.limit
     if (limit) {
       metrics.limitHit(limit)
       const reason = limit === 'pairingRoomBytes' ? 'pairing room quota exceeded' : limit === 'storedBytes' ? 'relay storage full' : 'account storage quota exceeded'

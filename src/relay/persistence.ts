@@ -21,7 +21,9 @@
  * minus the live content its deletions remove (`room-size.ts`) — and set exactly at every merge.
  * The estimate never undercounts (deleted items' own ids are not subtracted); when it reaches a
  * quota, the connection merges the room for an exact figure, but only once at least an eighth of
- * the room was appended since the last merge — so merge work stays proportional to bytes written.
+ * the room was appended since the last merge — so merge work stays proportional to bytes written —
+ * or when the overcount could be the whole excess, at most once per twenty times the last merge's
+ * cost (`Room.mayMergeForExactSize`), so a room that fits is not refused.
  *
  * @module
  */

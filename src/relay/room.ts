@@ -40,6 +40,8 @@ export interface RoomPeer {
  * quadratic.
  */
 export const QUOTA_MERGE_INTERVAL_MS = 1_000
+/** A merge for an exact size waits at least this many times the last merge's duration. */
+export const QUOTA_MERGE_COST_FACTOR = 20
 
 /** Origin of updates replayed from storage, so they are not stored again. */
 const LOAD_ORIGIN = Symbol('contextsync-relay-load')
@@ -95,6 +97,9 @@ export class Room {
   private readonly pendingSizes = new Map<number, number>()
   private mergeScheduled = false
   private lastMerge = 0
+  /** When the last merge started (performance.now()) and how long its encoding took (ms). */
+  private lastMergeStarted = 0
+  private lastMergeMs = 0
   private mergeTimer: NodeJS.Timeout | undefined
   private destroyed = false
   /** The store refused or failed a write: nothing more is stored or merged from this doc. */
@@ -320,8 +325,10 @@ export class Room {
   merge(): void {
     this.mergeScheduled = false
     if (this.destroyed || this.broken || this.storage.rows(this.id) <= 1) return
+    this.lastMergeStarted = performance.now()
     this.lastMerge = Date.now()
     const merged = this.mergedState()
+    this.lastMergeMs = performance.now() - this.lastMergeStarted
     this.storage.setExactSize(this.id, merged.length)
     const through = this.headSeq
     if (through === 0 || this.compactionQueued) return
@@ -334,6 +341,18 @@ export class Room {
         this.onMerged()
       }
     }, 'merging a room failed')
+  }
+
+  /**
+   * Whether a merge only for an exact size (a quota decision the estimate cannot make) may run
+   * now: not within {@link QUOTA_MERGE_COST_FACTOR} times the last merge's encoding time since it
+   * started — so a writer hovering at its quota makes the relay spend a small fraction of its time
+   * merging that room (the encoding, and the store's rewrite of about as many bytes), whatever the
+   * room's size, while a small room gets an exact figure almost whenever it needs one. Encoding
+   * time, not the rewrite's wall time: a store's rewrite waits on I/O and other rooms' writes.
+   */
+  mayMergeForExactSize(): boolean {
+    return performance.now() - this.lastMergeStarted >= QUOTA_MERGE_COST_FACTOR * this.lastMergeMs
   }
 
   /**
