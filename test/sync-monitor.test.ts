@@ -5,8 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { SyncMonitor, type SyncLagEvent } from '../src/facade/sync-monitor.js'
-import type { DeviceIdentity } from '../src/facade/identity.js'
-import type { ScopeReplicas } from '../src/facade/device-context.js'
+import type { DeviceContext } from '../src/facade/device-context.js'
 import type { Replica } from '../src/sync/replica.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -23,15 +22,17 @@ function setup(lagTimeoutMs = 80) {
     hasPendingUpdates: () => state.pending,
     holdsContent: (client: number, clock: number) => (state.clocks.get(client) ?? 0) >= clock,
   } as unknown as Replica
-  const scopes = {
+  // Only what the monitor reads of the device context.
+  const context = {
     deviceId: 'me',
     replicas: () => [replica],
     eachReplica: (fn: (r: Replica) => void) => fn(replica),
     replica: () => replica,
     assertOpen: () => {},
-  } as unknown as ScopeReplicas
-  const identity = { registry: { revocation: () => undefined }, allReplicas: () => [replica] } as unknown as DeviceIdentity
-  const monitor = new SyncMonitor(scopes, identity, { lagTimeoutMs })
+    registry: { revocation: () => undefined },
+    allReplicas: () => [replica],
+  } as unknown as DeviceContext
+  const monitor = new SyncMonitor(context, { lagTimeoutMs })
   monitors.push(monitor)
   const events: string[] = []
   monitor.on('lag', (e: SyncLagEvent) => events.push(`${e.state}:${e.announcedSeq}`))

@@ -29,7 +29,7 @@ import type { HoldLimits } from '../sync/hold.js'
 import { Emitter } from '../util/emitter.js'
 import { passKey } from '../crdt/registry.js'
 import { Account, accountKeys } from './account.js'
-import type { DeviceContext, ScopeReplicas } from './device-context.js'
+import type { DeviceContext } from './device-context.js'
 import { DevicesApi } from './devices.js'
 import { MemoryApi } from './memory.js'
 import { InviteHost, joinWithInvite, type JoinOptions } from './pairing.js'
@@ -197,32 +197,30 @@ export class ContextSync {
   ) {
     this.deviceId = device.deviceId
     this.accountId = account.accountId
-    const scopes: ScopeReplicas = {
-      deviceId: device.deviceId,
-      replica: (scope) => this.replicaFor(scope),
-      replicas: () => [...this.scopeReplicas.values()],
-      assertOpen: () => this.assertOpen(),
-      eachReplica: (fn) => {
-        for (const replica of this.scopeReplicas.values()) fn(replica)
-        this.replicaWatchers.push(fn)
-      },
-    }
+    // One context object for every sub-API (device-context.ts).
     this.context = {
       device,
       account,
       keyring,
       registry,
       transports,
+      deviceId: device.deviceId,
       assertOpen: () => this.assertOpen(),
+      replica: (scope) => this.replicaFor(scope),
+      replicas: () => [...this.scopeReplicas.values()],
+      eachReplica: (fn) => {
+        for (const replica of this.scopeReplicas.values()) fn(replica)
+        this.replicaWatchers.push(fn)
+      },
       heldReplica: (scope) => this.scopeReplicas.get(scope),
       allReplicas: () => this.allReplicas(),
       reportRejection: (event) => this.reportRejection(event),
     }
-    this.memory = new MemoryApi(scopes, this.context)
-    this.sessions = new SessionsApi(scopes, this.context)
-    this.monitor = new SyncMonitor(scopes, this.context, sync.lagTimeoutMs === undefined ? {} : { lagTimeoutMs: sync.lagTimeoutMs })
+    this.memory = new MemoryApi(this.context)
+    this.sessions = new SessionsApi(this.context, this.context)
+    this.monitor = new SyncMonitor(this.context, sync.lagTimeoutMs === undefined ? {} : { lagTimeoutMs: sync.lagTimeoutMs })
     this.monitor.on('lag', (e) => this.emitter.emit('sync-lag', e))
-    this.presence = new PresenceApi(scopes, this.context, { onLogSeq: (scope, deviceId, seq, tip) => this.monitor.announce(scope, deviceId, seq, tip) })
+    this.presence = new PresenceApi(this.context, { onLogSeq: (scope, deviceId, seq, tip) => this.monitor.announce(scope, deviceId, seq, tip) })
     this.devices = new DevicesApi(this.context, new InviteHost(this.context))
     this.scopes = new ScopesApi(this.context, () => this.heldScopes())
   }

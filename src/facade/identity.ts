@@ -1,28 +1,16 @@
 /**
- * What the AI-context APIs (memory export/import, handoff, presence) need to know about the device
- * they run on. `ContextSync` passes its device context, which has this shape; the interface is
- * declared here, narrowly, so these modules do not import the facade that builds them.
+ * Helpers over the identity view of the device context (`DeviceIdentity`, declared with the
+ * context in `device-context.ts`): the kind a device's certificate states, and this device's own
+ * certificate as the registry holds it.
  *
  * @module
  */
 import { certificateKey, statementsMap } from '../crdt/registry.js'
-import type { AccountKeys, DeviceKeys, ScopeKeyring } from '../crypto/index.js'
 import { REGISTRY_SCOPE } from '../crypto/keyring.js'
-import type { RejectedEvent, Replica } from '../sync/replica.js'
-import type { Registry } from './registry.js'
+import type { DeviceIdentity } from './device-context.js'
 import { DEVICE_KINDS, type DeviceKind } from './scopes.js'
 
-/** @internal The device an API runs on: its keys, account, keyring and registry. */
-export interface DeviceIdentity {
-  readonly device: Pick<DeviceKeys, 'deviceId' | 'deviceIdBytes' | 'signPublicKey' | 'signSecretKey'>
-  readonly account: Pick<AccountKeys, 'accountId' | 'rootPublicKey'>
-  readonly keyring: ScopeKeyring
-  readonly registry: Pick<Registry, 'certificate' | 'list' | 'holds' | 'revocation' | 'events'>
-  /** Every replica, the registry's included. */
-  allReplicas(): Replica[]
-  /** Count and report refused input that no replica saw (statements, import lines). */
-  reportRejection(event: RejectedEvent): void
-}
+export type { DeviceIdentity } from './device-context.js'
 
 /** The device kind a certificate states (`'other'` for unknown kinds or devices). */
 export function kindOf(identity: DeviceIdentity, deviceId: string): DeviceKind | undefined {

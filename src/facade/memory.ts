@@ -31,8 +31,7 @@ import {
 import { NotFoundError, ValidationError } from '../errors.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import type { ScopeReplicas } from './device-context.js'
-import type { DeviceIdentity } from './identity.js'
+import type { DeviceContext, DeviceIdentity, ScopeReplicas } from './device-context.js'
 import { requireEmbedding, requireLabel } from './json.js'
 import { exportScope, exportSigner } from './memory-file/export.js'
 import { importMemories } from './memory-file/import.js'
@@ -72,15 +71,17 @@ export class MemoryApi {
   private readonly emitter = new Emitter<MemoryEvents>()
   private readonly index = new RecallIndex((scope, id) => this.read(scope, id))
   private readonly expiry: ExpirySweeper
+  /** The device context, as the replicas of its scopes and as its identity. */
+  private readonly scopes: ScopeReplicas
+  private readonly identity: DeviceIdentity
 
   /** @internal built by `ContextSync`. */
-  constructor(
-    private readonly scopes: ScopeReplicas,
-    private readonly identity?: DeviceIdentity,
-  ) {
-    this.expiry = new ExpirySweeper(this.index, scopes)
+  constructor(context: DeviceContext) {
+    this.scopes = context
+    this.identity = context
+    this.expiry = new ExpirySweeper(this.index, context)
     // Scopes granted while the device runs get their replica later; watch those too.
-    scopes.eachReplica((replica) => this.watch(replica))
+    context.eachReplica((replica) => this.watch(replica))
   }
 
   /**

@@ -17,8 +17,7 @@ import type { Replica } from '../sync/replica.js'
 import { MAX_PRESENCE_FIELD, openPresence, PresenceSeqs, type PresenceKeys, type PresencePayload } from '../sync/presence.js'
 import { Emitter } from '../util/emitter.js'
 import { ValidationError } from '../errors.js'
-import type { DeviceIdentity } from './identity.js'
-import type { ScopeReplicas } from './device-context.js'
+import type { DeviceContext, DeviceIdentity, ScopeReplicas } from './device-context.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 import { requireObject } from './validate.js'
 
@@ -102,21 +101,22 @@ export class PresenceApi {
   private offRegistry: (() => void) | undefined
   private offSealed: (() => void) | undefined
   private closed = false
+  /** The device context, as the replicas of its scopes and as its identity. */
+  private readonly scopes: ScopeReplicas
+  private readonly identity: DeviceIdentity
 
   /** @internal built by `ContextSync`. */
-  constructor(
-    private readonly scopes: ScopeReplicas,
-    private readonly identity?: DeviceIdentity,
-    options: PresenceOptions = {},
-  ) {
+  constructor(context: DeviceContext, options: PresenceOptions = {}) {
+    this.scopes = context
+    this.identity = context
     this.timeoutMs = options.timeoutMs ?? outdatedTimeout
     this.heartbeatMs = options.heartbeatMs ?? Math.max(1, this.timeoutMs / 2 - 1000)
     this.onLogSeq = options.onLogSeq
     this.announceDelayMs = options.announceDelayMs ?? 1_000
-    scopes.eachReplica((replica) => {
+    context.eachReplica((replica) => {
       if (replica.scope === PRESENCE_SCOPE && !this.replica) this.attach(replica)
     })
-    this.offRegistry = identity?.registry.events.on('change', () => this.retryHeld())
+    this.offRegistry = context.registry.events.on('change', () => this.retryHeld())
   }
 
   /**
@@ -134,10 +134,10 @@ export class PresenceApi {
     this.scopes.assertOpen()
     const me = this.scopes.deviceId
     const ids = new Set<string>([me])
-    for (const certificate of this.identity?.registry.list() ?? []) {
-      if (!this.identity?.registry.revocation(certificate.deviceId)) ids.add(certificate.deviceId)
+    for (const certificate of this.identity.registry.list()) {
+      if (!this.identity.registry.revocation(certificate.deviceId)) ids.add(certificate.deviceId)
     }
-    for (const id of this.peers.keys()) if (!this.identity?.registry.revocation(id)) ids.add(id)
+    for (const id of this.peers.keys()) if (!this.identity.registry.revocation(id)) ids.add(id)
     return [...ids].map((id) => this.entry(id, Date.now()))
   }
 
@@ -209,7 +209,7 @@ export class PresenceApi {
       for (const client of removed) this.drop(client, now)
     })
     for (const [client, state] of awareness.getStates()) this.ingest(client, state, Date.now())
-    if (this.identity) this.publisher = new PresencePublisher(this.identity, replica)
+    this.publisher = new PresencePublisher(this.identity, replica)
     this.publish()
     // New own envelopes are announced soon (their seq is what peers check for withholding).
     const publisher = this.publisher
@@ -231,7 +231,7 @@ export class PresenceApi {
   }
 
   private keys(): PresenceKeys | undefined {
-    return this.identity && this.replica ? presenceKeys(this.identity, this.replica) : undefined
+    return this.replica ? presenceKeys(this.identity, this.replica) : undefined
   }
 
   private ingest(client: number, state: unknown, now: number): void {
@@ -309,10 +309,10 @@ export class PresenceApi {
     const now = Date.now()
     // The personal scope's key may just have arrived (a device that joined), or moved to a new epoch
     // (a revocation): announce ourselves under the current key, so a revoked device cannot read it.
-    if (this.identity && this.publisher?.epoch !== this.identity.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
+    if (this.publisher?.epoch !== this.identity.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
     // A revoked device is gone from presence, whatever its awareness state says.
     for (const [deviceId, peer] of [...this.peers]) {
-      if (!this.identity?.registry.revocation(deviceId)) continue
+      if (!this.identity.registry.revocation(deviceId)) continue
       for (const client of peer.clients) this.clientDevice.delete(client)
       this.peers.delete(deviceId)
       this.emitIfChanged(deviceId, now)
@@ -330,7 +330,7 @@ export class PresenceApi {
 
   private entry(deviceId: string, now: number): PresenceEntry {
     const self = deviceId === this.scopes.deviceId
-    const certificate = this.identity?.registry.certificate(deviceId)
+    const certificate = this.identity.registry.certificate(deviceId)
     const entry: PresenceEntry = {
       deviceId,
       kind: certificate?.kind ?? 'other',

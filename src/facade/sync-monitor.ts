@@ -28,8 +28,7 @@ import { LOCAL_SCOPE, REGISTRY_SCOPE } from '../crypto/keyring.js'
 import { openPresence, PresenceSeqs } from '../sync/presence.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import type { DeviceIdentity } from './identity.js'
-import type { ScopeReplicas } from './device-context.js'
+import type { DeviceContext, DeviceIdentity, ScopeReplicas } from './device-context.js'
 import { PRESENCE_SCOPE } from './presence.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 
@@ -101,16 +100,18 @@ export class SyncMonitor {
   private readonly checker: ReturnType<typeof setInterval>
   private closed = false
 
-  constructor(
-    private readonly scopes: ScopeReplicas,
-    private readonly identity: DeviceIdentity,
-    options: SyncMonitorOptions = {},
-  ) {
+  /** The device context, as the replicas of its scopes and as its identity. */
+  private readonly scopes: ScopeReplicas
+  private readonly identity: DeviceIdentity
+
+  constructor(context: DeviceContext, options: SyncMonitorOptions = {}) {
+    this.scopes = context
+    this.identity = context
     this.lagTimeoutMs = options.lagTimeoutMs ?? 30_000
     this.heartbeatMs = options.heartbeatMs ?? 14_000
     this.announceDelayMs = options.announceDelayMs ?? 1_000
-    scopes.eachReplica((replica) => this.attach(replica))
-    const registry = identity.allReplicas().find((r) => r.scope === REGISTRY_SCOPE)
+    context.eachReplica((replica) => this.attach(replica))
+    const registry = context.allReplicas().find((r) => r.scope === REGISTRY_SCOPE)
     if (registry) this.attach(registry)
     this.checker = setInterval(() => this.check(), Math.max(50, Math.min(1_000, this.lagTimeoutMs / 4)))
     unref(this.checker)

@@ -7,15 +7,15 @@
 import { memoriesMap, readMemory, type MemoryItem } from '../../crdt/memory.js'
 import { ConfigError } from '../../errors.js'
 import type { Replica } from '../../sync/replica.js'
-import { ownCertificateBytes, type DeviceIdentity } from '../identity.js'
+import type { DeviceIdentity } from '../device-context.js'
+import { ownCertificateBytes } from '../identity.js'
 import { randomId } from '../ids.js'
 import { isExpired } from '../memory-input.js'
 import type { MemoryExport } from '../memory-types.js'
 import { headerLine, memoryLine, type ExportSigner } from './format.js'
 
 /** This device as the signer of an export; throws `ConfigError` before its certificate is in the registry. */
-export function exportSigner(identity: DeviceIdentity | undefined): ExportSigner {
-  if (!identity) throw new ConfigError('export needs the device identity; this MemoryApi was built without one')
+export function exportSigner(identity: DeviceIdentity): ExportSigner {
   const certificate = ownCertificateBytes(identity)
   if (!certificate) throw new ConfigError("this device's certificate has not reached its registry yet; try again once it has synced")
   return {

@@ -9,10 +9,9 @@
  */
 import { insertMemory, type MemoryItem } from '../../crdt/memory.js'
 import { RejectCode, type RejectCode as RejectCodeType } from '../../crypto/codes.js'
-import { ConfigError, ContextSyncError, ValidationError } from '../../errors.js'
+import { ContextSyncError, ValidationError } from '../../errors.js'
 import type { Replica } from '../../sync/replica.js'
-import type { ScopeReplicas } from '../device-context.js'
-import type { DeviceIdentity } from '../identity.js'
+import type { DeviceIdentity, ScopeReplicas } from '../device-context.js'
 import { isExpired } from '../memory-input.js'
 import type { ImportOptions, ImportReport } from '../memory-types.js'
 import { requireObject } from '../validate.js'
@@ -33,7 +32,7 @@ const IMPORT_BATCH = 256
 /** What an import needs of the memory API it runs in. */
 export interface ImportHost {
   readonly scopes: ScopeReplicas
-  readonly identity: DeviceIdentity | undefined
+  readonly identity: DeviceIdentity
   /** The item with this id on this device (superseded versions included), with its replica. */
   locate(id: string): { replica: Replica; item: MemoryItem } | undefined
 }
@@ -46,7 +45,6 @@ export async function importMemories(host: ImportHost, source: ImportSource, opt
   }
   const opts = requireObject(options, 'import(source, options)')
   const identity = host.identity
-  if (!identity) throw new ConfigError('import needs the device identity; this MemoryApi was built without one')
   const targetScope = opts.scope === undefined ? undefined : host.scopes.replica(opts.scope).scope
   const expectAccount = opts.accountId === undefined ? undefined : requireAccountId(opts.accountId, 'accountId')
   const trusted = new Set(requireAccountIds(opts.trust, 'trust'))
