@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<void>> = {
   install: async () => (await import('./install.js')).benchInstall(),
   keys: async () => (await import('./keys.js')).benchKeys(),
   'relay-mix': async () => (await import('./relay-mix.js')).benchRelayMix(),
+  car: async () => (await import('./car.js')).benchCar(),
 }
 /**
  * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git
