@@ -85,8 +85,9 @@ export interface WebsocketTransportOptions {
  */
 export interface WebsocketTransport extends Transport {
   /**
-   * `false`: close every room's socket and stop reconnecting; `true`: reconnect every room now,
-   * with its backoff reset. Writes made meanwhile stay in the sealed logs and sync on reconnect.
+   * `false`: close every room's socket and stop reconnecting; `true` (also when already online,
+   * say after a network change): every room not connected tries now, its backoff reset. Writes
+   * made meanwhile stay in the sealed logs and sync on reconnect.
    */
   setOnline(online: boolean): void
 }
@@ -254,17 +255,23 @@ class RoomAttachment implements TransportAttachment {
 
   /** See {@link WebsocketTransport.setOnline}. */
   setOnline(online: boolean): void {
-    if (this.detached || online === !this.offline) return
-    this.offline = !online
-    clearTimeout(this.timer)
-    this.attempt += 1
+    if (this.detached) return
     if (!online) {
+      if (this.offline) return
+      this.offline = true
+      clearTimeout(this.timer)
+      this.attempt += 1
       this.provider.disconnect()
       this.setStatus('disconnected')
       return
     }
+    this.offline = false
+    // Connected, or a socket on its way: nothing to hurry.
+    if (this.provider.wsconnected || this.provider.ws !== null) return
+    // Otherwise (just back, or waiting out a backoff): the host says the network is there, try now.
+    clearTimeout(this.timer)
     this.failures = 0
-    if (!this.provider.wsconnected) void this.connect()
+    void this.connect()
   }
 
   get status(): TransportStatus {
