@@ -152,6 +152,28 @@ describe('a rental (invite until)', () => {
     // The phone rotated location without it.
     await waitUntil(() => phone.devices.list().some((d) => d.until === T && d.scopes.length === 0), 5000, 'phone sees it ended')
   }, 60_000)
+
+  it('a rental switched away from before until is refused on its next switch after it, and removed', async () => {
+    const relay = await relayOn()
+    const { dev: owner } = await ownerDevice(relay.url)
+    const { dev: other } = await ownerDevice(relay.url)
+    const dataDir = tempDir()
+    const car = await testCar({ dataDir, relayUrl: relay.url })
+    const T = Date.now() + 3_000
+    await car.profiles.join({ id: 'rental', invite: (await owner.devices.invite({ kind: 'car', until: T })).code })
+    await car.device.memory.remember({ text: 'RENTAL2-note' })
+    await car.profiles.join({ id: 'home', invite: (await other.devices.invite({ kind: 'car' })).code })
+    await expect(car.profiles.join({ id: 'home', invite: 'AAAA-AAAA-AAAA-AAAA' })).rejects.toBeInstanceOf(ValidationError)
+    expect(car.activeProfile).toBe('home')
+    await waitUntil(() => Date.now() > T + 50, 10_000, 'until')
+    const ended: string[] = []
+    car.on('access-ended', (e) => ended.push(e.profile))
+    await expect(car.profiles.switch('rental')).rejects.toMatchObject({ code: 'access-ended', until: T })
+    expect(ended).toEqual(['rental'])
+    expect(car.profiles.list().map((p) => p.id)).toEqual(['home'])
+    expect(existsSync(join(dataDir, 'profiles', 'rental'))).toBe(false)
+    expect(filesUnder(dataDir).some((f) => f.bytes.includes('RENTAL2'))).toBe(false)
+  }, 60_000)
 })
 
 describe('driving', () => {

@@ -218,6 +218,8 @@ export class Car {
     const id = requireProfileId(options.id)
     const name = options.name === undefined ? id : String(options.name).slice(0, 100)
     const guest = options.guest === true
+    if (typeof options.invite !== 'string') throw new ValidationError('profiles.join needs the invite code from the driver\'s phone')
+    if (this.index.get(id)) throw new ValidationError(`profile '${id}' exists already; remove it first or pick another id`)
     if (this.current?.guest) await this.remove(this.current.id)
     else await this.closeCurrent()
     this.index.prepare(id)
