@@ -183,7 +183,7 @@ describe('memory export / import', () => {
 
   it('checks imported fields exactly as remember() does (BadPayload with the reason)', async () => {
     const { phone, items } = await source()
-    const signer = exportSigner((phone.memory as unknown as { identity: DeviceIdentity }).identity)
+    const signer = exportSigner((phone.memory as unknown as { context: DeviceIdentity }).context)
     const base = items[0]!
     const bad: MemoryItem[] = [
       { ...base, id: 'b1', tags: ['  '] },

@@ -44,7 +44,7 @@ async function stranger(): Promise<ContextSync> {
 
 /** The keys `dev` signs exports with — what a hostile owner of that account holds anyway. */
 function signerOf(dev: ContextSync): ExportSigner {
-  return exportSigner((dev.memory as unknown as { identity: DeviceIdentity }).identity)
+  return exportSigner((dev.memory as unknown as { context: DeviceIdentity }).context)
 }
 
 /** A validly signed export of `items`, as the holder of `signer` can write it with any content. */

@@ -31,7 +31,7 @@ import {
 import { NotFoundError, ValidationError } from '../errors.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import type { DeviceContext, DeviceIdentity, ScopeReplicas } from './device-context.js'
+import type { DeviceContext } from './device-context.js'
 import { requireEmbedding, requireLabel } from './json.js'
 import { exportScope, exportSigner } from './memory-file/export.js'
 import { importMemories } from './memory-file/import.js'
@@ -71,14 +71,9 @@ export class MemoryApi {
   private readonly emitter = new Emitter<MemoryEvents>()
   private readonly index = new RecallIndex((scope, id) => this.read(scope, id))
   private readonly expiry: ExpirySweeper
-  /** The device context, as the replicas of its scopes and as its identity. */
-  private readonly scopes: ScopeReplicas
-  private readonly identity: DeviceIdentity
 
   /** @internal built by `ContextSync`. */
-  constructor(context: DeviceContext) {
-    this.scopes = context
-    this.identity = context
+  constructor(private readonly context: DeviceContext) {
     this.expiry = new ExpirySweeper(this.index, context)
     // Scopes granted while the device runs get their replica later; watch those too.
     context.eachReplica((replica) => this.watch(replica))
@@ -104,10 +99,10 @@ export class MemoryApi {
   async remember(input: RememberInput): Promise<MemoryItem>
   async remember(input: RememberInput, options: RememberOptions): Promise<RememberResult>
   async remember(input: RememberInput, options?: RememberOptions): Promise<MemoryItem | RememberResult> {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     const fields = requireObject(input, 'remember(input)')
-    const replica = this.scopes.replica(fields.scope ?? 'personal')
-    const item = buildItem(fields, replica.scope, this.scopes.deviceId, {})
+    const replica = this.context.replica(fields.scope ?? 'personal')
+    const item = buildItem(fields, replica.scope, this.context.deviceId, {})
     if (options === undefined) {
       replica.inner.transact(() => insertMemory(replica.inner, item))
       await replica.whenFlushed()
@@ -129,13 +124,13 @@ export class MemoryApi {
     })
     const { id: _id, createdAt: _c, updatedAt: _u, ...proposal } = copyItem(item)
     const decision = await reconcile(proposal, similar)
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     return this.apply(requireDecision(decision), item, replica)
   }
 
   /** The item with this id (superseded versions included), or `undefined`. Synchronous, local. */
   get(id: string): MemoryItem | undefined {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     requireId(id, 'id')
     const found = this.locate(id)
     return found && !isExpired(found.item, Date.now()) ? found.item : undefined
@@ -143,7 +138,7 @@ export class MemoryApi {
 
   /** Items matching every given filter, newest first. Superseded and expired items are left out. */
   list(query: ListQuery = {}): MemoryItem[] {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     const fields = requireObject(query, 'list(query)')
     const limit = optionalLimit(fields.limit, 'limit', Infinity)
     const filter = this.filter(fields, Date.now())
@@ -182,7 +177,7 @@ export class MemoryApi {
 
   /** {@link recall}, with each result's score and ranks. */
   recallWithScores(query: RecallQuery): RecallHit[] {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     const fields = requireObject(query, 'recall(query)')
     const limit = optionalLimit(fields.limit, 'limit', 10)
     const text = fields.text === undefined ? undefined : requireText(fields.text, 'text')
@@ -239,7 +234,7 @@ export class MemoryApi {
    * ```
    */
   async update(id: string, patch: MemoryPatch): Promise<MemoryItem> {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     requireId(id, 'id')
     const fields = requireObject(patch, 'update(patch)')
     const changes = buildPatch(fields)
@@ -268,7 +263,7 @@ export class MemoryApi {
    * ```
    */
   async supersede(id: string, next: SupersedeInput): Promise<MemoryItem> {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     requireId(id, 'id')
     const fields = requireObject(next, 'supersede(id, next)')
     if (fields.scope !== undefined) throw new ValidationError('supersede(id, next): the new version stays in the scope of the old one; omit scope')
@@ -284,7 +279,7 @@ export class MemoryApi {
    * first. Expired versions are gone; an unknown id gives `[]`.
    */
   history(id: string): MemoryItem[] {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     requireId(id, 'id')
     const found = this.locate(id)
     if (!found) return []
@@ -326,13 +321,13 @@ export class MemoryApi {
    * was no such item.
    */
   async forget(id: string, options: { history?: boolean } = {}): Promise<boolean> {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     requireId(id, 'id')
     const opts = requireObject(options, 'forget(id, options)')
     const found = this.locate(id)
     // An entry that does not read as a valid item (written by a buggy or hostile peer) can still
     // be forgotten by its id.
-    const replica = found?.replica ?? this.scopes.replicas().find((r) => memoriesMap(r.inner).has(id))
+    const replica = found?.replica ?? this.context.replicas().find((r) => memoriesMap(r.inner).has(id))
     if (!replica) return false
     const ids = found && opts.history === true ? [id, ...this.history(id).map((m) => m.id)] : [id]
     replica.inner.transact(() => {
@@ -354,10 +349,10 @@ export class MemoryApi {
    * ```
    */
   export(options: ExportOptions): MemoryExport {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     const fields = requireObject(options, 'export(options)')
-    const replica = this.scopes.replica(fields.scope)
-    return exportScope(replica, exportSigner(this.identity), fields.includeHistory !== false)
+    const replica = this.context.replica(fields.scope)
+    return exportScope(replica, exportSigner(this.context), fields.includeHistory !== false)
   }
 
   /**
@@ -378,7 +373,7 @@ export class MemoryApi {
    * ```
    */
   import(source: ImportSource, options: ImportOptions = {}): Promise<ImportReport> {
-    return importMemories({ scopes: this.scopes, identity: this.identity, locate: (id) => this.locate(id) }, source, options)
+    return importMemories({ context: this.context, locate: (id) => this.locate(id) }, source, options)
   }
 
   /** Subscribe to changes (local and remote). Returns an unsubscribe function. */
@@ -455,7 +450,7 @@ export class MemoryApi {
     if (old.supersededBy !== undefined) {
       throw new ValidationError(`memory '${old.id}' was already superseded by '${old.supersededBy}'; supersede the current version`)
     }
-    const item = prepared ?? buildItem(fields, replica.scope, this.scopes.deviceId, { kind: old.kind, tags: old.tags })
+    const item = prepared ?? buildItem(fields, replica.scope, this.context.deviceId, { kind: old.kind, tags: old.tags })
     item.supersedes = old.id
     const now = Date.now()
     replica.inner.transact(() => {
@@ -466,12 +461,12 @@ export class MemoryApi {
   }
 
   private read(scope: string, id: string): MemoryItem | undefined {
-    const replica = this.scopes.replicas().find((r) => r.scope === scope)
+    const replica = this.context.replicas().find((r) => r.scope === scope)
     return replica && readMemory(id, memoriesMap(replica.inner).get(id), scope)
   }
 
   private locate(id: string): { replica: Replica; item: MemoryItem } | undefined {
-    for (const replica of this.scopes.replicas()) {
+    for (const replica of this.context.replicas()) {
       const item = readMemory(id, memoriesMap(replica.inner).get(id), replica.scope)
       if (item) return { replica, item }
     }
@@ -479,7 +474,7 @@ export class MemoryApi {
   }
 
   private filter(fields: Record<string, unknown>, now: number): { accept(meta: MemoryMeta): boolean; selective: boolean } {
-    const replicas = fields.scope === undefined ? this.scopes.replicas() : [this.scopes.replica(fields.scope)]
+    const replicas = fields.scope === undefined ? this.context.replicas() : [this.context.replica(fields.scope)]
     const tags = requireTags(fields.tags)
     const kind = fields.kind === undefined ? undefined : requireOneOf(fields.kind, MEMORY_KINDS, 'kind')
     const validAt = optionalNumber(fields.validAt, 'validAt')

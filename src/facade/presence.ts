@@ -17,7 +17,7 @@ import type { Replica } from '../sync/replica.js'
 import { MAX_PRESENCE_FIELD, openPresence, PresenceSeqs, type PresenceKeys, type PresencePayload } from '../sync/presence.js'
 import { Emitter } from '../util/emitter.js'
 import { ValidationError } from '../errors.js'
-import type { DeviceContext, DeviceIdentity, ScopeReplicas } from './device-context.js'
+import type { DeviceContext } from './device-context.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 import { requireObject } from './validate.js'
 
@@ -101,14 +101,9 @@ export class PresenceApi {
   private offRegistry: (() => void) | undefined
   private offSealed: (() => void) | undefined
   private closed = false
-  /** The device context, as the replicas of its scopes and as its identity. */
-  private readonly scopes: ScopeReplicas
-  private readonly identity: DeviceIdentity
 
   /** @internal built by `ContextSync`. */
-  constructor(context: DeviceContext, options: PresenceOptions = {}) {
-    this.scopes = context
-    this.identity = context
+  constructor(private readonly context: DeviceContext, options: PresenceOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? outdatedTimeout
     this.heartbeatMs = options.heartbeatMs ?? Math.max(1, this.timeoutMs / 2 - 1000)
     this.onLogSeq = options.onLogSeq
@@ -131,19 +126,19 @@ export class PresenceApi {
    * ```
    */
   list(): PresenceEntry[] {
-    this.scopes.assertOpen()
-    const me = this.scopes.deviceId
+    this.context.assertOpen()
+    const me = this.context.deviceId
     const ids = new Set<string>([me])
-    for (const certificate of this.identity.registry.list()) {
-      if (!this.identity.registry.revocation(certificate.deviceId)) ids.add(certificate.deviceId)
+    for (const certificate of this.context.registry.list()) {
+      if (!this.context.registry.revocation(certificate.deviceId)) ids.add(certificate.deviceId)
     }
-    for (const id of this.peers.keys()) if (!this.identity.registry.revocation(id)) ids.add(id)
+    for (const id of this.peers.keys()) if (!this.context.registry.revocation(id)) ids.add(id)
     return [...ids].map((id) => this.entry(id, Date.now()))
   }
 
   /** One device's presence. */
   get(deviceId: string): PresenceEntry | undefined {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     return this.list().find((e) => e.deviceId === deviceId)
   }
 
@@ -157,7 +152,7 @@ export class PresenceApi {
    * ```
    */
   set(update: { activity?: PresenceActivity | null; activeSessionId?: string | null }): void {
-    this.scopes.assertOpen()
+    this.context.assertOpen()
     const fields = requireObject(update, 'presence.set(update)')
     const next = { ...this.local }
     for (const key of ['activity', 'activeSessionId'] as const) {
@@ -174,7 +169,7 @@ export class PresenceApi {
     }
     this.local = next
     this.publish()
-    this.emitIfChanged(this.scopes.deviceId, Date.now())
+    this.emitIfChanged(this.context.deviceId, Date.now())
   }
 
   /** Subscribe to presence changes. Returns an unsubscribe function. */
@@ -209,7 +204,7 @@ export class PresenceApi {
       for (const client of removed) this.drop(client, now)
     })
     for (const [client, state] of awareness.getStates()) this.ingest(client, state, Date.now())
-    this.publisher = new PresencePublisher(this.identity, replica)
+    this.publisher = new PresencePublisher(this.context, replica)
     this.publish()
     // New own envelopes are announced soon (their seq is what peers check for withholding).
     const publisher = this.publisher
@@ -231,7 +226,7 @@ export class PresenceApi {
   }
 
   private keys(): PresenceKeys | undefined {
-    return this.replica ? presenceKeys(this.identity, this.replica) : undefined
+    return this.replica ? presenceKeys(this.context, this.replica) : undefined
   }
 
   private ingest(client: number, state: unknown, now: number): void {
@@ -252,7 +247,7 @@ export class PresenceApi {
     const { senderId } = opened.value
     // Our own presence under another client id (this device before a restart, still held by a
     // relay until its awareness times out): nothing to show.
-    if (senderId === this.scopes.deviceId) return
+    if (senderId === this.context.deviceId) return
     const verdict = this.seqs.check(opened.value)
     if (verdict === 'stale') return
     if (verdict === 'replay') return this.refuse(client, state, RejectCode.Replay, `presence seq ${opened.value.seq} is not newer than the last one`, senderId)
@@ -309,10 +304,10 @@ export class PresenceApi {
     const now = Date.now()
     // The personal scope's key may just have arrived (a device that joined), or moved to a new epoch
     // (a revocation): announce ourselves under the current key, so a revoked device cannot read it.
-    if (this.publisher?.epoch !== this.identity.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
+    if (this.publisher?.epoch !== this.context.keyring.currentEpoch(PRESENCE_SCOPE)) this.publish()
     // A revoked device is gone from presence, whatever its awareness state says.
     for (const [deviceId, peer] of [...this.peers]) {
-      if (!this.identity.registry.revocation(deviceId)) continue
+      if (!this.context.registry.revocation(deviceId)) continue
       for (const client of peer.clients) this.clientDevice.delete(client)
       this.peers.delete(deviceId)
       this.emitIfChanged(deviceId, now)
@@ -329,8 +324,8 @@ export class PresenceApi {
   }
 
   private entry(deviceId: string, now: number): PresenceEntry {
-    const self = deviceId === this.scopes.deviceId
-    const certificate = this.identity.registry.certificate(deviceId)
+    const self = deviceId === this.context.deviceId
+    const certificate = this.context.registry.certificate(deviceId)
     const entry: PresenceEntry = {
       deviceId,
       kind: certificate?.kind ?? 'other',

@@ -28,7 +28,7 @@ import { LOCAL_SCOPE, REGISTRY_SCOPE } from '../crypto/keyring.js'
 import { openPresence, PresenceSeqs } from '../sync/presence.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import type { DeviceContext, DeviceIdentity, ScopeReplicas } from './device-context.js'
+import type { DeviceContext, DeviceIdentity } from './device-context.js'
 import { PRESENCE_SCOPE } from './presence.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 
@@ -100,13 +100,8 @@ export class SyncMonitor {
   private readonly checker: ReturnType<typeof setInterval>
   private closed = false
 
-  /** The device context, as the replicas of its scopes and as its identity. */
-  private readonly scopes: ScopeReplicas
-  private readonly identity: DeviceIdentity
 
-  constructor(context: DeviceContext, options: SyncMonitorOptions = {}) {
-    this.scopes = context
-    this.identity = context
+  constructor(private readonly context: DeviceContext, options: SyncMonitorOptions = {}) {
     this.lagTimeoutMs = options.lagTimeoutMs ?? 30_000
     this.heartbeatMs = options.heartbeatMs ?? 14_000
     this.announceDelayMs = options.announceDelayMs ?? 1_000
@@ -119,7 +114,7 @@ export class SyncMonitor {
 
   /** Record a peer's verified announcement of its latest seq (and tip) in `scope`. */
   announce(scope: string, deviceId: string, logSeq: number, tip?: { client: number; clock: number }): void {
-    if (this.closed || logSeq <= 0 || deviceId === this.scopes.deviceId) return
+    if (this.closed || logSeq <= 0 || deviceId === this.context.deviceId) return
     let peers = this.announced.get(scope)
     if (!peers) this.announced.set(scope, (peers = new Map()))
     const previous = peers.get(deviceId)
@@ -141,7 +136,7 @@ export class SyncMonitor {
     for (const [scope, peers] of this.announced) {
       if (!this.monitored().some((r) => r.scope === scope)) continue
       for (const [deviceId, a] of peers) {
-        if (this.identity.registry.revocation(deviceId)) continue
+        if (this.context.registry.revocation(deviceId)) continue
         const since = this.behindSince(scope, deviceId, a)
         const entry: SyncPeerStatus = { scope, deviceId, announcedSeq: a.seq, caughtUp: since === undefined }
         // Reported in wall-clock ms, converted from the monotonic clock at this moment.
@@ -177,7 +172,7 @@ export class SyncMonitor {
 
   /** The scope replicas and the registry's. */
   private monitored(): Replica[] {
-    return this.identity.allReplicas()
+    return this.context.allReplicas()
   }
 
   private replicaOf(scope: string): Replica | undefined {
@@ -207,7 +202,7 @@ export class SyncMonitor {
     }
     for (const [scope, peers] of this.announced) {
       for (const [deviceId, a] of peers) {
-        if (this.identity.registry.revocation(deviceId)) {
+        if (this.context.registry.revocation(deviceId)) {
           peers.delete(deviceId)
           continue
         }
@@ -227,7 +222,7 @@ export class SyncMonitor {
     const scope = replica.scope
     // Presence carries the personal scope's seq; the local scope is not monitored.
     if (this.closed || scope === PRESENCE_SCOPE || scope === LOCAL_SCOPE || this.beacons.has(scope)) return
-    this.beacons.set(scope, new Beacon(replica, this.identity, this, { heartbeatMs: this.heartbeatMs, announceDelayMs: this.announceDelayMs }))
+    this.beacons.set(scope, new Beacon(replica, this.context, this, { heartbeatMs: this.heartbeatMs, announceDelayMs: this.announceDelayMs }))
   }
 }
 

@@ -11,7 +11,7 @@ import { insertMemory, type MemoryItem } from '../../crdt/memory.js'
 import { RejectCode, type RejectCode as RejectCodeType } from '../../crypto/codes.js'
 import { ContextSyncError, ValidationError } from '../../errors.js'
 import type { Replica } from '../../sync/replica.js'
-import type { DeviceIdentity, ScopeReplicas } from '../device-context.js'
+import type { DeviceContext } from '../device-context.js'
 import { isExpired } from '../memory-input.js'
 import type { ImportOptions, ImportReport } from '../memory-types.js'
 import { requireObject } from '../validate.js'
@@ -31,21 +31,21 @@ const IMPORT_BATCH = 256
 
 /** What an import needs of the memory API it runs in. */
 export interface ImportHost {
-  readonly scopes: ScopeReplicas
-  readonly identity: DeviceIdentity
+  /** The device the import writes into. */
+  readonly context: DeviceContext
   /** The item with this id on this device (superseded versions included), with its replica. */
   locate(id: string): { replica: Replica; item: MemoryItem } | undefined
 }
 
 /** Import `source` into the device `host` runs on; see `MemoryApi.import`. */
 export async function importMemories(host: ImportHost, source: ImportSource, options: ImportOptions = {}): Promise<ImportReport> {
-  host.scopes.assertOpen()
+  host.context.assertOpen()
   if (source === null || source === undefined || (typeof source !== 'string' && typeof source !== 'object')) {
     throw new ValidationError('import(source) takes a string, bytes, an iterable of lines or an async iterable of chunks')
   }
   const opts = requireObject(options, 'import(source, options)')
-  const identity = host.identity
-  const targetScope = opts.scope === undefined ? undefined : host.scopes.replica(opts.scope).scope
+  const identity = host.context
+  const targetScope = opts.scope === undefined ? undefined : host.context.replica(opts.scope).scope
   const expectAccount = opts.accountId === undefined ? undefined : requireAccountId(opts.accountId, 'accountId')
   const trusted = new Set(requireAccountIds(opts.trust, 'trust'))
   if (opts.allowInstructions !== undefined && typeof opts.allowInstructions !== 'boolean') {
@@ -59,7 +59,7 @@ export async function importMemories(host: ImportHost, source: ImportSource, opt
   const seenIds = new Set<string>()
   const importing: ImportingAccount = {
     accountId: ownAccount,
-    isOwnDevice: (deviceId) => deviceId === host.scopes.deviceId || registry.certificate(deviceId) !== undefined || registry.revocation(deviceId) !== undefined,
+    isOwnDevice: (deviceId) => deviceId === host.context.deviceId || registry.certificate(deviceId) !== undefined || registry.revocation(deviceId) !== undefined,
     holds: (deviceId, scope) => registry.holds(deviceId, scope),
     // Items of this file are locatable once a batch is written; those, and items an earlier
     // import brought from another account, are not the account's own.
@@ -151,7 +151,7 @@ export async function importMemories(host: ImportHost, source: ImportSource, opt
     const item = verified.value.item
     let replica: Replica
     try {
-      replica = host.scopes.replica(targetScope ?? item.scope)
+      replica = host.context.replica(targetScope ?? item.scope)
     } catch (error) {
       if (!(error instanceof ContextSyncError)) throw error
       refuse(RejectCode.NotGranted, `this device does not hold scope '${targetScope ?? item.scope}'`, targetScope ?? item.scope)
@@ -178,7 +178,7 @@ export async function importMemories(host: ImportHost, source: ImportSource, opt
     if (++pendingCount >= IMPORT_BATCH) {
       flush()
       pendingCount = 0
-      host.scopes.assertOpen()
+      host.context.assertOpen()
     }
   }
   flush()
