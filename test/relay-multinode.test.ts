@@ -6,6 +6,8 @@
  * writes cost a catch-up from PostgreSQL, never data; an account's stored bytes are one quota over
  * all nodes.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import pg from 'pg'
@@ -14,7 +16,9 @@ import { WebsocketProvider } from 'y-websocket'
 import { ContextSync, createAccount, memoryStorage, type Account } from '../src/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import { ready } from '../src/crypto/index.js'
-import { makeAccount, NodeWebSocket, sleep, waitFor, type TestAccount } from './relay-helpers.js'
+import { createAccessToken, createDeviceKeys, issueRelayPass, signRevocation } from '../src/crypto/index.js'
+import { PUBLIC_STATEMENTS_KEY, revocationKey } from '../src/crdt/registry.js'
+import { makeAccount, NodeWebSocket, rawClient, roomUrl, sealedLog, sleep, waitFor, type RawClient, type TestAccount } from './relay-helpers.js'
 import { POSTGRES_URL, REDIS_URL, warnIfNoServices } from './helpers/services.js'
 import { createDatabase, loadBalancer, releaseNodes, startNode, type RelayNode } from './helpers/relay-nodes.js'
 
@@ -61,6 +65,32 @@ function stockClient(url: string, who: TestAccount, roomId: string): { doc: Y.Do
   const provider = new WebsocketProvider(url, roomId, doc, { params: { token: who.token(roomId) }, WebSocketPolyfill: NodeWebSocket, disableBc: true })
   cleanups.push(() => provider.destroy())
   return { doc, provider, log: doc.getArray<string>('log') }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
+    })
+  })
+}
+
+async function waitForAsync(predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const start = Date.now()
+  while (!(await predicate().catch(() => false))) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+/** The close code a raw client got, or `'admitted'` if it is still open 500 ms after its first frame. */
+async function refusedOrAdmitted(client: RawClient): Promise<number | 'admitted'> {
+  return Promise.race([
+    client.closed.then(({ code }) => code),
+    waitFor(() => client.messages.length > 0, 10_000, 'a first frame').then(() => sleep(500)).then(() => 'admitted' as const),
+  ])
 }
 
 describe.runIf(POSTGRES_URL !== undefined && REDIS_URL !== undefined)('relay nodes on PostgreSQL + Redis', () => {
@@ -149,6 +179,7 @@ describe.runIf(POSTGRES_URL !== undefined && REDIS_URL !== undefined)('relay nod
     const reader = stockClient(nodes[1]!.url, alice, roomId)
     await waitFor(() => writer.provider.synced && reader.provider.synced, 10_000, 'synced')
     const admin = new Redis(REDIS_URL!)
+    admin.on('error', () => {})
     cleanups.push(() => void admin.disconnect())
     let killed = 0
     let writing = true
@@ -170,6 +201,73 @@ describe.runIf(POSTGRES_URL !== undefined && REDIS_URL !== undefined)('relay nod
     console.log(`redis pub/sub killed ${killed} times: reader node caught up ${m.catchup_rows_total} rows in ${m.catchup_fetches_total} fetches, ${m.fanout_gaps_total} gaps seen, ${m.fanout_received_total} notifications`)
     expect(killed).toBeGreaterThan(0)
     // Notifications were lost and the rows came from PostgreSQL instead.
+    expect(m.catchup_rows_total).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('a revocation seen on one node cuts the device off on every node, and every node refuses it afterwards', async () => {
+    const { nodes } = await cluster(3)
+    const alice = makeAccount()
+    const carKeys = createDeviceKeys()
+    const carPass = issueRelayPass(alice.account, carKeys)
+    const carToken = (roomId: string) => createAccessToken({ rootPublicKey: alice.account.rootPublicKey, relayPass: carPass, device: carKeys, roomId })
+    const personal = alice.roomId()
+    const registry = `${alice.account.accountId}.registry`
+    // The car is connected to node 2 only, in a room other than the registry.
+    const carLive = rawClient(roomUrl(nodes[2]!.url, personal, carToken(personal)))
+    cleanups.push(() => carLive.ws.terminate())
+    await waitFor(() => carLive.messages.length > 0, 10_000, 'car admitted on node 2')
+    // The owner publishes the root-signed revocation through node 0.
+    const transport = websocketTransport({ url: nodes[0]!.url, token: alice.token, WebSocketPolyfill: NodeWebSocket })
+    cleanups.push(() => transport.close())
+    const room = sealedLog(registry)
+    const attachment = transport.attach(room)
+    await waitFor(() => attachment.status === 'synced', 10_000, 'owner synced')
+    const statement = signRevocation(alice.account, { deviceId: carKeys.deviceId, revokedAt: Date.now(), cutoffs: new Map() })
+    room.doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY).set(revocationKey(carKeys.deviceId), statement)
+    const closed = await Promise.race([carLive.closed.then(({ code }) => code), sleep(10_000).then(() => 'still connected')])
+    expect(closed).toBe(4403)
+    // Node 1 never had the registry room open: it refuses the car's next token all the same.
+    const again = rawClient(roomUrl(nodes[1]!.url, personal, carToken(personal)))
+    cleanups.push(() => again.ws.terminate())
+    expect(await refusedOrAdmitted(again)).toBe(4403)
+  }, 60_000)
+
+  it('Redis paused (CLIENT PAUSE) and then killed and restarted during writes: the reader converges from PostgreSQL', async () => {
+    const port = await freePort()
+    const startRedis = (): ChildProcess => {
+      const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+      cleanups.push(() => void child.kill('SIGKILL'))
+      return child
+    }
+    let redis = startRedis()
+    const url = `redis://127.0.0.1:${port}`
+    const admin = new Redis(url, { maxRetriesPerRequest: 1 })
+    admin.on('error', () => {})
+    cleanups.push(() => void admin.disconnect())
+    await waitForAsync(async () => (await admin.ping().catch(() => '')) === 'PONG', 5_000, 'private redis up')
+    const database = await createDatabase(POSTGRES_URL!)
+    const nodes = await Promise.all([0, 1].map(() => startNode(['--store', database, '--redis', url])))
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const writer = stockClient(nodes[0]!.url, alice, roomId)
+    const reader = stockClient(nodes[1]!.url, alice, roomId)
+    await waitFor(() => writer.provider.synced && reader.provider.synced, 10_000, 'synced')
+    const WRITES = 90
+    for (let i = 0; i < WRITES; i++) {
+      writer.log.push([`entry ${i}`])
+      if (i === 20) await admin.call('CLIENT', 'PAUSE', '700', 'ALL')
+      if (i === 50) {
+        redis.kill('SIGKILL')
+        await new Promise((resolve) => redis.once('exit', resolve))
+      }
+      if (i === 65) redis = startRedis()
+      await sleep(15)
+    }
+    await waitFor(() => new Set(reader.log.toArray()).size === WRITES, 30_000, 'the reader holds every entry')
+    // Both nodes are healthy again once Redis is back.
+    await waitForAsync(async () => (await (await fetch(`http://127.0.0.1:${nodes[1]!.port}/healthz`)).json()).fanout === 'ok', 10_000, 'fan-out back')
+    const m = await nodes[1]!.metrics()
+    console.log(`redis paused, killed and restarted: reader node caught up ${m.catchup_rows_total} rows in ${m.catchup_fetches_total} fetches, ${m.fanout_gaps_total} gaps seen`)
     expect(m.catchup_rows_total).toBeGreaterThan(0)
   }, 60_000)
 
@@ -215,5 +313,31 @@ describe('relay CLI: --store and --redis', () => {
     expect(() => parseRelayArgs(['--redis', 'redis://127.0.0.1:6379'], {})).toThrow(/--redis needs --store/)
     expect(() => parseRelayArgs(['--store', 'mysql://h/db'], {})).toThrow(/--store/)
     expect(() => parseRelayArgs(['--store', 'postgres://h/db', '--redis', 'http://h'], {})).toThrow(/--redis/)
+  })
+})
+
+describe('revocations reported by another node', () => {
+  it('are verified before they cut a device off: a forged or misattributed report changes nothing', async () => {
+    const { RelayStorage } = await import('../src/relay/accounting.js')
+    const { memoryStore } = await import('../src/relay/persistence.js')
+    const { RegistryGuard } = await import('../src/relay/registry-guard.js')
+    const alice = makeAccount()
+    const mallory = makeAccount()
+    const cut: string[] = []
+    const guard = new RegistryGuard(await RelayStorage.open(memoryStore()), (_account, deviceId) => cut.push(deviceId))
+    const victim = 'ab'.repeat(16)
+    const genuine = signRevocation(alice.account, { deviceId: victim, revokedAt: 1, cutoffs: new Map() })
+    const forged = signRevocation(mallory.account, { deviceId: victim, revokedAt: 1, cutoffs: new Map() })
+    const report = { accountId: alice.account.accountId, deviceId: victim, rootPublicKey: alice.account.rootPublicKey, statement: genuine }
+    // Signed by another root, or naming another root for alice's account, or another device.
+    expect(guard.learn({ ...report, statement: forged })).toBe(false)
+    expect(guard.learn({ ...report, rootPublicKey: mallory.account.rootPublicKey, statement: forged })).toBe(false)
+    expect(guard.learn({ ...report, deviceId: 'cd'.repeat(16) })).toBe(false)
+    expect(cut).toEqual([])
+    expect(guard.learn(report)).toBe(true)
+    expect(guard.learn(report)).toBe(false)
+    expect(cut).toEqual([victim])
+    const grant = { accountId: alice.account.accountId, deviceId: victim, roomId: alice.roomId(), passIssuedAt: 1, rootPublicKey: alice.account.rootPublicKey }
+    await expect(guard.check(grant)).rejects.toThrow(/revoked/)
   })
 })

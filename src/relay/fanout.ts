@@ -12,12 +12,15 @@
  * Message format (one per pub/sub message, lib0 encoding, version byte first):
  * `varuint 1 · varuint kind · varstring node · varuint sentAt (ms)` then, for kind 0 (update)
  * `varuint seq · varuint8array update`, kind 1 (seq only, for updates above the inline size)
- * `varuint seq`, kind 2 (awareness) `varstring accountId · varstring deviceId · varuint8array update`.
+ * `varuint seq`, kind 2 (awareness) `varstring accountId · varstring deviceId · varuint8array update`,
+ * kind 3 (revocation, on the control channel) `varstring accountId · varstring deviceId ·
+ * varuint8array rootPublicKey · varuint8array statement`.
  *
  * @module
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import type { StoredRevocation } from './store.js'
 
 /** Who controls the awareness states of a notification (the device of the connection that set them). */
 export interface AwarenessOwner {
@@ -29,6 +32,7 @@ export interface AwarenessOwner {
 export type FanoutMessage =
   | { kind: 'update'; node: string; sentAt: number; seq: number; update: Uint8Array | undefined }
   | { kind: 'awareness'; node: string; sentAt: number; owner: AwarenessOwner | undefined; update: Uint8Array }
+  | { kind: 'revocation'; node: string; sentAt: number; revocation: StoredRevocation }
 
 /** What a node does with what arrives. */
 export interface FanoutHandlers {
@@ -36,6 +40,11 @@ export interface FanoutHandlers {
   message(roomId: string, message: FanoutMessage): void
   /** The fan-out reconnected: notifications may have been lost meanwhile; catch up every room. */
   reconnected(): void
+  /**
+   * Another node verified a revocation (it arrives unverified here: check it before acting on it).
+   * Every node must cut the device off, not only those with its account's registry room open.
+   */
+  revocation(revocation: StoredRevocation): void
 }
 
 /** Fan-out between relay nodes (Redis pub/sub: `redis-fanout.ts`). */
@@ -50,6 +59,8 @@ export interface RelayFanout {
   leave(roomId: string): void
   /** Announce a committed update (or only its seq when it is large). Never throws. */
   publishUpdate(roomId: string, seq: number, update: Uint8Array): void
+  /** Tell every node about a revocation this node verified. Never throws. */
+  publishRevocation(revocation: StoredRevocation): void
   /** Pass awareness entries set by a connection of this node on. Never throws. */
   publishAwareness(roomId: string, update: Uint8Array, owner: AwarenessOwner | undefined): void
   /** Resolves when the fan-out answers (health); rejects otherwise. */
@@ -62,6 +73,21 @@ const VERSION = 1
 const KIND_UPDATE = 0
 const KIND_SEQ = 1
 const KIND_AWARENESS = 2
+const KIND_REVOCATION = 3
+
+/** Encode a revocation notice (sent on the control channel every node listens to). */
+export function encodeRevocationNotice(node: string, revocation: StoredRevocation, sentAt = Date.now()): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, VERSION)
+  encoding.writeVarUint(encoder, KIND_REVOCATION)
+  encoding.writeVarString(encoder, node)
+  encoding.writeVarUint(encoder, sentAt)
+  encoding.writeVarString(encoder, revocation.accountId)
+  encoding.writeVarString(encoder, revocation.deviceId)
+  encoding.writeVarUint8Array(encoder, revocation.rootPublicKey)
+  encoding.writeVarUint8Array(encoder, revocation.statement)
+  return encoding.toUint8Array(encoder)
+}
 
 /** Encode an update notification; `inline` false sends the seq alone. */
 export function encodeUpdateNotice(node: string, seq: number, update: Uint8Array, inline: boolean, sentAt = Date.now()): Uint8Array {
@@ -106,6 +132,12 @@ export function decodeFanoutMessage(bytes: Uint8Array): FanoutMessage | undefine
       const deviceId = decoding.readVarString(decoder)
       const update = decoding.readVarUint8Array(decoder)
       message = { kind: 'awareness', node, sentAt, owner: accountId && deviceId ? { accountId, deviceId } : undefined, update }
+    } else if (kind === KIND_REVOCATION) {
+      const accountId = decoding.readVarString(decoder)
+      const deviceId = decoding.readVarString(decoder)
+      const rootPublicKey = decoding.readVarUint8Array(decoder).slice()
+      const statement = decoding.readVarUint8Array(decoder).slice()
+      message = { kind: 'revocation', node, sentAt, revocation: { accountId, deviceId, rootPublicKey, statement } }
     } else return undefined
     return decoding.hasContent(decoder) ? undefined : message
   } catch {

@@ -1,6 +1,7 @@
 /**
  * {@link RelayFanout} over Redis pub/sub (`ioredis`): one channel per room
- * (`<prefix>room:<roomId>`), one subscriber connection and one publisher connection per node.
+ * (`<prefix>room:<roomId>`) plus a control channel every node listens to (`<prefix>control`,
+ * revocations), one subscriber connection and one publisher connection per node.
  *
  * Redis pub/sub delivers at most once: a message published while a subscriber is disconnected
  * (restart, `CLIENT KILL TYPE pubsub`, a network cut) is gone. That is why a node treats what
@@ -17,6 +18,7 @@ import { ClosedError } from '../errors.js'
 import {
   decodeFanoutMessage,
   encodeAwarenessNotice,
+  encodeRevocationNotice,
   encodeUpdateNotice,
   type AwarenessOwner,
   type FanoutHandlers,
@@ -53,14 +55,15 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
   const prefix = options.prefix ?? 'contextsync:'
   const inlineBytes = options.inlineBytes ?? 65_536
   const channel = (roomId: string): string => `${prefix}room:${roomId}`
+  const control = `${prefix}control`
   let subscriber: Redis | undefined
   let publisher: Redis | undefined
   const joined = new Set<string>()
   let closed = false
 
-  const publish = (roomId: string, message: Uint8Array): void => {
+  const publish = (name: string, message: Uint8Array): void => {
     if (!publisher || closed) return
-    publisher.publish(channel(roomId), Buffer.from(message.buffer, message.byteOffset, message.byteLength)).catch((error: unknown) => options.onError?.(error))
+    publisher.publish(name, Buffer.from(message.buffer, message.byteOffset, message.byteLength)).catch((error: unknown) => options.onError?.(error))
   }
 
   return {
@@ -75,7 +78,8 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
       subscriber.on('messageBuffer', (name: Buffer, payload: Buffer) => {
         const message = decodeFanoutMessage(toBytes(payload))
         if (!message || message.node === node) return
-        handlers.message(name.toString('utf8').slice(offset), message)
+        if (message.kind === 'revocation') handlers.revocation(message.revocation)
+        else handlers.message(name.toString('utf8').slice(offset), message)
       })
       let readyOnce = false
       subscriber.on('ready', () => {
@@ -84,6 +88,7 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
         readyOnce = true
       })
       await Promise.all([subscriber.connect(), publisher.connect()])
+      await subscriber.subscribe(control)
     },
     join(roomId) {
       if (joined.has(roomId)) return
@@ -95,10 +100,13 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
       subscriber?.unsubscribe(channel(roomId)).catch((error: unknown) => options.onError?.(error))
     },
     publishUpdate(roomId, seq, update) {
-      publish(roomId, encodeUpdateNotice(node, seq, update, update.length <= inlineBytes))
+      publish(channel(roomId), encodeUpdateNotice(node, seq, update, update.length <= inlineBytes))
     },
     publishAwareness(roomId, update, owner: AwarenessOwner | undefined) {
-      publish(roomId, encodeAwarenessNotice(node, update, owner))
+      publish(channel(roomId), encodeAwarenessNotice(node, update, owner))
+    },
+    publishRevocation(revocation) {
+      publish(control, encodeRevocationNotice(node, revocation))
     },
     async ping() {
       if (!subscriber || !publisher || subscriber.status !== 'ready') throw new ClosedError('the Redis fan-out is not connected')

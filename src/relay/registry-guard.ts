@@ -23,6 +23,7 @@ import { CloseCode } from '../wire/close-codes.js'
 import { MessageType } from '../wire/messages.js'
 import { RelayRefusal } from './auth.js'
 import type { RelayStorage } from './accounting.js'
+import type { StoredRevocation } from './store.js'
 
 interface AccountState {
   root: AccountKeys
@@ -54,22 +55,42 @@ export class RegistryGuard {
 
   /**
    * @param storage where unloaded registry rooms are read from on first sight of an account
-   * @param onRevoked called once per newly seen revocation (close the device's connections)
+   * @param onRevoked called once per newly seen revocation (close the device's connections):
+   *   `registry` when this node read it from a registry room (and kept it in the store), `peer`
+   *   when another relay node reported it ({@link learn})
    */
   constructor(
     private readonly storage: RelayStorage,
-    private readonly onRevoked: (accountId: string, deviceId: string) => void,
+    private readonly onRevoked: (accountId: string, deviceId: string, revocation: StoredRevocation, source: 'registry' | 'peer') => void,
   ) {
-    for (const kept of storage.revocations()) {
-      const root = accountKeysFromPublicKey(kept.rootPublicKey)
-      // Verified again: the store is the relay's own, but a row that does not verify means nothing.
-      if (root.accountId !== kept.accountId) continue
-      const revocation = verifyRevocation(root, kept.statement)
-      if (!revocation.ok || revocation.value.deviceId !== kept.deviceId) continue
-      let state = this.kept.get(kept.accountId)
-      if (!state) this.kept.set(kept.accountId, (state = { root, revoked: new Map(), passes: new Map(), registryRead: false }))
-      state.revoked.set(kept.deviceId, kept.statement)
-    }
+    for (const kept of storage.revocations()) this.adopt(kept)
+  }
+
+  /**
+   * A revocation another relay node reports (through the fan-out). It is verified like one read
+   * from the store — the root key must be the account's and sign the statement — so a forged
+   * report changes nothing. Returns true when it was new here (the device is then cut off).
+   */
+  learn(revocation: StoredRevocation): boolean {
+    const state = this.adopt(revocation)
+    if (!state) return false
+    this.onRevoked(revocation.accountId, revocation.deviceId, revocation, 'peer')
+    return true
+  }
+
+  /** Verify a kept or reported revocation and record it; the account's state when it was new. */
+  private adopt(kept: StoredRevocation): AccountState | undefined {
+    const root = accountKeysFromPublicKey(kept.rootPublicKey)
+    if (root.accountId !== kept.accountId) return undefined
+    const revocation = verifyRevocation(root, kept.statement)
+    if (!revocation.ok || revocation.value.deviceId !== kept.deviceId) return undefined
+    let state = this.state(kept.accountId)
+    if (!state) state = { root, revoked: new Map(), passes: new Map(), registryRead: false }
+    if (state.revoked.has(kept.deviceId)) return undefined
+    state.revoked.set(kept.deviceId, kept.statement)
+    this.cached.delete(kept.accountId)
+    this.kept.set(kept.accountId, state)
+    return state
   }
 
   /**
@@ -211,8 +232,9 @@ export class RegistryGuard {
         this.keep(accountId)
         // A failed save is still enforced while this process runs; the statement is in the
         // registry room's stored log too, read again on the account's first token after a restart.
-        this.storage.saveRevocation({ accountId, deviceId, rootPublicKey: state.root.rootPublicKey, statement: bytes }).catch(() => {})
-        this.onRevoked(accountId, deviceId)
+        const kept = { accountId, deviceId, rootPublicKey: state.root.rootPublicKey, statement: bytes }
+        this.storage.saveRevocation(kept).catch(() => {})
+        this.onRevoked(accountId, deviceId, kept, 'registry')
       } else if (key.startsWith('pass/')) {
         const pass = verifyRelayPass(state.root, bytes)
         if (!pass.ok) continue

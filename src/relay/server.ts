@@ -256,9 +256,12 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     storage.recordRemove(roomId)
   }
   // Reads revocations and relay passes from each account's registry room (defense in depth).
-  const guard = new RegistryGuard(storage, (accountId, deviceId) => {
+  // A revocation read here is reported to every other node: the device's connections may be
+  // spread over nodes that never open its account's registry room.
+  const guard = new RegistryGuard(storage, (accountId, deviceId, revocation, source) => {
     const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden, guard.revocationNotice(accountId, deviceId))
-    logger.info('device revoked', { accountId, deviceId, closed })
+    logger.info('device revoked', { accountId, deviceId, closed, source })
+    if (source === 'registry') options.fanout?.publishRevocation(revocation)
   })
   const header = options.clientAddressHeader
   // Without a proxy header, the TCP gate counts per peer address; with one, it only counts the
@@ -642,7 +645,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (message.kind === 'update') {
       metrics.fanoutLag(Date.now() - message.sentAt)
       room.applyRemote(message.seq, message.update)
-    } else room.applyRemoteAwareness(message.update, message.owner)
+    } else if (message.kind === 'awareness') room.applyRemoteAwareness(message.update, message.owner)
   }
 
   /** Fetch what every open room lacks from the store (fan-out reconnected, or the timer). */
@@ -662,7 +665,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
 
   if (fanout) {
     try {
-      await fanout.start({ message: onFanoutMessage, reconnected: catchUpAll })
+      await fanout.start({ message: onFanoutMessage, reconnected: catchUpAll, revocation: (revocation) => void guard.learn(revocation) })
     } catch (error) {
       await fanout.close().catch(() => {})
       await store.close().catch(() => {})
