@@ -19,6 +19,8 @@ export interface CliIo {
    * line they type; `undefined` when input has ended. Absent: the CLI cannot ask.
    */
   ask?(question: string): Promise<string | undefined>
+  /** True when stderr is a terminal (progress bars redraw in place there). */
+  stderrIsTty?: boolean
 }
 
 /** The real process: stdout/stderr, `process.env`, SIGTERM/SIGINT. */
@@ -26,6 +28,7 @@ export const processIo: CliIo = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
   env: process.env,
+  stderrIsTty: process.stderr.isTTY === true,
   onShutdownSignal(handler) {
     const once = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', once)

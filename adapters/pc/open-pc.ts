@@ -75,6 +75,11 @@ export interface PcDevice {
    * hold it or the tools were not given it.
    */
   requireScope(scope: string): string
+  /**
+   * How far the initial sync of a held scope has come, by what its peers announced in presence:
+   * `applied` of `announced` envelopes (0 of 0 while no peer announced anything yet).
+   */
+  syncProgress(scope: string): { applied: number; announced: number }
   /** The relay connection of a held scope's room now (`offline` without a relay). */
   connection(scope: string): TransportStatus | 'offline'
   /** Flush, disconnect, close the store. Idempotent. */
@@ -258,6 +263,17 @@ function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, trans
       if (exposedScopes().includes(scope)) return scope
       if (!sync.scopes.available().includes(scope)) throw new ScopeAccessError(`this PC does not hold scope '${scope}'`)
       throw new ScopeAccessError(`scope '${scope}' is not exposed here (exposed: ${exposedScopes().join(', ') || 'none'})`)
+    },
+    syncProgress(scope) {
+      const applied = sync.replica(scope)?.appliedSeqs()
+      let done = 0
+      let announced = 0
+      for (const peer of sync.syncStatus()) {
+        if (peer.scope !== scope || peer.deviceId === sync.deviceId) continue
+        announced += peer.announcedSeq
+        done += Math.min(peer.announcedSeq, applied?.get(peer.deviceId)?.size() ?? 0)
+      }
+      return { applied: done, announced }
     },
     connection(scope) {
       if (setup.relayUrl === undefined) return 'offline'

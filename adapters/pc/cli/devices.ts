@@ -219,10 +219,42 @@ export const syncCommand: Command = {
         }),
         pc.sync.on('revoked', () => event({ event: 'revoked' }, 'this PC was revoked')),
       ]
-      void whenSynced(pc, 3600).then((done) => done && event({ event: 'synced', scopes: pc.exposedScopes() }, `in sync: ${pc.exposedScopes().join(', ')}`))
+      const stopProgress = initialProgress(pc, (value, text) => {
+        if (parsed.values.json === true) io.stdout(`${JSON.stringify({ at: Date.now(), event: 'progress', ...value })}\n`)
+        else if (io.stderrIsTty === true) io.stderr(`\r${text}\x1b[K`)
+      })
+      void whenSynced(pc, 3600).then((done) => {
+        stopProgress()
+        if (io.stderrIsTty === true && parsed.values.json !== true) io.stderr('\r\x1b[K')
+        if (done) event({ event: 'synced', scopes: pc.exposedScopes() }, `in sync: ${pc.exposedScopes().join(', ')}`)
+      })
       await new Promise<void>((resolve) => io.onShutdownSignal(() => resolve()))
+      stopProgress()
       for (const off of offs) off()
       return 0
     })
   },
+}
+
+/**
+ * Report the initial sync's progress every 250 ms until stopped: per exposed scope, the envelopes
+ * applied of those its peers announced, as numbers and as a bar.
+ */
+function initialProgress(pc: PcDevice, report: (value: { scopes: Array<{ scope: string; applied: number; announced: number }> }, text: string) => void): () => void {
+  const width = 24
+  let last = ''
+  const timer = setInterval(() => {
+    const scopes = pc.exposedScopes().map((scope) => ({ scope, ...pc.syncProgress(scope) }))
+    const applied = scopes.reduce((n, s) => n + s.applied, 0)
+    const announced = scopes.reduce((n, s) => n + s.announced, 0)
+    const fraction = announced === 0 ? 0 : applied / announced
+    const filled = Math.round(fraction * width)
+    const bar = announced === 0 ? `[${'·'.repeat(width)}] waiting for a peer's announcement` : `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(fraction * 100)}%  ${applied}/${announced} envelopes`
+    const text = `syncing ${bar}`
+    if (text === last) return
+    last = text
+    report({ scopes }, text)
+  }, 250)
+  ;(timer as { unref?: () => void }).unref?.()
+  return () => clearInterval(timer)
 }
