@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<void>> = {
   integrity: async () => (await import('./integrity.js')).benchIntegrity(),
   install: async () => (await import('./install.js')).benchInstall(),
   keys: async () => (await import('./keys.js')).benchKeys(),
+  pc: async () => (await import('./pc.js')).benchPc(),
   'relay-mix': async () => (await import('./relay-mix.js')).benchRelayMix(),
   car: async () => (await import('./car.js')).benchCar(),
 }

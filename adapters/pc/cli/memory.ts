@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { MEMORY_KINDS, NotFoundError, type MemoryItem, type MemoryKind } from '../../../src/index.js'
 import { UsageError } from '../../../src/cli-io.js'
 import type { PcDevice } from '../open-pc.js'
+import { recallExposed } from '../recall.js'
 import { memoryView } from '../views.js'
 import { commandGroup, DEVICE_FLAGS, intFlag, JSON_FLAG, output, SCOPES_FLAG, stringFlag, SYNC_FLAGS, when, withSyncedDevice, type FlagDoc, type Parsed, type Subcommand } from './common.js'
 
@@ -85,10 +86,8 @@ const recall: Subcommand = {
     const kind = kindFlag(parsed)
     const tags = tagsFlag(parsed)
     return withSyncedDevice(parsed, io, async (pc) => {
-      const hits = readScopes(pc, parsed)
-        .flatMap((scope) => pc.sync.memory.recallWithScores({ text: parsed.positionals[0]!, scope, limit, ...(kind && { kind }), ...(tags && { tags }) }))
-        .sort((a, b) => b.score - a.score)
-        .slice(0, limit)
+      const scope = stringFlag(parsed, 'scope')
+      const hits = recallExposed(pc, { text: parsed.positionals[0]!, limit, ...(scope !== undefined && { scope }), ...(kind && { kind }), ...(tags && { tags }) })
       output(io, parsed, hits.map((h) => ({ ...memoryView(h.item), score: h.score })), () =>
         hits.length === 0 ? 'Nothing found.' : hits.map((h) => `${h.score.toFixed(2).padStart(6)}  ${line(h.item)}`).join('\n'),
       )

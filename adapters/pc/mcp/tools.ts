@@ -12,6 +12,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import { MEMORY_KINDS, NotFoundError, SESSION_STATUSES, TURN_ROLES, type MemoryItem, type Session } from '../../../src/index.js'
 import type { PcDevice } from '../open-pc.js'
+import { recallExposed } from '../recall.js'
 import { memorySchema, memoryView, sessionSchema, sessionSummarySchema, sessionSummaryView, sessionView } from './shapes.js'
 
 const MAX_LIMIT = 200
@@ -91,18 +92,14 @@ export function registerTools(server: McpServer, pc: PcDevice): void {
     },
     async (args) => {
       const limit = args.limit ?? 10
-      // One index covers every scope, so scores from per-scope queries compare directly.
-      const hits = scopesOf(args.scope).flatMap((scope) =>
-        memory.recallWithScores({
-          text: args.query,
-          scope,
-          limit,
-          ...(args.tags !== undefined && { tags: args.tags }),
-          ...(args.kind !== undefined && { kind: args.kind }),
-        }),
-      )
-      hits.sort((a, b) => b.score - a.score)
-      return result({ memories: hits.slice(0, limit).map((h) => ({ ...memoryView(h.item), score: h.score })) })
+      const hits = recallExposed(pc, {
+        text: args.query,
+        limit,
+        ...(args.scope !== undefined && { scope: args.scope }),
+        ...(args.tags !== undefined && { tags: args.tags }),
+        ...(args.kind !== undefined && { kind: args.kind }),
+      })
+      return result({ memories: hits.map((h) => ({ ...memoryView(h.item), score: h.score })) })
     },
   )
 
