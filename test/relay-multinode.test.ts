@@ -232,6 +232,19 @@ describe.runIf(POSTGRES_URL !== undefined && REDIS_URL !== undefined)('relay nod
     expect(await refusedOrAdmitted(again)).toBe(4403)
   }, 60_000)
 
+  it('a token spent at one node is refused at every other (the replay cache is shared)', async () => {
+    const { nodes } = await cluster(2)
+    const alice = makeAccount()
+    const roomId = alice.roomId()
+    const token = alice.token(roomId)
+    const first = rawClient(roomUrl(nodes[0]!.url, roomId, token))
+    cleanups.push(() => first.ws.terminate())
+    expect(await refusedOrAdmitted(first)).toBe('admitted')
+    const replayed = rawClient(roomUrl(nodes[1]!.url, roomId, token))
+    cleanups.push(() => replayed.ws.terminate())
+    expect(await refusedOrAdmitted(replayed)).toBe(4409)
+  }, 30_000)
+
   it('Redis paused (CLIENT PAUSE) and then killed and restarted during writes: the reader converges from PostgreSQL', async () => {
     const port = await freePort()
     const startRedis = (): ChildProcess => {
