@@ -17,6 +17,7 @@ const suites: Record<string, () => Promise<void>> = {
   pc: async () => (await import('./pc.js')).benchPc(),
   'relay-mix': async () => (await import('./relay-mix.js')).benchRelayMix(),
   car: async () => (await import('./car.js')).benchCar(),
+  link: async () => (await import('./link.js')).benchLink(),
 }
 /**
  * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git

@@ -134,8 +134,8 @@ export class LinkSession {
   /** The expected sequence number a retransmission was last asked for (one request per gap). */
   private nackedFor: number | undefined
   private nackedAt = Number.NEGATIVE_INFINITY
-  /** When the peer last acknowledged something new. */
-  private lastAckAt: number
+  /** Data consumed since the last `STATE` this end sent (which carries the ack). */
+  private ackOwed = false
   private readonly counters = {
     packetsSent: 0,
     bytesSent: 0,
@@ -159,7 +159,6 @@ export class LinkSession {
     this.receiveCredit = new ReceiveCredit(options.window)
     this.reassembler = new Reassembler(options.maxMessageBytes)
     this.lastHeard = options.clock.now()
-    this.lastAckAt = this.lastHeard
     channel.onMessage((bytes) => this.receive(bytes))
     channel.onClose(() => this.end(false))
     channel.onDrain?.(() => {
@@ -233,7 +232,11 @@ export class LinkSession {
     this.outbox.push(...this.handler.collect())
     const before = this.counters.packetsSent
     this.drain()
-    if (this.counters.packetsSent > before) this.counters.bursts++
+    if (this.counters.packetsSent > before) {
+      this.counters.bursts++
+      // The radio is on anyway: take the owed ack along.
+      if (this.ackOwed) this.sendState()
+    }
   }
 
   /** Send owed control packets, retransmissions, then new data packets, while credit and the channel allow. */
@@ -333,6 +336,7 @@ export class LinkSession {
         retransmit: flags.retransmit ?? false,
       }),
     )
+    this.ackOwed = false
   }
 
   // ——— receiving
@@ -379,7 +383,7 @@ export class LinkSession {
   }
 
   private onState(packet: Extract<LinkPacket, { kind: 'state' }>): void {
-    if (this.sendCredit.ack(packet.ack)) this.lastAckAt = this.options.clock.now()
+    this.sendCredit.ack(packet.ack)
     this.sendCredit.grant(packet.creditLimit)
     if (packet.retransmit) {
       // Go back to the receiver's ack: everything after it is sent again, in order.
@@ -406,6 +410,7 @@ export class LinkSession {
       return
     }
     if (result.error) this.refuse(result.error)
+    this.ackOwed = true
     if (result.message) {
       this.counters.messagesReceived++
       this.handler.message(result.message)
@@ -484,8 +489,10 @@ export class LinkSession {
         this.end(true)
         return
       }
-      const unacked = this.sendCredit.inFlight > 0 && this.options.clock.now() - this.lastAckAt >= interval
-      if (silent >= interval || unacked) this.sendState({ replyWanted: true })
+      // Acks are lazy: owed ones go out once per interval (or with our next burst), so a sender of
+      // small bursts hears from us without waking the radio for an ack after every burst.
+      if (silent >= interval) this.sendState({ replyWanted: true })
+      else if (this.ackOwed) this.sendState()
       this.armKeepalive()
     }, interval)
   }

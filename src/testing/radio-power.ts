@@ -62,6 +62,8 @@ export const NRF52832_LE_1M: Readonly<RadioPowerModel> = Object.freeze({
 export interface RadioStats {
   /** Connection events this device woke for because link data moved. */
   wakeUps: number
+  /** Of those, events in which this device only received (the peer had something to send). */
+  receiveOnlyWakeUps: number
   /** Microseconds the radio was on (ramp-up, packets, inter-frame spaces). */
   radioOnMicros: number
   /** Link payload bytes sent and received (channel messages, before on-air overhead). */
@@ -78,6 +80,7 @@ export interface RadioStats {
 export class RadioMeter {
   private readonly stats: RadioStats = {
     wakeUps: 0,
+    receiveOnlyWakeUps: 0,
     radioOnMicros: 0,
     bytesSent: 0,
     bytesReceived: 0,
@@ -112,6 +115,7 @@ export class RadioMeter {
     const onMicros = m.rampMicros + txMicros + rxMicros
     const s = this.stats
     s.wakeUps++
+    if (sent.length === 0) s.receiveOnlyWakeUps++
     s.radioOnMicros += onMicros
     s.packetsSent += sent.length
     s.packetsReceived += received.length
