@@ -18,6 +18,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type * as Y from 'yjs'
+import { unref } from '../util/timers.js'
 
 const KEPT_VERSION = 1
 
@@ -88,7 +89,7 @@ export function watchPublicDeletions(map: Y.Map<Uint8Array>, options: PublicDele
     }
     if (pending.size > 0 && !timer) {
       timer = setTimeout(restore, options.delayMs)
-      ;(timer as { unref?: () => void }).unref?.()
+      unref(timer)
     }
   }
   map.observe(observer)

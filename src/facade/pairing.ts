@@ -35,6 +35,7 @@ import {
   type DeviceKeys,
 } from '../crypto/index.js'
 import { ContextSyncError, ValidationError } from '../errors.js'
+import { unref } from '../util/timers.js'
 import type { DeviceContext } from './device-context.js'
 import { openPairingChannel, readNonce, type JoinRequest, type PairingChannel } from './pairing-channel.js'
 import { DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind } from './scopes.js'
@@ -200,7 +201,7 @@ export class InviteHost {
       finish(new PairingError('timeout', 'the invite expired before a device joined'))
       entry.close()
     }, expiresIn)
-    ;(timer as { unref?: () => void }).unref?.()
+    unref(timer)
     this.open.add(entry)
 
     const abort = (attempt: Attempt, error: PairingError, tell: boolean): void => {
@@ -228,7 +229,7 @@ export class InviteHost {
           // the device closes; never keeping the process alive).
           clearTimeout(timer)
           timer = setTimeout(entry.close, 5_000)
-          ;(timer as { unref?: () => void }).unref?.()
+          unref(timer)
         },
         () => {
           admitting = false

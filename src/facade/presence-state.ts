@@ -7,6 +7,7 @@
  */
 import { nextPresenceSeq, sealPresence, type PresenceKeys, type PresencePayload } from '../sync/presence.js'
 import type { Replica } from '../sync/replica.js'
+import { unref } from '../util/timers.js'
 import type { DeviceIdentity } from './identity.js'
 
 /** The sender and key lookups that open presence states in `replica`'s room. */
@@ -79,7 +80,7 @@ export class Throttle {
       this.timer = undefined
       this.task()
     }, wait)
-    ;(this.timer as { unref?: () => void }).unref?.()
+    unref(this.timer)
   }
 
   cancel(): void {

@@ -17,6 +17,7 @@ import type { Replica } from '../sync/replica.js'
 import { MAX_PRESENCE_FIELD, openPresence, PresenceSeqs, type PresenceKeys, type PresencePayload } from '../sync/presence.js'
 import { Emitter } from '../util/emitter.js'
 import { ValidationError } from '../errors.js'
+import { unref } from '../util/timers.js'
 import type { DeviceContext } from './device-context.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
 import { requireObject } from './validate.js'
@@ -364,8 +365,4 @@ export class PresenceApi {
   }
 
   private readonly previous = new Map<string, PresenceEntry>()
-}
-
-function unref(timer: unknown): void {
-  ;(timer as { unref?: () => void }).unref?.()
 }

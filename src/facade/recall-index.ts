@@ -8,6 +8,7 @@
  */
 import MiniSearch from 'minisearch'
 import { memoryMeta, type MemoryItem, type MemoryMeta } from '../crdt/memory.js'
+import { unref } from '../util/timers.js'
 
 /** One scored candidate. */
 export interface IndexHit {
@@ -265,7 +266,7 @@ export class RecallIndex {
 
   private scheduleWarm(delayMs: number): void {
     this.warmTimer = setTimeout(() => this.warm(), delayMs)
-    ;(this.warmTimer as { unref?: () => void }).unref?.()
+    unref(this.warmTimer)
   }
 
   /** Once changes pause, index a chunk of dirty items, then yield to the app and continue. */

@@ -28,6 +28,7 @@ import { LOCAL_SCOPE, REGISTRY_SCOPE } from '../crypto/keyring.js'
 import { openPresence, PresenceSeqs } from '../sync/presence.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
+import { unref } from '../util/timers.js'
 import type { DeviceContext, DeviceIdentity } from './device-context.js'
 import { PRESENCE_SCOPE } from './presence.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
@@ -310,8 +311,4 @@ class Beacon {
     const { senderId, payload } = opened.value
     if (payload.logSeq !== undefined) this.monitor.announce(this.replica.scope, senderId, payload.logSeq, payload.tip)
   }
-}
-
-function unref(timer: unknown): void {
-  ;(timer as { unref?: () => void }).unref?.()
 }

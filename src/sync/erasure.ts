@@ -16,6 +16,7 @@
  * @module
  */
 import * as Y from 'yjs'
+import { unref } from '../util/timers.js'
 
 /** Per Yjs client, the clock just past the last struct (a state vector or an update's end). */
 export type Extent = Map<number, number>
@@ -104,7 +105,7 @@ export class ErasureWatch {
     }
     if (this.suspects.length > 0 && !this.timer) {
       this.timer = setTimeout(() => this.check(), this.delayMs)
-      ;(this.timer as { unref?: () => void }).unref?.()
+      unref(this.timer)
     }
   }
 

@@ -9,9 +9,19 @@ import * as Y from 'yjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { sealedLog } from '../../src/crdt/sealed-log.js'
 import { EnvelopeType, parseEnvelope, ready, RejectCode } from '../../src/crypto/index.js'
-import { carry, note, replicaWorld, write } from './fixture.js'
+import type { ReplicaOptions } from '../../src/sync/replica.js'
+import { carry, note, replicaWorld, write, type ReplicaWorld } from './fixture.js'
 
 beforeAll(() => ready())
+
+/** A phone and a PC replica of one account; the phone has written `seat: aisle` and stored it. */
+async function phoneWrote(world: ReplicaWorld, pcOptions: Partial<ReplicaOptions> = {}) {
+  const phone = await world.open(world.phone)
+  const pc = await world.open(world.pc, pcOptions)
+  write(phone.replica, 'seat', 'aisle')
+  await phone.replica.whenFlushed()
+  return { phone, pc }
+}
 
 /** The parsed envelopes in a replica's log. */
 function envelopes(log: Y.Array<Uint8Array>): Array<{ senderId: string; seq: number; type: number }> {
@@ -69,10 +79,7 @@ describe('Replica, outgoing', () => {
 describe('Replica, incoming', () => {
   it('applies a peer envelope to the inner doc, records its seq, and does not seal it again', async () => {
     const world = replicaWorld()
-    const phone = await world.open(world.phone)
-    const pc = await world.open(world.pc)
-    write(phone.replica, 'seat', 'aisle')
-    await phone.replica.whenFlushed()
+    const { phone, pc } = await phoneWrote(world)
     carry(phone.replica, pc.replica)
     await pc.replica.whenFlushed()
     expect(note(pc.replica, 'seat')).toBe('aisle')
@@ -84,10 +91,7 @@ describe('Replica, incoming', () => {
 
   it('refuses a re-delivered copy of an applied envelope as a replay (10)', async () => {
     const world = replicaWorld()
-    const phone = await world.open(world.phone)
-    const pc = await world.open(world.pc)
-    write(phone.replica, 'seat', 'aisle')
-    await phone.replica.whenFlushed()
+    const { phone, pc } = await phoneWrote(world)
     carry(phone.replica, pc.replica)
     const copy = sealedLog(pc.replica.outer).get(0).slice()
     Y.transact(pc.replica.outer, () => sealedLog(pc.replica.outer).push([copy]), 'relay')
@@ -96,10 +100,7 @@ describe('Replica, incoming', () => {
 
   it('refuses a tampered envelope and leaves the inner doc as it was', async () => {
     const world = replicaWorld()
-    const phone = await world.open(world.phone)
-    const pc = await world.open(world.pc)
-    write(phone.replica, 'seat', 'aisle')
-    await phone.replica.whenFlushed()
+    const { phone, pc } = await phoneWrote(world)
     const bytes = sealedLog(phone.replica.outer).get(0).slice()
     bytes[bytes.length - 1]! ^= 0x01
     Y.transact(pc.replica.outer, () => sealedLog(pc.replica.outer).push([bytes]), 'relay')
@@ -112,10 +113,7 @@ describe('Replica, incoming', () => {
     const world = replicaWorld()
     const known = world.senders.get(world.phone.deviceId)!
     world.senders.delete(world.phone.deviceId)
-    const phone = await world.open(world.phone)
-    const pc = await world.open(world.pc)
-    write(phone.replica, 'seat', 'aisle')
-    await phone.replica.whenFlushed()
+    const { phone, pc } = await phoneWrote(world)
     carry(phone.replica, pc.replica)
     expect(pc.held.map((e) => e.code)).toEqual([RejectCode.UnknownSender])
     expect(pc.replica.heldCount).toBe(1)
@@ -128,10 +126,7 @@ describe('Replica, incoming', () => {
 
   it('refuses an envelope of a revoked sender (4)', async () => {
     const world = replicaWorld()
-    const phone = await world.open(world.phone)
-    const pc = await world.open(world.pc)
-    write(phone.replica, 'seat', 'aisle')
-    await phone.replica.whenFlushed()
+    const { phone, pc } = await phoneWrote(world)
     world.senders.set(world.phone.deviceId, { status: 'revoked' })
     carry(phone.replica, pc.replica)
     expect(pc.rejected.map((e) => e.code)).toEqual([RejectCode.RevokedSender])
@@ -142,10 +137,7 @@ describe('Replica, incoming', () => {
 describe('Replica, local authority', () => {
   it('keeps what it applied when someone deletes the log, also after a restart, and reports the erasure (14)', async () => {
     const world = replicaWorld()
-    const phone = await world.open(world.phone)
-    const pc = await world.open(world.pc, { repairDelayMs: 20 })
-    write(phone.replica, 'seat', 'aisle')
-    await phone.replica.whenFlushed()
+    const { phone, pc } = await phoneWrote(world, { repairDelayMs: 20 })
     carry(phone.replica, pc.replica)
     const log = sealedLog(pc.replica.outer)
     Y.transact(pc.replica.outer, () => log.delete(0, log.length), 'relay')
