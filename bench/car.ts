@@ -9,25 +9,127 @@
  * (`journal_mode=WAL`, `synchronous=FULL`), one autocommitted `INSERT` of the same text per write.
  * Both on the same disk, alternating runs; p50 and p99 per write over every run.
  *
- * Environment: BENCH_CAR_WRITES (300 per run), BENCH_RUNS (3), BENCH_CAR_DIR (where both files go;
- * default a temp dir — on a tmpfs `/tmp` fsync costs nothing, so point it at the disk under test).
+ * Then convergence after an outage: the car offline (`setNetwork({ online: false })`) while it
+ * writes BENCH_CAR_QUEUED memories and the phone writes as many on the relay; measured from
+ * `setNetwork({ online: true })` until both hold all of them. Baseline — two plain y-websocket
+ * clients (`WebsocketProvider`, plain `Y.Doc`s) on a relay without auth: one disconnected while
+ * each sets as many map entries of the same texts, measured from its reconnect until both docs
+ * hold all. The outage's length does not enter either (neither side retries during it).
+ *
+ * Environment: BENCH_CAR_WRITES (300 per run), BENCH_CAR_QUEUED (500 per side), BENCH_RUNS (3),
+ * BENCH_CAR_DIR (where the files go; default a temp dir — on a tmpfs `/tmp` fsync costs nothing,
+ * so point it at the disk under test).
  */
 import { createRequire } from 'node:module'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type Database from 'better-sqlite3'
+import WebSocket from 'ws'
+import { WebsocketProvider } from 'y-websocket'
+import * as Y from 'yjs'
 import { ContextSync, createAccount, loopbackNetwork, memoryStorage, plainKeys } from '../src/index.js'
+import { websocketTransport } from '../src/entries/websocket-node.js'
+import { createRelay, silentLogger } from '../src/relay/index.js'
 import { openCar } from '../adapters/car/index.js'
-import { fmt, percentile, printTable } from './table.js'
+import { fmt, median, percentile, printTable } from './table.js'
+
+const QUEUED = Number(process.env.BENCH_CAR_QUEUED ?? 500)
 
 const WRITES = Number(process.env.BENCH_CAR_WRITES ?? 300)
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 
 const text = (run: number, i: number) => `Parked on level ${i % 7}, row ${run}.${i}; charger ${i % 3 ? 'free' : 'busy'}`
 
-/** Run the benchmark and print its table. */
+/** Run both benchmarks and print their tables. */
 export async function benchCar(): Promise<void> {
+  await benchDurableWrite()
+  await benchOutage()
+}
+
+async function until(predicate: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const start = performance.now()
+  while (!predicate()) {
+    if (performance.now() - start > timeoutMs) throw new Error('bench: did not converge')
+    await new Promise((r) => setTimeout(r, 2))
+  }
+}
+
+/** Car and phone through a real relay: ms from back online to both converged. */
+async function carOutage(dir: string, run: number): Promise<number> {
+  const relay = await createRelay({ host: '127.0.0.1', port: 0, logger: silentLogger })
+  const transport = websocketTransport({ url: relay.url, maxBackoffTime: 200 })
+  const account = await createAccount()
+  const phone = await ContextSync.open({ account, device: { kind: 'phone', name: 'Bench phone' }, storage: memoryStorage(), transports: [transport] })
+  const car = await openCar({ dataDir: join(dir, `outage-${run}`), relayUrl: relay.url, keys: plainKeys(), maxBackoffTime: 200 })
+  try {
+    await car.profiles.join({ id: 'bench', invite: (await phone.devices.invite({ kind: 'car' })).code })
+    car.setNetwork({ online: false })
+    const ids: string[] = []
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < QUEUED; i++) ids.push((await car.device.memory.remember({ text: text(run, i) })).id)
+      })(),
+      (async () => {
+        for (let i = 0; i < QUEUED; i++) ids.push((await phone.memory.remember({ text: text(run + 1000, i) })).id)
+      })(),
+    ])
+    const start = performance.now()
+    car.setNetwork({ online: true })
+    await until(() => ids.every((id) => car.device.memory.get(id) !== undefined && phone.memory.get(id) !== undefined))
+    return performance.now() - start
+  } finally {
+    await car.close()
+    await phone.close()
+    await transport.close()
+    await relay.close()
+  }
+}
+
+/** Two plain y-websocket clients, one cut off: ms from its reconnect to both converged. */
+async function plainOutage(run: number): Promise<number> {
+  const relay = await createRelay({ host: '127.0.0.1', port: 0, logger: silentLogger, auth: 'none' })
+  const room = `bench${run}.plain`
+  const docs = [new Y.Doc(), new Y.Doc()] as const
+  const providers = docs.map((doc) => new WebsocketProvider(relay.url, room, doc, { WebSocketPolyfill: WebSocket as never, disableBc: true, maxBackoffTime: 200 }))
+  try {
+    await until(() => providers.every((p) => p.synced))
+    providers[0]!.disconnect()
+    // One transaction per write, as the car seals one envelope per remember.
+    for (let i = 0; i < QUEUED; i++) docs[0].getMap('notes').set(`a${i}`, text(run, i))
+    for (let i = 0; i < QUEUED; i++) docs[1].getMap('notes').set(`b${i}`, text(run + 1000, i))
+    const start = performance.now()
+    providers[0]!.connect()
+    await until(() => docs.every((d) => d.getMap('notes').size === 2 * QUEUED))
+    return performance.now() - start
+  } finally {
+    for (const p of providers) p.destroy()
+    await relay.close()
+  }
+}
+
+async function benchOutage(): Promise<void> {
+  const dir = mkdtempSync(join(process.env.BENCH_CAR_DIR ?? tmpdir(), 'contextsync-bench-outage-'))
+  const subject: number[] = []
+  const baseline: number[] = []
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      subject.push(await carOutage(dir, run))
+      baseline.push(await plainOutage(run))
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const s = median(subject)
+  const b = median(baseline)
+  printTable(
+    `car: convergence after an outage, ${QUEUED} writes queued on each side (median of ${RUNS})`,
+    ['from back online to converged', 'car ⇄ phone (sealed, via relay)', 'plain y-websocket clients', 'ratio'],
+    [['time', fmt(s, 'ms'), fmt(b, 'ms'), `${fmt(s / b)}x`]],
+  )
+}
+
+async function benchDurableWrite(): Promise<void> {
   const dir = mkdtempSync(join(process.env.BENCH_CAR_DIR ?? tmpdir(), 'contextsync-bench-car-'))
   const net = loopbackNetwork({ seed: 7 })
   const account = await createAccount()
