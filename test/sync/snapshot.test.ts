@@ -4,13 +4,13 @@
  * code and a reason, never thrown, and never costs more than a linear pass to refuse.
  *
  * fast-check picks a seed per run and prints it (with the shrunk counterexample) on failure.
- * Replay one: CONTEXTSYNC_SEED=<seed> npx vitest run test/sync-snapshot.test.ts
+ * Replay one: CONTEXTSYNC_SEED=<seed> npx vitest run test/sync/snapshot.test.ts
  */
 import fc from 'fast-check'
 import * as encoding from 'lib0/encoding'
 import { describe, expect, it } from 'vitest'
-import { RejectCode } from '../src/crypto/codes.js'
-import { MAX_SEQ_RANGES, SeqSet } from '../src/sync/seq-set.js'
+import { RejectCode } from '../../src/crypto/codes.js'
+import { MAX_SEQ_RANGES, SeqSet } from '../../src/sync/seq-set.js'
 import {
   MAX_SNAPSHOT_RANGES,
   MAX_SNAPSHOT_SENDERS,
@@ -20,9 +20,9 @@ import {
   decodeSnapshotChecked,
   encodeSnapshot,
   type SnapshotPayload,
-} from '../src/sync/snapshot.js'
-import { toHex } from '../src/util/bytes.js'
-import { propertyParams } from './helpers/seeded.js'
+} from '../../src/sync/snapshot.js'
+import { toHex } from '../../src/util/bytes.js'
+import { propertyParams } from '../helpers/seeded.js'
 
 const params = propertyParams(200)
 

@@ -5,14 +5,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent, type StorageAdapter } from '../src/index.js'
-import { sealedLog } from '../src/crdt/sealed-log.js'
-import { createDeviceKeys, decodeDeviceKeys, decryptEnvelope, DeviceKeyring, EnvelopeType, parseEnvelope, randomBytes, sealEnvelope } from '../src/crypto/index.js'
-import { contentOf, keyringOf } from './helpers/forge.js'
-import { accountKeys } from '../src/facade/account.js'
-import { openCheckpoint } from '../src/sync/checkpoint.js'
-import { converge, openDevice, roomOf } from './helpers/devices.js'
-import { pairMember } from './helpers/keys.js'
+import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent, type StorageAdapter } from '../../src/index.js'
+import { sealedLog } from '../../src/crdt/sealed-log.js'
+import { createDeviceKeys, decodeDeviceKeys, decryptEnvelope, DeviceKeyring, EnvelopeType, parseEnvelope, randomBytes, sealEnvelope } from '../../src/crypto/index.js'
+import { contentOf, keyringOf } from '../helpers/forge.js'
+import { accountKeys } from '../../src/facade/account.js'
+import { openCheckpoint } from '../../src/sync/checkpoint.js'
+import { converge, openDevice, roomOf } from '../helpers/devices.js'
+import { pairMember } from '../helpers/keys.js'
 
 let net: LoopbackNetwork
 const open: ContextSync[] = []

@@ -4,9 +4,9 @@
  * `caught-up` — also when the next announcement arrives before the next check.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { SyncMonitor, type SyncLagEvent } from '../src/facade/sync-monitor.js'
-import type { DeviceContext } from '../src/facade/device-context.js'
-import type { Replica } from '../src/sync/replica.js'
+import { SyncMonitor, type SyncLagEvent } from '../../src/facade/sync-monitor.js'
+import type { DeviceContext } from '../../src/facade/device-context.js'
+import type { Replica } from '../../src/sync/replica.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const monitors: SyncMonitor[] = []
