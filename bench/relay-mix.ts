@@ -23,21 +23,19 @@
  *
  * @module
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
-import * as encoding from 'lib0/encoding'
 import { createAccessToken, createDeviceKeys, issueRelayPass, ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport, TransportAttachment } from '../src/adapters/transport.js'
-import { fakeEnvelope, makeAccount, roomUrl, sealedLog, updateFrame, type TestAccount } from '../test/relay-helpers.js'
+import { awarenessFrame, fakeEnvelope, makeAccount, relayCliProcess, roomUrl, sealedLog, updateFrame, wsFrom, type TestAccount } from '../test/relay-helpers.js'
 import { sleep } from './bench-kit.js'
 import { fmt, percentile, printTable } from './table.js'
 
@@ -85,50 +83,16 @@ function procStat(pid: number): { cpuTicks: number; rssMiB: number; peakMiB: num
   return { cpuTicks, rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 }
 }
 
-async function relayProcess(accountsFile: string): Promise<{ url: string; port: number; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import', 'tsx', 'src/bin.ts', 'relay', '--port', '0', '--data', ':memory:', '--log-level', 'error',
-      '--client-address-header', 'x-forwarded-for', '--upgrade-timeout', '2s', '--accounts', accountsFile,
-    ],
-    { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', () => reject(new Error(`relay exited: ${stderr}`)))
-  })
-  const match = /listening on (ws:\/\/127\.0\.0\.1:(\d+))$/.exec(line)
-  if (!match) throw new Error(`unexpected first line from the relay: ${line}`)
-  return { url: match[1]!, port: Number(match[2]), child }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  await exited
-}
-
-/** `ws` connecting as if from `address` (through the relay's --client-address-header). */
-function wsFrom(address: string): typeof globalThis.WebSocket {
-  class FromAddress extends WebSocket {
-    constructor(url: string | URL, protocols?: string | string[]) {
-      super(url, protocols, { headers: { 'x-forwarded-for': address } })
-    }
-  }
-  return FromAddress as unknown as typeof globalThis.WebSocket
-}
-
 async function phase(abusive: boolean): Promise<PhaseResult> {
   await ready()
   const owners: TestAccount[] = Array.from({ length: ACCOUNTS }, () => makeAccount())
   const dir = mkdtempSync(join(tmpdir(), 'contextsync-bench-mix-'))
   const accountsFile = join(dir, 'accounts.txt')
   writeFileSync(accountsFile, owners.map((o) => o.account.accountId).join('\n') + '\n')
-  const relay = await relayProcess(accountsFile)
+  const relay = await relayCliProcess([
+    '--port', '0', '--data', ':memory:', '--log-level', 'error',
+    '--client-address-header', 'x-forwarded-for', '--upgrade-timeout', '2s', '--accounts', accountsFile,
+  ])
   const transports: Transport[] = []
   let abuser: ChildProcess | undefined
   try {
@@ -252,9 +216,13 @@ async function phase(abusive: boolean): Promise<PhaseResult> {
       lost,
     }
   } finally {
-    if (abuser) await stop(abuser)
+    if (abuser && abuser.exitCode === null) {
+      const exited = new Promise((resolve) => abuser!.once('exit', resolve))
+      abuser.kill('SIGTERM')
+      await exited
+    }
     await Promise.all(transports.map((t) => t.close()))
-    await stop(relay.child)
+    await relay.stop()
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -284,20 +252,6 @@ export async function benchRelayMix(): Promise<void> {
 }
 
 // ── the abuser process ─────────────────────────────────────────────────────────────────────────
-
-function awarenessFrame(entries: Array<{ clientId: number; clock: number; state: unknown }>): Uint8Array {
-  const inner = encoding.createEncoder()
-  encoding.writeVarUint(inner, entries.length)
-  for (const { clientId, clock, state } of entries) {
-    encoding.writeVarUint(inner, clientId)
-    encoding.writeVarUint(inner, clock)
-    encoding.writeVarString(inner, JSON.stringify(state))
-  }
-  const outer = encoding.createEncoder()
-  encoding.writeVarUint(outer, 1)
-  encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
-  return encoding.toUint8Array(outer)
-}
 
 function raw(url: string, address: string): WebSocket {
   const ws = new WebSocket(url, { headers: { 'x-forwarded-for': address } })

@@ -6,23 +6,32 @@
  * opens a connection flood from one address and mints accounts. Honest devices lose no message
  * and keep syncing; the relay's peak RSS stays under the bound the README documents.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
 import { createAccessToken, createDeviceKeys, issueRelayPass, ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport, TransportAttachment } from '../src/adapters/transport.js'
 import { CloseCode } from '../src/relay/index.js'
-import { fakeEnvelope, makeAccount, rawClient, roomUrl, sealedLog, updateFrame, waitFor, type RawClient } from './relay-helpers.js'
+import {
+  awarenessFrame,
+  fakeEnvelope,
+  makeAccount,
+  rawClient,
+  relayCliProcess,
+  roomUrl,
+  sealedLog,
+  updateFrame,
+  waitFor,
+  wsFrom,
+  type RawClient,
+  type RelayProcess,
+} from './relay-helpers.js'
 
 /** The documented bound (README.md, "The relay"): peak RSS of the relay process under this mix. */
 const RSS_BOUND_MIB = 256
@@ -36,16 +45,6 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn()
 })
 
-/** `ws` connecting as if from `address` (through the relay's --client-address-header). */
-function wsFrom(address: string): typeof globalThis.WebSocket {
-  class FromAddress extends WebSocket {
-    constructor(url: string | URL, protocols?: string | string[]) {
-      super(url, protocols, { headers: { 'x-forwarded-for': address } })
-    }
-  }
-  return FromAddress as unknown as typeof globalThis.WebSocket
-}
-
 function from(address: string, url: string): RawClient {
   const client = rawClient(url, { headers: { 'x-forwarded-for': address } })
   cleanups.push(() => client.ws.terminate())
@@ -57,20 +56,6 @@ async function outcome(client: RawClient): Promise<'admitted' | number> {
     waitFor(() => client.messages.length > 0, 20_000, 'first frame').then(() => 'admitted' as const),
     client.closed.then(({ code }) => code),
   ])
-}
-
-function awarenessFrame(entries: { clientId: number; clock: number; state: unknown }[]): Uint8Array {
-  const inner = encoding.createEncoder()
-  encoding.writeVarUint(inner, entries.length)
-  for (const { clientId, clock, state } of entries) {
-    encoding.writeVarUint(inner, clientId)
-    encoding.writeVarUint(inner, clock)
-    encoding.writeVarString(inner, JSON.stringify(state))
-  }
-  const outer = encoding.createEncoder()
-  encoding.writeVarUint(outer, 1)
-  encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
-  return encoding.toUint8Array(outer)
 }
 
 /** Client ids and clocks of the awareness states a raw client was sent. */
@@ -91,26 +76,11 @@ function seenAwareness(client: RawClient): Map<number, number> {
   return seen
 }
 
-/** Start the relay CLI as its own process; resolves its URL and pid. */
-async function relayProcess(args: string[]): Promise<{ url: string; port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin.ts', 'relay', ...args], {
-    cwd: join(import.meta.dirname, '..'),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  cleanups.push(async () => {
-    if (child.exitCode !== null) return
-    child.kill('SIGTERM')
-    await new Promise((resolve) => child.once('exit', resolve))
-  })
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', () => reject(new Error(`relay exited: ${stderr}`)))
-  })
-  const match = /listening on (ws:\/\/127\.0\.0\.1:(\d+))$/.exec(line)
-  if (!match) throw new Error(`unexpected first line: ${line}`)
-  return { url: match[1]!, port: Number(match[2]), child }
+/** The relay CLI as its own process, stopped after the test. */
+async function relayProcess(args: string[]): Promise<RelayProcess> {
+  const relay = await relayCliProcess(args)
+  cleanups.push(() => relay.stop())
+  return relay
 }
 
 /** Peak resident memory of a process, in MiB (Linux). */

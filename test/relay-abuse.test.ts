@@ -12,7 +12,6 @@ import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { createAccessToken, createDeviceKeys, issueRelayPass, ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
@@ -22,6 +21,7 @@ import { main } from '../src/cli.js'
 import { CloseCode, NonceCache, tokenAuth } from '../src/relay/index.js'
 import { Room } from '../src/relay/room.js'
 import {
+  awarenessFrame,
   closeRelays,
   fakeEnvelope,
   makeAccount,
@@ -377,21 +377,6 @@ describe('finding 4: quota accounting is incremental', () => {
     expect(relay.metrics().storedSize).toBeLessThanOrEqual(QUOTA)
   })
 })
-
-/** A y-websocket awareness frame with hand-written entries (what any client can send). */
-function awarenessFrame(entries: { clientId: number; clock: number; state: unknown }[]): Uint8Array {
-  const inner = encoding.createEncoder()
-  encoding.writeVarUint(inner, entries.length)
-  for (const { clientId, clock, state } of entries) {
-    encoding.writeVarUint(inner, clientId)
-    encoding.writeVarUint(inner, clock)
-    encoding.writeVarString(inner, JSON.stringify(state))
-  }
-  const outer = encoding.createEncoder()
-  encoding.writeVarUint(outer, 1)
-  encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
-  return encoding.toUint8Array(outer)
-}
 
 /** The awareness states a raw client has been told about. */
 function awarenessSeenBy(client: RawClient): () => Map<number, unknown> {

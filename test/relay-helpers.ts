@@ -2,6 +2,9 @@
  * Shared helpers for the relay tests: accounts and tokens, raw WebSocket clients that record
  * every frame and the close code, sealed-log docs, and relays torn down after each test.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
@@ -148,4 +151,64 @@ export function sleep(ms: number): Promise<void> {
 /** True when `haystack` contains `needle`. */
 export function containsBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
   return Buffer.from(haystack.buffer, haystack.byteOffset, haystack.byteLength).includes(Buffer.from(needle))
+}
+
+/** A y-websocket awareness frame with hand-written entries (what any client can send). */
+export function awarenessFrame(entries: Array<{ clientId: number; clock: number; state: unknown }>): Uint8Array {
+  const inner = encoding.createEncoder()
+  encoding.writeVarUint(inner, entries.length)
+  for (const { clientId, clock, state } of entries) {
+    encoding.writeVarUint(inner, clientId)
+    encoding.writeVarUint(inner, clock)
+    encoding.writeVarString(inner, JSON.stringify(state))
+  }
+  const outer = encoding.createEncoder()
+  encoding.writeVarUint(outer, 1)
+  encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
+  return encoding.toUint8Array(outer)
+}
+
+/** `ws` connecting as if from `address` (for a relay started with `--client-address-header x-forwarded-for`). */
+export function wsFrom(address: string): typeof globalThis.WebSocket {
+  class FromAddress extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols, { headers: { 'x-forwarded-for': address } })
+    }
+  }
+  return FromAddress as unknown as typeof globalThis.WebSocket
+}
+
+/** A relay CLI running as its own process (its CPU and memory are its own). */
+export interface RelayProcess {
+  url: string
+  port: number
+  child: ChildProcess
+  /** SIGTERM, and resolve once it exited. */
+  stop(): Promise<void>
+}
+
+/** Start `contextsync relay …args` as a child process; resolves once it listens on 127.0.0.1. */
+export async function relayCliProcess(args: string[]): Promise<RelayProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin.ts', 'relay', ...args], {
+    cwd: join(import.meta.dirname, '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    await exited
+  }
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve)
+    child.once('exit', () => reject(new Error(`relay exited: ${stderr}`)))
+  })
+  const match = /listening on (ws:\/\/127\.0\.0\.1:(\d+))$/.exec(line)
+  if (!match) {
+    await stop()
+    throw new Error(`unexpected first line from the relay: ${line}`)
+  }
+  return { url: match[1]!, port: Number(match[2]), child, stop }
 }
