@@ -9,8 +9,9 @@
  * The estimate never undercounts (deleted items' own ids are not subtracted); when it reaches a
  * quota, the connection merges the room for an exact figure, but only once at least an eighth of
  * the room was appended since the last merge — so merge work stays proportional to bytes written —
- * or when the overcount could be the whole excess, at most once per twenty times the last merge's
- * cost (`Room.mayMergeForExactSize`), so a room that fits is not refused.
+ * or when the overcount could be the whole excess, once a 64th of the room was appended or twenty
+ * times the last merge's encoding time passed (`Room.mayMergeForExactSize`), so a room that fits
+ * is not refused.
  *
  * The counts are this node's view: taken from the store at start and on every room load, then
  * kept up per update. With a store several nodes share (`RelayStore.shared`), the store checks the

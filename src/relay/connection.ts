@@ -202,10 +202,12 @@ export class RelayConnection implements RoomPeer {
     // an eighth of the room was appended since the last one (merge work stays linear in bytes
     // written) — or when the overcount could be all of the excess (it is at most what was appended
     // since the last merge, plus the headers of what that deleted: twice the appended bytes bounds
-    // it), as long as merges of this room stay rare next to their cost (Room.mayMergeForExactSize).
+    // it) and either a 64th of the room was appended since (still linear in bytes written) or
+    // merges of this room are rare next to their cost (Room.mayMergeForExactSize).
     if (verdict && storage.rows(roomId) > 1) {
       const appended = storage.appendedSinceMerge(roomId)
-      if (appended * 8 >= storage.roomSize(roomId) || (verdict.excess <= 2 * appended && this.room.mayMergeForExactSize())) {
+      const size = storage.roomSize(roomId)
+      if (appended * 8 >= size || (verdict.excess <= 2 * appended && (appended * 64 >= size || this.room.mayMergeForExactSize()))) {
         this.room.tryMerge()
         verdict = over()
       }
