@@ -54,6 +54,7 @@ export class Driving {
     this.off = dev.sessions.on('handoff', (request) => this.consider(request))
   }
 
+  /** Whether the host last said the car is driving. */
   get isDriving(): boolean {
     return this.driving
   }
@@ -86,6 +87,7 @@ export class Driving {
     return sessions.find((s) => s.activeDevice === this.dev.deviceId) ?? sessions[0]
   }
 
+  /** Stop following handoffs (the profile is closing). */
   close(): void {
     this.off()
   }

@@ -42,6 +42,7 @@ export const IN_DOUBT_MS = 35_000
 
 /** Watches one device's sealed logs and room states. */
 export class Outbox {
+  /** `synced` events. */
   readonly events = new Emitter<OutboxEvents>()
   private readonly pending = new Map<string, PendingScope>()
   private readonly status = new Map<string, TransportStatus>()
@@ -76,6 +77,7 @@ export class Outbox {
     return { count, bytes, scopes }
   }
 
+  /** Stop watching (the profile is closing). */
   close(): void {
     for (const off of this.offs.splice(0)) off()
     for (const unwatch of this.watched.values()) unwatch()

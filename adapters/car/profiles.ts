@@ -61,6 +61,7 @@ export class ProfileIndex {
     return this.profiles.map((p) => ({ ...p }))
   }
 
+  /** One profile's line, if listed. */
   get(id: string): SavedProfile | undefined {
     const found = this.profiles.find((p) => p.id === id)
     return found && { ...found }

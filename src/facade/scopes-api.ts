@@ -92,6 +92,7 @@ export class ScopesApi {
     const certificate = registry.certificate(deviceId)
     if (!certificate) throw new ValidationError(`no device '${deviceId}' in this account`)
     if (registry.revocation(deviceId)) throw new ValidationError(`device '${deviceId}' is revoked`)
+    if (registry.termEnded(deviceId)) throw new ValidationError(`the access of device '${deviceId}' ended; invite it again`)
     const fields = requireObject(options, 'options')
     const until = fields.until === undefined ? undefined : requireFutureTime(fields.until, 'until', registry.now())
     if (until !== undefined) {
