@@ -244,4 +244,32 @@ describe('link transport', () => {
     expect(glasses.connections[0]!.stats.rooms).toBe(3)
     other.close()
   })
+
+  it("refuses a peer's attempt to overwrite or remove another device's presence through the hub", async () => {
+    const { sim, hub, glasses, errors, connect } = setup()
+    connect()
+    const honest = attach(glasses, 'room-presence')
+    honest.awareness.setLocalState({ presence: 'sealed-honest' })
+    await sim.settle()
+    const hubAwareness = hub.room('room-presence')!.awareness
+    const honestId = honest.doc.clientID
+    expect(hubAwareness.getStates().get(honestId)).toEqual({ presence: 'sealed-honest' })
+    // The attacker's awareness claims the honest client's id, with a clock far ahead of it.
+    const attacker = linkTransport({ clock: sim.clock, keepaliveMs: 0 })
+    const link = sim.connect()
+    hub.accept(link.central)
+    attacker.connect(link.peripheral)
+    const forgedDoc = new Y.Doc()
+    forgedDoc.clientID = honestId
+    const forged = new Awareness(forgedDoc)
+    for (let i = 0; i < 50; i++) forged.setLocalState({ presence: 'forged' })
+    attacker.attach({ roomId: 'room-presence', doc: forgedDoc, awareness: forged })
+    await sim.settle()
+    forged.setLocalState(null)
+    await sim.settle()
+    expect(hubAwareness.getStates().get(honestId)).toEqual({ presence: 'sealed-honest' })
+    expect(honest.awareness.getStates().get(honestId)).toEqual({ presence: 'sealed-honest' })
+    expect(errors.map((error) => error.reason)).toContain('forbidden')
+    attacker.close()
+  })
 })

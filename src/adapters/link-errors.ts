@@ -24,6 +24,7 @@ import { ContextSyncError } from '../errors.js'
  * | `refused`          | the peer refused to open a room (the close code is in `closeCode`)    |
  * | `unknown-room`     | a message for a room reference this end never opened or accepted      |
  * | `malformed-update` | a y-protocols message that does not decode, or an implausible Yjs update |
+ * | `forbidden`        | a hub peer touched presence it does not own, or went past the presence caps (dropped) |
  * | `invalid-argument` | the host app misused the API (bad MTU, room attached twice, closed)  |
  */
 export type LinkErrorReason =
@@ -37,6 +38,7 @@ export type LinkErrorReason =
   | 'refused'
   | 'unknown-room'
   | 'malformed-update'
+  | 'forbidden'
   | 'invalid-argument'
 
 /** A refusal or failure on a link; `reason` says which (see {@link LinkErrorReason}). */

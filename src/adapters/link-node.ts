@@ -26,6 +26,8 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import type { Awareness } from 'y-protocols/awareness'
 import { CloseCode } from '../wire/close-codes.js'
+import { decodeAwarenessEntries, encodeAwarenessEntries, filterAwareness, type AwarenessView } from '../relay/awareness-guard.js'
+import { DEFAULT_LIMITS } from '../relay/limits.js'
 import { parseClientMessage } from '../relay/protocol.js'
 import { MessageType } from '../wire/messages.js'
 import type { LinkChannel } from './link-channel.js'
@@ -141,7 +143,7 @@ export class LinkPeer {
   readonly offers = new Map<string, number>()
   /** OPENs the peer sent that are still being admitted (async token checks). */
   readonly admitting = new Set<number>()
-  /** What the hub learned about this peer (its device), for checks across rooms. */
+  /** What the hub learned about this peer (`{ accountId, deviceId }`), for checks across rooms. */
   identity: unknown
   nextNum = 0
   session!: LinkSession
@@ -326,12 +328,12 @@ export class LinkNode {
     const learned = [...endpoint.sources].filter(([, source]) => source === binding).map(([id]) => id)
     const present = learned.filter((id) => endpoint.awareness.states.has(id))
     if (present.length > 0) awarenessProtocol.removeAwarenessStates(endpoint.awareness, present, binding)
-    if (!endpoint.hub) {
-      // A device forgets the clocks too, or it would ignore the same states re-sent on reconnect.
-      for (const id of learned) {
-        endpoint.awareness.meta.delete(id)
-        endpoint.sources.delete(id)
-      }
+    for (const id of learned) {
+      // Nobody controls these client ids any more (the device may come back on another channel).
+      endpoint.sources.delete(id)
+      // A device forgets the clocks too, or it would ignore the same states re-sent on reconnect;
+      // a hub keeps them, to re-send the removals to peers that missed them.
+      if (!endpoint.hub) endpoint.awareness.meta.delete(id)
     }
   }
 
@@ -554,6 +556,15 @@ export class LinkNode {
     }
   }
 
+  private guardAwareness(binding: Binding, update: Uint8Array): Uint8Array | undefined {
+    try {
+      return guardedAwareness(this.hooks, binding, update)
+    } catch {
+      this.hooks.error(new LinkError('malformed-update', 'an awareness update that does not decode; dropped'), binding.endpoint.roomId)
+      return undefined
+    }
+  }
+
   private onY(binding: Binding, frame: Uint8Array): void {
     const { endpoint } = binding
     const parsed = parseClientMessage(frame)
@@ -578,9 +589,11 @@ export class LinkNode {
         case 'sync-update':
           Y.applyUpdate(endpoint.doc, parsed.update, binding)
           return
-        case 'awareness':
-          awarenessProtocol.applyAwarenessUpdate(endpoint.awareness, parsed.update, binding)
+        case 'awareness': {
+          const update = endpoint.hub ? this.guardAwareness(binding, parsed.update) : parsed.update
+          if (update) awarenessProtocol.applyAwarenessUpdate(endpoint.awareness, update, binding)
           return
+        }
         case 'query-awareness': {
           const ids = [...endpoint.awareness.states.keys()].filter(
             (id) => (endpoint.hub || id === endpoint.awareness.clientID) && endpoint.sources.get(id) !== binding,
@@ -593,6 +606,58 @@ export class LinkNode {
       this.hooks.error(new LinkError('malformed-update', 'an update the room could not apply; dropped'), endpoint.roomId)
     }
   }
+}
+
+/** Marks presence the hub's own host set (the phone's): no peer controls it. */
+const HOST = Symbol('host')
+
+/**
+ * The relay's awareness rule, applied by a hub (`awareness-guard.ts`): a peer may only set or
+ * remove the client ids it introduced (or its own device did on another channel), within the
+ * relay's per-connection caps on states and bytes. The rest of the update is dropped and reported.
+ */
+function guardedAwareness(hooks: LinkNodeHooks, binding: Binding, update: Uint8Array): Uint8Array | undefined {
+  const { endpoint } = binding
+  const view: AwarenessView<Binding | typeof HOST> = {
+    ownerOf: (id) => {
+      const source = endpoint.sources.get(id)
+      if (source instanceof Binding) return source
+      return id === endpoint.awareness.clientID || (source === null && endpoint.awareness.states.has(id)) ? HOST : undefined
+    },
+    clockOf: (id) => endpoint.awareness.meta.get(id)?.clock,
+    statesOf: (peer) => {
+      const held = new Map<number, number>()
+      for (const [id, source] of endpoint.sources) {
+        const state = endpoint.awareness.states.get(id)
+        if (source === peer && state !== undefined) held.set(id, JSON.stringify(state).length)
+      }
+      return held
+    },
+    sameDevice: (a, b) => a instanceof Binding && b instanceof Binding && sameIdentity(a.peer.identity, b.peer.identity),
+  }
+  const verdict = filterAwareness(
+    decodeAwarenessEntries(update),
+    binding,
+    view,
+    DEFAULT_LIMITS.maxAwarenessStatesPerConnection,
+    DEFAULT_LIMITS.maxAwarenessBytesPerConnection,
+  )
+  if (verdict.foreign > 0 || verdict.over) {
+    hooks.error(
+      new LinkError('forbidden', verdict.over ? `presence past the ${verdict.over} cap; dropped` : `presence of ${verdict.foreign} client(s) this peer does not own; dropped`),
+      endpoint.roomId,
+    )
+  }
+  return verdict.keep.length > 0 ? encodeAwarenessEntries(verdict.keep) : undefined
+}
+
+function sameIdentity(a: unknown, b: unknown): boolean {
+  const device = (value: unknown): string | undefined =>
+    typeof value === 'object' && value !== null && typeof (value as { deviceId?: unknown }).deviceId === 'string'
+      ? `${(value as { accountId?: unknown }).accountId}:${(value as { deviceId: string }).deviceId}`
+      : undefined
+  const da = device(a)
+  return da !== undefined && da === device(b)
 }
 
 function awarenessFrame(awareness: Awareness, ids: number[]): Uint8Array {

@@ -87,7 +87,6 @@ export function linkServer(options: LinkServerOptions = {}): LinkServer {
   const check = options.auth === 'none' ? undefined : tokenCheck(options.auth ?? {})
   const created: Awareness[] = []
   const connections: LinkConnection[] = []
-  const identities = new WeakMap<LinkPeer, RelayIdentity>()
 
   const resolveRoom = async (roomId: string, identity: RelayIdentity | undefined): Promise<LinkHubRoom | undefined> => {
     if (options.room) return options.room(roomId, identity)
@@ -113,11 +112,11 @@ export function linkServer(options: LinkServerOptions = {}): LinkServer {
         throw error
       }
       // One connection is one device: a second device's token on it is someone else's.
-      const known = identities.get(peer)
+      const known = peer.identity as RelayIdentity | undefined
       if (known && (known.accountId !== identity.accountId || known.deviceId !== identity.deviceId)) {
         return { refuse: CloseCode.Forbidden, reason: 'token of another device on this connection' }
       }
-      identities.set(peer, identity)
+      peer.identity = identity
     }
     let endpoint = node.endpoints.get(roomId)
     if (!endpoint) {
