@@ -30,8 +30,8 @@ import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { PUBLIC_STATEMENTS_KEY, publicStatementsMap } from '../crdt/registry.js'
-import { SEALED_LOG_KEY, sealedLog } from '../crdt/sealed-log.js'
+import { publicStatementsMap } from '../crdt/registry.js'
+import { sealedLog } from '../crdt/sealed-log.js'
 import { CloseCode } from '../wire/close-codes.js'
 import { MessageType } from '../wire/messages.js'
 import { tokenFromProtocols } from '../wire/token-protocol.js'
@@ -41,7 +41,6 @@ import {
   deleteEntries,
   deletePublicStatements,
   deleteRange,
-  describeEnvelope,
   injectEntries,
   listEntries,
   listPublicStatements,
@@ -52,140 +51,28 @@ import {
   truncate,
   wipe,
   type EnvelopeInfo,
-  type PublicStatement,
-  type SealedLogEntry,
-  type WipeResult,
 } from './sealed-log-tamper.js'
+import type {
+  CapturedEnvelope,
+  RelayConnectionInfo,
+  TamperingRelay,
+  TamperingRelayOptions,
+  TamperRoom,
+  Withholding,
+  WithholdRule,
+} from './tampering-relay-types.js'
+import { envelopesInUpdate } from './update-envelopes.js'
 
-/** Options of {@link createTamperingRelay}. */
-export interface TamperingRelayOptions {
-  /** Interface to bind; default `127.0.0.1`. */
-  host?: string
-  /** TCP port; default 0 (a free port). */
-  port?: number
-}
-
-/** An envelope the relay saw in a room. */
-export interface CapturedEnvelope extends EnvelopeInfo {
-  /**
-   * Device id of the connection it first arrived from; `undefined` when the relay put it there
-   * itself (an injection) or the connection carried no readable token.
-   */
-  from: string | undefined
-}
-
-/** A live client connection. */
-export interface RelayConnectionInfo {
-  /** Unique per relay, in connection order. */
-  id: number
-  roomId: string
-  /** Read from the connection's token; `undefined` without one (pairing rooms, stock clients). */
-  deviceId: string | undefined
-  /** Close it (default 1001 "going away", which clients treat as a plain disconnect and retry). */
-  close(code?: number): void
-}
-
-/**
- * What to withhold. Without `to`, the rule acts on updates the relay *receives*: they are not
- * applied to its doc (so nobody gets them). With `to`, it acts on what the relay *sends* to that
- * device: its doc is updated as usual, but matching sync frames (updates and sync-step-2 replies)
- * towards that device's connections are held — so the device stays unsynced until released.
- * Every given condition must hold.
- */
-export interface WithholdRule {
-  /** Only in this room (default: every room). */
-  roomId?: string
-  /**
-   * Only updates that carry at least one envelope this selects (default: every update, with or
-   * without envelopes — deletions and public statements included).
-   */
-  envelope?: (envelope: EnvelopeInfo) => boolean
-  /**
-   * Only updates from this device: sent by its connections, or (towards `to`) carrying an
-   * envelope first received from it.
-   */
-  from?: string
-  /** Hold what the relay sends to this device instead of what it receives. */
-  to?: string
-}
-
-/** A withholding in force; see {@link TamperingRelay.withhold}. */
-export interface Withholding {
-  /** The rule as given. */
-  readonly rule: Readonly<WithholdRule>
-  /** Updates (incoming) or frames (outgoing) held so far. */
-  readonly heldCount: number
-  /** Every envelope in what is held so far. */
-  heldEnvelopes(): EnvelopeInfo[]
-  /**
-   * Stop withholding and deliver what was held: incoming updates are applied to the room's doc
-   * (and so reach everyone), outgoing frames are sent to their connections if still open.
-   */
-  release(): void
-  /** Stop withholding and drop what was held (nothing of it was applied or sent). */
-  discard(): void
-}
-
-/** The server's copy of one room with the tamper operations bound to it. */
-export interface TamperRoom {
-  readonly roomId: string
-  /** The server's outer doc (a fresh one after {@link TamperingRelay.forgetRoom}). */
-  readonly doc: Y.Doc
-  /** Every sealed-log entry with its parsed header. */
-  entries(): SealedLogEntry[]
-  /** Delete the entries `match` selects. */
-  deleteEntries(match: (entry: SealedLogEntry) => boolean): SealedLogEntry[]
-  /** Delete entries `[start, end)`. */
-  deleteRange(start: number, end?: number): SealedLogEntry[]
-  /** Keep the first `length` entries. */
-  truncate(length: number): SealedLogEntry[]
-  /** Delete every entry and every public statement. */
-  wipe(): WipeResult
-  /** Insert bytes at `at` (default: the end). */
-  inject(entries: readonly Uint8Array[], at?: number): void
-  /** Append captured (or any) envelope bytes again. */
-  replay(entries: readonly Uint8Array[]): void
-  /** Re-insert every entry in a seeded random order; returns the permutation. */
-  reorder(seed: number): number[]
-  /** Move the entries `match` selects to the end of another room's (or any outer doc's) log. */
-  moveTo(target: TamperRoom | Y.Doc, match: (entry: SealedLogEntry) => boolean): SealedLogEntry[]
-  /** Public statements (registry room). */
-  publicStatements(): PublicStatement[]
-  /** Delete the public statements `match` selects. */
-  deletePublicStatements(match: (statement: PublicStatement) => boolean): PublicStatement[]
-  /** Write one public statement. */
-  setPublicStatement(key: string, bytes: Uint8Array): void
-  /** Every envelope the relay ever saw in this room, first-seen order. */
-  captured(): CapturedEnvelope[]
-  /** Live connections of this room. */
-  connections(): RelayConnectionInfo[]
-}
-
-/** A running tampering relay. */
-export interface TamperingRelay {
-  /** `ws://host:port`; clients connect to `${url}/${roomId}`. */
-  readonly url: string
-  readonly port: number
-  /** A room's server copy and tamper operations (the room is created empty if new). */
-  room(roomId: string): TamperRoom
-  /** Ids of the rooms the relay currently holds a doc for. */
-  rooms(): string[]
-  /** Every envelope the relay ever saw in a room, first-seen order. */
-  captured(roomId: string): CapturedEnvelope[]
-  /** Start withholding; see {@link WithholdRule}. */
-  withhold(rule: WithholdRule): Withholding
-  /**
-   * Lose a room's storage: close its connections (1001) and drop its doc and awareness. Clients
-   * reconnect to an empty room and upload what they hold. The capture is kept.
-   */
-  forgetRoom(roomId: string): void
-  /** Live connections (of one room, or all). */
-  connections(roomId?: string): RelayConnectionInfo[]
-  /** Close the live connections matching `filter` (default code 1001); returns how many. */
-  closeConnections(filter: { roomId?: string; deviceId?: string }, code?: number): number
-  /** Stop: terminate every connection, destroy every room, release the port. Idempotent. */
-  close(): Promise<void>
-}
+export type {
+  CapturedEnvelope,
+  RelayConnectionInfo,
+  TamperingRelay,
+  TamperingRelayOptions,
+  TamperRoom,
+  Withholding,
+  WithholdRule,
+} from './tampering-relay-types.js'
+export { envelopesInUpdate } from './update-envelopes.js'
 
 /** Transaction origin of updates applied by {@link Withholding.release}. */
 export const RELEASE_ORIGIN = Symbol('contextsync/tampering-relay/release')
@@ -290,8 +177,6 @@ class HarnessRoom {
 }
 
 /** Where a struct of an outer doc lives. */
-type Place = 'log' | 'public' | 'other'
-
 class WithholdingImpl implements Withholding {
   readonly incoming: Uint8Array[] = []
   readonly outgoing: Array<{ connection: Connection; frame: Uint8Array; envelopes: EnvelopeInfo[] }> = []
@@ -687,102 +572,4 @@ function parseTarget(url: string | undefined, protocols?: string | string[]): { 
   } catch {
     return { roomId: undefined, token }
   }
-}
-
-/**
- * The sealed-log entries an update inserts. Binary content is either a log entry or a public
- * statement (the only two shared types of an outer doc, WIRE.md "Sealed log"); an update encodes
- * the parent only for items without a left or right origin, so the others are placed through
- * their origins — in `doc` when already there, else among the update's own items.
- * What cannot be placed counts as an entry when it parses as an envelope.
- */
-export function envelopesInUpdate(update: Uint8Array, doc: Y.Doc): EnvelopeInfo[] {
-  let structs: Array<Y.Item | Y.GC | Y.Skip>
-  try {
-    structs = Y.decodeUpdate(update).structs
-  } catch {
-    return []
-  }
-  const items = structs.filter((s): s is Y.Item => s instanceof Y.Item)
-  if (!items.some((item) => item.content instanceof Y.ContentBinary)) return []
-  const byClient = new Map<number, Y.Item[]>()
-  for (const item of items) {
-    let list = byClient.get(item.id.client)
-    if (!list) byClient.set(item.id.client, (list = []))
-    list.push(item)
-  }
-  for (const list of byClient.values()) list.sort((a, b) => a.id.clock - b.id.clock)
-  const places = new Map<Y.Item, Place>()
-  const locate = (id: Y.ID): Place | undefined => {
-    const integrated = integratedItem(doc, id)
-    if (integrated) return placeInDoc(doc, integrated)
-    const local = findItem(byClient.get(id.client), id.clock)
-    return local ? places.get(local) : undefined
-  }
-  const place = (item: Y.Item): Place | undefined => {
-    const integrated = integratedItem(doc, item.id)
-    if (integrated) return placeInDoc(doc, integrated)
-    if (item.parentSub !== null) return 'public'
-    if (typeof item.parent === 'string') {
-      return item.parent === SEALED_LOG_KEY ? 'log' : item.parent === PUBLIC_STATEMENTS_KEY ? 'public' : 'other'
-    }
-    if (item.parent !== null) return 'other'
-    for (const ref of [item.origin, item.rightOrigin]) {
-      const found = ref ? locate(ref) : undefined
-      if (found) return found
-    }
-    return undefined
-  }
-  // Origins may point at items of the same update placed later in this order: repeat until stable.
-  let unplaced = items
-  for (;;) {
-    const next: Y.Item[] = []
-    for (const item of unplaced) {
-      const found = place(item)
-      if (found) places.set(item, found)
-      else next.push(item)
-    }
-    if (next.length === 0 || next.length === unplaced.length) break
-    unplaced = next
-  }
-  const out: EnvelopeInfo[] = []
-  for (const item of items) {
-    if (!(item.content instanceof Y.ContentBinary)) continue
-    const where = places.get(item)
-    const info = describeEnvelope(item.content.content)
-    if (where === 'log' || (where === undefined && info.header !== undefined)) out.push(info)
-  }
-  return out
-}
-
-function integratedItem(doc: Y.Doc, id: Y.ID): Y.Item | undefined {
-  const structs = doc.store.clients.get(id.client)
-  if (!structs || id.clock >= Y.getState(doc.store, id.client)) return undefined
-  try {
-    const struct = structs[Y.findIndexSS(structs, id.clock)]
-    return struct instanceof Y.Item ? struct : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function placeInDoc(doc: Y.Doc, item: Y.Item): Place {
-  if (item.parentSub !== null) return 'public'
-  // Typed first: a root Yjs created untyped (from an update) gets its items re-parented then.
-  const log = sealedLog(doc)
-  return item.parent === log ? 'log' : 'other'
-}
-
-function findItem(list: Y.Item[] | undefined, clock: number): Y.Item | undefined {
-  if (!list) return undefined
-  let lo = 0
-  let hi = list.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1
-    const item = list[mid]!
-    if (clock < item.id.clock) hi = mid - 1
-    else if (clock >= item.id.clock + item.length) lo = mid + 1
-    else return item
-  }
-  return undefined
 }
