@@ -272,4 +272,30 @@ describe('link transport', () => {
     expect(errors.map((error) => error.reason)).toContain('forbidden')
     attacker.close()
   })
+
+  it('ends a room when the relay pass grants it only until a time: the glasses get 4403 and nothing after', async () => {
+    const account = createAccountKeys()
+    const device = createDeviceKeys()
+    const roomId = ownerKeyring(account).roomId('personal')
+    const until = Date.now() + 5_000
+    const relayPass = issueRelayPass(account, device, { rooms: [roomId], roomsUntil: { [roomId]: until } })
+    const token = ({ audience }: { audience: string }) => createAccessToken({ rootPublicKey: account.rootPublicKey, relayPass, device, roomId, audience })
+    const { sim, hub, glasses, errors, connect } = setup({}, {}, { auth: {} })
+    connect()
+    const g = attach(glasses, roomId, token)
+    sealedLog(g.doc).push([utf8('during')])
+    await sim.advance(1_000)
+    expect(g.attachment.status).toBe('synced')
+    const hubDoc = hub.room(roomId)!.doc
+    expect(entries(hubDoc)).toEqual(['during'])
+    // The hub's timer runs on the link clock: virtual time passes the pass's end.
+    await sim.advance(Math.max(0, until - Date.now()) + 1_000)
+    expect(g.attachment.status).toBe('disconnected')
+    expect(errors.find((error) => error.reason === 'refused')?.closeCode).toBe(CloseCode.Forbidden)
+    sealedLog(g.doc).push([utf8('after')])
+    sealedLog(hubDoc).push([utf8('from-phone-after')])
+    await sim.advance(10_000)
+    expect(entries(hubDoc)).toEqual(['during', 'from-phone-after'])
+    expect(entries(g.doc)).toEqual(['during', 'after'])
+  })
 })

@@ -99,6 +99,8 @@ export class Binding {
   /** Re-open attempts after a refusal that a fresh token may fix. */
   reopenAttempts = 0
   reopenTimer: unknown
+  /** When a temporary admission ends (hub side). */
+  endTimer: unknown
 
   constructor(
     readonly peer: LinkPeer,
@@ -117,7 +119,8 @@ export class Binding {
 
 /** What the node decides about a room a peer opened. */
 export type AdmitResult =
-  | { endpoint: RoomEndpoint }
+  /** `endsInMs`: the peer's access to the room ends then (a temporary grant); the hub refuses it then. */
+  | { endpoint: RoomEndpoint; endsInMs?: number }
   | { absent: true }
   | { refuse: number; reason: string }
 
@@ -321,6 +324,7 @@ export class LinkNode {
   private unbind(binding: Binding): void {
     const { peer, endpoint } = binding
     if (binding.reopenTimer !== undefined) this.sessionOptions.clock.clearTimer(binding.reopenTimer)
+    if (binding.endTimer !== undefined) this.sessionOptions.clock.clearTimer(binding.endTimer)
     ;(binding.mine ? peer.mine : peer.theirs).delete(binding.num)
     if (!endpoint.bindings.delete(binding)) return
     binding.updates = []
@@ -531,10 +535,28 @@ export class LinkNode {
     const binding = this.bind(peer, result.endpoint, num, false)
     peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true)
     this.startSync(binding)
+    if (result.endsInMs !== undefined) {
+      binding.endTimer = this.sessionOptions.clock.setTimer(() => {
+        binding.endTimer = undefined
+        if (!this.isLive(binding)) return
+        // As the relay closes a connection whose temporary access ended: nothing more either way.
+        peer.session.send(encodeMessage({ kind: 'refuse', ref: binding.ref, code: CloseCode.Forbidden, reason: 'temporary access ended' }), true)
+        const endpoint = binding.endpoint
+        this.unbind(binding)
+        this.hooks.changed(endpoint)
+      }, Math.max(0, result.endsInMs))
+    }
   }
 
   private onRefuse(binding: Binding, code: number, reason: string): void {
-    if (!binding.mine || binding.state === 'open') return
+    if (!binding.mine) return
+    if (binding.state === 'open') {
+      // The peer ended an open room (temporary access ended): drop what was learned over it.
+      if (code === ABSENT_CODE) return
+      const { peer, endpoint, num } = binding
+      this.unbind(binding)
+      binding = this.bind(peer, endpoint, num, true)
+    }
     const { endpoint } = binding
     if (code === ABSENT_CODE) {
       binding.state = 'absent'

@@ -126,6 +126,10 @@ export function linkServer(options: LinkServerOptions = {}): LinkServer {
       endpoint = node.endpoints.get(roomId) ?? node.endpoint(roomId, room.doc, room.awareness, true)
     }
     events.emit('admitted', { roomId, identity })
+    if (identity?.until !== undefined) {
+      const now = (options.auth !== 'none' && options.auth?.now) || Date.now
+      return { endpoint, endsInMs: identity.until - now() }
+    }
     return { endpoint }
   }
 
