@@ -8,16 +8,26 @@
  * on the same store. Also the cold start: spawn to the first answered `recall` (opening the
  * store: checkpoint load, recall index) vs `openPc` in process.
  *
- * Sizes: BENCH_PC_MEMORIES, BENCH_PC_QUERIES.
+ * Joining a PC to an account of N memories (`joinPc` through a relay on 127.0.0.1, the phone in
+ * this process): time to the admitted device, to the first answered `recall`, and to every memory
+ * there — vs the baseline, a stock y-websocket client loading the same memories as plain Yjs (no
+ * encryption) from the same relay code (no auth), to synced and to every memory readable.
+ *
+ * Sizes: BENCH_PC_MEMORIES, BENCH_PC_QUERIES; BENCH_PC_ONLY=recall|join runs one part.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import * as prng from 'lib0/prng'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
-import { createMcpServer, initPc, openPc } from '../adapters/pc/index.js'
+import { createMcpServer, initPc, joinPc, openPc } from '../adapters/pc/index.js'
+import { ContextSync, createAccount, memoryStorage, plainKeys } from '../src/index.js'
+import { websocketTransport } from '../src/adapters/websocket.js'
+import { plainItem, startRelay, WS } from './relay-common.js'
 import { fmt, percentile, printTable } from './table.js'
 
 const MEMORIES = Number(process.env.BENCH_PC_MEMORIES ?? 100_000)
@@ -30,6 +40,12 @@ const word = (): string => VOCAB[Math.min(VOCAB.length - 1, Math.floor(Math.pow(
 
 /** `BENCH=pc npm run bench`. */
 export async function benchPc(): Promise<void> {
+  const only = process.env.BENCH_PC_ONLY
+  if (only !== 'join') await benchRecall()
+  if (only !== 'recall') await benchJoin()
+}
+
+async function benchRecall(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'contextsync-bench-pc-'))
   const dataDir = join(home, 'data')
   const keyFile = join(home, 'device.key')
@@ -104,4 +120,76 @@ async function timeCalls(queries: string[], call: (query: string) => Promise<unk
     out.push(performance.now() - start)
   }
   return out
+}
+
+/** Poll `check` on every turn of the event loop (so the time is not rounded to a timer tick). */
+async function whenTrue(check: () => boolean, timeoutMs: number, what: string): Promise<number> {
+  const deadline = performance.now() + timeoutMs
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`bench pc: timed out waiting for ${what}`)
+    await new Promise((r) => setImmediate(r))
+  }
+  return performance.now()
+}
+
+async function benchJoin(): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'contextsync-bench-pc-join-'))
+  const server = await startRelay(undefined)
+  const transport = websocketTransport({ url: server.relay.url, WebSocketPolyfill: WS, maxBackoffTime: 300 })
+  const phone = await ContextSync.open({ account: await createAccount(), device: { kind: 'phone' }, storage: memoryStorage(), transports: [transport], keys: plainKeys() })
+  try {
+    for (let start = 0; start < MEMORIES; start += 2000) {
+      const writes: Array<Promise<unknown>> = []
+      for (let i = start; i < Math.min(MEMORIES, start + 2000); i++) writes.push(phone.memory.remember({ text: `${Array.from({ length: 8 }, word).join(' ')} topic${i % 500}` }))
+      await Promise.all(writes)
+    }
+    await phone.flush()
+    // Let the relay store all of it (and the phone compact) before the PC asks.
+    await new Promise((r) => setTimeout(r, 2000))
+
+    const started = performance.now()
+    const invite = await phone.devices.invite({ kind: 'pc' })
+    const pc = await joinPc({ invite: invite.code, relayUrl: server.relay.url, dataDir: join(home, 'data'), keyFile: join(home, 'device.key'), env: {}, timeoutMs: 600_000 })
+    const admitted = performance.now()
+    const firstRecall = await whenTrue(() => pc.sync.memory.recall({ text: 'topic1', limit: 1 }).length > 0, 600_000, 'the first recall hit')
+    const full = await whenTrue(() => pc.sync.memory.list({ scope: 'personal', limit: MEMORIES + 1 }).length >= MEMORIES, 600_000, 'every memory on the PC')
+    await pc.close()
+
+    // Baseline: the same number of memories as plain Yjs maps, through the same relay code without auth.
+    const plainServer = await startRelay('none')
+    try {
+      const writerDoc = new Y.Doc()
+      const map = writerDoc.getMap<Y.Map<unknown>>('memories')
+      writerDoc.transact(() => {
+        for (let i = 0; i < MEMORIES; i++) {
+          const item = plainItem(i, 'plain')
+          map.set(item.id, new Y.Map(Object.entries(item)))
+        }
+      })
+      const options = { WebSocketPolyfill: WS, disableBc: true, resyncInterval: -1 }
+      const writer = new WebsocketProvider(plainServer.relay.url, 'plain-join', writerDoc, options)
+      await whenTrue(() => writer.synced, 120_000, 'the plain writer to sync')
+      await new Promise((r) => setTimeout(r, 2000))
+      writer.destroy()
+      const plainStart = performance.now()
+      const readerDoc = new Y.Doc()
+      const reader = new WebsocketProvider(plainServer.relay.url, 'plain-join', readerDoc, options)
+      const plainSynced = await whenTrue(() => reader.synced, 600_000, 'the plain reader to sync')
+      const plainFull = await whenTrue(() => readerDoc.getMap('memories').size >= MEMORIES, 600_000, 'every plain memory')
+      reader.destroy()
+      const ms = (t: number, from: number): string => fmt(t - from, 'ms')
+      printTable(`PC — join an account of ${MEMORIES} memories through a relay on 127.0.0.1`, ['step', 'PC (joinPc, E2EE)', 'plain Yjs client', 'ratio'], [
+        ['admitted (pairing, registry, keys)', ms(admitted, started), '—', '—'],
+        ['first answered recall / synced', ms(firstRecall, started), ms(plainSynced, plainStart), `${fmt((firstRecall - started) / (plainSynced - plainStart))}×`],
+        ['every memory readable', ms(full, started), ms(plainFull, plainStart), `${fmt((full - started) / (plainFull - plainStart))}×`],
+      ])
+    } finally {
+      await plainServer.close()
+    }
+  } finally {
+    await phone.close()
+    await transport.close()
+    await server.close()
+    rmSync(home, { recursive: true, force: true })
+  }
 }
