@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest'
 import * as prng from 'lib0/prng'
-import { LinkError } from '../src/adapters/link-errors.js'
-import { ReceiveCredit, SendCredit } from '../src/adapters/link-flow.js'
-import { checkMtu, encodeHello, encodeState, Fragmenter, parsePacket, Reassembler, type LinkPacket } from '../src/adapters/link-frames.js'
-import { encodeMessage, parseMessage } from '../src/adapters/link-messages.js'
+import { LinkError } from '../../src/adapters/link-errors.js'
+import { ReceiveCredit, SendCredit } from '../../src/adapters/link-flow.js'
+import { checkMtu, encodeHello, encodeState, Fragmenter, parsePacket, Reassembler, type LinkPacket } from '../../src/adapters/link-frames.js'
+import { encodeMessage, parseMessage } from '../../src/adapters/link-messages.js'
 
 type DataPacket = Extract<LinkPacket, { kind: 'start' | 'cont' }>
 

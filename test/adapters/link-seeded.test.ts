@@ -10,12 +10,12 @@ import { describe, expect, it } from 'vitest'
 import * as prng from 'lib0/prng'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
-import { linkServer } from '../src/adapters/link-server.js'
-import { linkTransport, type LinkTransport } from '../src/adapters/link.js'
-import type { LinkConnection } from '../src/adapters/link-node.js'
-import { sameOuterState, sealedLog } from '../src/adapters/transport-conformance.js'
-import { bleLinkSimulator } from '../src/testing/ble-link.js'
-import { fromUtf8, utf8 } from '../src/util/bytes.js'
+import { linkServer } from '../../src/adapters/link-server.js'
+import { linkTransport, type LinkTransport } from '../../src/adapters/link.js'
+import type { LinkConnection } from '../../src/adapters/link-node.js'
+import { sameOuterState, sealedLog } from '../../src/adapters/transport-conformance.js'
+import { bleLinkSimulator } from '../../src/testing/ble-link.js'
+import { fromUtf8, utf8 } from '../../src/util/bytes.js'
 
 const SEEDS = Array.from({ length: 120 }, (_, i) => i + 1)
 const BOUND = 64 * 1024

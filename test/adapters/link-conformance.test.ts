@@ -4,11 +4,11 @@
  * Extension; 512: the ATT maximum), hub-and-spoke (devices → `linkServer`) and mesh (every pair
  * of devices on its own connection).
  */
-import { runTransportTests, type TransportTestContext } from '../src/adapters/transport-conformance.js'
-import { linkServer } from '../src/adapters/link-server.js'
-import { linkTransport, type LinkTransport } from '../src/adapters/link.js'
-import type { Transport } from '../src/adapters/transport.js'
-import { bleLinkSimulator, type BleLink } from '../src/testing/ble-link.js'
+import { runTransportTests, type TransportTestContext } from '../../src/adapters/transport-conformance.js'
+import { linkServer } from '../../src/adapters/link-server.js'
+import { linkTransport, type LinkTransport } from '../../src/adapters/link.js'
+import type { Transport } from '../../src/adapters/transport.js'
+import { bleLinkSimulator, type BleLink } from '../../src/testing/ble-link.js'
 
 const MTUS = [20, 185, 244, 512]
 /** Fast links: the suite moves 1 MiB entries, which at MTU 20 is ~60 000 packets. */
