@@ -21,6 +21,7 @@
 export { linkTransport, type LinkOptions, type LinkTransport, type LinkTransportEvents, type LinkTransportOptions } from '../adapters/link.js'
 export { linkServer, type LinkHubRoom, type LinkServer, type LinkServerEvents, type LinkServerOptions } from '../adapters/link-server.js'
 export { realClock, type LinkChannel, type LinkClock } from '../adapters/link-channel.js'
+export { portChannel, type PortChannel, type PortLike } from '../adapters/link-port.js'
 export { LinkError, type LinkErrorReason } from '../adapters/link-errors.js'
 export { ABSENT_CODE, type LinkConnection, type LinkConnectionStats } from '../adapters/link-node.js'
 export { MIN_MTU, MAX_MTU, LINK_VERSION, type LinkRole } from '../adapters/link-frames.js'
