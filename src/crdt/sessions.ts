@@ -22,192 +22,31 @@
  * the lease holder is derived: the claim with the highest `(term, deviceId)` — the same on every
  * device once they have the same claims.
  *
+ * The types and vocabulary are in `session-types.ts`, claims and handoff offers in
+ * `session-leases.ts`; this module re-exports both.
+ *
  * @module
  */
 import * as Y from 'yjs'
-import { readJson, readJsonObject, type JsonObject, type JsonValue } from './json.js'
+import { readJson, readJsonObject, type JsonObject } from './json.js'
+import { isTime, leaseOf, readClaims, readOffers } from './session-leases.js'
+import {
+  type Claim,
+  type DataPart,
+  type FilePart,
+  type HandoffInfo,
+  type RawOffer,
+  type Session,
+  type ToolCallPart,
+  type ToolResultPart,
+  type Turn,
+  TURN_ROLES,
+  type TurnPart,
+  type TurnRole,
+} from './session-types.js'
 
-/** Who spoke a turn. */
-export const TURN_ROLES = ['user', 'assistant', 'system', 'tool'] as const
-/** One of {@link TURN_ROLES}. */
-export type TurnRole = (typeof TURN_ROLES)[number]
-
-/** Session lifecycle. */
-export const SESSION_STATUSES = ['active', 'archived'] as const
-/** One of {@link SESSION_STATUSES}. */
-export type SessionStatus = (typeof SESSION_STATUSES)[number]
-
-/** Streaming state of a text or reasoning part. */
-export type PartState = 'streaming' | 'done'
-
-/** Types of turn parts. */
-export const PART_TYPES = ['text', 'reasoning', 'tool-call', 'tool-result', 'file', 'data'] as const
-/** One of {@link PART_TYPES}. */
-export type PartType = (typeof PART_TYPES)[number]
-
-/** Fields every part may carry. */
-export interface PartBase {
-  /**
-   * Opaque data carried along with the part and never interpreted (adapters keep what their
-   * format has and contextsync does not, e.g. provider metadata, under their own key).
-   */
-  meta?: JsonObject
-}
-
-/** Text shown to the user; streams token by token. */
-export interface TextPart extends PartBase {
-  type: 'text'
-  text: string
-  state: PartState
-}
-
-/** Model reasoning ("thinking"); streams like text. */
-export interface ReasoningPart extends PartBase {
-  type: 'reasoning'
-  text: string
-  state: PartState
-}
-
-/** A call of a tool by the assistant. */
-export interface ToolCallPart extends PartBase {
-  type: 'tool-call'
-  toolCallId: string
-  toolName: string
-  input: JsonValue
-  /** `input-streaming` while the arguments are still being generated. Default `input-available`. */
-  state?: 'input-streaming' | 'input-available'
-  /** The provider ran the tool itself (e.g. a hosted web search). */
-  providerExecuted?: boolean
-  /** A tool not known to the app at build time (AI SDK "dynamic tool"). */
-  dynamic?: boolean
-}
-
-/** The result of a tool call; `errorText` when it failed. */
-export interface ToolResultPart extends PartBase {
-  type: 'tool-result'
-  toolCallId: string
-  toolName: string
-  output?: JsonValue
-  errorText?: string
-}
-
-/** A reference to a file (a URL, a data URL, or an app-specific URI) — never the file itself. */
-export interface FilePart extends PartBase {
-  type: 'file'
-  mediaType: string
-  url: string
-  filename?: string
-}
-
-/** App-defined structured data. */
-export interface DataPart extends PartBase {
-  type: 'data'
-  name: string
-  id?: string
-  data: JsonValue
-}
-
-/** One typed part of a turn. */
-export type TurnPart = TextPart | ReasoningPart | ToolCallPart | ToolResultPart | FilePart | DataPart
-
-/** A turn as the app sees it. */
-export interface Turn {
-  id: string
-  role: TurnRole
-  /** The turn's text parts, concatenated. */
-  text: string
-  parts: TurnPart[]
-  /** The device that wrote it. */
-  deviceId: string
-  createdAt: number
-  updatedAt: number
-  /** False while the turn is still being streamed. */
-  done: boolean
-  /** App metadata of the turn. Keys starting with `@` are reserved for adapters. */
-  metadata?: JsonObject
-}
-
-/** Which device holds the conversation, until when. */
-export interface SessionLease {
-  deviceId: string
-  /** Claims only ever grow the term; the highest `(term, deviceId)` wins. */
-  term: number
-  acquiredAt: number
-  expiresAt: number
-  /** The handoff offer the lease was taken through, if any. */
-  offerId?: string
-  /** `expiresAt` is still in the future (by this device's clock). */
-  active: boolean
-}
-
-/** Where a handoff offer stands. */
-export type HandoffStatus = 'pending' | 'accepted' | 'declined' | 'expired' | 'cancelled'
-
-/** A handoff offer as stored (before its status is derived). */
-export interface RawOffer {
-  id: string
-  from: string
-  /** A device id, or a device kind when {@link toKind}. */
-  to: string
-  toKind: boolean
-  payload?: JsonValue
-  link?: string
-  createdAt: number
-  expiresAt: number
-  cancelledAt?: number
-  /** Answers by device id. */
-  responses: Map<string, { action: 'accept' | 'decline'; at: number }>
-}
-
-/** A handoff offer as the app sees it. */
-export interface HandoffInfo {
-  id: string
-  sessionId: string
-  scope: string
-  /** Offering device. */
-  from: string
-  /** Target device id, or device kind when `toKind`. */
-  to: string
-  toKind: boolean
-  payload?: JsonValue
-  /** A deep link for the target to open. */
-  link?: string
-  createdAt: number
-  expiresAt: number
-  status: HandoffStatus
-  /** The device that accepted or declined. */
-  respondedBy?: string
-  respondedAt?: number
-}
-
-/** A session as the app sees it. */
-export interface Session {
-  id: string
-  title: string
-  scope: string
-  status: SessionStatus
-  createdAt: number
-  updatedAt: number
-  /** Device holding (or that last held) the conversation: the lease winner. */
-  activeDevice: string
-  /** The current lease, if any device ever claimed one. */
-  lease?: SessionLease
-  /** A running summary the app keeps. */
-  summary?: string
-  turns: Turn[]
-  /** Handoff offers of this session (pending and past). */
-  handoffs: HandoffInfo[]
-}
-
-/** A claim in the `claims` map. */
-export interface Claim {
-  term: number
-  at: number
-  until: number
-  /** Lease length granted (ms); renewals extend `until` by this much. Absent in older claims. */
-  span?: number
-  offer?: string
-}
+export * from './session-types.js'
+export { childMap, readClaims, claimBeats, leaseOf, maxTerm, readOffers, insertOffer, offerMap, respondToOffer } from './session-leases.js'
 
 /** Name of the session map inside an inner doc. */
 export const SESSIONS_KEY = 'sessions'
@@ -252,14 +91,6 @@ export function sessionMap(doc: Y.Doc, sessionId: string): Y.Map<unknown> | unde
   return map instanceof Y.Map ? map : undefined
 }
 
-/** A nested map of a session, created when missing (older sessions). Call inside a transaction. */
-export function childMap(session: Y.Map<unknown>, key: 'claims' | 'handoffs'): Y.Map<unknown> {
-  const existing = session.get(key)
-  if (existing instanceof Y.Map) return existing
-  const created = new Y.Map<unknown>()
-  session.set(key, created)
-  return created
-}
 
 // ── turns ────────────────────────────────────────────────────────────────────
 
@@ -501,115 +332,4 @@ export function readPart(map: unknown): TurnPart | undefined {
     default:
       return undefined
   }
-}
-
-/** Every valid claim of a session, by device id. */
-export function readClaims(session: Y.Map<unknown>): Map<string, Claim> {
-  const out = new Map<string, Claim>()
-  const claims = session.get('claims')
-  if (!(claims instanceof Y.Map)) return out
-  claims.forEach((value, deviceId) => {
-    if (typeof value !== 'object' || value === null) return
-    const { term, at, until, span, offer } = value as Record<string, unknown>
-    if (typeof term !== 'number' || !Number.isSafeInteger(term) || term < 1) return
-    if (!isTime(at) || !isTime(until)) return
-    const claim: Claim = { term, at, until }
-    if (typeof span === 'number' && Number.isSafeInteger(span) && span > 0) claim.span = span
-    if (typeof offer === 'string') claim.offer = offer
-    out.set(deviceId, claim)
-  })
-  return out
-}
-
-/** Total order of claims: higher term wins, then the higher device id (deterministic everywhere). */
-export function claimBeats(a: [string, Claim], b: [string, Claim]): boolean {
-  if (a[1].term !== b[1].term) return a[1].term > b[1].term
-  return a[0] > b[0]
-}
-
-/** The winning claim as a lease. */
-export function leaseOf(claims: Map<string, Claim>, now: number): SessionLease | undefined {
-  let best: [string, Claim] | undefined
-  for (const entry of claims) if (!best || claimBeats(entry, best)) best = entry
-  if (!best) return undefined
-  const [deviceId, claim] = best
-  const lease: SessionLease = { deviceId, term: claim.term, acquiredAt: claim.at, expiresAt: claim.until, active: claim.until > now }
-  if (claim.offer !== undefined) lease.offerId = claim.offer
-  return lease
-}
-
-/** The highest term among the claims (0 without any). */
-export function maxTerm(claims: Map<string, Claim>): number {
-  let max = 0
-  for (const claim of claims.values()) if (claim.term > max) max = claim.term
-  return max
-}
-
-/** Every valid handoff offer of a session. */
-export function readOffers(session: Y.Map<unknown>): RawOffer[] {
-  const out: RawOffer[] = []
-  const handoffs = session.get('handoffs')
-  if (!(handoffs instanceof Y.Map)) return out
-  handoffs.forEach((value, id) => {
-    if (!(value instanceof Y.Map)) return
-    const from = value.get('from')
-    const to = value.get('to')
-    const createdAt = value.get('createdAt')
-    const expiresAt = value.get('expiresAt')
-    if (typeof from !== 'string' || typeof to !== 'string' || !isTime(createdAt) || !isTime(expiresAt)) return
-    const offer: RawOffer = { id, from, to, toKind: value.get('toKind') === true, createdAt, expiresAt, responses: new Map() }
-    if (value.has('payload')) {
-      const payload = readJson(value.get('payload'))
-      if (payload !== undefined) offer.payload = payload
-    }
-    const link = value.get('link')
-    if (typeof link === 'string') offer.link = link
-    const cancelledAt = value.get('cancelledAt')
-    if (isTime(cancelledAt)) offer.cancelledAt = cancelledAt
-    const responses = value.get('responses')
-    if (responses instanceof Y.Map) {
-      responses.forEach((r, deviceId) => {
-        if (typeof r !== 'object' || r === null) return
-        const { action, at } = r as Record<string, unknown>
-        if ((action === 'accept' || action === 'decline') && isTime(at)) offer.responses.set(deviceId, { action, at })
-      })
-    }
-    out.push(offer)
-  })
-  return out
-}
-
-/** Write a handoff offer. Call inside a transaction. */
-export function insertOffer(session: Y.Map<unknown>, offer: Omit<RawOffer, 'responses' | 'cancelledAt'>): void {
-  const map = new Y.Map<unknown>()
-  map.set('from', offer.from)
-  map.set('to', offer.to)
-  map.set('toKind', offer.toKind)
-  if (offer.payload !== undefined) map.set('payload', offer.payload)
-  if (offer.link !== undefined) map.set('link', offer.link)
-  map.set('createdAt', offer.createdAt)
-  map.set('expiresAt', offer.expiresAt)
-  map.set('responses', new Y.Map<unknown>())
-  childMap(session, 'handoffs').set(offer.id, map)
-}
-
-/** The map of one offer. */
-export function offerMap(session: Y.Map<unknown>, offerId: string): Y.Map<unknown> | undefined {
-  const handoffs = session.get('handoffs')
-  const offer = handoffs instanceof Y.Map ? handoffs.get(offerId) : undefined
-  return offer instanceof Y.Map ? offer : undefined
-}
-
-/** Record one device's answer to an offer (each device writes only its own key). */
-export function respondToOffer(offer: Y.Map<unknown>, deviceId: string, action: 'accept' | 'decline', at: number): void {
-  let responses = offer.get('responses')
-  if (!(responses instanceof Y.Map)) {
-    responses = new Y.Map<unknown>()
-    offer.set('responses', responses)
-  }
-  ;(responses as Y.Map<unknown>).set(deviceId, { action, at })
-}
-
-function isTime(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value)
 }
