@@ -63,15 +63,7 @@ import type {
 } from './tampering-relay-types.js'
 import { envelopesInUpdate } from './update-envelopes.js'
 
-export type {
-  CapturedEnvelope,
-  RelayConnectionInfo,
-  TamperingRelay,
-  TamperingRelayOptions,
-  TamperRoom,
-  Withholding,
-  WithholdRule,
-} from './tampering-relay-types.js'
+export * from './tampering-relay-types.js'
 export { envelopesInUpdate } from './update-envelopes.js'
 
 /** Transaction origin of updates applied by {@link Withholding.release}. */
