@@ -10,8 +10,9 @@
  * Losses are repaired go-back-N: every `STATE` carries the receiver's *ack* (the next sequence
  * number it wants), the sender keeps each data packet until it is acked — at most one window —
  * and on a retransmit request sends again everything from the ack on. A receiver that sees a
- * packet from the future asks at once; a sender left with unacknowledged packets and no ack asks
- * the receiver to state its ack (keepalive), which covers a lost tail.
+ * packet from the future asks at once. Acks are lazy (the session sends an owed one with its next
+ * burst or at its keepalive tick), and a lost tail shows when the sender's next `STATE` names a
+ * `nextSeq` the receiver has not reached.
  *
  * @module
  */
