@@ -18,13 +18,14 @@ const suites: Record<string, () => Promise<void>> = {
   'relay-mix': async () => (await import('./relay-mix.js')).benchRelayMix(),
   car: async () => (await import('./car.js')).benchCar(),
   link: async () => (await import('./link.js')).benchLink(),
+  'relay-nodes': async () => (await import('./relay-nodes.js')).benchRelayNodes(),
 }
 /**
  * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git
  * worktree (they need the history; `integrity` takes 10+ minutes, `install` packs and installs
- * both trees from the npm registry cache).
+ * both trees from the npm registry cache); `relay-nodes` needs PostgreSQL and Redis (`.ci/services`).
  */
-const OPT_IN = new Set(['integrity', 'install'])
+const OPT_IN = new Set(['integrity', 'install', 'relay-nodes'])
 const selected = (process.env.BENCH ?? Object.keys(suites).filter((s) => !OPT_IN.has(s)).join(',')).split(',').map((s) => s.trim())
 console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}, suites: ${selected.join(', ')}`)
 for (const name of selected) {
