@@ -144,6 +144,10 @@ describe('contextsync device commands', () => {
     expect(readFileSync(file, 'utf8')).not.toContain('Old gym membership number')
     await phone.memory.forget(keep.id)
     await until(async () => !(await runCli(home, ['memory', 'list', '--json'])).stdout.includes(keep.id), 'the phone forget on the PC')
+    // With only some scopes exposed, the file's own scopes could be hidden ones: the target must be named.
+    const narrowed = await runCli(home, ['memory', 'import', file, '--scopes', 'personal'])
+    expect(narrowed.code).toBe(2)
+    expect(narrowed.stderr).toMatch(/needs --scope/)
     const imported = await runCli(home, ['memory', 'import', file, '--json'])
     expect(imported.code, imported.stderr).toBe(0)
     expect(JSON.parse(imported.stdout)).toMatchObject({ imported: 1, rejected: [] })

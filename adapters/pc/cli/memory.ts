@@ -171,7 +171,12 @@ const importCmd: Subcommand = {
     const scope = stringFlag(parsed, 'scope')
     const trust = stringFlag(parsed, 'trust')?.split(',').map((t) => t.trim()).filter((t) => t.length > 0)
     return withSyncedDevice(parsed, io, async (pc) => {
-      // Every memory lands in an exposed scope: the one named, or each line's own (checked after).
+      // Every memory must land in an exposed scope: each line names its own, so without --scope
+      // every scope the PC holds must be exposed.
+      if (scope === undefined) {
+        const hidden = pc.sync.scopes.available().filter((s) => s !== 'local' && !pc.exposedScopes().includes(s))
+        if (hidden.length > 0) throw new UsageError(`memory import with --scopes ${pc.scopes.join(',')} needs --scope (the file may name ${hidden.join(', ')})`)
+      }
       const report = await pc.sync.memory.import(text, { ...(scope !== undefined && { scope: pc.requireScope(scope) }), ...(trust && { trust }) })
       await pc.sync.flush()
       output(io, parsed, report, () => `Imported ${report.imported}, skipped ${report.skipped}, refused ${report.rejected.length}${report.rejected.map((r) => `\n  line ${r.line}: ${r.reason}`).join('')}`)
