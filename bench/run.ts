@@ -17,6 +17,7 @@ const suites: Record<string, () => Promise<void>> = {
   pc: async () => (await import('./pc.js')).benchPc(),
   'relay-mix': async () => (await import('./relay-mix.js')).benchRelayMix(),
   car: async () => (await import('./car.js')).benchCar(),
+  'car-storm': async () => (await import('./car-storm.js')).benchCarStorm(),
   link: async () => (await import('./link.js')).benchLink(),
   'relay-nodes': async () => (await import('./relay-nodes.js')).benchRelayNodes(),
 }
