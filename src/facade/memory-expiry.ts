@@ -7,14 +7,13 @@
  * @module
  */
 import { deleteMemory } from '../crdt/memory.js'
-import { MAX_TIMER_MS, unref } from '../util/timers.js'
+import { EarliestTimer } from '../util/timers.js'
 import type { ScopeReplicas } from './device-context.js'
 import type { RecallIndex } from './recall-index.js'
 
 /** Sweeps expired memories out of the scopes of one device. */
 export class ExpirySweeper {
-  private timer: ReturnType<typeof setTimeout> | undefined
-  private sweepAt = Infinity
+  private readonly timer = new EarliestTimer(() => void this.sweep(), { unref: true })
   private lastSweep = -Infinity
   private closed = false
 
@@ -31,22 +30,13 @@ export class ExpirySweeper {
   schedule(at?: number): void {
     if (this.closed) return
     const next = at ?? this.index.nextExpiry(this.lastSweep)
-    if (next === undefined || next >= this.sweepAt) return
-    if (this.timer) clearTimeout(this.timer)
-    this.sweepAt = next
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.sweepAt = Infinity
-      void this.sweep()
-    }, Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS))
-    unref(this.timer)
+    if (next !== undefined) this.timer.arm(next)
   }
 
   /** Stop sweeping. */
   close(): void {
     this.closed = true
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = undefined
+    this.timer.cancel()
   }
 
   /** Delete expired items in every writable scope and compact, so their text leaves the sealed logs. */

@@ -11,6 +11,7 @@ import { StorageError } from '../adapters/storage.js'
 import { RejectCode } from '../crypto/codes.js'
 import { EnvelopeType } from '../crypto/envelope.js'
 import { ClosedError } from '../errors.js'
+import { EarliestTimer } from '../util/timers.js'
 import { MERGE_CHUNK } from './merge.js'
 import type { ReplicaCore } from './replica-core.js'
 import { STREAM_ORIGIN } from './replica-types.js'
@@ -24,8 +25,7 @@ export class Sealer {
   private pending: Uint8Array[] = []
   private pendingCount = 0
   private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
-  private flushTimer: ReturnType<typeof setTimeout> | undefined
-  private flushAt = Infinity
+  private readonly flushTimer = new EarliestTimer(() => void this.flushSoon())
   private microtaskQueued = false
   private reserveRetryTimer: ReturnType<typeof setTimeout> | undefined
   private reserveRetryDelay = RETRY_MIN_MS
@@ -72,7 +72,7 @@ export class Sealer {
 
   /** Stop the timers (closing); what is queued stays queued. */
   stop(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer)
+    this.flushTimer.cancel()
     if (this.reserveRetryTimer) clearTimeout(this.reserveRetryTimer)
   }
 
@@ -159,15 +159,7 @@ export class Sealer {
       })
       return
     }
-    const at = Date.now() + delayMs
-    if (at >= this.flushAt) return
-    if (this.flushTimer) clearTimeout(this.flushTimer)
-    this.flushAt = at
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined
-      this.flushAt = Infinity
-      void this.flushSoon()
-    }, delayMs)
+    this.flushTimer.arm(Date.now() + delayMs)
   }
 
   private async flushSoon(): Promise<void> {
@@ -204,11 +196,7 @@ export class Sealer {
     // A new epoch can be announced before its lockbox arrives: keep the changes queued until
     // the key is here (retryHeld() flushes again when keys change).
     if (!core.canSeal()) return
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer)
-      this.flushTimer = undefined
-      this.flushAt = Infinity
-    }
+    this.flushTimer.cancel()
     const updates = this.pending
     const count = this.pendingCount
     const waiters = this.waiters
