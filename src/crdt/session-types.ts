@@ -122,27 +122,9 @@ export interface SessionLease {
 /** Where a handoff offer stands. */
 export type HandoffStatus = 'pending' | 'accepted' | 'declined' | 'expired' | 'cancelled'
 
-/** A handoff offer as stored (before its status is derived). */
-export interface RawOffer {
+/** What a handoff offer says, as stored and as the app sees it. */
+export interface OfferFields {
   id: string
-  from: string
-  /** A device id, or a device kind when {@link toKind}. */
-  to: string
-  toKind: boolean
-  payload?: JsonValue
-  link?: string
-  createdAt: number
-  expiresAt: number
-  cancelledAt?: number
-  /** Answers by device id. */
-  responses: Map<string, { action: 'accept' | 'decline'; at: number }>
-}
-
-/** A handoff offer as the app sees it. */
-export interface HandoffInfo {
-  id: string
-  sessionId: string
-  scope: string
   /** Offering device. */
   from: string
   /** Target device id, or device kind when `toKind`. */
@@ -153,6 +135,19 @@ export interface HandoffInfo {
   link?: string
   createdAt: number
   expiresAt: number
+}
+
+/** A handoff offer as stored (before its status is derived). */
+export interface RawOffer extends OfferFields {
+  cancelledAt?: number
+  /** Answers by device id. */
+  responses: Map<string, { action: 'accept' | 'decline'; at: number }>
+}
+
+/** A handoff offer as the app sees it. */
+export interface HandoffInfo extends OfferFields {
+  sessionId: string
+  scope: string
   status: HandoffStatus
   /** The device that accepted or declined. */
   respondedBy?: string
