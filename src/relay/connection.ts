@@ -8,6 +8,7 @@
 import type { RawData, WebSocket } from 'ws'
 import { PAIRING_ROOM_PATTERN, type RelayIdentity } from './auth.js'
 import { CloseCode, closeReason } from '../wire/close-codes.js'
+import { concatBytes } from '../util/bytes.js'
 import { TokenBucket, type RelayLimits } from './limits.js'
 import type { RelayLogger } from './log.js'
 import type { LimitName, RelayMetrics } from './metrics.js'
@@ -36,16 +37,7 @@ function wsErrorCloseCode(code: unknown): number | undefined {
 
 /** Copy a ws message into one fresh `Uint8Array` (Yjs keeps views into it; don't pin socket buffers). */
 function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) {
-    const size = data.reduce((n, part) => n + part.length, 0)
-    const out = new Uint8Array(size)
-    let offset = 0
-    for (const part of data) {
-      out.set(part, offset)
-      offset += part.length
-    }
-    return out
-  }
+  if (Array.isArray(data)) return concatBytes(...data)
   return data instanceof ArrayBuffer ? new Uint8Array(data.slice(0)) : new Uint8Array(data)
 }
 
