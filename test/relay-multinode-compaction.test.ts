@@ -46,6 +46,7 @@ describe.runIf(POSTGRES_URL !== undefined && REDIS_URL !== undefined)('two nodes
           store: recording(await postgresStore(url, { schema }), outcomes[i]!),
           fanout: redisFanout(REDIS_URL!, { node: `compaction-${i}-${schema}` }),
           persistence: { mergeIntervalMs: 25, mergeEveryUpdates: 8 },
+          catchUpIntervalMs: 1_000,
         }),
       ),
     )

@@ -327,6 +327,15 @@ export function backendStore(backend: RelayStorageBackend, kind: string): RelayS
       run((): StoredRoomSummary[] =>
         [...rooms].filter(([, r]) => r.seqs.length > 0).map(([roomId, r]) => ({ roomId, rows: r.seqs.length, bytes: r.bytes, head: r.head })),
       ),
+    heads: (roomIds) =>
+      run(() => {
+        const out = new Map<string, number>()
+        for (const roomId of roomIds) {
+          const head = rooms.get(roomId)?.head
+          if (head) out.set(roomId, head)
+        }
+        return out
+      }),
     load: (roomId, afterSeq = 0) =>
       run((): StoredUpdate[] => {
         const seqs = rooms.get(roomId)?.seqs ?? []

@@ -225,6 +225,10 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       )
       return rows.map((r): StoredRoomSummary => ({ roomId: r.room, rows: r.rows, bytes: Number(r.bytes), head: Number(r.head) }))
     },
+    async heads(roomIds) {
+      const { rows } = await query<{ room: string; head: string }>(`SELECT room, head FROM ${s}.rooms WHERE room = ANY($1) AND head > 0`, [[...roomIds]])
+      return new Map(rows.map((r) => [r.room, Number(r.head)]))
+    },
     async load(roomId, afterSeq = 0) {
       const { rows } = await query<{ seq: string; data: Buffer }>(
         `SELECT seq, data FROM ${s}.updates WHERE room = $1 AND seq > $2 ORDER BY seq`,

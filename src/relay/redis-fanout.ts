@@ -83,8 +83,17 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
       })
       let readyOnce = false
       subscriber.on('ready', () => {
-        // The first ready is the start; every later one follows a lost connection.
-        if (readyOnce) handlers.reconnected()
+        // The first ready is the start; every later one follows a lost connection. Catch up once
+        // the resubscriptions ioredis sent on reconnect are in force: Redis answers in order, so
+        // a PING answered means every SUBSCRIBE before it was — nothing published after the
+        // catch-up's read can be missed.
+        if (readyOnce) {
+          const connection = subscriber
+          void connection
+            ?.ping()
+            .catch(() => undefined)
+            .then(() => handlers.reconnected())
+        }
         readyOnce = true
       })
       await Promise.all([subscriber.connect(), publisher.connect()])

@@ -72,6 +72,10 @@ export function runRelayStoreTests(setup: () => Promise<RelayStoreTestContext>, 
       expect(rows.map((r) => decode(r.data))).toEqual(['a0', 'a1', 'a2', 'a3', 'a4'])
       expect((await store.load('acct.a', 3)).map((r) => decode(r.data))).toEqual(['a3', 'a4'])
       expect(await store.load('acct.a', 5)).toEqual([])
+      expect([...(await store.heads(['acct.a', 'acct.b', 'acct.none']))].sort()).toEqual([
+        ['acct.a', 5],
+        ['acct.b', 1],
+      ])
       const summary = (await store.summary()).sort((x, y) => x.roomId.localeCompare(y.roomId))
       expect(summary).toEqual([
         { roomId: 'acct.a', rows: 5, bytes: 10, head: 5 },

@@ -93,6 +93,11 @@ export interface RelayStore {
   readonly shared: boolean
   /** Every stored room with its row count, bytes and head seq. */
   summary(): Promise<StoredRoomSummary[]>
+  /**
+   * The head seq of each of `roomIds` that the store knows (rooms never appended to are left out):
+   * one round trip for a node comparing all its open rooms with the store.
+   */
+  heads(roomIds: readonly string[]): Promise<Map<string, number>>
   /** Rows of a room with `seq > afterSeq` (default 0: all), in seq order. */
   load(roomId: string, afterSeq?: number): Promise<StoredUpdate[]>
   /**
