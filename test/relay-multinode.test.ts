@@ -17,7 +17,7 @@ import { ContextSync, createAccount, memoryStorage, type Account } from '../src/
 import { websocketTransport } from '../src/adapters/websocket.js'
 import { ready } from '../src/crypto/index.js'
 import { createAccessToken, createDeviceKeys, issueRelayPass, signRevocation } from '../src/crypto/index.js'
-import { PUBLIC_STATEMENTS_KEY, revocationKey } from '../src/crdt/registry.js'
+import { passKey, PUBLIC_STATEMENTS_KEY, revocationKey } from '../src/crdt/registry.js'
 import { makeAccount, NodeWebSocket, rawClient, roomUrl, sealedLog, sleep, waitFor, type RawClient, type TestAccount } from './relay-helpers.js'
 import { POSTGRES_URL, REDIS_URL, warnIfNoServices } from './helpers/services.js'
 import { createDatabase, loadBalancer, releaseNodes, startNode, type RelayNode } from './helpers/relay-nodes.js'
@@ -231,6 +231,31 @@ describe.runIf(POSTGRES_URL !== undefined && REDIS_URL !== undefined)('relay nod
     cleanups.push(() => again.ws.terminate())
     expect(await refusedOrAdmitted(again)).toBe(4403)
   }, 60_000)
+
+  it('a newer relay pass read on one node supersedes the old one on every node', async () => {
+    const { nodes } = await cluster(2)
+    const alice = makeAccount()
+    const carKeys = createDeviceKeys()
+    const oldPass = issueRelayPass(alice.account, carKeys, { rooms: 'all', issuedAt: Date.now() - 60_000 })
+    const tokenWith = (pass: Uint8Array, roomId: string) => createAccessToken({ rootPublicKey: alice.account.rootPublicKey, relayPass: pass, device: carKeys, roomId })
+    const personal = alice.roomId()
+    // Node 1 learns the account (and reads its registry room) with the old pass.
+    const first = rawClient(roomUrl(nodes[1]!.url, personal, tokenWith(oldPass, personal)))
+    cleanups.push(() => first.ws.terminate())
+    expect(await refusedOrAdmitted(first)).toBe('admitted')
+    // The owner publishes a newer pass for the car through node 0.
+    const transport = websocketTransport({ url: nodes[0]!.url, token: alice.token, WebSocketPolyfill: NodeWebSocket })
+    cleanups.push(() => transport.close())
+    const room = sealedLog(`${alice.account.accountId}.registry`)
+    const attachment = transport.attach(room)
+    await waitFor(() => attachment.status === 'synced', 10_000, 'owner synced')
+    room.doc.getMap<Uint8Array>(PUBLIC_STATEMENTS_KEY).set(passKey(carKeys.deviceId), issueRelayPass(alice.account, carKeys, { rooms: 'all' }))
+    await sleep(1_000)
+    // Node 1 never opened the registry room since: it refuses the superseded pass all the same.
+    const again = rawClient(roomUrl(nodes[1]!.url, personal, tokenWith(oldPass, personal)))
+    cleanups.push(() => again.ws.terminate())
+    expect(await refusedOrAdmitted(again)).toBe(4403)
+  }, 30_000)
 
   it('a token spent at one node is refused at every other (the replay cache is shared)', async () => {
     const { nodes } = await cluster(2)

@@ -14,7 +14,8 @@
  * `varuint seq · varuint8array update`, kind 1 (seq only, for updates above the inline size)
  * `varuint seq`, kind 2 (awareness) `varstring accountId · varstring deviceId · varuint8array update`,
  * kind 3 (revocation, on the control channel) `varstring accountId · varstring deviceId ·
- * varuint8array rootPublicKey · varuint8array statement`.
+ * varuint8array rootPublicKey · varuint8array statement`, kind 4 (relay pass, control channel)
+ * `varstring accountId · varuint8array rootPublicKey · varuint8array statement`.
  *
  * @module
  */
@@ -33,6 +34,15 @@ export type FanoutMessage =
   | { kind: 'update'; node: string; sentAt: number; seq: number; update: Uint8Array | undefined }
   | { kind: 'awareness'; node: string; sentAt: number; owner: AwarenessOwner | undefined; update: Uint8Array }
   | { kind: 'revocation'; node: string; sentAt: number; revocation: StoredRevocation }
+  | { kind: 'pass'; node: string; sentAt: number; pass: RelayPassNotice }
+
+/** A relay pass one node read from a registry room: newer passes supersede older ones on every node. */
+export interface RelayPassNotice {
+  accountId: string
+  rootPublicKey: Uint8Array
+  /** The root-signed relay pass (WIRE.md "Relay pass"). */
+  statement: Uint8Array
+}
 
 /** What a node does with what arrives. */
 export interface FanoutHandlers {
@@ -45,6 +55,8 @@ export interface FanoutHandlers {
    * Every node must cut the device off, not only those with its account's registry room open.
    */
   revocation(revocation: StoredRevocation): void
+  /** Another node read a newer relay pass (unverified here, like a revocation). */
+  pass(pass: RelayPassNotice): void
 }
 
 /** Fan-out between relay nodes (Redis pub/sub: `redis-fanout.ts`). */
@@ -61,6 +73,8 @@ export interface RelayFanout {
   publishUpdate(roomId: string, seq: number, update: Uint8Array): void
   /** Tell every node about a revocation this node verified. Never throws. */
   publishRevocation(revocation: StoredRevocation): void
+  /** Tell every node about a newer relay pass this node verified. Never throws. */
+  publishPass(pass: RelayPassNotice): void
   /** Pass awareness entries set by a connection of this node on. Never throws. */
   publishAwareness(roomId: string, update: Uint8Array, owner: AwarenessOwner | undefined): void
   /** Resolves when the fan-out answers (health); rejects otherwise. */
@@ -74,6 +88,20 @@ const KIND_UPDATE = 0
 const KIND_SEQ = 1
 const KIND_AWARENESS = 2
 const KIND_REVOCATION = 3
+const KIND_PASS = 4
+
+/** Encode a relay pass notice (control channel). */
+export function encodePassNotice(node: string, pass: RelayPassNotice, sentAt = Date.now()): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, VERSION)
+  encoding.writeVarUint(encoder, KIND_PASS)
+  encoding.writeVarString(encoder, node)
+  encoding.writeVarUint(encoder, sentAt)
+  encoding.writeVarString(encoder, pass.accountId)
+  encoding.writeVarUint8Array(encoder, pass.rootPublicKey)
+  encoding.writeVarUint8Array(encoder, pass.statement)
+  return encoding.toUint8Array(encoder)
+}
 
 /** Encode a revocation notice (sent on the control channel every node listens to). */
 export function encodeRevocationNotice(node: string, revocation: StoredRevocation, sentAt = Date.now()): Uint8Array {
@@ -138,6 +166,11 @@ export function decodeFanoutMessage(bytes: Uint8Array): FanoutMessage | undefine
       const rootPublicKey = decoding.readVarUint8Array(decoder).slice()
       const statement = decoding.readVarUint8Array(decoder).slice()
       message = { kind: 'revocation', node, sentAt, revocation: { accountId, deviceId, rootPublicKey, statement } }
+    } else if (kind === KIND_PASS) {
+      const accountId = decoding.readVarString(decoder)
+      const rootPublicKey = decoding.readVarUint8Array(decoder).slice()
+      const statement = decoding.readVarUint8Array(decoder).slice()
+      message = { kind: 'pass', node, sentAt, pass: { accountId, rootPublicKey, statement } }
     } else return undefined
     return decoding.hasContent(decoder) ? undefined : message
   } catch {

@@ -1,7 +1,7 @@
 /**
  * {@link RelayFanout} over Redis pub/sub (`ioredis`): one channel per room
  * (`<prefix>room:<roomId>`) plus a control channel every node listens to (`<prefix>control`,
- * revocations), one subscriber connection and one publisher connection per node.
+ * revocations and relay passes), one subscriber connection and one publisher connection per node.
  *
  * Redis pub/sub delivers at most once: a message published while a subscriber is disconnected
  * (restart, `CLIENT KILL TYPE pubsub`, a network cut) is gone. That is why a node treats what
@@ -18,6 +18,7 @@ import { ClosedError } from '../errors.js'
 import {
   decodeFanoutMessage,
   encodeAwarenessNotice,
+  encodePassNotice,
   encodeRevocationNotice,
   encodeUpdateNotice,
   type AwarenessOwner,
@@ -79,6 +80,7 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
         const message = decodeFanoutMessage(toBytes(payload))
         if (!message || message.node === node) return
         if (message.kind === 'revocation') handlers.revocation(message.revocation)
+        else if (message.kind === 'pass') handlers.pass(message.pass)
         else handlers.message(name.toString('utf8').slice(offset), message)
       })
       let readyOnce = false
@@ -116,6 +118,9 @@ export function redisFanout(url: string, options: RedisFanoutOptions = {}): Rela
     },
     publishRevocation(revocation) {
       publish(control, encodeRevocationNotice(node, revocation))
+    },
+    publishPass(pass) {
+      publish(control, encodePassNotice(node, pass))
     },
     async ping() {
       if (!subscriber || !publisher || subscriber.status !== 'ready') throw new ClosedError('the Redis fan-out is not connected')

@@ -62,6 +62,7 @@ export class RegistryGuard {
   constructor(
     private readonly storage: RelayStorage,
     private readonly onRevoked: (accountId: string, deviceId: string, revocation: StoredRevocation, source: 'registry' | 'peer') => void,
+    private readonly onNewerPass?: (accountId: string, rootPublicKey: Uint8Array, statement: Uint8Array) => void,
   ) {
     for (const kept of storage.revocations()) this.adopt(kept)
   }
@@ -75,6 +76,26 @@ export class RegistryGuard {
     const state = this.adopt(revocation)
     if (!state) return false
     this.onRevoked(revocation.accountId, revocation.deviceId, revocation, 'peer')
+    return true
+  }
+
+  /**
+   * A relay pass another relay node reports: verified under the account's root (the key must
+   * hash to the account id), it supersedes older passes of its device here too. Returns true when
+   * it was newer than any known here.
+   */
+  learnPass(accountId: string, rootPublicKey: Uint8Array, statement: Uint8Array): boolean {
+    const root = accountKeysFromPublicKey(rootPublicKey)
+    if (root.accountId !== accountId) return false
+    const pass = verifyRelayPass(root, statement)
+    if (!pass.ok) return false
+    let state = this.state(accountId)
+    if (!state) {
+      state = { root, revoked: new Map(), passes: new Map(), registryRead: false }
+      this.cache(accountId, state)
+    }
+    if (pass.value.issuedAt <= (state.passes.get(pass.value.deviceId) ?? 0)) return false
+    state.passes.set(pass.value.deviceId, pass.value.issuedAt)
     return true
   }
 
@@ -239,7 +260,10 @@ export class RegistryGuard {
         const pass = verifyRelayPass(state.root, bytes)
         if (!pass.ok) continue
         const current = state.passes.get(pass.value.deviceId) ?? 0
-        if (pass.value.issuedAt > current) state.passes.set(pass.value.deviceId, pass.value.issuedAt)
+        if (pass.value.issuedAt > current) {
+          state.passes.set(pass.value.deviceId, pass.value.issuedAt)
+          this.onNewerPass?.(accountId, state.root.rootPublicKey, bytes)
+        }
       }
     }
   }

@@ -262,7 +262,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     const closed = closeDeviceConnections(accountId, deviceId, CloseCode.Forbidden, guard.revocationNotice(accountId, deviceId))
     logger.info('device revoked', { accountId, deviceId, closed, source })
     if (source === 'registry') options.fanout?.publishRevocation(revocation)
-  })
+  }, options.fanout ? (accountId, rootPublicKey, statement) => options.fanout!.publishPass({ accountId, rootPublicKey, statement }) : undefined)
   const header = options.clientAddressHeader
   // Without a proxy header, the TCP gate counts per peer address; with one, it only counts the
   // total and `addressGate` counts per header address from the upgrade on.
@@ -680,7 +680,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
 
   if (fanout) {
     try {
-      await fanout.start({ message: onFanoutMessage, reconnected: catchUpAll, revocation: (revocation) => void guard.learn(revocation) })
+      await fanout.start({ message: onFanoutMessage, reconnected: catchUpAll, revocation: (revocation) => void guard.learn(revocation), pass: ({ accountId, rootPublicKey, statement }) => void guard.learnPass(accountId, rootPublicKey, statement) })
     } catch (error) {
       await fanout.close().catch(() => {})
       await store.close().catch(() => {})
