@@ -39,6 +39,7 @@ async function storm(jitter: boolean): Promise<StormResult> {
   const attempts: number[] = []
   const attachments: TransportAttachment[] = []
   const transports = []
+  const awarenesses: Awareness[] = []
   for (let i = 0; i < CARS; i++) {
     const account = createAccountKeys()
     const device = createDeviceKeys()
@@ -52,7 +53,10 @@ async function storm(jitter: boolean): Promise<StormResult> {
       token: (room, { audience }) => createAccessToken({ rootPublicKey: account.rootPublicKey, relayPass, device, roomId: room, audience }),
     })
     transports.push(transport)
-    const attachment = transport.attach({ roomId, doc, awareness: new Awareness(doc) })
+    const awareness = new Awareness(doc)
+    // y-protocols' Awareness keeps a timer until destroyed: without this the process never exits.
+    awarenesses.push(awareness)
+    const attachment = transport.attach({ roomId, doc, awareness })
     attachment.on('status', ({ status }) => status === 'connecting' && attempts.push(performance.now()))
     attachments.push(attachment)
   }
@@ -78,6 +82,7 @@ async function storm(jitter: boolean): Promise<StormResult> {
     peak = Math.max(peak, i - j + 1)
   }
   for (const t of transports) await t.close()
+  for (const a of awarenesses) a.destroy()
   await relay.close()
   return { peak, attempts: after.length, allSyncedMs, cpuMs: (used.user + used.system) / 1000 }
 }
