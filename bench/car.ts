@@ -103,7 +103,12 @@ async function plainOutage(run: number): Promise<number> {
     await until(() => docs.every((d) => d.getMap('notes').size === 2 * QUEUED))
     return performance.now() - start
   } finally {
-    for (const p of providers) p.destroy()
+    // The provider made its own Awareness, whose timer outlives destroy(): end it too, or the
+    // process never exits.
+    for (const p of providers) {
+      p.destroy()
+      p.awareness.destroy()
+    }
     await relay.close()
   }
 }

@@ -146,7 +146,8 @@ async function glassesHour(glassesWindowMs: number, phoneWindowMs: number, memor
   const sessions = new Y.Doc()
   const presence = new Awareness(memories)
   glasses.attach({ roomId: 'memories', doc: memories, awareness: presence })
-  glasses.attach({ roomId: 'sessions', doc: sessions, awareness: new Awareness(sessions) })
+  const sessionsPresence = new Awareness(sessions)
+  glasses.attach({ roomId: 'sessions', doc: sessions, awareness: sessionsPresence })
   await sim.settle()
   const phoneSessions = hub.room('sessions')!.doc
   const start = { radio: link.radio.peripheral, bursts: glassesSide.stats.bursts }
@@ -195,6 +196,9 @@ async function glassesHour(glassesWindowMs: number, phoneWindowMs: number, memor
   }
   glasses.close()
   hub.close()
+  // Awareness keeps a timer until destroyed: without this the process never exits.
+  presence.destroy()
+  sessionsPresence.destroy()
   return figures
 }
 
