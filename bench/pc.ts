@@ -170,13 +170,16 @@ async function benchJoin(): Promise<void> {
       const writer = new WebsocketProvider(plainServer.relay.url, 'plain-join', writerDoc, options)
       await whenTrue(() => writer.synced, 120_000, 'the plain writer to sync')
       await new Promise((r) => setTimeout(r, 2000))
+      // The provider's own Awareness keeps a timer past destroy(): end both, or the process never exits.
       writer.destroy()
+      writer.awareness.destroy()
       const plainStart = performance.now()
       const readerDoc = new Y.Doc()
       const reader = new WebsocketProvider(plainServer.relay.url, 'plain-join', readerDoc, options)
       const plainSynced = await whenTrue(() => reader.synced, 600_000, 'the plain reader to sync')
       const plainFull = await whenTrue(() => readerDoc.getMap('memories').size >= MEMORIES, 600_000, 'every plain memory')
       reader.destroy()
+      reader.awareness.destroy()
       const ms = (t: number, from: number): string => fmt(t - from, 'ms')
       printTable(`PC — join an account of ${MEMORIES} memories through a relay on 127.0.0.1`, ['step', 'PC (joinPc, E2EE)', 'plain Yjs client', 'ratio'], [
         ['admitted (pairing, registry, keys)', ms(admitted, started), '—', '—'],
