@@ -55,6 +55,7 @@ import * as decoding from 'lib0/decoding'
 import * as prng from 'lib0/prng'
 import { bytesEqual } from '../util/bytes.js'
 import { Emitter } from '../util/emitter.js'
+import { MinHeap } from '../util/min-heap.js'
 import { MessageType } from '../wire/messages.js'
 import type {
   SealedLogRoom,
@@ -259,51 +260,6 @@ function before(a: QueueKey, b: QueueKey): boolean {
   if (a.at !== b.at) return a.at < b.at
   if (a.tie !== b.tie) return a.tie < b.tie
   return a.seq < b.seq
-}
-
-/** A binary min-heap of events ordered by (virtual time, PRNG tie, sequence). */
-class EventQueue {
-  private readonly heap: QueuedEvent[] = []
-
-  get size(): number {
-    return this.heap.length
-  }
-
-  push(event: QueuedEvent): void {
-    const heap = this.heap
-    heap.push(event)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(heap[i]!, heap[parent]!)) break
-      ;[heap[i], heap[parent]] = [heap[parent]!, heap[i]!]
-      i = parent
-    }
-  }
-
-  pop(): QueuedEvent | undefined {
-    const heap = this.heap
-    const top = heap[0]
-    const last = heap.pop()
-    if (heap.length === 0 || last === undefined) return top
-    heap[0] = last
-    let i = 0
-    for (;;) {
-      const l = 2 * i + 1
-      const r = l + 1
-      let min = i
-      if (l < heap.length && before(heap[l]!, heap[min]!)) min = l
-      if (r < heap.length && before(heap[r]!, heap[min]!)) min = r
-      if (min === i) break
-      ;[heap[i], heap[min]] = [heap[min]!, heap[i]!]
-      i = min
-    }
-    return top
-  }
-
-  clear(): void {
-    this.heap.length = 0
-  }
 }
 
 /**
@@ -530,7 +486,8 @@ class Network implements LoopbackNetwork {
     rejected: 0,
   }
   private readonly tap = new Emitter<LoopbackNetworkEvents>()
-  private readonly queue = new EventQueue()
+  /** Events ordered by (virtual time, PRNG tie, sequence). */
+  private readonly queue = new MinHeap<QueuedEvent>(before)
   private clock = 0
   private seq = 0
   private pumping = false

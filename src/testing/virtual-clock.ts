@@ -10,6 +10,7 @@
  * @module
  */
 import type { LinkClock } from '../adapters/link-channel.js'
+import { MinHeap } from '../util/min-heap.js'
 
 interface TimerEvent {
   at: number
@@ -22,7 +23,7 @@ interface TimerEvent {
 export class VirtualClock implements LinkClock {
   private current = 0
   private seq = 0
-  private readonly heap: TimerEvent[] = []
+  private readonly heap = new MinHeap<TimerEvent>(before)
   private running = false
 
   /** Virtual milliseconds since the clock was made. */
@@ -33,7 +34,7 @@ export class VirtualClock implements LinkClock {
   /** Run `fn` after `ms` virtual milliseconds. */
   setTimer(fn: () => void, ms: number): unknown {
     const event: TimerEvent = { at: this.current + Math.max(0, ms), seq: ++this.seq, fn, cancelled: false }
-    this.push(event)
+    this.heap.push(event)
     return event
   }
 
@@ -44,7 +45,7 @@ export class VirtualClock implements LinkClock {
 
   /** Timers waiting to run (cancelled ones excluded). */
   get pending(): number {
-    return this.heap.filter((event) => !event.cancelled).length
+    return this.heap.toArray().filter((event) => !event.cancelled).length
   }
 
   /** Run every timer due within the next `ms` virtual milliseconds, then set the clock to that instant. */
@@ -78,7 +79,7 @@ export class VirtualClock implements LinkClock {
           if (again !== next) continue
           this.current = next.at
         }
-        this.pop()
+        this.heap.pop()
         next.fn()
         await Promise.resolve()
       }
@@ -89,40 +90,8 @@ export class VirtualClock implements LinkClock {
   }
 
   private peek(): TimerEvent | undefined {
-    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop()
-    return this.heap[0]
-  }
-
-  private push(event: TimerEvent): void {
-    const heap = this.heap
-    heap.push(event)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(heap[i]!, heap[parent]!)) break
-      ;[heap[i], heap[parent]] = [heap[parent]!, heap[i]!]
-      i = parent
-    }
-  }
-
-  private pop(): TimerEvent | undefined {
-    const heap = this.heap
-    const top = heap[0]
-    const last = heap.pop()
-    if (heap.length === 0 || last === undefined) return top
-    heap[0] = last
-    let i = 0
-    for (;;) {
-      const l = 2 * i + 1
-      const r = l + 1
-      let min = i
-      if (l < heap.length && before(heap[l]!, heap[min]!)) min = l
-      if (r < heap.length && before(heap[r]!, heap[min]!)) min = r
-      if (min === i) break
-      ;[heap[i], heap[min]] = [heap[min]!, heap[i]!]
-      i = min
-    }
-    return top
+    while (this.heap.peek()?.cancelled) this.heap.pop()
+    return this.heap.peek()
   }
 }
 
