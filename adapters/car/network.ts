@@ -9,6 +9,7 @@
  */
 import type { Transport, TransportAttachment, TransportStatus } from '../../src/index.js'
 import { websocketTransport } from '../../src/entries/websocket-node.js'
+import { trackedTransport } from '../../src/adapters/tracked-transport.js'
 
 /** A transport that remembers its rooms' states and can be told the network is down. */
 export interface CarLink extends Transport {
@@ -39,24 +40,12 @@ export function carLink(options: CarLinkOptions): CarLink {
     options.transport ?? websocketTransport({ url: options.relayUrl ?? '', jitter: true, maxBackoffTime: options.maxBackoffTime ?? CAR_MAX_BACKOFF_MS })
   if (options.online === false) inner.setOnline?.(false)
   const attachments = new Map<string, TransportAttachment>()
+  const tracked = trackedTransport(inner, attachments)
   return {
-    kind: inner.kind,
-    attach(room) {
-      const attachment = inner.attach(room)
-      attachments.set(room.roomId, attachment)
-      return {
-        get status() {
-          return attachment.status
-        },
-        on: (event, listener) => attachment.on(event, listener),
-        detach: () => {
-          attachments.delete(room.roomId)
-          attachment.detach()
-        },
-      }
-    },
+    kind: tracked.kind,
+    attach: (room) => tracked.attach(room),
     statusOf: (roomId) => attachments.get(roomId)?.status ?? 'disconnected',
     setOnline: (online) => inner.setOnline?.(online),
-    close: () => inner.close(),
+    close: () => tracked.close(),
   }
 }

@@ -25,6 +25,7 @@ import {
 } from '../../src/index.js'
 import { sqliteStorage, type SqliteStorage } from '../../src/entries/sqlite.js'
 import { websocketTransport } from '../../src/entries/websocket-node.js'
+import { trackedTransport } from '../../src/adapters/tracked-transport.js'
 import { defaultPcKeys } from './key-file.js'
 import { defaultKeyFile, pcPaths, PC_FILES } from './paths.js'
 import { lockStore, type StoreLock } from './store-lock.js'
@@ -209,7 +210,7 @@ async function withParts(setup: Setup, open: (storage: SqliteStorage, transports
   const lock = lockStore(join(setup.dataDir, PC_FILES.lock), `${basename(process.argv[1] ?? 'node')} ${process.argv[2] ?? ''}`.trim())
   const storage = sqliteStorage({ path: setup.storePath, createDirectory: true })
   const attachments = new Map<string, TransportAttachment>()
-  const transports = setup.relayUrl === undefined ? [] : [tracked(websocketTransport({ url: setup.relayUrl, ...(setup.maxBackoffTime !== undefined && { maxBackoffTime: setup.maxBackoffTime }) }), attachments)]
+  const transports = setup.relayUrl === undefined ? [] : [trackedTransport(websocketTransport({ url: setup.relayUrl, ...(setup.maxBackoffTime !== undefined && { maxBackoffTime: setup.maxBackoffTime }) }), attachments)]
   let sync: ContextSync
   try {
     sync = await open(storage, transports)
@@ -220,31 +221,6 @@ async function withParts(setup: Setup, open: (storage: SqliteStorage, transports
     throw error
   }
   return pcDevice(sync, setup, storage, transports, attachments, lock)
-}
-
-/**
- * The relay transport, remembering each room's attachment: its current status is then known at any
- * time (`ContextSync` reports only changes, some of which happen before `open` resolves).
- */
-function tracked(inner: Transport, attachments: Map<string, TransportAttachment>): Transport {
-  return {
-    kind: inner.kind,
-    attach(room) {
-      const attachment = inner.attach(room)
-      attachments.set(room.roomId, attachment)
-      return {
-        get status() {
-          return attachment.status
-        },
-        on: (event, listener) => attachment.on(event, listener),
-        detach() {
-          if (attachments.get(room.roomId) === attachment) attachments.delete(room.roomId)
-          attachment.detach()
-        },
-      }
-    },
-    close: () => inner.close(),
-  }
 }
 
 function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, transports: Transport[], attachments: Map<string, TransportAttachment>, lock: StoreLock): PcDevice {
