@@ -38,6 +38,14 @@ export interface LinkChannel {
   onDrain?(listener: () => void): void
   /** Close the channel (the link calls it on a keepalive timeout or a handshake failure). */
   close?(): void
+  /**
+   * Call `listener` once, just before the next connection event this device's radio attends
+   * anyway — a BLE peripheral's firmware learns it from the stack (Nordic SoftDevice "radio
+   * notification"); phone OS APIs do not offer it, so a phone's channel leaves this out. With
+   * `rideRadioEvents`, the link sends held data then, so it costs no wake-up of its own; data
+   * queued inside the listener must go out in that event.
+   */
+  nextRadioEvent?(listener: () => void): void
 }
 
 /** Timers the link runs on; a simulator passes a virtual clock so seeded runs take no real time. */

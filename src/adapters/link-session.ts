@@ -29,6 +29,11 @@ import {
 export interface LinkSessionOptions {
   /** Hold outgoing data this long and send it in one burst (ms); 0 sends at once. Default 0. */
   radioWindowMs: number
+  /**
+   * Send held data (and owed acks and credit) at the next radio event the channel reports
+   * (`LinkChannel.nextRadioEvent`), the radio window being only the latest moment. Default false.
+   */
+  rideRadioEvents: boolean
   /** Probe a silent peer after this long (ms), give up after three times it; 0 disables. Default 15 000. */
   keepaliveMs: number
   /** Re-send an unanswered `HELLO` or probe a peer that owes credit after this long (ms). Default 1 000. */
@@ -87,6 +92,7 @@ export interface LinkSessionHandler {
 export function resolveSessionOptions(options: Partial<LinkSessionOptions>, clock: LinkClock): LinkSessionOptions {
   const resolved: LinkSessionOptions = {
     radioWindowMs: options.radioWindowMs ?? 0,
+    rideRadioEvents: options.rideRadioEvents ?? false,
     keepaliveMs: options.keepaliveMs ?? 15_000,
     retryMs: options.retryMs ?? 1_000,
     window: options.window ?? 32,
@@ -136,6 +142,10 @@ export class LinkSession {
   private nackedAt = Number.NEGATIVE_INFINITY
   /** Data consumed since the last `STATE` this end sent (which carries the ack). */
   private ackOwed = false
+  /** Fresh credit to grant at the next radio event (only when riding radio events). */
+  private grantOwed = false
+  /** A `nextRadioEvent` listener is registered and has not fired yet. */
+  private radioEventAsked = false
   private readonly counters = {
     packetsSent: 0,
     bytesSent: 0,
@@ -200,6 +210,35 @@ export class LinkSession {
   /** Something is held for the radio window: make sure a flush is coming. */
   schedule(): void {
     this.flushSoon(this.options.radioWindowMs)
+    if (this.options.radioWindowMs > 0) this.askRadioEvent()
+  }
+
+  /** Whether held data and owed control packets wait for the channel's radio events. */
+  private get ridesRadio(): boolean {
+    return this.options.rideRadioEvents && this.channel.nextRadioEvent !== undefined
+  }
+
+  private askRadioEvent(): void {
+    if (!this.ridesRadio || this.radioEventAsked || this.closedFlag) return
+    this.radioEventAsked = true
+    this.channel.nextRadioEvent!(() => {
+      this.radioEventAsked = false
+      this.onRadioEvent()
+    })
+  }
+
+  /** The radio is about to attend an event anyway: whatever is held or owed rides it. */
+  private onRadioEvent(): void {
+    if (this.closedFlag) return
+    if (this.flushTimer !== undefined) {
+      this.options.clock.clearTimer(this.flushTimer)
+      this.flushTimer = undefined
+      this.flush()
+    }
+    if (this.grantOwed || this.ackOwed) {
+      this.grantOwed = false
+      this.sendState()
+    }
   }
 
   /** End the session and close its channel. */
@@ -418,7 +457,13 @@ export class LinkSession {
     if (this.closedFlag) return
     if (result.gap) this.requestResync()
     const limit = this.receiveCredit.regrant(this.reassembler.expected)
-    if (limit !== undefined) this.sendState()
+    if (limit === undefined) return
+    if (this.ridesRadio) {
+      // The grant rides the next event the radio attends anyway; the sender still holds credit
+      // for the rest of the window meanwhile (link-flow.ts regrants at half of it).
+      this.grantOwed = true
+      this.askRadioEvent()
+    } else this.sendState()
   }
 
   /**

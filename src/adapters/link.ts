@@ -40,6 +40,14 @@ import type {
 export interface LinkOptions {
   /** Hold outgoing updates and presence this long and send them in one burst (ms); 0 = at once. Default 0. */
   radioWindowMs?: number
+  /**
+   * Send held data at the next connection event the radio attends anyway, when the channel
+   * reports those (`LinkChannel.nextRadioEvent`: a BLE peripheral's radio notification), instead
+   * of waking the radio at the end of the radio window, which stays the latest moment. Acks and
+   * credit grants ride those events too. Costs nothing in latency beyond the wait for that event
+   * (at most (1 + peripheral latency) × connection interval). Default false.
+   */
+  rideRadioEvents?: boolean
   /** Probe a silent peer after this long (ms) and drop the channel after three times it; 0 disables. Default 15 000. */
   keepaliveMs?: number
   /** Re-send an unanswered handshake, or ask a peer that owes credit, after this long (ms). Default 1 000. */

@@ -17,7 +17,31 @@
  * fragmented message, and everything in flight is lost. A new connection is {@link
  * BleLinkSimulator.connect}ed by the test, as a host reconnects after a supervision timeout.
  *
- * A radio power model (`radio-power.ts`) counts, per side, wake-ups, radio-on time and energy.
+ * Peripheral latency (Bluetooth Core Specification v5.3, Vol 6, Part B §4.5.1): the peripheral
+ * may skip up to `peripheralLatency` consecutive connection events when it has nothing to send;
+ * it must attend the next one. The central cannot wake it: the central's data waits for the next
+ * event the peripheral attends — one where the peripheral sends, a forced one, or the event right
+ * after one in which the central had more queued than it could send (the MD bit, §4.5.6). With
+ * latency 0 the peripheral attends every event. Supervision timeout (§4.5.2): a connection that
+ * hears nothing for `supervisionTimeoutMs` is lost — {@link BleLink.outage} takes the peer out of
+ * range for a while, and the `disconnect` fault's hosts learn of the loss after the timeout.
+ *
+ * Typical parameters (what the defaults and the bench use, and where they come from):
+ * - Apple, Accessory Design Guidelines for Apple Devices (R20), "Bluetooth Low Energy —
+ *   Connection Parameters": interval min ≥ 15 ms in multiples of 15 ms, peripheral latency ≤ 30,
+ *   interval max × (latency + 1) ≤ 2 s, supervision timeout 2–6 s and larger than
+ *   interval max × (latency + 1) × 3. So 30 ms × (30 + 1) = 930 ms with a 6 s timeout fits.
+ * - Android (`BluetoothGatt.requestConnectionPriority`): `CONNECTION_PRIORITY_LOW_POWER` asks for
+ *   a 100–125 ms interval with peripheral latency 2; `BALANCED` 30–50 ms with latency 0.
+ * - The Core specification's bounds: interval 7.5 ms – 4 s, latency 0–499, supervision timeout
+ *   100 ms – 32 s and larger than (1 + latency) × interval × 2.
+ *
+ * A peripheral's firmware can learn when its radio is about to attend an event (Nordic's
+ * SoftDevice calls it *radio notification*); the simulated peripheral channel offers that as
+ * `nextRadioEvent`, so a link can put held data on an event the radio attends anyway.
+ *
+ * A radio power model (`radio-power.ts`) counts, per side, wake-ups, radio-on time and energy;
+ * for the peripheral also the empty events it attends (`radioWakeUps`, `idleWakeUps`).
  *
  * @example
  * ```ts
@@ -65,6 +89,14 @@ export interface BleLinkOptions {
   disconnect?: number
   /** Messages each side's TX buffer holds. Default 32. */
   txBufferPackets?: number
+  /** Connection events the peripheral may skip when it has nothing to send (Core: 0–499). Default 0. */
+  peripheralLatency?: number
+  /**
+   * Supervision timeout in ms (Core: 100 ms – 32 s, larger than (1 + latency) × interval × 2): an
+   * {@link BleLink.outage} this long loses the connection, and the hosts learn of a `disconnect`
+   * fault this long after it. Default 0: hosts learn of a drop at once and outages never drop.
+   */
+  supervisionTimeoutMs?: number
   /** Power model parameters; defaults {@link NRF52832_LE_1M}. */
   power?: Partial<RadioPowerModel>
 }
@@ -100,6 +132,12 @@ export interface BleLink {
   readonly radio: { central: RadioStats; peripheral: RadioStats }
   /** Drop the connection now (both ends see `onClose`). */
   disconnect(): void
+  /**
+   * Take the devices out of range for `ms`: no connection event gets through. If `ms` reaches the
+   * supervision timeout the connection is lost when the timeout expires; otherwise traffic
+   * resumes after the outage and nothing is lost.
+   */
+  outage(ms: number): void
 }
 
 /** Events of a {@link BleLinkSimulator}. */
@@ -149,6 +187,8 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
     reorder: options.reorder ?? 0,
     disconnect: options.disconnect ?? 0,
     txBufferPackets: options.txBufferPackets ?? 32,
+    peripheralLatency: options.peripheralLatency ?? 0,
+    supervisionTimeoutMs: options.supervisionTimeoutMs ?? 0,
     power: Object.freeze({ ...NRF52832_LE_1M, ...options.power }),
   }
   if (!Number.isInteger(resolved.seed)) throw new LinkError('invalid-argument', `seed must be an integer, got ${resolved.seed}`)
@@ -158,6 +198,17 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
   }
   if (!(resolved.connectionIntervalMs > 0) || !(resolved.packetsPerEvent >= 1) || !(resolved.txBufferPackets >= 1)) {
     throw new LinkError('invalid-argument', 'connectionIntervalMs, packetsPerEvent and txBufferPackets must be positive')
+  }
+  const latency = resolved.peripheralLatency
+  if (!Number.isInteger(latency) || latency < 0 || latency > 499) {
+    throw new LinkError('invalid-argument', `peripheralLatency must be an integer in 0..499, got ${latency}`)
+  }
+  const supervision = resolved.supervisionTimeoutMs
+  if (!(supervision >= 0) || (supervision > 0 && supervision <= (1 + latency) * resolved.connectionIntervalMs * 2)) {
+    throw new LinkError(
+      'invalid-argument',
+      `supervisionTimeoutMs must be 0 or larger than (1 + peripheralLatency) × connectionIntervalMs × 2, got ${supervision}`,
+    )
   }
   const clock = new VirtualClock()
   const random = prng.create(resolved.seed)
@@ -171,22 +222,59 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
     const phase = prng.real53(random) * resolved.connectionIntervalMs
     let up = true
     let eventTimer: unknown
-    let lastEventAt = Number.NEGATIVE_INFINITY
+    /** Index of the connection event the timer is set for (event k is at phase + k × interval). */
+    let eventIndex = 0
+    let lastEventIndex = -1
+    const interval = resolved.connectionIntervalMs
+    /** The last event the peripheral attended; it must attend again by lastAttended + latency + 1. */
+    let lastAttended = Math.max(-1, Math.ceil((clock.now() - phase) / interval) - 1)
+    /** The central had more queued than it sent: the peripheral listens at the next event (MD). */
+    let moreData = false
+    let outageUntil = Number.NEGATIVE_INFINITY
+    /** The peripheral host's one-shot radio-notification listeners. */
+    const radioWaiters: Array<() => void> = []
     const ends = [new SimEnd(resolved.mtu, resolved.txBufferPackets), new SimEnd(resolved.mtu, resolved.txBufferPackets)] as const
     const bytesPerEvent = (resolved.throughputBytesPerSecond * resolved.connectionIntervalMs) / 1000
 
-    /** The next connection event at or after now, but never a second one at the same anchor. */
-    const nextAnchor = (): number => {
-      const now = clock.now()
-      const interval = resolved.connectionIntervalMs
-      let k = Math.max(0, Math.ceil((now - phase) / interval))
-      if (phase + k * interval <= lastEventAt) k = Math.floor((lastEventAt - phase) / interval) + 1
-      return phase + k * interval
+    const timeOf = (index: number): number => phase + index * interval
+    /** The first event index at or after now (and after any outage), never one already run. */
+    const firstIndex = (): number => {
+      const from = Math.max(clock.now(), outageUntil)
+      return Math.max(0, lastEventIndex + 1, Math.ceil((from - phase) / interval - 1e-9))
+    }
+    /** The first event at or after `from` the peripheral must attend although it has nothing to send. */
+    const nextForced = (from: number): number => {
+      const step = latency + 1
+      return lastAttended + Math.max(1, Math.ceil((from - lastAttended) / step)) * step
+    }
+    /** Count the forced events before `upTo` that passed with no data as idle wake-ups. */
+    const catchUpIdle = (upTo: number): void => {
+      const step = latency + 1
+      const count = Math.floor((upTo - 1 - lastAttended) / step)
+      if (count <= 0) return
+      meters.peripheral.idle(count)
+      lastAttended += count * step
+    }
+
+    /** The next event that moves data: the next one if the peripheral will send, else the next it attends. */
+    const wantedIndex = (): number | undefined => {
+      const [centralEnd, peripheralEnd] = ends
+      const first = firstIndex()
+      if (peripheralEnd.queue.length > 0 || moreData) return first
+      if (centralEnd.queue.length > 0 || radioWaiters.length > 0) return nextForced(first)
+      return undefined
     }
 
     const scheduleEvent = (): void => {
-      if (eventTimer !== undefined || !up) return
-      eventTimer = clock.setTimer(runEvent, Math.max(0, nextAnchor() - clock.now()))
+      if (!up) return
+      const index = wantedIndex()
+      if (index === undefined) return
+      if (eventTimer !== undefined) {
+        if (index >= eventIndex) return
+        clock.clearTimer(eventTimer)
+      }
+      eventIndex = index
+      eventTimer = clock.setTimer(runEvent, Math.max(0, timeOf(index) - clock.now()))
     }
 
     const takeBurst = (end: SimEnd): Uint8Array[] => {
@@ -205,11 +293,30 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
     const runEvent = (): void => {
       eventTimer = undefined
       if (!up) return
-      lastEventAt = clock.now()
+      const index = eventIndex
+      if (clock.now() < outageUntil) {
+        scheduleEvent()
+        return
+      }
+      catchUpIdle(index)
       const [centralEnd, peripheralEnd] = ends
+      const attends = index === lastAttended + latency + 1 || peripheralEnd.queue.length > 0 || moreData
+      if (!attends) {
+        scheduleEvent()
+        return
+      }
+      lastEventIndex = index
+      lastAttended = index
+      // Radio notification: just before the event, the peripheral's host may queue data to ride it.
+      for (const waiter of radioWaiters.splice(0)) waiter()
       const fromCentral = takeBurst(centralEnd)
       const fromPeripheral = takeBurst(peripheralEnd)
-      if (fromCentral.length + fromPeripheral.length === 0) return
+      moreData = centralEnd.queue.length > 0
+      if (fromCentral.length + fromPeripheral.length === 0) {
+        meters.peripheral.idle(1)
+        scheduleEvent()
+        return
+      }
       stats.events++
       // A drop can hit in the middle of the event: the packets before it made it, the rest did not.
       const cutAt = chance(resolved.disconnect) ? prng.uint32(random, 0, fromCentral.length + fromPeripheral.length) : -1
@@ -222,10 +329,11 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
       stats.lost += fromCentral.length - deliveredC.length + fromPeripheral.length - deliveredP.length
       for (const end of ends) end.maybeDrain(clock)
       if (cutAt >= 0) {
-        drop()
+        // The hosts learn of it when the supervision timeout expires (at once without one).
+        drop(resolved.supervisionTimeoutMs)
         return
       }
-      if (centralEnd.queue.length > 0 || peripheralEnd.queue.length > 0) scheduleEvent()
+      scheduleEvent()
     }
 
     const deliver = (burst: Uint8Array[], to: SimEnd): void => {
@@ -260,22 +368,35 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
       }, resolved.latencyMs)
     }
 
-    const drop = (): void => {
+    const drop = (notifyAfterMs = 0): void => {
       if (!up) return
+      catchUpIdle(Math.ceil((clock.now() - phase) / interval - 1e-9))
       up = false
+      radioWaiters.length = 0
       if (eventTimer !== undefined) clock.clearTimer(eventTimer)
       for (const end of ends) {
         stats.lost += end.queue.length
         end.queue.length = 0
       }
-      // Both hosts learn of it asynchronously, as from a supervision timeout.
+      // Both hosts learn of it asynchronously (after the supervision timeout for a lost connection).
       clock.setTimer(() => {
         for (const end of ends) end.closed()
         events.emit('disconnect', { link, at: clock.now() })
-      }, 0)
+      }, notifyAfterMs)
     }
 
-    const channelOf = (end: SimEnd): LinkChannel => ({
+    const outage = (ms: number): void => {
+      if (!(ms >= 0)) throw new LinkError('invalid-argument', `outage must be >= 0 ms, got ${ms}`)
+      if (!up) return
+      outageUntil = Math.max(outageUntil, clock.now() + ms)
+      const timeout = resolved.supervisionTimeoutMs
+      if (timeout > 0 && ms >= timeout) {
+        // Nothing heard for the supervision timeout: the link layer gives the connection up.
+        clock.setTimer(() => drop(0), timeout)
+      }
+    }
+
+    const channelOf = (end: SimEnd, peripheral: boolean): LinkChannel => ({
       mtu: resolved.mtu,
       send(bytes) {
         if (!up) return
@@ -307,11 +428,20 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
       close() {
         drop()
       },
+      ...(peripheral
+        ? {
+            nextRadioEvent(listener: () => void) {
+              if (!up) return
+              radioWaiters.push(listener)
+              scheduleEvent()
+            },
+          }
+        : {}),
     })
 
     const link: BleLink = {
-      central: channelOf(ends[0]),
-      peripheral: channelOf(ends[1]),
+      central: channelOf(ends[0], false),
+      peripheral: channelOf(ends[1], true),
       get connected() {
         return up
       },
@@ -319,9 +449,12 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
         return { ...stats }
       },
       get radio() {
+        // Forced events that passed with nothing to say, up to now (not the one due now: it may carry data).
+        if (up) catchUpIdle(Math.ceil((clock.now() - phase) / interval - 1e-9))
         return { central: meters.central.snapshot, peripheral: meters.peripheral.snapshot }
       },
-      disconnect: drop,
+      disconnect: () => drop(),
+      outage,
     }
     links.push(link)
     return link

@@ -2,10 +2,15 @@
  * A radio power model for the BLE link simulator: counts radio wake-ups and radio-on time per
  * device, and turns them into energy with a cost per wake-up and per byte on air.
  *
- * What counts as a wake-up: a BLE connection event in which the device sent or received link
- * data. With peripheral latency a peripheral that has nothing to send sleeps through connection
- * events; the empty events it still attends (supervision) cost the same whatever runs on top of
- * the link, so the model leaves them out — it measures what the sync protocol adds.
+ * Two counts of wake-ups. `wakeUps`: connection events in which the device sent or received link
+ * data — what the sync protocol puts on the radio. `radioWakeUps`: every connection event the
+ * device's radio attends, the empty ones too — the way the radio actually wakes. With peripheral
+ * latency (Core v5.3 Vol 6 Part B §4.5.1) a peripheral with nothing to send sleeps through up to
+ * N events but must attend the next one (`idleWakeUps` counts those it attends with no data); the
+ * central's data waits for an event the peripheral attends, so data that arrives at one rides a
+ * wake-up the radio makes anyway. The simulator reports the empty events of the peripheral only:
+ * a phone (the central) attends every event and serves other links, so per-link idle counts for
+ * it would mean nothing.
  *
  * Radio-on time of an event: a ramp-up, then for each packet exchange the central's packet, the
  * inter-frame space, the peripheral's packet (an empty PDU when it has nothing to say) and another
@@ -62,6 +67,13 @@ export const NRF52832_LE_1M: Readonly<RadioPowerModel> = Object.freeze({
 export interface RadioStats {
   /** Connection events this device woke for because link data moved. */
   wakeUps: number
+  /**
+   * Every connection event the radio attended, with data or without (peripheral only; for the
+   * central it equals `wakeUps`). Always `wakeUps + idleWakeUps`.
+   */
+  radioWakeUps: number
+  /** Connection events attended with no link data (peripheral latency's forced listens). */
+  idleWakeUps: number
   /** Of those, events in which this device only received (the peer had something to send). */
   receiveOnlyWakeUps: number
   /** Microseconds the radio was on (ramp-up, packets, inter-frame spaces). */
@@ -80,6 +92,8 @@ export interface RadioStats {
 export class RadioMeter {
   private readonly stats: RadioStats = {
     wakeUps: 0,
+    radioWakeUps: 0,
+    idleWakeUps: 0,
     receiveOnlyWakeUps: 0,
     radioOnMicros: 0,
     bytesSent: 0,
@@ -115,6 +129,7 @@ export class RadioMeter {
     const onMicros = m.rampMicros + txMicros + rxMicros
     const s = this.stats
     s.wakeUps++
+    s.radioWakeUps++
     if (sent.length === 0) s.receiveOnlyWakeUps++
     s.radioOnMicros += onMicros
     s.packetsSent += sent.length
@@ -124,5 +139,22 @@ export class RadioMeter {
     // mA × V × µs = nJ; ÷ 1000 → µJ.
     s.energyMicroJoules +=
       m.wakeUpMicroJoules + (m.txMilliAmps * m.supplyVolts * txMicros + m.rxMilliAmps * m.supplyVolts * (rxMicros + m.rampMicros)) / 1000
+  }
+
+  /**
+   * `count` connection events attended with nothing to say either way: the radio ramps up, hears
+   * the central's empty PDU and answers with its own.
+   */
+  idle(count: number): void {
+    if (count <= 0) return
+    const m = this.model
+    const txMicros = m.emptyPduBytes * m.microsPerByte
+    const rxMicros = m.emptyPduBytes * m.microsPerByte + m.ifsMicros * 2
+    const s = this.stats
+    s.idleWakeUps += count
+    s.radioWakeUps += count
+    s.radioOnMicros += count * (m.rampMicros + txMicros + rxMicros)
+    s.energyMicroJoules +=
+      count * (m.wakeUpMicroJoules + (m.txMilliAmps * m.supplyVolts * txMicros + m.rxMilliAmps * m.supplyVolts * (rxMicros + m.rampMicros)) / 1000)
   }
 }
