@@ -10,7 +10,7 @@ import {
   type LoopbackMessage,
   type LoopbackNetwork,
   type LoopbackStats,
-} from '../src/adapters/loopback.js'
+} from '../src/testing/loopback/index.js'
 import {
   outerStateBytes,
   runTransportTests,

@@ -3,7 +3,8 @@
  * (they import vitest), a storage wrapper that fails on demand, and the tools an integrity test
  * attacks a deployment with: a tampering y-websocket relay and the raw sealed-log operations a
  * relay or member device can perform (THREAT_MODEL.md); and a seeded Bluetooth LE link simulator
- * in virtual time, with a radio power model, for the link transport (`contextsync/link`). A new
+ * in virtual time, with a radio power model, for the link transport (`contextsync/link`); and the
+ * in-process loopback network with fault injection (also exported from the root entry). A new
  * adapter is one file plus a
  * three-line test:
  *
@@ -64,3 +65,16 @@ export {
 } from '../testing/ble-link.js'
 export { NRF52832_LE_1M, RadioMeter, type RadioPowerModel, type RadioStats } from '../testing/radio-power.js'
 export { VirtualClock } from '../testing/virtual-clock.js'
+export {
+  loopbackNetwork,
+  LoopbackError,
+  type LoopbackNetwork,
+  type LoopbackOptions,
+  type LoopbackFaults,
+  type LoopbackLayout,
+  type LoopbackMessage,
+  type LoopbackMessageType,
+  type LoopbackNetworkEvents,
+  type LoopbackStats,
+  type LoopbackTransport,
+} from '../testing/loopback/index.js'
