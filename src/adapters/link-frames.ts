@@ -14,7 +14,13 @@
  *                    · varuint maxMessageBytes · u8 nextSeq · u8 creditLimit
  *   kind 3 STATE:    u8 nextSeq · u8 ack · u8 creditLimit
  *                    · u8 flags (1: reply wanted, 2: resync, 4: retransmit from ack)
+ *   kind 4 START and kind 5 CONT of the priority lane: as kinds 0 and 1
  * ```
+ *
+ * Two lanes share the one sequence (and so credit, acks and go-back-N): a small message in the
+ * priority lane (presence, at most {@link PRIORITY_LANE_MAX_BYTES}) may start while a large one in
+ * the bulk lane is half sent, and its packets go between the large one's. Each lane is
+ * reassembled on its own.
  *
  * This module only encodes and parses packets and reassembles messages; what the sequence and
  * credit numbers mean for sending lives in `link-flow.ts`.
@@ -35,7 +41,13 @@ export const MAX_MTU = 65_536
 export const DATA_HEADER_BYTES = 2
 
 /** Packet kinds (low nibble of byte 0). */
-export const PacketKind = { Start: 0, Cont: 1, Hello: 2, State: 3 } as const
+export const PacketKind = { Start: 0, Cont: 1, Hello: 2, State: 3, PriorityStart: 4, PriorityCont: 5 } as const
+
+/**
+ * Largest message the priority lane carries; larger ones go in the bulk lane. The reassembly
+ * buffer holds at most `maxMessageBytes` in the bulk lane plus this much in the priority lane.
+ */
+export const PRIORITY_LANE_MAX_BYTES = 4096
 
 /** Flags of a `STATE` packet. */
 export const StateFlag = { ReplyWanted: 1, Resync: 2, Retransmit: 4 } as const
@@ -45,8 +57,8 @@ export type LinkRole = 'initiator' | 'responder'
 
 /** A parsed packet. */
 export type LinkPacket =
-  | { kind: 'start'; seq: number; total: number; payload: Uint8Array }
-  | { kind: 'cont'; seq: number; payload: Uint8Array }
+  | { kind: 'start'; seq: number; total: number; payload: Uint8Array; priority?: boolean }
+  | { kind: 'cont'; seq: number; payload: Uint8Array; priority?: boolean }
   | { kind: 'hello'; role: LinkRole; gotYours: boolean; maxMessageBytes: number; nextSeq: number; creditLimit: number }
   | { kind: 'state'; nextSeq: number; ack: number; creditLimit: number; replyWanted: boolean; resync: boolean; retransmit: boolean }
 
@@ -89,18 +101,20 @@ export function parsePacket(bytes: Uint8Array, mtu: number): LinkPacket {
     const dec = decoding.createDecoder(bytes)
     decoding.readUint8(dec)
     switch (kind) {
-      case PacketKind.Start: {
+      case PacketKind.Start:
+      case PacketKind.PriorityStart: {
         const seq = decoding.readUint8(dec)
         const total = decoding.readVarUint(dec)
         const payload = bytes.subarray(dec.pos)
         if (total === 0 || payload.length === 0 || payload.length > total) throw new LinkError('malformed', 'start packet length')
-        return { kind: 'start', seq, total, payload }
+        return kind === PacketKind.Start ? { kind: 'start', seq, total, payload } : { kind: 'start', seq, total, payload, priority: true }
       }
-      case PacketKind.Cont: {
+      case PacketKind.Cont:
+      case PacketKind.PriorityCont: {
         const seq = decoding.readUint8(dec)
         const payload = bytes.subarray(dec.pos)
         if (payload.length === 0) throw new LinkError('malformed', 'empty continuation')
-        return { kind: 'cont', seq, payload }
+        return kind === PacketKind.Cont ? { kind: 'cont', seq, payload } : { kind: 'cont', seq, payload, priority: true }
       }
       case PacketKind.Hello: {
         const role = decoding.readUint8(dec)
@@ -154,7 +168,13 @@ export class Fragmenter {
   constructor(
     private readonly message: Uint8Array,
     private readonly mtu: number,
-  ) {}
+    /** Cut into the priority lane's packets (the message must fit {@link PRIORITY_LANE_MAX_BYTES}). */
+    readonly priority = false,
+  ) {
+    if (priority && message.length > PRIORITY_LANE_MAX_BYTES) {
+      throw new LinkError('invalid-argument', `a priority message holds at most ${PRIORITY_LANE_MAX_BYTES} bytes, got ${message.length}`)
+    }
+  }
 
   /** Whether every byte has been put into a packet. */
   get done(): boolean {
@@ -165,7 +185,8 @@ export class Fragmenter {
   next(seq: number): Uint8Array {
     const first = this.offset === 0
     const enc = encoding.createEncoder()
-    encoding.writeUint8(enc, header(first ? PacketKind.Start : PacketKind.Cont))
+    const kind = this.priority ? (first ? PacketKind.PriorityStart : PacketKind.PriorityCont) : first ? PacketKind.Start : PacketKind.Cont
+    encoding.writeUint8(enc, header(kind))
     encoding.writeUint8(enc, seq & 0xff)
     if (first) encoding.writeVarUint(enc, this.message.length)
     const room = this.mtu - encoding.length(enc)
@@ -196,30 +217,31 @@ export function seqAhead(a: number, b: number): number {
 }
 
 /**
- * Puts data packets back together in sequence order, holding at most one partial message of at
- * most `maxMessageBytes` (its chunks, not a buffer of the declared size: a peer claiming 16 MiB
- * and sending 20 bytes makes the receiver hold 20 bytes).
+ * Puts data packets back together in sequence order, holding at most one partial message per
+ * lane — of at most `maxMessageBytes` in the bulk lane and {@link PRIORITY_LANE_MAX_BYTES} in the
+ * priority lane (its chunks, not a buffer of the declared size: a peer claiming 16 MiB and sending
+ * 20 bytes makes the receiver hold 20 bytes).
  *
- * Sequence rules: the packet numbered `expected` is consumed. One from the past (within half the
- * sequence space) is a `duplicate` and is dropped without touching anything. One from the future
- * is `out-of-order` — something before it was lost or it overtook: it is dropped too (`gap:
- * true`; the caller asks the sender to go back to `expected`), and the partial message is kept.
+ * Sequence rules (one sequence across both lanes): the packet numbered `expected` is consumed.
+ * One from the past (within half the sequence space) is a `duplicate` and is dropped without
+ * touching anything. One from the future is `out-of-order` — something before it was lost or it
+ * overtook: it is dropped too (`gap: true`; the caller asks the sender to go back to `expected`),
+ * and the partial messages are kept.
  */
 export class Reassembler {
   /** Sequence number of the next packet to consume. */
   expected = 0
-  private chunks: Uint8Array[] = []
-  private held = 0
-  private total = 0
-  /** Inside an oversized or broken message: its continuations are dropped until the next start. */
-  private skipping = false
+  private readonly lanes: readonly [Lane, Lane]
   private peak = 0
 
-  constructor(private readonly maxMessageBytes: number) {}
+  constructor(maxMessageBytes: number) {
+    const grew = (): void => void (this.peak = Math.max(this.peak, this.heldBytes))
+    this.lanes = [new Lane(maxMessageBytes, grew), new Lane(Math.min(maxMessageBytes, PRIORITY_LANE_MAX_BYTES), grew)]
+  }
 
-  /** Bytes of the partial message held now. */
+  /** Bytes of the partial messages held now (both lanes). */
   get heldBytes(): number {
-    return this.held
+    return this.lanes[0].held + this.lanes[1].held
   }
 
   /** The most bytes ever held at once. */
@@ -227,12 +249,9 @@ export class Reassembler {
     return this.peak
   }
 
-  /** Forget a partial message (the channel closed mid-message). */
+  /** Forget the partial messages (the channel closed mid-message). */
   reset(): void {
-    this.chunks = []
-    this.held = 0
-    this.total = 0
-    this.skipping = false
+    for (const lane of this.lanes) lane.reset()
   }
 
   /** Take one data packet. */
@@ -243,14 +262,36 @@ export class Reassembler {
     }
     if (ahead > 0) {
       // Go-back-N: the sender retransmits from the expected packet, so this one is dropped and
-      // the partial message kept.
+      // the partial messages kept.
       return refusal(new LinkError('out-of-order', `packet ${packet.seq} arrived while ${this.expected} was expected`), true)
     }
     this.expected = (packet.seq + 1) & 0xff
-    return this.consume(packet)
+    return this.lanes[packet.priority ? 1 : 0].consume(packet)
+  }
+}
+
+/** One lane's partial message. */
+class Lane {
+  private chunks: Uint8Array[] = []
+  held = 0
+  private total = 0
+  /** Inside an oversized or broken message: its continuations are dropped until the next start. */
+  private skipping = false
+
+  constructor(
+    private readonly maxMessageBytes: number,
+    /** Called when the lane holds more (before a completed message is handed out). */
+    private readonly grew: () => void,
+  ) {}
+
+  reset(): void {
+    this.chunks = []
+    this.held = 0
+    this.total = 0
+    this.skipping = false
   }
 
-  private consume(packet: Extract<LinkPacket, { kind: 'start' | 'cont' }>): ReassemblyResult {
+  consume(packet: Extract<LinkPacket, { kind: 'start' | 'cont' }>): ReassemblyResult {
     if (packet.kind === 'start') {
       const abandoned = this.held > 0
       this.reset()
@@ -277,7 +318,7 @@ export class Reassembler {
     // Copy: the channel may reuse its buffer once the listener returns.
     this.chunks.push(payload.slice())
     this.held += payload.length
-    this.peak = Math.max(this.peak, this.held)
+    this.grew()
     if (this.held < this.total) return PARTIAL
     const message = new Uint8Array(this.total)
     let offset = 0

@@ -247,7 +247,7 @@ export class LinkNode {
   /** Unbind a room from every session (CLOSE to each peer) and forget it. */
   remove(endpoint: RoomEndpoint): void {
     for (const binding of [...endpoint.bindings]) {
-      if (binding.state === 'open' || binding.state === 'opening') binding.peer.session.send(encodeMessage({ kind: 'close', ref: binding.ref }), true)
+      if (binding.state === 'open' || binding.state === 'opening') binding.peer.session.send(encodeMessage({ kind: 'close', ref: binding.ref }), true, true)
       this.unbind(binding)
     }
     for (const peer of this.peers) {
@@ -278,7 +278,7 @@ export class LinkNode {
       // The peer asked for this room before we held it: accept its offer rather than open anew.
       peer.offers.delete(endpoint.roomId)
       const binding = this.bind(peer, endpoint, offered, false)
-      peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true)
+      peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true, true)
       this.startSync(binding)
       return
     }
@@ -304,6 +304,7 @@ export class LinkNode {
     if (!this.isLive(binding) || binding.state === 'open') return
     binding.peer.session.send(
       encodeMessage({ kind: 'open', ref: binding.ref, roomId: binding.endpoint.roomId, token }),
+      true,
       true,
     )
   }
@@ -363,7 +364,7 @@ export class LinkNode {
   }
 
   private sendY(binding: Binding, frame: Uint8Array, urgent: boolean): void {
-    binding.peer.session.send(encodeMessage({ kind: 'y', ref: binding.ref, frame }), urgent)
+    binding.peer.session.send(encodeMessage({ kind: 'y', ref: binding.ref, frame }), urgent, isPresence(frame))
   }
 
   // ——— outgoing changes
@@ -403,9 +404,10 @@ export class LinkNode {
     }
   }
 
-  /** At a flush: one merged update per room, and the awareness clients that changed. */
-  private collect(peer: LinkPeer): Uint8Array[] {
+  /** At a flush: one merged update per room (bulk lane), and the awareness clients that changed (priority lane). */
+  private collect(peer: LinkPeer): { bulk: Uint8Array[]; priority: Uint8Array[] } {
     const out: Uint8Array[] = []
+    const priority: Uint8Array[] = []
     for (const binding of peer.bindings()) {
       if (binding.state !== 'open') continue
       if (binding.updates.length > 0) {
@@ -421,10 +423,10 @@ export class LinkNode {
         const awareness = binding.endpoint.awareness
         const ids = [...binding.awarenessIds].filter((id) => awareness.meta.has(id))
         binding.awarenessIds.clear()
-        if (ids.length > 0) out.push(encodeMessage({ kind: 'y', ref: binding.ref, frame: awarenessFrame(awareness, ids) }))
+        if (ids.length > 0) priority.push(encodeMessage({ kind: 'y', ref: binding.ref, frame: awarenessFrame(awareness, ids) }))
       }
     }
-    return out
+    return { bulk: out, priority }
   }
 
   /** After a gap: re-send what the peer may have missed and ask for what we may have missed. */
@@ -432,7 +434,7 @@ export class LinkNode {
     for (const binding of [...peer.bindings()]) {
       if (binding.mine && binding.state === 'opening') void this.sendOpen(binding)
       else if (binding.state === 'open') {
-        if (!binding.mine) peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true)
+        if (!binding.mine) peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true, true)
         this.startSync(binding)
       }
     }
@@ -494,14 +496,14 @@ export class LinkNode {
   /** A message for a room we do not know here: tell the peer, so it drops its side. */
   private unknown(peer: LinkPeer, ref: RoomRef): void {
     this.hooks.error(new LinkError('unknown-room', `message for room reference ${ref.num} that is not open here`), undefined)
-    peer.session.send(encodeMessage({ kind: 'close', ref: { num: ref.num, senderChose: !ref.senderChose } }), false)
+    peer.session.send(encodeMessage({ kind: 'close', ref: { num: ref.num, senderChose: !ref.senderChose } }), false, true)
   }
 
   private async onOpen(peer: LinkPeer, num: number, roomId: string, token: string): Promise<void> {
     const existing = peer.theirs.get(num)
     if (existing) {
       // A repeated OPEN (after a resync): answer again, the token is not checked twice.
-      if (existing.endpoint.roomId === roomId) peer.session.send(encodeMessage({ kind: 'accept', ref: existing.ref }), true)
+      if (existing.endpoint.roomId === roomId) peer.session.send(encodeMessage({ kind: 'accept', ref: existing.ref }), true, true)
       return
     }
     if (peer.admitting.has(num)) return
@@ -522,25 +524,25 @@ export class LinkNode {
     if (!peer.admitting.delete(num) || !this.peers.has(peer)) return
     const ref: RoomRef = { num, senderChose: false }
     if ('refuse' in result) {
-      peer.session.send(encodeMessage({ kind: 'refuse', ref, code: result.refuse, reason: result.reason }), true)
+      peer.session.send(encodeMessage({ kind: 'refuse', ref, code: result.refuse, reason: result.reason }), true, true)
       return
     }
     if ('absent' in result) {
       peer.offers.set(roomId, num)
-      peer.session.send(encodeMessage({ kind: 'refuse', ref, code: ABSENT_CODE, reason: 'room not held here' }), true)
+      peer.session.send(encodeMessage({ kind: 'refuse', ref, code: ABSENT_CODE, reason: 'room not held here' }), true, true)
       return
     }
     const again = peer.bindingOf(result.endpoint)
     if (again) this.unbind(again)
     const binding = this.bind(peer, result.endpoint, num, false)
-    peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true)
+    peer.session.send(encodeMessage({ kind: 'accept', ref: binding.ref }), true, true)
     this.startSync(binding)
     if (result.endsInMs !== undefined) {
       binding.endTimer = this.sessionOptions.clock.setTimer(() => {
         binding.endTimer = undefined
         if (!this.isLive(binding)) return
         // As the relay closes a connection whose temporary access ended: nothing more either way.
-        peer.session.send(encodeMessage({ kind: 'refuse', ref: binding.ref, code: CloseCode.Forbidden, reason: 'temporary access ended' }), true)
+        peer.session.send(encodeMessage({ kind: 'refuse', ref: binding.ref, code: CloseCode.Forbidden, reason: 'temporary access ended' }), true, true)
         const endpoint = binding.endpoint
         this.unbind(binding)
         this.hooks.changed(endpoint)
@@ -680,6 +682,15 @@ function sameIdentity(a: unknown, b: unknown): boolean {
       : undefined
   const da = device(a)
   return da !== undefined && da === device(b)
+}
+
+/**
+ * Presence frames travel in the priority lane, with room control (OPEN, ACCEPT, REFUSE, CLOSE),
+ * so a binding's control messages still precede its presence; sync frames stay in the bulk lane,
+ * in order.
+ */
+function isPresence(frame: Uint8Array): boolean {
+  return frame[0] === MessageType.Awareness || frame[0] === MessageType.QueryAwareness
 }
 
 function awarenessFrame(awareness: Awareness, ids: number[]): Uint8Array {

@@ -19,6 +19,7 @@ import {
   encodeState,
   Fragmenter,
   parsePacket,
+  PRIORITY_LANE_MAX_BYTES,
   Reassembler,
   seqAhead,
   type LinkPacket,
@@ -78,8 +79,8 @@ export interface LinkSessionHandler {
   ready(): void
   /** A whole link message arrived. */
   message(bytes: Uint8Array): void
-  /** At each flush: the messages held for the radio window (coalesced updates, awareness). */
-  collect(): Uint8Array[]
+  /** At each flush: the messages held for the radio window (coalesced updates; awareness in the priority lane). */
+  collect(): { bulk: Uint8Array[]; priority: Uint8Array[] }
   /** Data may have been lost in either direction: re-announce rooms and re-run sync step 1. */
   resync(): void
   /** Something the peer sent was refused. */
@@ -124,6 +125,9 @@ export class LinkSession {
   /** Whole messages waiting for credit; the head one may be partly sent. */
   private readonly outbox: Uint8Array[] = []
   private fragmenter: Fragmenter | undefined
+  /** The priority lane (WIRE.md "Link frames"): small messages whose packets go before the bulk lane's. */
+  private readonly priorityOutbox: Uint8Array[] = []
+  private priorityFragmenter: Fragmenter | undefined
   private peerHello = false
   private closedFlag = false
   private flushTimer: unknown
@@ -198,11 +202,14 @@ export class LinkSession {
 
   /**
    * Queue a message. `urgent` ones (handshakes, sync steps) flush now; the rest wait for the radio
-   * window together with whatever {@link LinkSessionHandler.collect} returns then.
+   * window together with whatever {@link LinkSessionHandler.collect} returns then. `priority`
+   * ones (room control, presence) go in the priority lane: their packets go out before any
+   * further packet of a large message already under way (messages over
+   * `PRIORITY_LANE_MAX_BYTES` stay in the bulk lane).
    */
-  send(message: Uint8Array, urgent: boolean): void {
+  send(message: Uint8Array, urgent: boolean, priority = false): void {
     if (this.closedFlag) return
-    this.outbox.push(message)
+    this.enqueue(message, priority)
     if (urgent) this.flushSoon(0)
     else this.schedule()
   }
@@ -248,6 +255,15 @@ export class LinkSession {
 
   // ——— sending
 
+  private enqueue(message: Uint8Array, priority: boolean): void {
+    if (priority && message.length <= PRIORITY_LANE_MAX_BYTES) this.priorityOutbox.push(message)
+    else this.outbox.push(message)
+  }
+
+  private get sending(): boolean {
+    return this.fragmenter !== undefined || this.priorityFragmenter !== undefined || this.outbox.length > 0 || this.priorityOutbox.length > 0
+  }
+
   private flushSoon(delay: number): void {
     if (this.closedFlag) return
     if (this.flushTimer !== undefined) {
@@ -268,7 +284,9 @@ export class LinkSession {
       this.resyncPending = false
       this.handler.resync()
     }
-    this.outbox.push(...this.handler.collect())
+    const held = this.handler.collect()
+    for (const message of held.priority) this.enqueue(message, true)
+    for (const message of held.bulk) this.enqueue(message, false)
     const before = this.counters.packetsSent
     this.drain()
     if (this.counters.packetsSent > before) {
@@ -299,7 +317,7 @@ export class LinkSession {
       this.counters.retransmitted++
       this.emit(this.resend.shift()!)
     }
-    while (!this.closedFlag && this.peerHello && (this.fragmenter || this.outbox.length > 0)) {
+    while (!this.closedFlag && this.peerHello && this.sending) {
       if (!this.sendCredit.available) {
         this.armRetry()
         return
@@ -308,14 +326,23 @@ export class LinkSession {
         this.blockedOnChannel = true
         return
       }
-      if (!this.fragmenter) {
-        this.fragmenter = new Fragmenter(this.outbox.shift()!, this.mtu)
+      // The priority lane first: a presence frame waits for no more of a large sync than the
+      // packets already handed to the channel.
+      const priority = this.priorityFragmenter !== undefined || this.priorityOutbox.length > 0
+      let fragmenter = priority ? this.priorityFragmenter : this.fragmenter
+      if (!fragmenter) {
+        fragmenter = new Fragmenter((priority ? this.priorityOutbox : this.outbox).shift()!, this.mtu, priority)
+        if (priority) this.priorityFragmenter = fragmenter
+        else this.fragmenter = fragmenter
         this.counters.messagesSent++
       }
-      const packet = this.fragmenter.next(this.sendCredit.spend())
+      const packet = fragmenter.next(this.sendCredit.spend())
       this.sendCredit.record(packet)
       this.emit(packet)
-      if (this.fragmenter.done) this.fragmenter = undefined
+      if (fragmenter.done) {
+        if (priority) this.priorityFragmenter = undefined
+        else this.fragmenter = undefined
+      }
       // Without keepalive, nothing else would notice a lost tail.
       if (this.options.keepaliveMs <= 0) this.armRetry()
     }
@@ -512,7 +539,7 @@ export class LinkSession {
         this.sendHello(false)
         this.armRetry()
       } else if (
-        ((this.fragmenter || this.outbox.length > 0) && !this.sendCredit.available) ||
+        (this.sending && !this.sendCredit.available) ||
         (this.options.keepaliveMs <= 0 && this.sendCredit.inFlight > 0)
       ) {
         // Credit or acks may be stuck behind a lost grant or lost data: ask the peer where it is.
@@ -549,8 +576,10 @@ export class LinkSession {
     for (const timer of [this.flushTimer, this.retryTimer, this.keepaliveTimer]) if (timer !== undefined) clock.clearTimer(timer)
     this.flushTimer = this.retryTimer = this.keepaliveTimer = undefined
     this.outbox.length = 0
+    this.priorityOutbox.length = 0
     this.resend = []
     this.fragmenter = undefined
+    this.priorityFragmenter = undefined
     this.reassembler.reset()
     if (closeChannel) {
       try {

@@ -226,3 +226,39 @@ function varuintSize(n: number): number {
   }
   return size
 }
+
+describe('priority lane', () => {
+  const mtu = 20
+
+  it('reassembles a priority message whose packets arrived between a large message’s', () => {
+    const large = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)
+    const small = Uint8Array.from({ length: 40 }, (_, i) => 255 - i)
+    const bulk = new Fragmenter(large, mtu)
+    const priority = new Fragmenter(small, mtu, true)
+    const reassembler = new Reassembler(1024)
+    const messages: number[][] = []
+    let seq = 0
+    // Three bulk packets, the whole priority message, then the rest of the bulk one.
+    for (const fragmenter of [bulk, bulk, bulk, priority, priority, priority, priority]) {
+      if (fragmenter.done) continue
+      const result = reassembler.accept(data(fragmenter.next(seq++), mtu))
+      expect(result.error).toBeUndefined()
+      if (result.message) messages.push([...result.message])
+    }
+    expect(messages).toEqual([[...small]])
+    expect(reassembler.heldBytes).toBeGreaterThan(0) // the bulk message is still partial
+    while (!bulk.done) {
+      const result = reassembler.accept(data(bulk.next(seq++), mtu))
+      if (result.message) messages.push([...result.message])
+    }
+    expect(messages).toEqual([[...small], [...large]])
+  })
+
+  it('refuses a priority start over the lane’s bound with "oversized", and the sender cannot make one', () => {
+    const reassembler = new Reassembler(1 << 20)
+    // kind 4 (priority start), seq 0, declared length 5000 (varuint), one byte of payload.
+    const start = Uint8Array.of(0x14, 0, 0x88, 0x27, 1)
+    expect(reassembler.accept(data(start, mtu)).error?.reason).toBe('oversized')
+    expect(reason(() => new Fragmenter(new Uint8Array(5000), mtu, true))).toBe('invalid-argument')
+  })
+})
