@@ -13,24 +13,40 @@
  * 2. **Radio wake-ups per hour of a scripted glasses day.** One hour: a memory every 3–5 min
  *    (glasses → phone), two conversations (a user turn from the glasses, then a streamed answer
  *    of 60 tokens at 80 ms from the phone), presence renewed every 15 s (what y-protocols'
- *    awareness does by itself: `outdatedTimeout / 2`). Envelopes are
- *    stand-ins of the sizes part 1 measures (a memory envelope, a stream-token envelope); the
- *    link does not look inside. Baseline: the same link with radio window 0 — plain y-protocols
- *    over it, each update sent at once. Subject: the glasses hold their updates for 2 s, 60 s or
- *    300 s (a power profile on battery); the phone holds its own for 0.5 s (answers stream).
- *    Both deliver the same data (checked). Wake-ups are connection events where the glasses'
- *    radio moved link data.
+ *    awareness does by itself: `outdatedTimeout / 2`). Envelopes are random bytes of measured
+ *    sizes: a memory envelope from part 1, the answer's envelopes sealed by a real replica (one
+ *    per token, or one per 1 s of tokens); the link does not look inside. Baseline: the same link
+ *    with radio window 0 — plain y-protocols over it, each update sent at once. Subjects: timer
+ *    windows of 2 s, 60 s or 300 s on the glasses (a power profile on battery) and 0.5 s on the
+ *    phone; riding radio events (`rideRadioEvents`). All deliver the same data (checked) and
+ *    report the delivery delays that cost, in virtual time.
+ *
+ * 3. **Presence during a large sync** on the same channel (the priority lane), vs an idle link.
+ * 4. **Handoff offer bytes** on the link for a 20-turn session, vs Apple Handoff's 3 KB budget.
+ * 5. **Token latency** of a streamed answer phone → glasses through the link (simulator, virtual
+ *    time) vs a direct WebSocket over real sockets on 127.0.0.1 (wall time).
+ *
+ * Part 2 runs twice: table A without peripheral latency (the glasses attend every event; events
+ * with data counted — the figures before latency was modelled), table B with peripheral latency
+ * 30 at 30 ms and every event the radio attends counted, against the same run's idle link.
  *
  * Environment: BENCH_LINK_MTU (185), BENCH_LINK_INTERVAL_MS (30), BENCH_LINK_SEED (1),
- * BENCH_LINK_KEEPALIVE_MS (600 000).
+ * BENCH_LINK_KEEPALIVE_MS (600 000), BENCH_LINK_LATENCY (30), BENCH_LINK_SUPERVISION_MS (6 000).
  */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import * as prng from 'lib0/prng'
+import * as syncProtocol from 'y-protocols/sync'
+import { WebSocket, WebSocketServer } from 'ws'
+import { MessageType } from '../src/wire/messages.js'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { memoryStorage } from '../src/adapters/memory-storage.js'
 import { linkServer } from '../src/adapters/link-server.js'
 import { linkTransport } from '../src/adapters/link.js'
 import { insertMemory, type MemoryItem } from '../src/crdt/memory.js'
+import { insertOffer } from '../src/crdt/session-leases.js'
+import { insertSession, insertTurns, sessionMap, type NewTurn } from '../src/crdt/sessions.js'
 import { createAccountKeys, createDeviceKeys, ownerKeyring, randomBytes, ready } from '../src/crypto/index.js'
 import { Replica, STREAM_ORIGIN } from '../src/sync/replica.js'
 import { bleLinkSimulator } from '../src/testing/ble-link.js'
@@ -373,6 +389,147 @@ async function presenceDuringSync(syncBytes: number): Promise<{ presenceMs: numb
   return { presenceMs: seenAt - setAt, syncMs: syncedAt - setAt }
 }
 
+interface HandoffFigures {
+  plaintext: number
+  envelope: number
+  glassesToPhone: number
+  bothWays: number
+  /** The conversation itself: what a handoff carrying the turns would carry (its Yjs state). */
+  conversation: number
+}
+
+/**
+ * Part 4: a handoff offer from the glasses for a realistic session (20 turns of ~300 characters,
+ * already synced to the phone). The offer names the session by its place in the sessions doc and
+ * carries a small app payload (a cursor into the conversation) and a deep link — not the turns.
+ * Figures: the plaintext Yjs update of the offer, its sealed envelope, and the link bytes both
+ * ways until quiet (headers, acks, sync framing) at MTU 185.
+ */
+async function handoffBytes(): Promise<HandoffFigures> {
+  const { replica, roomId, device } = await benchReplica('sessions')
+  const sim = bleLinkSimulator({ seed: SEED, mtu: MTU, connectionIntervalMs: INTERVAL })
+  const hub = linkServer({ auth: 'none', clock: sim.clock, keepaliveMs: KEEPALIVE_MS, radioWindowMs: 500 })
+  const glasses = linkTransport({ clock: sim.clock, keepaliveMs: KEEPALIVE_MS, radioWindowMs: 2_000 })
+  const link = sim.connect()
+  const phoneSide = hub.accept(link.central)
+  const glassesSide = glasses.connect(link.peripheral)
+  const awareness = new Awareness(replica.outer)
+  glasses.attach({ roomId, doc: replica.outer, awareness })
+  const sessionId = 's-0001'
+  const t0 = 1_767_225_600_000
+  replica.inner.transact(() => {
+    insertSession(replica.inner, { id: sessionId, title: 'Train times home', scope: 'sessions', createdAt: t0, claim: { deviceId: device.deviceId, until: t0 + 600_000 } })
+  })
+  const turns: NewTurn[] = Array.from({ length: 20 }, (_, i) => ({
+    id: `t${i.toString().padStart(3, '0')}`,
+    role: i % 2 === 0 ? 'user' : 'assistant',
+    deviceId: device.deviceId,
+    createdAt: t0 + i * 30_000,
+    done: true,
+    parts: [{ type: 'text', state: 'done', text: `Turn ${i}: ${'the 18:04 from the central station is two minutes late, platform 7 instead of 4; '.repeat(4)}`.slice(0, 300) }],
+  }))
+  replica.inner.transact(() => insertTurns(replica.inner, sessionId, turns, t0 + 600_000))
+  await replica.whenFlushed()
+  await sim.settle(KEEPALIVE_MS)
+  const conversation = Y.encodeStateAsUpdate(replica.inner).length
+  let plaintext = 0
+  const onInner = (update: Uint8Array): void => void (plaintext += update.length)
+  replica.inner.on('update', onInner)
+  const log = replica.outer.getArray<Uint8Array>('log')
+  const entriesBefore = log.length
+  const before = { g: glassesSide.stats.bytesSent, p: phoneSide.stats.bytesSent }
+  const now = t0 + 660_000
+  replica.inner.transact(() => {
+    const session = sessionMap(replica.inner, sessionId)!
+    insertOffer(session, {
+      id: 'h-7f3a9c2e',
+      from: device.deviceId,
+      to: 'phone',
+      toKind: true,
+      createdAt: now,
+      expiresAt: now + 60_000,
+      payload: { cursor: { turn: 't019', offset: 212 }, view: 'conversation' },
+      link: `contextsync://sessions/${sessionId}`,
+    })
+    session.set('updatedAt', now)
+  })
+  await replica.whenFlushed()
+  await sim.settle(KEEPALIVE_MS * 4)
+  replica.inner.off('update', onInner)
+  const envelope = log.toArray().slice(entriesBefore).reduce((sum, entry) => sum + entry.length, 0)
+  const hubLog = hub.room(roomId)!.doc.getArray<Uint8Array>('log')
+  if (hubLog.length !== log.length) throw new RangeError('the offer did not reach the phone')
+  const g = glassesSide.stats.bytesSent - before.g
+  const p = phoneSide.stats.bytesSent - before.p
+  glasses.close()
+  hub.close()
+  awareness.destroy()
+  await replica.close()
+  return { plaintext, envelope, glassesToPhone: g, bothWays: g + p, conversation }
+}
+
+/**
+ * Part 5 baseline: the same streamed answers from the phone to the glasses over a direct
+ * WebSocket — real sockets on 127.0.0.1 (`ws`), one y-protocols sync update per envelope, the
+ * envelopes sealed 20 ms after their token as the sealer's default `streamFlushDelayMs` does —
+ * timed from each token's creation to its arrival in the glasses' doc, in wall time.
+ */
+async function websocketTokenDelays(answer: AnswerSealing, answers: number): Promise<number[]> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  const port = (server.address() as { port: number }).port
+  const phoneDoc = new Y.Doc()
+  const glassesDoc = new Y.Doc()
+  const connected = new Promise<WebSocket>((resolve) => server.once('connection', (socket) => resolve(socket)))
+  const client = new WebSocket(`ws://127.0.0.1:${port}`)
+  client.binaryType = 'nodebuffer'
+  client.on('message', (data: Buffer) => {
+    const decoder = decoding.createDecoder(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    decoding.readVarUint(decoder)
+    syncProtocol.readSyncMessage(decoder, encoding.createEncoder(), glassesDoc, 'phone')
+  })
+  const socket = await connected
+  phoneDoc.on('update', (update: Uint8Array) => {
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, MessageType.Sync)
+    syncProtocol.writeUpdate(encoder, update)
+    socket.send(encoding.toUint8Array(encoder))
+  })
+  const gen = prng.create(SEED)
+  const createdAt = new Map<string, number[]>()
+  const delays: number[] = []
+  glassesDoc.getArray<Uint8Array>('log').observe((event) => {
+    const now = performance.now()
+    for (const change of event.changes.delta) {
+      for (const entry of (change.insert as Uint8Array[] | undefined) ?? []) for (const at of createdAt.get(keyOf(entry)) ?? []) delays.push(now - at)
+    }
+  })
+  for (let run = 0; run < answers; run++) {
+    const start = performance.now()
+    let first = 0
+    const writes = answer.sizes.map((size, k) => {
+      const tokens = Array.from({ length: answer.tokens[k]! }, (_, j) => start + (first + j) * 80)
+      first += answer.tokens[k]!
+      return { size, tokens }
+    })
+    for (const { size, tokens } of writes) {
+      const due = tokens[0]! + answer.sealDelayMs
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())))
+      const entry = new Uint8Array(size)
+      for (let i = 0; i < size; i++) entry[i] = prng.uint32(gen, 0, 255)
+      createdAt.set(keyOf(entry), tokens)
+      phoneDoc.getArray<Uint8Array>('log').push([entry])
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  client.close()
+  for (const peer of server.clients) peer.terminate()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  const expected = answers * answer.tokens.reduce((x, y) => x + y, 0)
+  if (delays.length !== expected) throw new RangeError(`WebSocket baseline: ${delays.length} of ${expected} tokens arrived`)
+  return delays
+}
+
 /** Run the link benchmark and print its tables. */
 export async function benchLink(): Promise<void> {
   const rows: string[][] = []
@@ -503,5 +660,42 @@ export async function benchLink(): Promise<void> {
     `Presence change delivered glasses → phone while a large sync is under way on the same channel (MTU ${MTU}, ${INTERVAL} ms interval, 4 packets per event; virtual time)`,
     ['while', 'presence delivered after', 'rest of the sync after the change (what presence waited before lanes)', 'ratio'],
     lanes,
+  )
+
+  const ws = await websocketTokenDelays(perToken, 2)
+  const p50 = (values: number[]): number => percentile(values, 50)
+  const tokenRows: Array<[string, number[]]> = [
+    ['direct WebSocket, real sockets on 127.0.0.1 (baseline)', ws],
+    [`link, latency 0 (${INTERVAL} ms interval: Android BALANCED), no windows`, a[0]![1].tokenDelays],
+    [`link, latency 0, phone window 0.5 s`, a[1]![1].tokenDelays],
+    [`link, latency ${LATENCY} (iOS accessory limit), riding radio events, phone at once`, b[5]![1].tokenDelays],
+    [`link, latency ${LATENCY}, riding radio events, phone window 0.5 s`, b[4]![1].tokenDelays],
+    [`link, latency ${LATENCY}, answer sealed per 1 s (screen off)`, b[6]![1].tokenDelays],
+  ]
+  printTable(
+    `Streamed answer phone → glasses: token latency from the token's creation to the glasses' doc (2 answers × 60 tokens at 80 ms, sealed 20 ms after each token unless noted; link rows on the simulator, MTU ${MTU}, virtual time; WebSocket in wall time)`,
+    ['path', 'tokens', 'p50', 'p99', 'p50 vs WebSocket', 'p99 vs WebSocket'],
+    tokenRows.map(([name, delays]) => [
+      name,
+      String(delays.length),
+      fmt(p50(delays), 'ms'),
+      fmt(percentile(delays, 99), 'ms'),
+      fmt(p50(delays) / p50(ws), '×'),
+      fmt(percentile(delays, 99) / percentile(ws, 99), '×'),
+    ]),
+  )
+
+  const h = await handoffBytes()
+  const budget = 3 * 1024
+  printTable(
+    `Handoff offer on the link, glasses → phone, for a session of 20 turns (MTU ${MTU}; target ≤ 3 KB, Apple Handoff's payload budget)`,
+    ['what', 'bytes', 'vs 3 KB budget'],
+    [
+      ['the conversation itself (Yjs state of the session: what carrying the turns would cost)', fmt(h.conversation, 'B'), fmt(h.conversation / budget, '×')],
+      ['offer: plaintext Yjs update', fmt(h.plaintext, 'B'), fmt(h.plaintext / budget, '×')],
+      ['offer: sealed envelope', fmt(h.envelope, 'B'), fmt(h.envelope / budget, '×')],
+      ['offer: link bytes glasses → phone', fmt(h.glassesToPhone, 'B'), fmt(h.glassesToPhone / budget, '×')],
+      ['offer: link bytes both ways', fmt(h.bothWays, 'B'), fmt(h.bothWays / budget, '×')],
+    ],
   )
 }
