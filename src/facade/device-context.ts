@@ -15,7 +15,7 @@ import type { AccountKeys, DeviceKeyring, DeviceKeys, ScopeKeyring } from '../cr
 import type { RejectedEvent, Replica } from '../sync/replica.js'
 import type { Registry } from './registry.js'
 
-/** @internal The replicas of the scopes this device holds. */
+/** Internal (not exported by an entry point): the replicas of the scopes this device holds. */
 export interface ScopeReplicas {
   readonly deviceId: string
   /** The replica of a scope this device holds; throws `ValidationError` / `ScopeAccessError`. */
@@ -28,7 +28,7 @@ export interface ScopeReplicas {
   eachReplica(fn: (replica: Replica) => void): void
 }
 
-/** @internal The device an API runs on: its keys, account, keyring and registry. */
+/** Internal (not exported by an entry point): the device an API runs on: its keys, account, keyring and registry. */
 export interface DeviceIdentity {
   readonly device: Pick<DeviceKeys, 'deviceId' | 'deviceIdBytes' | 'signPublicKey' | 'signSecretKey'>
   readonly account: Pick<AccountKeys, 'accountId' | 'rootPublicKey'>
@@ -40,7 +40,7 @@ export interface DeviceIdentity {
   reportRejection(event: RejectedEvent): void
 }
 
-/** @internal Everything the sub-APIs need from the device. */
+/** Internal (not exported by an entry point): everything the sub-APIs need from the device. */
 export interface DeviceContext extends ScopeReplicas, DeviceIdentity {
   readonly device: DeviceKeys
   readonly account: AccountKeys

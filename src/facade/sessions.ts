@@ -8,50 +8,42 @@
  * @module
  */
 import * as Y from 'yjs'
-import type { JsonObject, JsonValue } from '../crdt/json.js'
 import {
   childMap,
-  findTurn,
-  insertOffer,
   insertSession,
-  insertTurns,
   leaseOf,
   maxTerm,
   offerMap,
-  PART_TYPES,
-  partMap,
   readClaims,
   readOffers,
   readSession,
-  readTurn,
   respondToOffer,
   SESSION_STATUSES,
   sessionMap,
   sessionsMap,
-  turnParts,
-  TURN_ROLES,
   type Claim,
   type HandoffInfo,
   type HandoffStatus,
-  type NewTurn,
-  type PartInput,
   type RawOffer,
   type Session,
-  type SessionLease,
-  type SessionStatus,
-  type Turn,
-  type TurnPart,
-  type TurnRole,
 } from '../crdt/sessions.js'
-import { ClosedError, NotFoundError, ScopeAccessError, ValidationError } from '../errors.js'
-import { STREAM_ORIGIN, type Replica } from '../sync/replica.js'
+import { ClosedError, NotFoundError, ValidationError } from '../errors.js'
+import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
 import { kindOf, type DeviceIdentity } from './identity.js'
 import { randomId } from './ids.js'
-import { requireJson, requireJsonObject, requireLabel } from './json.js'
 import type { ScopeReplicas } from './memory.js'
-import { DEVICE_KINDS } from './scopes.js'
-import { MAX_TEXT_LENGTH, optionalLimit, optionalNumber, requireId, requireObject, requireOneOf, requireText } from './validate.js'
+import { MAX_TIMER_MS } from '../util/timers.js'
+import { SessionHandle } from './session-handle.js'
+import { leaseOption } from './session-parts.js'
+import {
+  DEFAULT_LEASE_MS,
+  type ActiveDeviceChange,
+  type HandoffUpdate,
+  type SessionChange,
+  type SessionListQuery,
+} from './session-api-types.js'
+import { optionalLimit, requireId, requireObject, requireOneOf, requireText } from './validate.js'
 
 export type {
   Session,
@@ -63,39 +55,22 @@ export type {
   HandoffInfo,
   HandoffStatus,
 } from '../crdt/sessions.js'
-
-/** Default lease a device takes on a session (start, claim, accepted handoff): 10 minutes. */
-export const DEFAULT_LEASE_MS = 10 * 60_000
-/** Default lifetime of a handoff offer: 60 s. */
-export const DEFAULT_HANDOFF_EXPIRY_MS = 60_000
-/** Largest handoff payload (JSON bytes). */
-export const MAX_HANDOFF_PAYLOAD_BYTES = 16 * 1024
-/** Most parts in one turn. */
-export const MAX_PARTS = 256
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-/** A change to a session (its fields or its turns). */
-export interface SessionChange {
-  id: string
-  scope: string
-  origin: 'local' | 'remote'
-  /** Turns added or changed by this change, when any. */
-  turnIds?: string[]
-}
-
-/** A status change of a handoff offer, seen on every device that holds the session's scope. */
-export interface HandoffUpdate {
-  offer: HandoffInfo
-}
-
-/** The active device of a session changed (a claim or an accepted handoff won). */
-export interface ActiveDeviceChange {
-  sessionId: string
-  scope: string
-  deviceId: string
-  previous: string
-  lease: SessionLease
-}
+export {
+  DEFAULT_HANDOFF_EXPIRY_MS,
+  DEFAULT_LEASE_MS,
+  MAX_HANDOFF_PAYLOAD_BYTES,
+  MAX_PARTS,
+  type ActiveDeviceChange,
+  type AppendInput,
+  type HandoffUpdate,
+  type SessionChange,
+  type SessionListQuery,
+  type TurnPartInput,
+} from './session-api-types.js'
+export { SessionHandle } from './session-handle.js'
+export { HandoffOffer } from './handoff-offer.js'
+export { TurnStream } from './turn-stream.js'
+export { requirePart } from './session-parts.js'
 
 /** What {@link HandoffRequest.accept} and {@link HandoffRequest.decline} did. */
 export interface HandoffOutcome {
@@ -136,43 +111,6 @@ export interface SessionsEvents {
   'handoff-cancelled': (event: HandoffUpdate) => void
   /** Another device became the active device of a session. */
   'active-device': (event: ActiveDeviceChange) => void
-}
-
-/** A turn part as given to `append` / `stream.part` (text and reasoning are complete). */
-export type TurnPartInput =
-  | { type: 'text'; text: string; meta?: JsonObject }
-  | { type: 'reasoning'; text: string; meta?: JsonObject }
-  | {
-      type: 'tool-call'
-      toolCallId: string
-      toolName: string
-      input?: JsonValue
-      state?: 'input-streaming' | 'input-available'
-      providerExecuted?: boolean
-      dynamic?: boolean
-      meta?: JsonObject
-    }
-  | { type: 'tool-result'; toolCallId: string; toolName: string; output?: JsonValue; errorText?: string; meta?: JsonObject }
-  | { type: 'file'; mediaType: string; url: string; filename?: string; meta?: JsonObject }
-  | { type: 'data'; name: string; id?: string; data: JsonValue; meta?: JsonObject }
-
-/** Input of {@link SessionHandle.append}. */
-export interface AppendInput {
-  role: TurnRole
-  /** Shorthand for one text part (placed before `parts`). */
-  text?: string
-  parts?: TurnPartInput[]
-  /** A turn id of your own (unique in the session); default a random one. */
-  id?: string
-  /** App metadata; keys starting with `@` are reserved for adapters. */
-  metadata?: JsonObject
-}
-
-/** Options of {@link SessionsApi.list}. */
-export interface SessionListQuery {
-  scope?: string
-  status?: SessionStatus
-  limit?: number
 }
 
 interface OfferWaiter {
@@ -640,519 +578,5 @@ export class SessionsApi {
       for (const [id, replica] of [...this.pendingSessions]) this.refresh(replica, [id], true)
     }, Math.min(Math.max(0, at - Date.now() + 1), MAX_TIMER_MS))
     ;(this.expiryTimer as { unref?: () => void }).unref?.()
-  }
-}
-
-/** A handle on one session. */
-export class SessionHandle {
-  /** @internal */
-  constructor(
-    /** The session id. */
-    readonly id: string,
-    private readonly replica: Replica,
-    private readonly api: SessionsApi,
-  ) {}
-
-  /** The scope the session lives in. */
-  get scope(): string {
-    return this.replica.scope
-  }
-
-  /** The session as it is now. */
-  get(): Session {
-    const session = this.api.read(this.replica, this.id)
-    if (!session) throw new NotFoundError(`session '${this.id}' no longer exists on this device`)
-    return session
-  }
-
-  /** One turn as it is now (cheaper than `get()` on a long session), or `undefined`. */
-  turn(turnId: string): Turn | undefined {
-    return readTurn(findTurn(this.replica.inner, this.id, turnId))
-  }
-
-  /**
-   * Append a complete turn: text, typed parts, or both. Resolves once sealed and stored locally.
-   *
-   * @example
-   * ```ts
-   * await s.append({ role: 'user', text: 'What is the weather in Lisbon?' })
-   * await s.append({ role: 'assistant', parts: [
-   *   { type: 'tool-call', toolCallId: 'c1', toolName: 'weather', input: { city: 'Lisbon' } },
-   *   { type: 'tool-result', toolCallId: 'c1', toolName: 'weather', output: { tempC: 21 } },
-   *   { type: 'text', text: 'Sunny, 21 °C.' },
-   * ] })
-   * ```
-   */
-  async append(input: AppendInput): Promise<Turn> {
-    const [turn] = await this.appendMany([input])
-    return turn!
-  }
-
-  /** Append several complete turns in one write. */
-  async appendMany(inputs: AppendInput[]): Promise<Turn[]> {
-    this.api.scopes.assertOpen()
-    if (!Array.isArray(inputs)) throw new ValidationError('appendMany(turns) takes an array of turns')
-    const now = Date.now()
-    const turns = inputs.map((input, i) => this.buildTurn(input, inputs.length > 1 ? `turns[${i}]` : 'append(input)', now))
-    const ids = new Set<string>()
-    for (const turn of turns) {
-      if (ids.has(turn.id) || findTurn(this.replica.inner, this.id, turn.id)) throw new ValidationError(`turn id '${turn.id}' is already used in this session`)
-      ids.add(turn.id)
-    }
-    this.write(turns, now)
-    await this.replica.whenFlushed()
-    return turns.map((t) => this.turn(t.id)!).filter((t) => t !== undefined)
-  }
-
-  /**
-   * Start a streamed turn: `write` appends text chunks (sealed in short windows — by default at
-   * most one envelope per 20 ms — so other devices see the text arrive without one envelope per
-   * token); `end` marks it done.
-   *
-   * @example
-   * ```ts
-   * const w = s.stream({ role: 'assistant' })
-   * for await (const token of llm) w.write(token)
-   * await w.end()
-   * ```
-   */
-  stream(input: { role: TurnRole; id?: string; metadata?: JsonObject }): TurnStream {
-    this.api.scopes.assertOpen()
-    const fields = requireObject(input, 'stream(input)')
-    const role = requireOneOf(fields.role, TURN_ROLES, 'role')
-    const id = fields.id === undefined ? randomId() : requireId(fields.id, 'id')
-    if (findTurn(this.replica.inner, this.id, id)) throw new ValidationError(`turn id '${id}' is already used in this session`)
-    const now = Date.now()
-    const turn: NewTurn = { id, role, deviceId: this.api.scopes.deviceId, createdAt: now, done: false, parts: [] }
-    if (fields.metadata !== undefined) turn.metadata = requireJsonObject(fields.metadata, 'metadata')
-    this.write([turn], now)
-    return new TurnStream(id, this.id, this.replica, this.api.scopes)
-  }
-
-  /** Change the title and/or the running summary. */
-  async update(input: { title?: string; summary?: string | null }): Promise<Session> {
-    this.api.scopes.assertOpen()
-    const fields = requireObject(input, 'update(input)')
-    const title = fields.title === undefined ? undefined : requireText(fields.title, 'title', { allowEmpty: true })
-    const summary = fields.summary === undefined || fields.summary === null ? fields.summary : requireText(fields.summary, 'summary', { allowEmpty: true })
-    this.mutate((map, now) => {
-      if (title !== undefined) map.set('title', title)
-      if (summary === null) map.delete('summary')
-      else if (summary !== undefined) map.set('summary', summary as string)
-      map.set('updatedAt', now)
-    })
-    await this.replica.whenFlushed()
-    return this.get()
-  }
-
-  /** Mark the session archived (it stays readable; `list({ status: 'active' })` leaves it out). */
-  async archive(): Promise<Session> {
-    return this.setStatus('archived')
-  }
-
-  /** Make an archived session active again. */
-  async unarchive(): Promise<Session> {
-    return this.setStatus('active')
-  }
-
-  /**
-   * Take the conversation on this device (without a handoff): a claim one term above every claim
-   * seen, so it wins over them; concurrent claims resolve to the same winner on every device.
-   */
-  async claim(options: { leaseMs?: number } = {}): Promise<SessionLease> {
-    this.api.scopes.assertOpen()
-    const leaseMs = leaseOption(options)
-    this.mutate((map, now) => {
-      const claim: Claim = { term: maxTerm(readClaims(map)) + 1, at: now, until: now + leaseMs, span: leaseMs }
-      childMap(map, 'claims').set(this.api.scopes.deviceId, claim)
-      map.set('updatedAt', now)
-    })
-    await this.replica.whenFlushed()
-    return this.get().lease!
-  }
-
-  /** End this device's lease now (it stays the last active device until another claims). */
-  async release(): Promise<void> {
-    this.api.scopes.assertOpen()
-    const me = this.api.scopes.deviceId
-    this.mutate((map, now) => {
-      const own = readClaims(map).get(me)
-      if (own && own.until > now) childMap(map, 'claims').set(me, { ...own, until: now })
-    })
-    await this.replica.whenFlushed()
-  }
-
-  /**
-   * Offer the session to another device — by id, or to any device of a kind. The offer lives in
-   * the session's scope, so only devices holding that scope ever see it. The target gets a
-   * `handoff` event; this and every other device gets `handoff-accepted` / `-declined` /
-   * `-expired`.
-   *
-   * @example
-   * ```ts
-   * const offer = await s.handoff({ to: 'car', payload: { route: 'home' }, expiresIn: 30_000 })
-   * const result = await offer.settled() // status 'accepted' | 'declined' | 'expired' | 'cancelled'
-   * ```
-   */
-  async handoff(options: { to: string; payload?: JsonValue; link?: string; expiresIn?: number }): Promise<HandoffOffer> {
-    this.api.scopes.assertOpen()
-    const fields = requireObject(options, 'handoff(options)')
-    const to = requireLabel(fields.to, 'to', 64)
-    const toKind = (DEVICE_KINDS as readonly string[]).includes(to)
-    const me = this.api.scopes.deviceId
-    const expiresIn = optionalNumber(fields.expiresIn, 'expiresIn', 1, 24 * 3600_000) ?? DEFAULT_HANDOFF_EXPIRY_MS
-    const payload = fields.payload === undefined ? undefined : requireJson(fields.payload, 'payload', MAX_HANDOFF_PAYLOAD_BYTES)
-    const link = fields.link === undefined ? undefined : requireLabel(fields.link, 'link', 2048)
-    this.checkTarget(to, toKind, me)
-    const id = randomId()
-    this.mutate((map, now) => {
-      insertOffer(map, {
-        id,
-        from: me,
-        to,
-        toKind,
-        createdAt: now,
-        expiresAt: now + expiresIn,
-        ...(payload !== undefined && { payload }),
-        ...(link !== undefined && { link }),
-      })
-      map.set('updatedAt', now)
-    })
-    await this.replica.whenFlushed()
-    return new HandoffOffer(id, this.id, this.replica, this.api)
-  }
-
-  /**
-   * Delete one turn (an undo, e.g. the Agents SDK's `popItem`). Resolves `false` when there is no
-   * such turn. Its text leaves the sealed logs at the next compaction, not at once — to erase a
-   * conversation now, use `sessions.forget`.
-   */
-  async removeTurn(turnId: string): Promise<boolean> {
-    this.api.scopes.assertOpen()
-    requireId(turnId, 'turnId')
-    let removed = false
-    this.mutate((map) => {
-      const turns = map.get('turns')
-      if (!(turns instanceof Y.Array)) return
-      for (let i = turns.length - 1; i >= 0; i--) {
-        const t = turns.get(i)
-        if (t instanceof Y.Map && t.get('id') === turnId) {
-          turns.delete(i, 1)
-          removed = true
-          return
-        }
-      }
-    })
-    await this.replica.whenFlushed()
-    return removed
-  }
-
-  /** @internal Delete some parts of a turn (the whole turn when none would remain). */
-  async removeParts(turnId: string, indexes: number[]): Promise<void> {
-    this.api.scopes.assertOpen()
-    this.mutate((map) => {
-      const turns = map.get('turns')
-      const turn = findTurn(this.replica.inner, this.id, turnId)
-      if (!(turns instanceof Y.Array) || !turn) return
-      const parts = turnParts(turn)
-      const drop = [...new Set(indexes)].filter((i) => i >= 0 && i < parts.length).sort((a, b) => b - a)
-      if (drop.length >= parts.length) {
-        for (let i = turns.length - 1; i >= 0; i--) if (turns.get(i) === turn) turns.delete(i, 1)
-        return
-      }
-      for (const i of drop) parts.delete(i, 1)
-    })
-    await this.replica.whenFlushed()
-  }
-
-  /** Delete every turn and compact the scope's sealed log so their content leaves it. */
-  async clear(): Promise<void> {
-    this.api.scopes.assertOpen()
-    this.mutate((map, now) => {
-      const turns = map.get('turns')
-      if (turns instanceof Y.Array && turns.length > 0) turns.delete(0, turns.length)
-      map.set('updatedAt', now)
-    })
-    await this.replica.compactNow({ erasing: true })
-  }
-
-  private async setStatus(status: SessionStatus): Promise<Session> {
-    this.api.scopes.assertOpen()
-    this.mutate((map, now) => {
-      if (map.get('status') !== status) {
-        map.set('status', status)
-        map.set('updatedAt', now)
-      }
-    })
-    await this.replica.whenFlushed()
-    return this.get()
-  }
-
-  private mutate(fn: (map: Y.Map<unknown>, now: number) => void): void {
-    const map = sessionMap(this.replica.inner, this.id)
-    if (!map) throw new NotFoundError(`session '${this.id}' no longer exists on this device`)
-    const now = Date.now()
-    this.replica.inner.transact(() => fn(map, now))
-  }
-
-  private write(turns: NewTurn[], now: number): void {
-    let ok = false
-    this.replica.inner.transact(() => {
-      ok = insertTurns(this.replica.inner, this.id, turns, now)
-      if (ok) renewLease(this.replica.inner, this.id, this.api.scopes.deviceId, now)
-    })
-    if (!ok) throw new NotFoundError(`session '${this.id}' no longer exists on this device`)
-  }
-
-  private buildTurn(input: AppendInput, name: string, now: number): NewTurn {
-    const fields = requireObject(input, name)
-    const role = requireOneOf(fields.role, TURN_ROLES, 'role')
-    const parts: PartInput[] = []
-    if (fields.text !== undefined) parts.push({ type: 'text', text: requireText(fields.text, 'text'), state: 'done' })
-    if (fields.parts !== undefined) {
-      if (!Array.isArray(fields.parts)) throw new ValidationError(`${name}.parts must be an array of parts`)
-      fields.parts.forEach((p, i) => parts.push(requirePart(p, `parts[${i}]`)))
-    }
-    if (parts.length === 0) throw new ValidationError(`${name} needs text or at least one part`)
-    if (parts.length > MAX_PARTS) throw new ValidationError(`${name} has ${parts.length} parts; the limit is ${MAX_PARTS}`)
-    const turn: NewTurn = {
-      id: fields.id === undefined ? randomId() : requireId(fields.id, 'id'),
-      role,
-      deviceId: this.api.scopes.deviceId,
-      createdAt: now,
-      done: true,
-      parts,
-    }
-    if (fields.metadata !== undefined) turn.metadata = requireJsonObject(fields.metadata, 'metadata')
-    return turn
-  }
-
-  private checkTarget(to: string, toKind: boolean, me: string): void {
-    const identity = this.api.identity
-    if (!toKind && !/^[0-9a-f]{32}$/.test(to)) {
-      throw new ValidationError(`to must be a device id or one of ${DEVICE_KINDS.map((k) => `'${k}'`).join(', ')}, got '${to}'`)
-    }
-    if (!toKind && to === me) throw new ValidationError('a session cannot be handed off to the device it is on')
-    if (!identity) return
-    const registry = identity.registry
-    const candidates = toKind
-      ? registry.list().filter((c) => c.kind === to && c.deviceId !== me)
-      : [registry.certificate(to)].filter((c) => c !== undefined)
-    if (candidates.length === 0) {
-      throw new ValidationError(toKind ? `no other ${to} device in this account` : `no device '${to}' in this account`)
-    }
-    const reachable = candidates.filter((c) => !registry.revocation(c.deviceId) && registry.holds(c.deviceId, this.scope))
-    if (reachable.length === 0) {
-      throw new ScopeAccessError(`no ${toKind ? `${to} device` : `device '${to}'`} holds scope '${this.scope}', so none could ever see this offer`)
-    }
-  }
-}
-
-/** A handoff offer made by this device. */
-export class HandoffOffer {
-  /** @internal */
-  constructor(
-    /** The offer id. */
-    readonly id: string,
-    /** The session offered. */
-    readonly sessionId: string,
-    private readonly replica: Replica,
-    private readonly api: SessionsApi,
-  ) {}
-
-  /** The offer as it stands now (by this device's view). */
-  info(): HandoffInfo {
-    const info = this.api.offersOf(this.replica, this.sessionId).find((o) => o.id === this.id)
-    if (!info) throw new NotFoundError(`handoff offer '${this.id}' no longer exists on this device`)
-    return info
-  }
-
-  /** Its status now. */
-  status(): HandoffStatus {
-    return this.info().status
-  }
-
-  /** Resolves once it was accepted, declined, cancelled or expired. Rejects with `ClosedError` on close. */
-  settled(): Promise<HandoffInfo> {
-    return this.api.settled(this.replica, this.sessionId, this.id)
-  }
-
-  /** Withdraw the offer (no effect once it was answered). */
-  async cancel(): Promise<void> {
-    this.api.scopes.assertOpen()
-    const map = sessionMap(this.replica.inner, this.sessionId)
-    const offer = map && offerMap(map, this.id)
-    if (!offer || this.status() !== 'pending') return
-    this.replica.inner.transact(() => offer.set('cancelledAt', Date.now()))
-    await this.replica.whenFlushed()
-  }
-}
-
-/** A turn being streamed. */
-export class TurnStream {
-  private ended = false
-  private map: Y.Map<unknown> | undefined
-  private current: { type: 'text' | 'reasoning'; part: Y.Map<unknown>; text: Y.Text } | undefined
-
-  /** @internal */
-  constructor(
-    /** The turn id. */
-    readonly id: string,
-    private readonly sessionId: string,
-    private readonly replica: Replica,
-    private readonly scopes: ScopeReplicas,
-  ) {}
-
-  /** Append a chunk of answer text. */
-  write(chunk: string): void {
-    this.appendText('text', chunk)
-  }
-
-  /** Append a chunk of reasoning. */
-  writeReasoning(chunk: string): void {
-    this.appendText('reasoning', chunk)
-  }
-
-  /** Add a complete part (tool call, tool result, file, data…); ends the text part being streamed. */
-  part(input: TurnPartInput): void {
-    this.checkWritable()
-    const part = requirePart(input, 'part')
-    this.replica.inner.transact(() => {
-      this.closeCurrent()
-      turnParts(this.turnMap()).push([partMap(part)])
-    })
-  }
-
-  /** Mark the turn done; resolves with it once sealed and stored locally. */
-  async end(): Promise<Turn> {
-    this.scopes.assertOpen()
-    if (!this.ended) {
-      this.ended = true
-      this.replica.inner.transact(() => {
-        const turn = this.turnMap()
-        this.closeCurrent()
-        // Parts left streaming (e.g. from an interrupted writer) end with the turn.
-        for (const part of turnParts(turn)) if (part instanceof Y.Map && part.get('state') === 'streaming') part.set('state', 'done')
-        const now = Date.now()
-        turn.set('done', true)
-        turn.set('updatedAt', now)
-        sessionMap(this.replica.inner, this.sessionId)?.set('updatedAt', now)
-        renewLease(this.replica.inner, this.sessionId, this.scopes.deviceId, now)
-      })
-    }
-    await this.replica.whenFlushed()
-    const turn = readTurn(findTurn(this.replica.inner, this.sessionId, this.id))
-    if (!turn) throw new NotFoundError(`turn '${this.id}' no longer exists on this device`)
-    return turn
-  }
-
-  private appendText(type: 'text' | 'reasoning', chunk: string): void {
-    this.checkWritable()
-    if (typeof chunk !== 'string') throw new ValidationError(`chunk must be a string, got ${typeof chunk}`)
-    if (chunk.length === 0) return
-    this.replica.inner.transact(() => {
-      const current = this.current
-      if (!current || current.type !== type || current.part._item?.deleted || current.text.length + chunk.length > MAX_TEXT_LENGTH) {
-        this.closeCurrent()
-        const part = partMap({ type, text: '', state: 'streaming' })
-        turnParts(this.turnMap()).push([part])
-        this.current = { type, part, text: part.get('text') as Y.Text }
-      }
-      this.current!.text.insert(this.current!.text.length, chunk)
-    }, STREAM_ORIGIN)
-  }
-
-  private closeCurrent(): void {
-    if (this.current && !this.current.part._item?.deleted) this.current.part.set('state', 'done')
-    this.current = undefined
-  }
-
-  private checkWritable(): void {
-    this.scopes.assertOpen()
-    if (this.ended) throw new ValidationError('write() after end() on a turn stream')
-  }
-
-  private turnMap(): Y.Map<unknown> {
-    // Cached: a long session would otherwise be scanned once per streamed chunk.
-    if (this.map && !this.map._item?.deleted) return this.map
-    const map = (this.map = findTurn(this.replica.inner, this.sessionId, this.id))
-    if (!map) throw new NotFoundError(`turn '${this.id}' no longer exists on this device`)
-    return map
-  }
-}
-
-/**
- * The holder's lease is extended when it writes and less than half of it is left — by the length
- * it was granted (`span`), so renewals never compound.
- */
-function renewLease(doc: Y.Doc, sessionId: string, deviceId: string, now: number): void {
-  const map = sessionMap(doc, sessionId)
-  if (!map) return
-  const claims = readClaims(map)
-  const lease = leaseOf(claims, now)
-  if (!lease || lease.deviceId !== deviceId || !lease.active) return
-  const own = claims.get(deviceId)!
-  const length = own.span ?? DEFAULT_LEASE_MS
-  if (own.until - now < length / 2) childMap(map, 'claims').set(deviceId, { ...own, until: now + length, span: length })
-}
-
-function leaseOption(options: unknown): number {
-  if (options === undefined) return DEFAULT_LEASE_MS
-  const fields = requireObject(options, 'options')
-  return optionalNumber(fields.leaseMs, 'leaseMs', 1, 7 * 24 * 3600_000) ?? DEFAULT_LEASE_MS
-}
-
-/** Validate one part as given by the app; returns the stored form. */
-export function requirePart(value: unknown, name: string): TurnPart {
-  const fields = requireObject(value, name)
-  const type = requireOneOf(fields.type, PART_TYPES, `${name}.type`)
-  const meta = fields.meta === undefined ? undefined : requireJsonObject(fields.meta, `${name}.meta`)
-  const withMeta = <T extends TurnPart>(part: T): T => {
-    if (meta) part.meta = meta
-    return part
-  }
-  const optionalLabel = (key: string): string | undefined => (fields[key] === undefined ? undefined : requireLabel(fields[key], `${name}.${key}`))
-  switch (type) {
-    case 'text':
-    case 'reasoning':
-      return withMeta({ type, text: requireText(fields.text, `${name}.text`, { allowEmpty: true }), state: 'done' })
-    case 'tool-call': {
-      const part: TurnPart = {
-        type,
-        toolCallId: requireLabel(fields.toolCallId, `${name}.toolCallId`),
-        toolName: requireLabel(fields.toolName, `${name}.toolName`),
-        input: fields.input === undefined ? null : requireJson(fields.input, `${name}.input`),
-      }
-      if (fields.state !== undefined) part.state = requireOneOf(fields.state, ['input-streaming', 'input-available'] as const, `${name}.state`)
-      if (fields.providerExecuted === true) part.providerExecuted = true
-      if (fields.dynamic === true) part.dynamic = true
-      return withMeta(part)
-    }
-    case 'tool-result': {
-      const part: TurnPart = {
-        type,
-        toolCallId: requireLabel(fields.toolCallId, `${name}.toolCallId`),
-        toolName: requireLabel(fields.toolName, `${name}.toolName`),
-      }
-      if (fields.output !== undefined) part.output = requireJson(fields.output, `${name}.output`)
-      if (fields.errorText !== undefined) part.errorText = requireText(fields.errorText, `${name}.errorText`, { allowEmpty: true })
-      return withMeta(part)
-    }
-    case 'file': {
-      const url = fields.url
-      if (typeof url !== 'string' || url.length === 0 || url.length > MAX_TEXT_LENGTH) {
-        throw new ValidationError(`${name}.url must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters (a reference, not the file)`)
-      }
-      const part: TurnPart = { type, mediaType: requireLabel(fields.mediaType, `${name}.mediaType`), url }
-      const filename = optionalLabel('filename')
-      if (filename !== undefined) part.filename = filename
-      return withMeta(part)
-    }
-    case 'data': {
-      const part: TurnPart = { type, name: requireLabel(fields.name, `${name}.name`), data: requireJson(fields.data ?? null, `${name}.data`) }
-      const partId = optionalLabel('id')
-      if (partId !== undefined) part.id = partId
-      return withMeta(part)
-    }
   }
 }
