@@ -205,6 +205,11 @@ interface HourSubject {
   idle?: boolean
   /** How the phone seals a streamed answer (default per token). */
   answer?: AnswerSealing
+  /**
+   * Screen on while answering: the glasses ask for peripheral latency 0 when the user's turn is
+   * sent and go back to `latency` 2 s after the answer's last token (a connection parameter update).
+   */
+  latencyWhileAnswering?: number
 }
 
 /** A streamed answer as the phone's sealer cuts it into envelopes (sizes measured by {@link streamedEnvelopes}). */
@@ -290,6 +295,11 @@ async function glassesHour(subject: HourSubject, memoryEnvelope: number, perToke
   }
   for (const at of [900_000, 2_700_000]) {
     script.push([at, () => sessions.getArray<Uint8Array>('log').push([filler(memoryEnvelope)])])
+    const whileAnswering = subject.latencyWhileAnswering
+    if (whileAnswering !== undefined) {
+      script.push([at, () => link.setPeripheralLatency(whileAnswering)])
+      script.push([at + 1_500 + 60 * 80 + 2_000, () => link.setPeripheralLatency(subject.latency)])
+    }
     // Tokens every 80 ms from 1.5 s on; each envelope is sealed sealDelayMs after its first token.
     let first = 0
     answer.sizes.forEach((size, k) => {
@@ -604,6 +614,10 @@ export async function benchLink(): Promise<void> {
       'link, riding radio events, window 2 s / phone 0.5 s, answer sealed per 1 s (screen off)',
       { glassesWindowMs: 2_000, phoneWindowMs: 500, rideRadioEvents: true, answer: perSecond },
     ],
+    [
+      'link, riding radio events, phone at once, latency 0 while answering (screen on)',
+      { glassesWindowMs: 2_000, phoneWindowMs: 0, rideRadioEvents: true, latencyWhileAnswering: 0 },
+    ],
   ] as const) {
     b.push([name, await glassesHour({ name, latency: LATENCY, ...subject }, memoryEnvelope, perToken)])
   }
@@ -671,6 +685,7 @@ export async function benchLink(): Promise<void> {
     [`link, latency ${LATENCY} (iOS accessory limit), riding radio events, phone at once`, b[5]![1].tokenDelays],
     [`link, latency ${LATENCY}, riding radio events, phone window 0.5 s`, b[4]![1].tokenDelays],
     [`link, latency ${LATENCY}, answer sealed per 1 s (screen off)`, b[6]![1].tokenDelays],
+    [`link, latency ${LATENCY}, 0 while answering (screen on), riding radio events, phone at once`, b[7]![1].tokenDelays],
   ]
   printTable(
     `Streamed answer phone → glasses: token latency from the token's creation to the glasses' doc (2 answers × 60 tokens at 80 ms, sealed 20 ms after each token unless noted; link rows on the simulator, MTU ${MTU}, virtual time; WebSocket in wall time)`,

@@ -138,6 +138,13 @@ export interface BleLink {
    * resumes after the outage and nothing is lost.
    */
   outage(ms: number): void
+  /**
+   * Change the peripheral latency, as a connection parameter update the peripheral asks for (a
+   * glasses app dropping latency while an answer streams to a lit screen). Applies 6 connection
+   * events later (Core v5.3 Vol 6 Part B §5.1.1: the central's instant is at least 6 events
+   * ahead); the procedure's own control packets are not counted.
+   */
+  setPeripheralLatency(latency: number): void
 }
 
 /** Events of a {@link BleLinkSimulator}. */
@@ -199,17 +206,19 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
   if (!(resolved.connectionIntervalMs > 0) || !(resolved.packetsPerEvent >= 1) || !(resolved.txBufferPackets >= 1)) {
     throw new LinkError('invalid-argument', 'connectionIntervalMs, packetsPerEvent and txBufferPackets must be positive')
   }
-  const latency = resolved.peripheralLatency
-  if (!Number.isInteger(latency) || latency < 0 || latency > 499) {
-    throw new LinkError('invalid-argument', `peripheralLatency must be an integer in 0..499, got ${latency}`)
+  const checkLatency = (latency: number): void => {
+    if (!Number.isInteger(latency) || latency < 0 || latency > 499) {
+      throw new LinkError('invalid-argument', `peripheralLatency must be an integer in 0..499, got ${latency}`)
+    }
+    const supervision = resolved.supervisionTimeoutMs
+    if (!(supervision >= 0) || (supervision > 0 && supervision <= (1 + latency) * resolved.connectionIntervalMs * 2)) {
+      throw new LinkError(
+        'invalid-argument',
+        `supervisionTimeoutMs must be 0 or larger than (1 + peripheralLatency) × connectionIntervalMs × 2, got ${supervision}`,
+      )
+    }
   }
-  const supervision = resolved.supervisionTimeoutMs
-  if (!(supervision >= 0) || (supervision > 0 && supervision <= (1 + latency) * resolved.connectionIntervalMs * 2)) {
-    throw new LinkError(
-      'invalid-argument',
-      `supervisionTimeoutMs must be 0 or larger than (1 + peripheralLatency) × connectionIntervalMs × 2, got ${supervision}`,
-    )
-  }
+  checkLatency(resolved.peripheralLatency)
   const clock = new VirtualClock()
   const random = prng.create(resolved.seed)
   const events = new Emitter<BleLinkSimulatorEvents>()
@@ -221,6 +230,7 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
     const stats: BleLinkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, reordered: 0, overflowed: 0, lost: 0, events: 0 }
     const phase = prng.real53(random) * resolved.connectionIntervalMs
     let up = true
+    let latency = resolved.peripheralLatency
     let eventTimer: unknown
     /** Index of the connection event the timer is set for (event k is at phase + k × interval). */
     let eventIndex = 0
@@ -385,6 +395,24 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
       }, notifyAfterMs)
     }
 
+    const setPeripheralLatency = (value: number): void => {
+      checkLatency(value)
+      if (!up) return
+      // The new parameters apply at an instant the central picks at least 6 events ahead
+      // (Core v5.3 Vol 6 Part B §5.1.1); the events before it follow the old latency.
+      clock.setTimer(() => {
+        if (!up) return
+        catchUpIdle(Math.ceil((clock.now() - phase) / interval - 1e-9))
+        latency = value
+        // A pending event may now be further than the peripheral's next forced one.
+        if (eventTimer !== undefined) {
+          clock.clearTimer(eventTimer)
+          eventTimer = undefined
+        }
+        scheduleEvent()
+      }, 6 * interval)
+    }
+
     const outage = (ms: number): void => {
       if (!(ms >= 0)) throw new LinkError('invalid-argument', `outage must be >= 0 ms, got ${ms}`)
       if (!up) return
@@ -455,6 +483,7 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
       },
       disconnect: () => drop(),
       outage,
+      setPeripheralLatency,
     }
     links.push(link)
     return link

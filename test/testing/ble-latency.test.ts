@@ -103,6 +103,27 @@ describe('BLE simulator: peripheral latency', () => {
     expect(busy.link.radio.peripheral.radioWakeUps).toBeGreaterThan(idle.link.radio.peripheral.radioWakeUps)
   })
 
+  it('a connection parameter update to latency 0 applies after 6 events: then the central reaches the peripheral within one interval', async () => {
+    const { sim, link, atPeripheral } = pair({ supervisionTimeoutMs: 6_000 })
+    await sim.advance(5_000)
+    link.setPeripheralLatency(0)
+    await sim.advance(6 * INTERVAL)
+    const delays: number[] = []
+    for (let i = 0; i < 10; i++) {
+      await sim.advance(137)
+      const sentAt = sim.clock.now()
+      link.central.send(Uint8Array.of(i))
+      await sim.advance(2 * INTERVAL)
+      delays.push(atPeripheral[i]! - sentAt)
+    }
+    expect(Math.max(...delays)).toBeLessThanOrEqual(INTERVAL)
+    const idleBefore = link.radio.peripheral.idleWakeUps
+    await sim.advance(3_000)
+    // Latency 0: the peripheral attends every event, about 100 in 3 s.
+    expect(link.radio.peripheral.idleWakeUps - idleBefore).toBeGreaterThanOrEqual(95)
+    expect(() => link.setPeripheralLatency(600)).toThrow(/peripheralLatency/)
+  })
+
   it('refuses a latency out of range and a supervision timeout the Core specification forbids', () => {
     expect(() => bleLinkSimulator({ peripheralLatency: 500 })).toThrow(/peripheralLatency/)
     expect(() => bleLinkSimulator({ peripheralLatency: 1.5 })).toThrow(/peripheralLatency/)
