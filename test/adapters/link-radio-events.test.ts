@@ -9,6 +9,7 @@ import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { linkServer } from '../../src/adapters/link-server.js'
 import { linkTransport } from '../../src/adapters/link.js'
+import { sameOuterState, sealedLog } from '../../src/adapters/transport-conformance.js'
 import { bleLinkSimulator } from '../../src/testing/ble-link.js'
 
 const INTERVAL = 30
@@ -69,5 +70,34 @@ describe('link: riding radio events', () => {
     const idle = await run(false, false)
     expect(Math.max(...timed.delays)).toBeGreaterThanOrEqual(45_000)
     expect(timed.radioWakeUps).toBeGreaterThan(idle.radioWakeUps)
+  })
+
+  it('credit grants that ride radio events do not stall a large transfer to the glasses', async () => {
+    const duration = async (rideRadioEvents: boolean): Promise<number> => {
+      const sim = bleLinkSimulator({ seed: 8, mtu: 185, connectionIntervalMs: INTERVAL, peripheralLatency: LATENCY, supervisionTimeoutMs: 6_000 })
+      const hub = linkServer({ auth: 'none', clock: sim.clock, keepaliveMs: 600_000 })
+      const glasses = linkTransport({ clock: sim.clock, keepaliveMs: 600_000, radioWindowMs: 2_000, rideRadioEvents })
+      const doc = new Y.Doc()
+      const awareness = new Awareness(doc)
+      glasses.attach({ roomId: 'room', doc, awareness })
+      const link = sim.connect()
+      hub.accept(link.central)
+      glasses.connect(link.peripheral)
+      await sim.settle()
+      const phoneDoc = hub.room('room')!.doc
+      const start = sim.clock.now()
+      for (let i = 0; i < 100; i++) sealedLog(phoneDoc).push([new Uint8Array(1024).fill(i)])
+      while (!sameOuterState(doc, phoneDoc) && sim.clock.now() - start < 120_000) await sim.advance(30)
+      expect(sameOuterState(doc, phoneDoc)).toBe(true)
+      const took = sim.clock.now() - start
+      glasses.close()
+      hub.close()
+      awareness.destroy()
+      return took
+    }
+    const ridden = await duration(true)
+    const direct = await duration(false)
+    // 100 KB at 4 packets of 185 B per 30 ms event is about 4 s either way.
+    expect(ridden).toBeLessThanOrEqual(direct * 1.25 + SPAN)
   })
 })
