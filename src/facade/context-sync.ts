@@ -6,13 +6,9 @@
  * @module
  */
 import { StorageError, type StorageAdapter } from '../adapters/storage.js'
-import type { Transport, TransportAttachment, TransportStatus } from '../adapters/transport.js'
+import type { Transport, TransportAttachment } from '../adapters/transport.js'
 import {
-  accountKeysFromPublicKey,
   createAccessToken,
-  createDeviceKeys,
-  decodeAccountKeys,
-  decodeDeviceKeys,
   DeviceKeyring,
   encodeAccountKeys,
   encodeDeviceKeys,
@@ -23,127 +19,43 @@ import {
   type DeviceKeys,
   type RejectCode,
 } from '../crypto/index.js'
-import { AccessEndedError, ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
-import { Replica, type CompactionPolicy, type RejectedEvent, type ReplicaOptions } from '../sync/replica.js'
-import type { HoldLimits } from '../sync/hold.js'
+import { ClosedError, ConfigError, ScopeAccessError, ValidationError } from '../errors.js'
+import { Replica, type RejectedEvent } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
-import { passKey } from '../crdt/registry.js'
-import { Account, accountKeys } from './account.js'
 import type { DeviceContext } from './device-context.js'
 import { DevicesApi } from './devices.js'
 import { MemoryApi } from './memory.js'
 import { InviteHost, joinWithInvite, type JoinOptions } from './pairing.js'
-import { loadKeyRecord, saveKeyRecords } from './key-store.js'
-import { isKeyProtector, type KeyProtector } from '../crypto/key-protector.js'
+import { saveKeyRecords } from './key-store.js'
+import { type KeyProtector } from '../crypto/key-protector.js'
 import { Registry } from './registry.js'
-import { defaultName, DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind, type DeviceProfile } from './scopes.js'
+import { DEVICE_KINDS, isDeviceLocal, type DeviceKind, type DeviceProfile } from './scopes.js'
 import { ScopesApi } from './scopes-api.js'
 import { PresenceApi } from './presence.js'
 import { SessionsApi } from './sessions.js'
-import { SyncMonitor, type SyncLagEvent, type SyncPeerStatus } from './sync-monitor.js'
+import { SyncMonitor, type SyncPeerStatus } from './sync-monitor.js'
 import { requireObject } from './validate.js'
+import {
+  replicaOptions,
+  requireHoldOnly,
+  requireKeyProtector,
+  requireStorage,
+  requireTransports,
+  validateSyncOptions,
+  type ContextSyncEvents,
+  type OpenOptions,
+  type SyncOptions,
+} from './context-sync-options.js'
+import {
+  KEY_ACCOUNT,
+  KEY_DEVICE,
+  loadOrCreateIdentity,
+  requireKeysForDurable,
+  wipeAccount,
+} from './device-keys-setup.js'
+import { openRegistry } from './open-registry.js'
 
-/** Sync tuning; the defaults suit phones and PCs. */
-export interface SyncOptions {
-  /** Delay before sealing ordinary writes; 0 (default) seals on the next microtask. */
-  flushDelayMs?: number
-  /** Sealing window for streamed turns. Default 20 ms. */
-  streamFlushDelayMs?: number
-  /** When to compact a sealed log. */
-  compaction?: Partial<CompactionPolicy>
-  /** How often scope retention is enforced while the device runs (ms). Default 60 000. */
-  retentionSweepMs?: number
-  /**
-   * How long a seq a peer announced (in sealed presence) may stay missing before `sync-lag`
-   * reports this device as behind — a relay withholding envelopes, or a slow upload. Default 30 000 ms.
-   */
-  lagTimeoutMs?: number
-  /**
-   * Bounds of the envelopes a scope holds while their sender is not certified yet — they cannot be
-   * authenticated (default 64 envelopes, 16 MiB, 10 min each); past them an envelope is refused
-   * with `HoldLimit` (16). Authentic envelopes waiting for a grant or key are held unbounded.
-   */
-  hold?: Partial<HoldLimits>
-  /**
-   * How long entries this device applied may stay deleted from a sealed log without a snapshot
-   * that contains them before it reports `Erased` (14) and republishes. Default 500 ms.
-   */
-  repairDelayMs?: number
-  /**
-   * How long envelopes sealed under a superseded key epoch are still accepted after a new epoch
-   * started (a revocation or narrowing), by the starting owner's clock and by this device's since
-   * it learned of it — past both, they are refused (code 15): a device kept on an old epoch cannot
-   * go on writing under a key a revoked device holds. Envelopes applied before are never affected.
-   * Default 600 000 ms (10 min); 0 refuses at once.
-   */
-  epochGraceMs?: number
-}
-
-/** Options of {@link ContextSync.open}. */
-export interface OpenOptions {
-  /** The account to enrol this device in as an owner (first open only). Later opens read it from storage. */
-  account?: Account
-  /** What this device is (first open only). */
-  device?: { kind: DeviceKind; name?: string }
-  /** Where sealed logs and key material live. */
-  storage: StorageAdapter
-  /** How sealed logs travel. Omit for an offline device. */
-  transports?: Transport[]
-  sync?: SyncOptions
-  /**
-   * Wraps the device's key records in the store (README "Keys at rest"): `passphraseKeys(…)`, a
-   * platform keystore of the host app, or — asked for by name — `plainKeys()`. Required unless
-   * the storage keeps nothing beyond the process (`memoryStorage()`, `durable: false`): a durable
-   * store opened without it is refused with a ConfigError. A store holding plain records opened
-   * with a real protector is migrated.
-   */
-  keys?: KeyProtector
-  /**
-   * The scopes this device agrees to hold (`local` always). A scope an owner grants it beyond
-   * these is left unopened — never subscribed, synced or stored — and reported once as
-   * `scope-refused`. A head unit shared by several drivers passes its restricted set here.
-   * Omitted: whatever the account's policy and grants give it.
-   */
-  holdOnly?: readonly string[]
-}
-
-/** A storage failure; the write stays queued and is retried. */
-export interface StorageErrorEvent {
-  code: 'storage-error'
-  error: StorageError
-  scope: string
-}
-
-/** Events of {@link ContextSync}. */
-export interface ContextSyncEvents {
-  /** Untrusted input was refused (bad envelope, forged statement…). Sync carries on. */
-  rejected: (event: RejectedEvent) => void
-  /** An envelope is held until its sender's certificate, grant or epoch key arrives. */
-  held: (event: RejectedEvent) => void
-  /** Storing failed; the app keeps working from memory while the write is retried. */
-  'storage-error': (event: StorageErrorEvent) => void
-  /** A transport's connection state for one scope changed. */
-  status: (event: { scope: string; transport: string; status: TransportStatus }) => void
-  /** The scopes this device holds changed (a grant arrived). */
-  scopes: (event: { scopes: string[] }) => void
-  /** The account lets this device hold a scope outside `holdOnly`: it left it unopened. Once per scope. */
-  'scope-refused': (event: { scope: string; holdOnly: string[] }) => void
-  /** This device was revoked by an owner: it syncs nothing any more. */
-  revoked: (event: { deviceId: string }) => void
-  /**
-   * This device's temporary access ended (`devices.invite({ until })`): it removed the account's
-   * keys and data from its store and closed itself. Emitted once, after the store was wiped.
-   */
-  'access-ended': (event: { deviceId: string; until: number }) => void
-  /**
-   * A peer announced a seq this device has not received within `sync.lagTimeoutMs`
-   * (`state: 'behind'` — the relay may be withholding envelopes), or it arrived after that (`'caught-up'`).
-   */
-  'sync-lag': (event: SyncLagEvent) => void
-}
-
-const KEY_DEVICE = ['keys', 'device']
-const KEY_ACCOUNT = ['keys', 'account']
+export type { ContextSyncEvents, OpenOptions, StorageErrorEvent, SyncOptions } from './context-sync-options.js'
 
 type Profile = DeviceProfile
 
@@ -317,48 +229,7 @@ export class ContextSync {
   ): Promise<ContextSync> {
     const { device, account } = identity
     validateSyncOptions(sync)
-    const keyring = new DeviceKeyring(account, device.seeds.sign)
-    // Registry envelopes are signed with the account root: only owners state things there.
-    const registryReplica = new Replica({
-      ...replicaOptions(REGISTRY_SCOPE, keyring, storage, sync),
-      directory: { resolve: () => ({ status: 'known', signPublicKey: account.rootPublicKey }) },
-      ...(account.rootSecretKey && {
-        signer: { sender: device.deviceIdBytes, senderId: device.deviceId, signSecretKey: account.rootSecretKey },
-      }),
-    })
-    await registryReplica.load({ compact: false })
-    const registry = new Registry(registryReplica, account, device, keyring, {
-      ...(sync.epochGraceMs !== undefined && { epochGraceMs: sync.epochGraceMs }),
-      ...(sync.repairDelayMs !== undefined && { repairDelayMs: sync.repairDelayMs }),
-    })
-    if (identity.relayPass) registry.addPublicStatement(passKey(device.deviceId), identity.relayPass)
-    const term = registry.term(device.deviceId)
-    if (term && registry.termEnded(device.deviceId)) {
-      // Switched off before its access ended, started after: nothing of the account may stay.
-      registry.close()
-      await registryReplica.close()
-      await wipeAccount(storage)
-      throw new AccessEndedError(`this device's access to account ${account.accountId} ended at ${new Date(term.until).toISOString()}; its keys and data were removed`, term.until)
-    }
-    const own = registry.certificate(device.deviceId)
-    let profile: Profile
-    if (identity.profile) profile = identity.profile
-    else if (own) {
-      const kind = (DEVICE_KINDS as readonly string[]).includes(own.kind) ? (own.kind as DeviceKind) : 'other'
-      profile = { kind, name: own.name }
-    } else if (identity.requested) {
-      // The first open was interrupted after the keys were stored but before the certificate
-      // was: finish enrolling with what the app asks for now.
-      profile = identity.requested
-    } else if (account.rootSecretKey) {
-      await registryReplica.close()
-      throw new ConfigError('this device was not fully enrolled (interrupted first open): open it again with `device: { kind, name }`')
-    } else {
-      profile = { kind: 'other', name: defaultName('other') }
-    }
-    if (account.rootSecretKey) await registry.enrolOwner(profile)
-    // Now that the registry told the keyring the current epochs, the registry may compact.
-    await registryReplica.compactIfDue()
+    const { keyring, registryReplica, registry, profile } = await openRegistry(identity, storage, sync)
 
     const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
     instance.holdOnly = holdOnly
@@ -711,169 +582,4 @@ export class ContextSync {
     const timer = this.retentionTimer as { unref?: () => void }
     timer.unref?.()
   }
-}
-
-/**
- * Remove every key and every replica of the store's account: key records first (what is left
- * without them is ciphertext under keys derived from the device seed), then everything else, then
- * a scrub so no page of the files keeps an old record.
- */
-async function wipeAccount(storage: StorageAdapter): Promise<void> {
-  await storage.removeRange(['keys'])
-  await storage.removeRange([])
-  await storage.scrub?.()
-}
-
-function replicaOptions(scope: string, keyring: DeviceKeyring, storage: StorageAdapter, sync: SyncOptions): Omit<ReplicaOptions, 'directory'> {
-  const roomId = keyring.roomId(scope)
-  return {
-    scope,
-    roomId,
-    keyring,
-    storage,
-    atRestKey: keyring.atRestKey(roomId),
-    ...(sync.hold !== undefined && { hold: sync.hold }),
-    ...(sync.repairDelayMs !== undefined && { repairDelayMs: sync.repairDelayMs }),
-    ...(sync.flushDelayMs !== undefined && { flushDelayMs: sync.flushDelayMs }),
-    ...(sync.streamFlushDelayMs !== undefined && { streamFlushDelayMs: sync.streamFlushDelayMs }),
-    ...(sync.compaction !== undefined && { compaction: sync.compaction }),
-  }
-}
-
-async function loadOrCreateIdentity(
-  storage: StorageAdapter,
-  options: OpenOptions,
-): Promise<{ device: DeviceKeys; account: AccountKeys; profile?: Profile; requested?: Profile }> {
-  const keys = requireKeyProtector(options.keys)
-  const [deviceRecord, accountRecord] = await Promise.all([
-    loadKeyRecord(storage, KEY_DEVICE, 'device', keys),
-    loadKeyRecord(storage, KEY_ACCOUNT, 'account', keys),
-  ])
-  // After the load, so a store whose records are protected says by what (loadKeyRecord).
-  if (!keys) requireKeysForDurable(storage)
-  const deviceBytes = deviceRecord?.record
-  const accountBytes = accountRecord?.record
-  const requested = requestedProfile(options.device)
-  if (deviceBytes && accountBytes) {
-    const device = decodeDeviceKeys(deviceBytes)
-    const account = decodeAccountKeys(accountBytes)
-    if (!device.ok || !account.ok) throw new ConfigError('the key material in this store is corrupt; wipe the store and enrol the device again')
-    // Plain records opened with a protector: rewrite both wrapped, now.
-    if (deviceRecord.migrate || accountRecord.migrate) {
-      await saveKeyRecords(
-        storage,
-        [
-          { key: KEY_ACCOUNT, label: 'account', record: accountBytes },
-          { key: KEY_DEVICE, label: 'device', record: deviceBytes },
-        ],
-        keys,
-      )
-      // The plain records' old bytes must not outlive them in the files (a WAL's page images).
-      await storage.scrub?.()
-    }
-    if (options.account && accountKeys(options.account).accountId !== account.value.accountId) {
-      throw new ConfigError(
-        `this store belongs to account ${account.value.accountId}, not ${options.account.accountId}; use a fresh store to enrol in another account`,
-      )
-    }
-    // Kind and name are not stored in the clear: they come back from the device's own
-    // certificate in the (sealed) registry once it is loaded.
-    return { device: device.value, account: account.value, ...(requested && { requested }) }
-  }
-  if (deviceBytes) throw new ConfigError('this store holds partial key material; wipe it and enrol the device again')
-  // Only the account was stored (a crash during the first open): enrolling again replaces it.
-  if (!options.account) {
-    throw new ConfigError('this store holds no device yet: pass `account` (and `device`) to enrol an owner device, or use ContextSync.join with an invite')
-  }
-  if (!(options.account instanceof Account)) throw new ValidationError('account must come from createAccount()')
-  const account = accountKeys(options.account)
-  if (!account.rootSeed) throw new ConfigError('this Account holds no root key; add devices to it with an invite instead')
-  const profile = requestedProfile(requireObject(options.device, 'device'))!
-  if (accountBytes) {
-    const stored = decodeAccountKeys(accountBytes)
-    if (!stored.ok || stored.value.accountId !== account.accountId) {
-      throw new ConfigError('this store holds partial key material of another account; wipe it and enrol the device again')
-    }
-  }
-  const device = createDeviceKeys()
-  // Both saves are issued in the same tick, so a batching adapter (SQLite) commits them together;
-  // the device key is what marks a store as enrolled, and it is only read back with the account.
-  await saveKeyRecords(
-    storage,
-    [
-      { key: KEY_ACCOUNT, label: 'account', record: encodeAccountKeys(account.rootSeed ? account : accountKeysFromPublicKey(account.rootPublicKey)) },
-      { key: KEY_DEVICE, label: 'device', record: encodeDeviceKeys(device) },
-    ],
-    keys,
-  )
-  return { device, account, profile }
-}
-
-/**
- * A durable store must be told how its key records are protected — plain records only when asked
- * for by name (`plainKeys()`) — because whoever copies its files would otherwise hold the
- * device's seeds (and on owners the account root). Only a store that keeps nothing beyond the
- * process (`durable: false`, `memoryStorage()`) may leave `keys` out.
- */
-function requireKeysForDurable(storage: StorageAdapter): void {
-  if (storage.durable === false) return
-  throw new ConfigError(
-    'this store is durable, so say how its keys are protected: keys: passphraseKeys(passphrase), a platform keystore (README "Keys at rest"), or plainKeys() to store them unprotected',
-  )
-}
-
-function requireHoldOnly(value: unknown): readonly string[] | undefined {
-  if (value === undefined) return undefined
-  if (!Array.isArray(value) || value.some((s) => typeof s !== 'string')) throw new ValidationError('holdOnly must be an array of scope names')
-  return [...(value as string[])]
-}
-
-function requireKeyProtector(value: unknown): KeyProtector | undefined {
-  if (value === undefined) return undefined
-  if (!isKeyProtector(value)) throw new ValidationError('keys must be a KeyProtector: { kind, wrap(record, label), unwrap(wrapped, label) }, e.g. passphraseKeys(passphrase)')
-  return value
-}
-
-function validateSyncOptions(sync: SyncOptions): void {
-  const positive = (value: unknown, name: string, allowZero = false): void => {
-    if (value === undefined) return
-    if (!(typeof value === 'number' && Number.isFinite(value) && (allowZero ? value >= 0 : value > 0))) {
-      throw new ValidationError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`)
-    }
-  }
-  positive(sync.lagTimeoutMs, 'sync.lagTimeoutMs')
-  positive(sync.repairDelayMs, 'sync.repairDelayMs', true)
-  positive(sync.epochGraceMs, 'sync.epochGraceMs', true)
-  if (sync.hold !== undefined) {
-    const hold = requireObject(sync.hold, 'sync.hold')
-    positive(hold.maxEntries, 'sync.hold.maxEntries')
-    positive(hold.maxBytes, 'sync.hold.maxBytes')
-    positive(hold.timeoutMs, 'sync.hold.timeoutMs')
-  }
-}
-
-function requireStorage(value: unknown): StorageAdapter {
-  const storage = value as Partial<StorageAdapter> | undefined
-  if (
-    !storage ||
-    typeof storage.load !== 'function' ||
-    typeof storage.save !== 'function' ||
-    typeof storage.remove !== 'function' ||
-    typeof storage.loadRange !== 'function' ||
-    typeof storage.removeRange !== 'function'
-  ) {
-    throw new ValidationError('storage must be a StorageAdapter (e.g. memoryStorage(), sqliteStorage({ path }))')
-  }
-  return storage as StorageAdapter
-}
-
-function requireTransports(value: unknown): Transport[] {
-  if (value === undefined) return []
-  if (!Array.isArray(value)) throw new ValidationError('transports must be an array of Transport')
-  for (const t of value) {
-    if (!t || typeof (t as Transport).attach !== 'function') {
-      throw new ValidationError('every transport must implement Transport (attach/close)')
-    }
-  }
-  return value as Transport[]
 }
