@@ -46,7 +46,7 @@ import { sealedLog } from '../src/crdt/sealed-log.js'
 import { EnvelopeType, parseEnvelope, type DeviceKeyring } from '../src/crypto/index.js'
 import { createAccount } from '../src/facade/account.js'
 import { ContextSync } from '../src/facade/context-sync.js'
-import type { DeviceKind } from '../src/facade/scopes.js'
+import type { DeviceKind } from '../src/facade/builtin-scopes.js'
 import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
 import { fmt, median, printTable } from './table.js'
 

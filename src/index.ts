@@ -21,7 +21,7 @@ export type { SyncPeerStatus, SyncLagEvent } from './facade/sync-monitor.js'
 export { Account, createAccount } from './facade/account.js'
 // Memory, sessions, recall, handoff, presence and the SDK adapters.
 export * from './facade/ai.js'
-export { BUILTIN_SCOPES, DEVICE_KINDS, DEFAULT_SCOPE_KINDS, type BuiltinScope, type DeviceKind } from './facade/scopes.js'
+export { BUILTIN_SCOPES, DEVICE_KINDS, DEFAULT_SCOPE_KINDS, type BuiltinScope, type DeviceKind } from './facade/builtin-scopes.js'
 export { DevicesApi, type DeviceInfo } from './facade/devices.js'
 export { ScopesApi, type ScopePolicy } from './facade/scopes-api.js'
 export { PairingError, type Invite, type InviteOptions, type JoinOptions, type PairingFailure, type PairingRequest } from './facade/pairing.js'

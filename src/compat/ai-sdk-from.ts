@@ -8,9 +8,9 @@
 import type { JsonObject } from '../crdt/json.js'
 import type { Turn } from '../crdt/sessions.js'
 import { ValidationError } from '../errors.js'
-import { requireJson } from '../facade/json.js'
+import { requireJson } from '../facade/check-json-args.js'
 import type { AppendInput, SessionHandle, TurnPartInput } from '../facade/sessions.js'
-import { requireObject } from '../facade/validate.js'
+import { requireObject } from '../facade/check-args.js'
 import { approvalFits, DENIED_TEXT, isApprovalState, isObject, TOOL_STATES, UI_MESSAGE_METADATA, UI_META, UI_PART } from './ai-sdk-shared.js'
 import type { UIMessageInput, UIToolState } from './ai-sdk-types.js'
 

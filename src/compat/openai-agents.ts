@@ -26,9 +26,9 @@
 import type { JsonObject, JsonValue } from '../crdt/json.js'
 import type { Turn } from '../crdt/sessions.js'
 import { ValidationError } from '../errors.js'
-import { requireJson } from '../facade/json.js'
+import { requireJson } from '../facade/check-json-args.js'
 import type { AppendInput, SessionHandle, SessionsApi, TurnPartInput } from '../facade/sessions.js'
-import { requireObject } from '../facade/validate.js'
+import { requireObject } from '../facade/check-args.js'
 import { toBase64Url } from '../util/bytes.js'
 import type { AgentInputItem, AgentInputText, AgentsSession, AgentUserContent } from './openai-agents-items.js'
 

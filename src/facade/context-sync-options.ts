@@ -13,9 +13,9 @@ import { type CompactionPolicy, type RejectedEvent, type ReplicaOptions } from '
 import type { HoldLimits } from '../sync/hold.js'
 import { Account } from './account.js'
 import { isKeyProtector, type KeyProtector } from '../crypto/key-protector.js'
-import { type DeviceKind } from './scopes.js'
+import { type DeviceKind } from './builtin-scopes.js'
 import { type SyncLagEvent } from './sync-monitor.js'
-import { requireObject } from './validate.js'
+import { requireObject } from './check-args.js'
 
 /** Sync tuning; the defaults suit phones and PCs. */
 export interface SyncOptions {

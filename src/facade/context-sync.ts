@@ -29,12 +29,12 @@ import { InviteHost, joinWithInvite, type JoinOptions } from './pairing.js'
 import { saveKeyRecords } from './key-store.js'
 import { type KeyProtector } from '../crypto/key-protector.js'
 import { Registry } from './registry.js'
-import { DEVICE_KINDS, isDeviceLocal, type DeviceKind, type DeviceProfile } from './scopes.js'
+import { DEVICE_KINDS, isDeviceLocal, type DeviceKind, type DeviceProfile } from './builtin-scopes.js'
 import { ScopesApi } from './scopes-api.js'
 import { PresenceApi } from './presence.js'
 import { SessionsApi } from './sessions.js'
 import { SyncMonitor, type SyncPeerStatus } from './sync-monitor.js'
-import { requireObject } from './validate.js'
+import { requireObject } from './check-args.js'
 import {
   replicaOptions,
   requireHoldOnly,

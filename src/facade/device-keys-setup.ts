@@ -18,8 +18,8 @@ import {
 import { ConfigError, ValidationError } from '../errors.js'
 import { Account, accountKeys } from './account.js'
 import { loadKeyRecord, saveKeyRecords } from './key-store.js'
-import { requestedProfile, type DeviceProfile } from './scopes.js'
-import { requireObject } from './validate.js'
+import { requestedProfile, type DeviceProfile } from './builtin-scopes.js'
+import { requireObject } from './check-args.js'
 import type { OpenOptions } from './context-sync-options.js'
 import { requireKeyProtector } from './context-sync-options.js'
 

@@ -7,7 +7,7 @@
 import { PermissionError, ValidationError } from '../errors.js'
 import type { DeviceContext } from './device-context.js'
 import type { Invite, InviteHost, InviteOptions } from './pairing.js'
-import { requireFutureTime, requireId } from './validate.js'
+import { requireFutureTime, requireId } from './check-args.js'
 
 /** One device of the account, as `devices.list()` shows it. */
 export interface DeviceInfo {

@@ -8,7 +8,7 @@
 import { certificateKey, statementsMap } from '../crdt/registry.js'
 import { REGISTRY_SCOPE } from '../crypto/keyring.js'
 import type { DeviceIdentity } from './device-context.js'
-import { DEVICE_KINDS, type DeviceKind } from './scopes.js'
+import { DEVICE_KINDS, type DeviceKind } from './builtin-scopes.js'
 
 export type { DeviceIdentity } from './device-context.js'
 

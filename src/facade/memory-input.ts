@@ -9,9 +9,9 @@
 import { MEMORY_KINDS, type MemoryFieldsPatch, type MemoryItem, type MemoryKind } from '../crdt/memory.js'
 import { ValidationError } from '../errors.js'
 import { randomId } from './ids.js'
-import { requireEmbedding, requireLabel } from './json.js'
+import { requireEmbedding, requireLabel } from './check-json-args.js'
 import type { ReconcileDecision } from './memory-types.js'
-import { checkValidity, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
+import { checkValidity, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './check-args.js'
 
 /**
  * A new item from `remember`/`supersede` fields, in `scope`, written by `deviceId`; omitted kind

@@ -32,7 +32,7 @@ import { NotFoundError, ValidationError } from '../errors.js'
 import type { Replica } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
 import type { DeviceContext } from './device-context.js'
-import { requireEmbedding, requireLabel } from './json.js'
+import { requireEmbedding, requireLabel } from './check-json-args.js'
 import { exportScope, exportSigner } from './memory-file/export.js'
 import { importMemories } from './memory-file/import.js'
 import type { ImportSource } from './memory-file/format.js'
@@ -57,7 +57,7 @@ import type {
   SupersedeInput,
 } from './memory-types.js'
 import { indexKey, reciprocalRankFusion, RecallIndex, type IndexHit } from './recall-index.js'
-import { checkValidity, optionalLimit, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './validate.js'
+import { checkValidity, optionalLimit, optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from './check-args.js'
 
 /** The replicas the memory API works on (declared with the device context). */
 export type { ScopeReplicas } from './device-context.js'

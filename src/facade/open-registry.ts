@@ -11,7 +11,7 @@ import { AccessEndedError, ConfigError } from '../errors.js'
 import { Replica } from '../sync/replica.js'
 import { passKey } from '../crdt/registry.js'
 import { Registry } from './registry.js'
-import { defaultName, DEVICE_KINDS, type DeviceKind, type DeviceProfile } from './scopes.js'
+import { defaultName, DEVICE_KINDS, type DeviceKind, type DeviceProfile } from './builtin-scopes.js'
 import { replicaOptions, type SyncOptions } from './context-sync-options.js'
 import { wipeAccount } from './device-keys-setup.js'
 

@@ -38,8 +38,8 @@ import { ContextSyncError, ValidationError } from '../errors.js'
 import { unref } from '../util/timers.js'
 import type { DeviceContext } from './device-context.js'
 import { openPairingChannel, readNonce, type JoinRequest, type PairingChannel } from './pairing-channel.js'
-import { DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind } from './scopes.js'
-import { requireFutureTime, requireObject, requireOneOf } from './validate.js'
+import { DEVICE_KINDS, isDeviceLocal, requestedProfile, type DeviceKind } from './builtin-scopes.js'
+import { requireFutureTime, requireObject, requireOneOf } from './check-args.js'
 
 /** Why pairing failed (see {@link PairingError}). */
 export type PairingFailure = 'refused' | 'timeout' | 'unreachable' | 'mismatch'

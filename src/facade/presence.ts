@@ -20,7 +20,7 @@ import { ValidationError } from '../errors.js'
 import { unref } from '../util/timers.js'
 import type { DeviceContext } from './device-context.js'
 import { presenceKeys, PresencePublisher, Throttle } from './presence-state.js'
-import { requireObject } from './validate.js'
+import { requireObject } from './check-args.js'
 
 /** What a device is doing. Well-known values, or any short string of the app's. */
 export type PresenceActivity = 'driving' | 'walking' | 'cycling' | 'running' | 'at-desk' | 'in-meeting' | 'idle' | (string & {})

@@ -68,7 +68,7 @@ import type { SeqSet } from '../sync/seq-set.js'
 import { Emitter } from '../util/emitter.js'
 import { bytesEqual, fromHex, toHex } from '../util/bytes.js'
 import { decodeKeptStatements, encodeKeptStatements, watchPublicDeletions } from './kept-statements.js'
-import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './scopes.js'
+import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './builtin-scopes.js'
 import { PermissionError } from '../errors.js'
 
 /** Events of a {@link Registry}. */

@@ -10,8 +10,8 @@ import { sessionsMap } from '../crdt/sessions.js'
 import { PermissionError, ValidationError } from '../errors.js'
 import type { Replica } from '../sync/replica.js'
 import type { DeviceContext } from './device-context.js'
-import { DEVICE_KINDS } from './scopes.js'
-import { optionalNumber, requireFutureTime, requireId, requireObject } from './validate.js'
+import { DEVICE_KINDS } from './builtin-scopes.js'
+import { optionalNumber, requireFutureTime, requireId, requireObject } from './check-args.js'
 
 /** A scope's policy, as `scopes.define` takes it. */
 export interface ScopePolicy {

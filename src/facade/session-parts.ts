@@ -7,8 +7,8 @@
 import * as Y from 'yjs'
 import { childMap, leaseOf, PART_TYPES, readClaims, sessionMap, type TurnPart } from '../crdt/sessions.js'
 import { ValidationError } from '../errors.js'
-import { requireJson, requireJsonObject, requireLabel } from './json.js'
-import { MAX_TEXT_LENGTH, optionalNumber, requireObject, requireOneOf, requireText } from './validate.js'
+import { requireJson, requireJsonObject, requireLabel } from './check-json-args.js'
+import { MAX_TEXT_LENGTH, optionalNumber, requireObject, requireOneOf, requireText } from './check-args.js'
 import { DEFAULT_LEASE_MS } from './session-api-types.js'
 
 

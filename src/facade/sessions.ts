@@ -43,7 +43,7 @@ import {
   type SessionChange,
   type SessionListQuery,
 } from './session-api-types.js'
-import { optionalLimit, requireId, requireObject, requireOneOf, requireText } from './validate.js'
+import { optionalLimit, requireId, requireObject, requireOneOf, requireText } from './check-args.js'
 
 export type {
   Session,

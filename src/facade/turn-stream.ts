@@ -8,7 +8,7 @@ import { findTurn, partMap, readTurn, sessionMap, turnParts, type Turn } from '.
 import { NotFoundError, ValidationError } from '../errors.js'
 import { STREAM_ORIGIN, type Replica } from '../sync/replica.js'
 import type { ScopeReplicas } from './memory.js'
-import { MAX_TEXT_LENGTH } from './validate.js'
+import { MAX_TEXT_LENGTH } from './check-args.js'
 import { renewLease, requirePart } from './session-parts.js'
 import { type TurnPartInput } from './session-api-types.js'
 

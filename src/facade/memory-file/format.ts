@@ -38,8 +38,8 @@ import { signDetached, verifyDetached } from '../../crypto/primitives.js'
 import type { DeviceCertificate } from '../../crypto/certificate.js'
 import { bytesEqual, fromBase64Url, fromUtf8, toBase64Url, toHex, utf8 } from '../../util/bytes.js'
 import { ValidationError } from '../../errors.js'
-import { requireEmbedding, requireLabel } from '../json.js'
-import { optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from '../validate.js'
+import { requireEmbedding, requireLabel } from '../check-json-args.js'
+import { optionalNumber, requireId, requireObject, requireOneOf, requireTags, requireText } from '../check-args.js'
 
 /** The `format` value of an export header. */
 export const EXPORT_FORMAT = 'contextsync/memory-export'

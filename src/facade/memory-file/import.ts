@@ -14,7 +14,7 @@ import type { Replica } from '../../sync/replica.js'
 import type { DeviceContext } from '../device-context.js'
 import { isExpired } from '../memory-input.js'
 import type { ImportOptions, ImportReport } from '../memory-types.js'
-import { requireObject } from '../validate.js'
+import { requireObject } from '../check-args.js'
 import {
   admitMemory,
   readLines,

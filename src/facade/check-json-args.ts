@@ -1,5 +1,5 @@
 /**
- * Argument checks for JSON values and embeddings at the public API (see validate.ts for the rest).
+ * Argument checks for JSON values and embeddings at the public API (`check-args.ts` has the rest).
  *
  * @module
  */

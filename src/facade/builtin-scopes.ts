@@ -1,11 +1,11 @@
 /**
- * Built-in privacy scopes. Each scope is its own inner doc, sealed log, relay room and key epochs
- * (WIRE.md "Keys and epochs"). `local` never leaves the device: it is stored (sealed) but never
- * attached to a transport.
+ * Built-in privacy scopes, and the device kinds their default policies name. Each scope is its own
+ * inner doc, sealed log, relay room and key epochs (WIRE.md "Keys and epochs"). `local` never
+ * leaves the device: it is stored (sealed) but never attached to a transport.
  *
  * @module
  */
-import { requireObject, requireOneOf } from './validate.js'
+import { requireObject, requireOneOf } from './check-args.js'
 
 /** The scopes every account has. */
 export const BUILTIN_SCOPES = ['personal', 'health', 'payments', 'location', 'work', 'local'] as const
