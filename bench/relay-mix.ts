@@ -35,7 +35,7 @@ import * as Y from 'yjs'
 import { createAccessToken, createDeviceKeys, issueRelayPass, ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport, TransportAttachment } from '../src/adapters/transport.js'
-import { awarenessFrame, fakeEnvelope, makeAccount, relayCliProcess, roomUrl, sealedLog, updateFrame, wsFrom, type TestAccount } from '../test/relay-helpers.js'
+import { awarenessFrame, fakeEnvelope, makeAccount, relayCliProcess, roomUrl, sealedLog, updateFrame, wsFrom, type TestAccount } from '../test/relay/helpers.js'
 import { sleep } from './bench-kit.js'
 import { fmt, percentile, printTable } from './table.js'
 

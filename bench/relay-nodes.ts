@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { ready } from '../src/crypto/index.js'
-import { makeAccount, NodeWebSocket } from '../test/relay-helpers.js'
+import { makeAccount, NodeWebSocket } from '../test/relay/helpers.js'
 import { createDatabase, releaseNodes, startNode, type RelayNode } from '../test/helpers/relay-nodes.js'
 import { fmt, percentile, printTable } from './table.js'
 

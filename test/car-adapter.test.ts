@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { ValidationError } from '../src/index.js'
 import { CloseCode } from '../src/relay/index.js'
 import { filesUnder, memberDevice, ownerDevice, relayOn, teardown, tempDir, testCar, waitUntil } from './helpers/car.js'
-import { rawClient, roomUrl } from './relay-helpers.js'
+import { rawClient, roomUrl } from './relay/helpers.js'
 
 afterEach(teardown)
 

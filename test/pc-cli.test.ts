@@ -12,7 +12,7 @@ import WebSocket from 'ws'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { ContextSync, createAccount, memoryStorage, plainKeys } from '../src/index.js'
 import { websocketTransport } from '../src/adapters/websocket.js'
-import { closeRelays, startRelay } from './relay-helpers.js'
+import { closeRelays, startRelay } from './relay/helpers.js'
 import { CLI, pcHome, pcWorld, ROOT, runCli, until, type PcHome } from './helpers/pc.js'
 
 async function phoneOnRelay(url: string, account?: Awaited<ReturnType<typeof createAccount>>): Promise<{ phone?: ContextSync; transport: ReturnType<typeof websocketTransport> }> {

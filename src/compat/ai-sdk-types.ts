@@ -11,7 +11,7 @@
  * {@link fromUIMessages} takes {@link UIMessageInput}, which each major's `UIMessage` (with any
  * metadata, data and tool type parameters) is assignable to. Tool parts are unions by `state`, as
  * in the SDK, so a `UIToolPart` narrows the same way. Only the fields the SDKs declare are typed;
- * fields of newer SDK versions pass through untyped. test/compat-types.test.ts checks all of this
+ * fields of newer SDK versions pass through untyped. test/compat/types.test.ts checks all of this
  * against the installed SDK packages.
  *
  * @module

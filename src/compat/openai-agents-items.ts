@@ -1,7 +1,7 @@
 /**
  * The OpenAI Agents SDK's `AgentInputItem` and `Session`, declared structurally (as
  * `@openai/agents-core` 0.20 has them) so contextsync needs no dependency on the SDK (README.md
- * "Adapters"). Each type is assignable to the SDK's and the SDK's to it; test/compat-types.test.ts
+ * "Adapters"). Each type is assignable to the SDK's and the SDK's to it; test/compat/types.test.ts
  * checks both directions against the installed package. `providerData` is `Record<string,
  * unknown>` where the SDK says `Record<string, any>`.
  *

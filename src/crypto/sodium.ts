@@ -9,7 +9,7 @@
  *
  * Both are libsodium, so they accept and refuse exactly the same signatures (canonical S,
  * small-order points, non-canonical encodings) — a device must never accept an envelope that
- * another device of the account refuses. test/crypto-backends.test.ts checks that on a corpus of
+ * another device of the account refuses. test/crypto/backends.test.ts checks that on a corpus of
  * edge-case signatures built for the purpose.
  *
  * @module

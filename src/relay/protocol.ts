@@ -9,7 +9,7 @@
  * room; `Y.decodeUpdate` reads all of it first and throws on garbage.
  *
  * Decoding is not enough: Yjs trusts its peers, and some updates that decode still corrupt the
- * doc they are applied to (found by `test/relay-fuzz.test.ts`): a zero-length struct breaks the
+ * doc they are applied to (found by `test/relay/fuzz.test.ts`): a zero-length struct breaks the
  * struct store's binary search so the room can never be encoded again, and an item without any
  * position (no origin, right origin or parent) or one referring to a later clock of its own
  * client throws halfway through integration. Honest Yjs never produces these, so

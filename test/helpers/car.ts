@@ -9,7 +9,7 @@ import { ContextSync, createAccount, memoryStorage, plainKeys, type Account, typ
 import { websocketTransport } from '../../src/adapters/websocket.js'
 import { createRelay, silentLogger, type Relay, type RelayOptions } from '../../src/relay/index.js'
 import { openCar, type Car, type CarOptions } from '../../adapters/car/index.js'
-import { NodeWebSocket } from '../relay-helpers.js'
+import { NodeWebSocket } from '../relay/helpers.js'
 
 const cleanups: Array<() => unknown> = []
 

@@ -2,7 +2,7 @@
  * A small, deliberately slow and readable BigInt model of Ed25519 (RFC 8032), written for tests
  * only. It exists to build signatures that no honest signer produces — public keys and nonce
  * points with a small-order (torsion) component, non-canonical point encodings, non-canonical
- * scalars — so that test/crypto-backends.test.ts can check that the WebAssembly and native
+ * scalars — so that test/crypto/backends.test.ts can check that the WebAssembly and native
  * libsodium builds accept and refuse exactly the same ones.
  *
  * Nothing here is constant-time or meant for real keys. Correctness is anchored by the tests:

@@ -16,7 +16,7 @@ import { ContextSync, createAccount, memoryStorage, plainKeys } from '../../src/
 import { websocketTransport } from '../../src/adapters/websocket.js'
 import type { Transport } from '../../src/adapters/transport.js'
 import { joinPc } from '../../adapters/pc/index.js'
-import { closeRelays, startRelay } from '../relay-helpers.js'
+import { closeRelays, startRelay } from '../relay/helpers.js'
 
 /** The repository root (the spawned CLI runs from here). */
 export const ROOT = resolve(import.meta.dirname, '../..')

@@ -1,6 +1,6 @@
 /**
  * The bounded real-relay slice: frames sent to a relay (`createRelay`, auth off as in
- * test/relay-fuzz.test.ts) over 127.0.0.1, one connection per input. After the relay's greeting
+ * test/relay/fuzz.test.ts) over 127.0.0.1, one connection per input. After the relay's greeting
  * is drained (a sync step 1 answered), the input is sent, then another step 1: the relay either
  * answers — it took the frame — or closes with a named close code (src/wire/close-codes.ts).
  * Failures: an unknown close code, 1011 (the room broke), no answer within 5 s, or a relay that
