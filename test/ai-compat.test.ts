@@ -1,23 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { createAccount, loopbackNetwork, type ContextSync, type LoopbackNetwork } from '../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { type ContextSync, type LoopbackNetwork } from '../src/index.js'
 import { openAIAgentsSession, type AgentInputItem } from '../src/compat/openai-agents.js'
 import { appendUIMessages, fromUIMessages, toUIMessages, type UIMessage } from '../src/compat/ai-sdk.js'
-import { converge, openDevice } from './helpers/devices.js'
+import { converge } from './helpers/devices.js'
+import { loopbackDevices } from './helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 async function pair(): Promise<[ContextSync, ContextSync]> {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 111 })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  const pc = (await openDevice(account, net, 'pc')).dev
-  open.push(phone, pc)
-  return [phone, pc]
+  const fleet = await loopbackDevices(['phone', 'pc'], { seed: 111, converge: false })
+  net = fleet.net
+  return [fleet.all[0]!, fleet.all[1]!]
 }
 
 const items: AgentInputItem[] = [

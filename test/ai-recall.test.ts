@@ -1,22 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { createAccount, loopbackNetwork, ScopeAccessError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
-import { converge, openDevice, type TestDevice } from './helpers/devices.js'
+import { describe, expect, it } from 'vitest'
+import { ScopeAccessError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
+import { converge } from './helpers/devices.js'
+import { loopbackDevices } from './helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 async function start(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>) {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 91 })
-  const devs: TestDevice[] = []
-  for (const kind of kinds) devs.push(await openDevice(account, net, kind))
-  open.push(...devs.map((d) => d.dev))
-  await converge(devs.map((d) => d.dev), net)
-  return devs.map((d) => d.dev)
+  const fleet = await loopbackDevices(kinds, { seed: 91 })
+  net = fleet.net
+  return fleet.all
 }
 
 /** A unit vector along axis `i` of 8, tilted towards axis `j` by `t`. */

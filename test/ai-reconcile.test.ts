@@ -1,22 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { createAccount, loopbackNetwork, ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
 import type { ReconcileDecision, ReconcileInput, RecallHit } from '../src/facade/memory-types.js'
-import { converge, openDevice } from './helpers/devices.js'
+import { converge } from './helpers/devices.js'
+import { loopbackDevices } from './helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 async function pair(): Promise<[ContextSync, ContextSync]> {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 101 })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  const pc = (await openDevice(account, net, 'pc')).dev
-  open.push(phone, pc)
-  return [phone, pc]
+  const fleet = await loopbackDevices(['phone', 'pc'], { seed: 101, converge: false })
+  net = fleet.net
+  return [fleet.all[0]!, fleet.all[1]!]
 }
 
 /** A stand-in for the host's LLM: records what it was shown, answers what the test says. */
