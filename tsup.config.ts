@@ -16,6 +16,8 @@ export default defineConfig({
     testing: 'src/entries/testing.ts',
     pc: 'adapters/pc/index.ts',
     car: 'adapters/car/index.ts',
+    phone: 'adapters/phone/index.ts',
+    glasses: 'adapters/glasses/index.ts',
     bin: 'src/bin.ts',
   },
   format: ['esm', 'cjs'],

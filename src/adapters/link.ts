@@ -94,6 +94,11 @@ export interface LinkTransport extends Transport {
   readonly connections: readonly LinkConnection[]
   /** Subscribe to transport events; returns an unsubscribe function. */
   on<E extends keyof LinkTransportEvents>(event: E, listener: LinkTransportEvents[E]): () => void
+  /**
+   * Change the radio window (ms, 0 = at once) from the next burst on, on every connection — a
+   * device's power profile switching between battery and charging.
+   */
+  setRadioWindow(ms: number): void
 }
 
 /**
@@ -173,6 +178,10 @@ export function linkTransport(options: LinkTransportOptions = {}): LinkTransport
     },
     on(event, listener) {
       return events.on(event, listener)
+    },
+    setRadioWindow(ms) {
+      if (!Number.isFinite(ms) || ms < 0) throw new LinkError('invalid-argument', 'the radio window must be a non-negative number of ms')
+      sessionOptions.radioWindowMs = ms
     },
     close() {
       if (closed) return

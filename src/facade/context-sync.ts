@@ -90,6 +90,8 @@ export class ContextSync {
   private revoked = false
   /** `OpenOptions.holdOnly`, when given. */
   private holdOnly: readonly string[] | undefined
+  /** Set by {@link tune}: scopes opened later defer compaction too. */
+  private deferCompaction = false
   /** Scopes already reported as `scope-refused`. */
   private readonly refusedScopes = new Set<string>()
   /** Resolves once scope rooms may go online (see {@link whenRegistryArrived}). */
@@ -175,7 +177,7 @@ export class ContextSync {
     const holdOnly = requireHoldOnly(fields.holdOnly)
     await ready()
     const identity = await loadOrCreateIdentity(storage, options)
-    return ContextSync.start(identity, storage, transports, options.sync ?? {}, holdOnly)
+    return ContextSync.start(identity, storage, transports, { ...options.sync }, holdOnly)
   }
 
   /**
@@ -210,7 +212,7 @@ export class ContextSync {
       ],
       keys,
     )
-    const dev = await ContextSync.start(joined, storage, transports, options.sync ?? {}, requireHoldOnly(fields.holdOnly))
+    const dev = await ContextSync.start(joined, storage, transports, { ...options.sync }, requireHoldOnly(fields.holdOnly))
     try {
       await dev.untilAdmitted(options.timeoutMs ?? 60_000)
     } catch (error) {
@@ -338,6 +340,26 @@ export class ContextSync {
   /** Room id of a scope this device holds (what the relay sees instead of the scope name). */
   roomId(scope: string): string {
     return this.replicaFor(scope).roomId
+  }
+
+  /**
+   * Change the sealing windows and defer compaction while running — what a device's power
+   * profile switches (`contextsync/glasses`' `setPowerState`; ARCHITECTURE.md "adapters/glasses").
+   * Applies to every open scope and to scopes opened later. `deferCompaction: false` runs the
+   * compactions deferred so far; `deferIndexing` holds background recall indexing (a search
+   * still indexes first); `presenceHeartbeatMs` re-times the presence heartbeat.
+   */
+  tune(timing: { flushDelayMs?: number; streamFlushDelayMs?: number; deferCompaction?: boolean; deferIndexing?: boolean; presenceHeartbeatMs?: number }): void {
+    this.assertOpen()
+    for (const value of [timing.flushDelayMs, timing.streamFlushDelayMs]) {
+      if (value !== undefined && (!Number.isFinite(value) || value < 0)) throw new ValidationError('sealing windows must be non-negative numbers of ms')
+    }
+    if (timing.flushDelayMs !== undefined) this.sync.flushDelayMs = timing.flushDelayMs
+    if (timing.streamFlushDelayMs !== undefined) this.sync.streamFlushDelayMs = timing.streamFlushDelayMs
+    if (timing.deferCompaction !== undefined) this.deferCompaction = timing.deferCompaction
+    for (const replica of [this.registryReplica, ...this.scopeReplicas.values()]) replica.tune(timing)
+    if (timing.deferIndexing !== undefined) this.memory.deferIndexing(timing.deferIndexing)
+    if (timing.presenceHeartbeatMs !== undefined) this.presence.setHeartbeat(timing.presenceHeartbeatMs)
   }
 
   /** @internal the replica of a scope (tests, inspection). */
@@ -513,6 +535,7 @@ export class ContextSync {
       onApplied: (senderId) => this.registry.sawSender(senderId),
     })
     opened = replica
+    if (this.deferCompaction) replica.tune({ deferCompaction: true })
     await replica.load()
     if (this.closed) {
       await replica.close()

@@ -381,6 +381,20 @@ export class MemoryApi {
     return this.emitter.on(event, listener)
   }
 
+  /**
+   * @internal Defer background recall indexing (a device's power profile) or resume it; returns
+   * the number of items still waiting to be indexed.
+   */
+  deferIndexing(deferred: boolean): number {
+    this.index.defer(deferred)
+    return this.index.backlog
+  }
+
+  /** @internal Items changed but not indexed yet. */
+  get indexBacklog(): number {
+    return this.index.backlog
+  }
+
   /** @internal */
   close(): void {
     this.expiry.close()

@@ -90,7 +90,7 @@ export class PresenceApi {
   private readonly seqs = new PresenceSeqs()
   private readonly lastEmitted = new Map<string, string>()
   private readonly timeoutMs: number
-  private readonly heartbeatMs: number
+  private heartbeatMs: number
   private replica: Replica | undefined
   private local: { activity?: string; activeSessionId?: string } = {}
   private publisher: PresencePublisher | undefined
@@ -176,6 +176,19 @@ export class PresenceApi {
   /** Subscribe to presence changes. Returns an unsubscribe function. */
   on<E extends keyof PresenceEvents>(event: E, listener: PresenceEvents[E]): () => void {
     return this.emitter.on(event, listener)
+  }
+
+  /**
+   * @internal Re-seal presence every `ms` from now on (a device's power profile: a slower
+   * heartbeat wakes the radio less; keep it under the peers' timeout, default 30 000).
+   */
+  setHeartbeat(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 1) throw new ValidationError('the presence heartbeat must be a positive number of ms')
+    this.heartbeatMs = ms
+    if (!this.heartbeat || this.closed) return
+    clearInterval(this.heartbeat)
+    this.heartbeat = setInterval(() => this.publish(), ms)
+    unref(this.heartbeat)
   }
 
   /** @internal Withdraw this device's presence and stop. */

@@ -194,6 +194,8 @@ export class RecallIndex {
   private firstDirtyAt = 0
   private lastDirtyAt = 0
   private closed = false
+  /** While true, changes wait for the next search (or {@link defer}(false)) to be indexed. */
+  private deferred = false
 
   /** @param load reads an item's full state (text, vector) from its inner doc. */
   constructor(private readonly load: (scope: string, id: string) => MemoryItem | undefined) {}
@@ -249,6 +251,27 @@ export class RecallIndex {
     this.dirty.clear()
   }
 
+  /**
+   * Defer background indexing (a device on battery) or resume it, indexing the backlog now. A
+   * search still indexes what it needs first, so deferral never changes what recall finds.
+   */
+  defer(deferred: boolean): void {
+    this.deferred = deferred
+    if (deferred && this.warmTimer) {
+      clearTimeout(this.warmTimer)
+      this.warmTimer = undefined
+    }
+    if (!deferred && !this.closed && this.dirty.size > 0 && !this.warmTimer) {
+      this.firstDirtyAt = 0
+      this.scheduleWarm(0)
+    }
+  }
+
+  /** Items changed but not indexed yet. */
+  get backlog(): number {
+    return this.dirty.size
+  }
+
   /** Stop background work. */
   close(): void {
     this.closed = true
@@ -261,7 +284,7 @@ export class RecallIndex {
     if (this.dirty.size === 0) this.firstDirtyAt = now
     this.lastDirtyAt = now
     this.dirty.add(key)
-    if (!this.warmTimer && !this.closed) this.scheduleWarm(WARM_QUIET_MS)
+    if (!this.warmTimer && !this.closed && !this.deferred) this.scheduleWarm(WARM_QUIET_MS)
   }
 
   private scheduleWarm(delayMs: number): void {
@@ -272,7 +295,7 @@ export class RecallIndex {
   /** Once changes pause, index a chunk of dirty items, then yield to the app and continue. */
   private warm(): void {
     this.warmTimer = undefined
-    if (this.closed || this.dirty.size === 0) return
+    if (this.closed || this.deferred || this.dirty.size === 0) return
     const now = Date.now()
     const quietFor = now - this.lastDirtyAt
     if (quietFor < WARM_QUIET_MS && now - this.firstDirtyAt < WARM_MAX_DELAY_MS) {

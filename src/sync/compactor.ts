@@ -30,6 +30,8 @@ export class Compactor {
   private lastSnapshotBytes = 0
   private idleCompactionTimer: ReturnType<typeof setTimeout> | undefined
   private recompactQueued = false
+  /** While true, only a log past the hard limit compacts on the write path (see {@link defer}). */
+  private deferred = false
   private deletedContentTimer: ReturnType<typeof setTimeout> | undefined
   private lastDeletedContentCompactAt = -Infinity
   /** Revoked senders whose applied envelopes this device republished (see {@link registryChanged}). */
@@ -71,10 +73,27 @@ export class Compactor {
     if (core.repairDue || core.unsealedRestored || core.epochMoved() || this.shouldCompact()) await this.compactNow()
   }
 
+  /**
+   * Defer write-path compaction (a device on battery: ARCHITECTURE.md "adapters/glasses") until
+   * `defer(false)`, which compacts at once if due. A log past the hard limit still compacts, so a
+   * deferral never lets it grow without bound.
+   */
+  defer(deferred: boolean): void {
+    const was = this.deferred
+    this.deferred = deferred
+    if (was && !deferred && !this.core.closed) {
+      this.compactIfDue().catch((error: unknown) => {
+        const storageError = error instanceof StorageError ? error : new StorageError('io', 'storage write failed', { cause: error })
+        if (!this.core.closed) this.core.storageError(storageError)
+      })
+    }
+  }
+
   /** This device sealed an update of `bytes`: compact now, once idle, or not yet. */
   afterLocalSeal(bytes: number): void {
     this.bytesSinceSnapshot += bytes
     if (!this.shouldCompact()) return
+    if (this.deferred && !this.pastHardLimit()) return
     if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.core.seqs.ready) void this.compact()
     else this.compactWhenIdle()
   }

@@ -173,6 +173,17 @@ export class Replica {
     return this.compactor.compactNow(options)
   }
 
+  /**
+   * Change the sealing windows while running, and defer write-path compaction (`true`) or run a
+   * deferred one now (`false`) — a device's power profile (ARCHITECTURE.md "adapters/glasses").
+   */
+  tune(timing: { flushDelayMs?: number; streamFlushDelayMs?: number; deferCompaction?: boolean }): void {
+    const options = this.core.options
+    if (timing.flushDelayMs !== undefined) options.flushDelayMs = timing.flushDelayMs
+    if (timing.streamFlushDelayMs !== undefined) options.streamFlushDelayMs = timing.streamFlushDelayMs
+    if (timing.deferCompaction !== undefined) this.compactor.defer(timing.deferCompaction)
+  }
+
   /** Load-time compaction, for a replica loaded with `{ compact: false }` once its keys are known. */
   compactIfDue(): Promise<void> {
     return this.compactor.compactIfDue()
