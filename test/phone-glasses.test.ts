@@ -101,7 +101,7 @@ describe('the Wi-Fi fallback', () => {
     const relay = await relayOn()
     const phone = await testPhone(relay.url)
     const sent: Uint8Array[] = []
-    const { NodeWebSocket } = await import('./relay-helpers.js')
+    const { NodeWebSocket } = await import('./relay/helpers.js')
     // Count every frame the glasses send to the relay themselves.
     class CountingSocket extends (NodeWebSocket as unknown as new (url: string, protocols?: string | string[]) => WebSocket) {
       override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {

@@ -9,7 +9,7 @@ import { portChannel, type PortChannel } from '../../src/adapters/link-port.js'
 import { createRelay, silentLogger, type Relay } from '../../src/relay/index.js'
 import { openPhone, type Phone, type PhoneOptions } from '../../adapters/phone/index.js'
 import { openGlasses, type Glasses, type GlassesOptions } from '../../adapters/glasses/index.js'
-import { NodeWebSocket } from '../relay-helpers.js'
+import { NodeWebSocket } from '../relay/helpers.js'
 
 const cleanups: Array<() => unknown> = []
 
