@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { accountOfRoom, revocationBytes, type RelayStore, type StoredRevocation, type StoredUpdate } from './store.js'
+import { accountOfRoom, passBytes, revocationBytes, type RelayStore, type StoredPass, type StoredRevocation, type StoredUpdate } from './store.js'
 
 interface RoomUsage {
   rows: number
@@ -46,11 +46,12 @@ export class RelayStorage {
   private totalEstimate = 0
   private rooms = 0
 
-  /** Read the store's summary and revocations and count them. */
+  /** Read the store's summary, revocations and passes and count them. */
   static async open(store: RelayStore): Promise<RelayStorage> {
     const storage = new RelayStorage(store)
     for (const { roomId, rows, bytes } of await store.summary()) storage.setUsage(roomId, rows, bytes)
     for (const revocation of await store.revocations()) storage.countRevocation(revocation)
+    for (const pass of await store.passes()) storage.addKeptBytes(pass.accountId, passBytes(pass))
     return storage
   }
 
@@ -197,6 +198,17 @@ export class RelayStorage {
     return this.store.saveRevocation(revocation)
   }
 
+  /**
+   * Keep a verified pass in the store when it is the newest of its device; true when it was. Its
+   * bytes count against its account for the same reason as a revocation's (an account could
+   * publish passes of made-up devices), replacing those of the older pass.
+   */
+  async savePass(pass: StoredPass): Promise<boolean> {
+    const saved = await this.store.savePass(pass)
+    if (saved.kept) this.addKeptBytes(pass.accountId, saved.growth)
+    return saved.kept
+  }
+
   /** Rooms (stored or open) of an account. */
   roomsOfAccount(accountId: string): number {
     return this.accountRooms.get(accountId)?.size ?? 0
@@ -232,9 +244,13 @@ export class RelayStorage {
 
   private countRevocation(revocation: StoredRevocation): void {
     this.kept.push(revocation)
-    const bytes = revocationBytes(revocation)
-    this.addAccountSize(revocation.accountId, bytes)
-    this.accountBytes.set(revocation.accountId, (this.accountBytes.get(revocation.accountId) ?? 0) + bytes)
+    this.addKeptBytes(revocation.accountId, revocationBytes(revocation))
+  }
+
+  /** Count bytes of a kept statement (revocation, pass) against its account. */
+  private addKeptBytes(accountId: string, bytes: number): void {
+    this.addAccountSize(accountId, bytes)
+    this.accountBytes.set(accountId, (this.accountBytes.get(accountId) ?? 0) + bytes)
     this.total += bytes
   }
 

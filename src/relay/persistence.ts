@@ -13,7 +13,8 @@
  * The relay only stores ciphertext; nothing here can read it. Besides rooms, it keeps the
  * root-signed revocations it verified (`revocations`), so a device stays refused after a restart
  * even when someone deleted its revocation from the registry room's public map (THREAT_MODEL.md,
- * anyone who can reach the relay).
+ * anyone who can reach the relay), and the newest relay pass of each device (`passes`), so an
+ * older pass of a device stays refused after the same deletion and a restart.
  *
  * Quotas count a room by its *merged size*: what a merge would store. Stored rows overstate it
  * between merges (an update's deletions only shrink storage when merged), so each room keeps an
@@ -35,12 +36,15 @@ import { requireOptional } from '../adapters/optional-module.js'
 import { ClosedError } from '../errors.js'
 import {
   accountOfRoom,
+  passBytes,
   revocationBytes,
   type AppendQuota,
   type AppendResult,
   type CompactResult,
   type RelayStore,
+  type SavePassResult,
   type SpentNonce,
+  type StoredPass,
   type StoredRevocation,
   type StoredRoomSummary,
   type StoredUpdate,
@@ -48,7 +52,7 @@ import {
 
 export { accountOfRoom, type StoredRevocation } from './store.js'
 
-/** Raw storage of per-room update rows and verified revocations. Two implementations: SQLite and memory. */
+/** Raw storage of per-room update rows, verified revocations and passes. Two implementations: SQLite and memory. */
 export interface RelayStorageBackend {
   /** Per-room row count and byte size, read once at start for the quotas. */
   summary(): Iterable<{ roomId: string; rows: number; bytes: number }>
@@ -65,6 +69,13 @@ export interface RelayStorageBackend {
   revocations(): Iterable<StoredRevocation>
   /** Keep a verified revocation durably (committed before it returns); one per account and device. */
   saveRevocation(revocation: StoredRevocation): void
+  /** Kept passes of one account, or of every account when `accountId` is left out. */
+  passes(accountId?: string): Iterable<StoredPass>
+  /**
+   * Keep `pass` as its device's pass (committed before it returns), replacing the one kept; the
+   * caller ({@link backendStore}) only calls it with a newer pass.
+   */
+  savePass(pass: StoredPass): void
   /**
    * Token nonces admitted earlier that may not be forgotten yet (`keepUntil` in ms after `now`),
    * read once at start so a token spent before a restart stays spent. Optional: a backend that
@@ -127,7 +138,28 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       statement BLOB NOT NULL,
       PRIMARY KEY (account, device)
     );
+    CREATE TABLE IF NOT EXISTS passes (
+      account TEXT NOT NULL,
+      device TEXT NOT NULL,
+      issued_at INTEGER NOT NULL,
+      root BLOB NOT NULL,
+      statement BLOB NOT NULL,
+      PRIMARY KEY (account, device)
+    );
   `)
+  type PassRow = { account: string; device: string; issued_at: number; root: Uint8Array; statement: Uint8Array }
+  const passesStmt = db.prepare<[], PassRow>('SELECT account, device, issued_at, root, statement FROM passes')
+  const accountPassesStmt = db.prepare<[string], PassRow>('SELECT account, device, issued_at, root, statement FROM passes WHERE account = ?')
+  const savePassStmt = db.prepare<[string, string, number, Uint8Array, Uint8Array]>(
+    'INSERT OR REPLACE INTO passes (account, device, issued_at, root, statement) VALUES (?, ?, ?, ?, ?)',
+  )
+  const passOfRow = ({ account, device, issued_at, root, statement }: PassRow): StoredPass => ({
+    accountId: account,
+    deviceId: device,
+    issuedAt: issued_at,
+    rootPublicKey: new Uint8Array(root),
+    statement: new Uint8Array(statement),
+  })
   const revocationsStmt = db.prepare<[], { account: string; device: string; root: Uint8Array; statement: Uint8Array }>(
     'SELECT account, device, root, statement FROM revocations',
   )
@@ -230,6 +262,12 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
       // Written at once, not batched: it must survive a crash right after the device was cut off.
       saveRevocationStmt.run(accountId, deviceId, rootPublicKey, statement)
     },
+    passes: (accountId) => (accountId === undefined ? passesStmt.all() : accountPassesStmt.all(accountId)).map(passOfRow),
+    savePass({ accountId, deviceId, issuedAt, rootPublicKey, statement }) {
+      if (closed) throw new ClosedError('relay storage is closed')
+      // Written at once like a revocation: the older pass must stay refused after a crash.
+      savePassStmt.run(accountId, deviceId, issuedAt, rootPublicKey, statement)
+    },
     checkpoint,
     close() {
       if (closed) return
@@ -247,6 +285,7 @@ export function sqliteBackend(dir: string, options: SqliteBackendOptions = {}): 
 export function memoryBackend(): RelayStorageBackend {
   const rooms = new Map<string, Uint8Array[]>()
   const revoked = new Map<string, StoredRevocation>()
+  const passes = new Map<string, StoredPass>()
   return {
     summary: () =>
       [...rooms].map(([roomId, rows]) => ({ roomId, rows: rows.length, bytes: rows.reduce((n, r) => n + r.length, 0) })),
@@ -266,6 +305,10 @@ export function memoryBackend(): RelayStorageBackend {
       if (!revoked.has(key)) {
         revoked.set(key, { ...revocation, rootPublicKey: revocation.rootPublicKey.slice(), statement: revocation.statement.slice() })
       }
+    },
+    passes: (accountId) => [...passes.values()].filter((pass) => accountId === undefined || pass.accountId === accountId),
+    savePass(pass) {
+      passes.set(`${pass.accountId}/${pass.deviceId}`, { ...pass, rootPublicKey: pass.rootPublicKey.slice(), statement: pass.statement.slice() })
     },
     checkpoint() {},
     close() {
@@ -307,6 +350,7 @@ export function backendStore(backend: RelayStorageBackend, kind: string): RelayS
     addAccount(accountOfRoom(roomId), bytes)
   }
   for (const revocation of backend.revocations()) addAccount(revocation.accountId, revocationBytes(revocation))
+  for (const pass of backend.passes()) addAccount(pass.accountId, passBytes(pass))
   for (const { nonce, keepUntil } of backend.savedNonces?.(Date.now()) ?? []) nonces.set(nonce, keepUntil)
   const open = (): void => {
     if (closed) throw new ClosedError('relay storage is closed')
@@ -389,6 +433,16 @@ export function backendStore(backend: RelayStorageBackend, kind: string): RelayS
         const known = [...backend.revocations()].some((r) => r.accountId === revocation.accountId && r.deviceId === revocation.deviceId)
         backend.saveRevocation(revocation)
         if (!known) addAccount(revocation.accountId, revocationBytes(revocation))
+      }),
+    passes: (accountId) => run(() => [...backend.passes(accountId)]),
+    savePass: (pass) =>
+      run((): SavePassResult => {
+        const kept = [...backend.passes(pass.accountId)].find((p) => p.deviceId === pass.deviceId)
+        if (kept && kept.issuedAt >= pass.issuedAt) return { kept: false }
+        backend.savePass(pass)
+        const growth = passBytes(pass) - (kept ? passBytes(kept) : 0)
+        addAccount(pass.accountId, growth)
+        return { kept: true, growth }
       }),
     claimNonce: (nonce, keepUntil, now) =>
       run(() => {

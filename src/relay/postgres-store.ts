@@ -9,6 +9,8 @@
  * - `updates (room, seq, data)` — the stored rows, primary key `(room, seq)`.
  * - `accounts (account, size)` — each account's counted size (the stored-bytes quota).
  * - `revocations (account, device, root, statement)`, `nonces (nonce, keep_until)`.
+ * - `passes (account, device, issued_at, root, statement, bytes)` — the newest relay pass of each
+ *   device (schema version 2; a version 1 database gains the table on start).
  *
  * Writes run as single statements calling functions the migration installs, so each is one
  * transaction and one round trip:
@@ -17,6 +19,8 @@
  *   rows of a room commit in seq order: a reader that sees seq n sees every seq below it.
  * - `compact` takes `pg_try_advisory_xact_lock` on the room (another node compacting it makes it
  *   answer `busy` at once), then replaces the rows with `seq <= through` by one merged row.
+ * - `save_pass` locks the account's row, keeps the pass only when it is newer than the kept one
+ *   and moves the account's size by the difference of their bytes.
  * Locks are always taken account first, room second, so writers never deadlock.
  *
  * A write that loses its connection is retried on a fresh one (a few times, with backoff), then
@@ -35,10 +39,13 @@ import { requireOptional } from '../adapters/optional-module.js'
 import { ClosedError, ConfigError } from '../errors.js'
 import {
   accountOfRoom,
+  passBytes,
   revocationBytes,
   type AppendResult,
   type CompactResult,
   type RelayStore,
+  type SavePassResult,
+  type StoredPass,
   type StoredRevocation,
   type StoredRoomSummary,
   type StoredUpdate,
@@ -61,7 +68,7 @@ export interface PostgresStoreOptions {
 }
 
 /** Schema version this code writes; older schemas are migrated on start. */
-export const POSTGRES_SCHEMA_VERSION = 1
+export const POSTGRES_SCHEMA_VERSION = 2
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
 
@@ -129,6 +136,29 @@ function migrations(s: string): string[] {
       UPDATE ${s}.rooms SET rows = rows - c + 1, bytes = n_bytes, size = n_bytes WHERE room = p_room;
       UPDATE ${s}.accounts SET size = GREATEST(0, size + n_bytes - r_size) WHERE account = r_account;
       RETURN QUERY SELECT 'merged'::text, c, b;
+    END $fn$;
+    `,
+    `
+    CREATE TABLE ${s}.passes (
+      account text NOT NULL, device text NOT NULL, issued_at bigint NOT NULL, root bytea NOT NULL,
+      statement bytea NOT NULL, bytes bigint NOT NULL,
+      PRIMARY KEY (account, device)
+    );
+
+    CREATE FUNCTION ${s}.save_pass(p_account text, p_device text, p_issued bigint, p_root bytea, p_statement bytea, p_bytes bigint)
+    RETURNS bigint LANGUAGE plpgsql AS $fn$
+    DECLARE k_issued bigint; k_bytes bigint;
+    BEGIN
+      INSERT INTO ${s}.accounts (account) VALUES (p_account) ON CONFLICT (account) DO NOTHING;
+      PERFORM 1 FROM ${s}.accounts WHERE account = p_account FOR UPDATE;
+      SELECT issued_at, bytes INTO k_issued, k_bytes FROM ${s}.passes WHERE account = p_account AND device = p_device;
+      IF k_issued IS NOT NULL AND k_issued >= p_issued THEN
+        RETURN NULL;
+      END IF;
+      INSERT INTO ${s}.passes (account, device, issued_at, root, statement, bytes) VALUES (p_account, p_device, p_issued, p_root, p_statement, p_bytes)
+      ON CONFLICT (account, device) DO UPDATE SET issued_at = EXCLUDED.issued_at, root = EXCLUDED.root, statement = EXCLUDED.statement, bytes = EXCLUDED.bytes;
+      UPDATE ${s}.accounts SET size = size + p_bytes - COALESCE(k_bytes, 0) WHERE account = p_account;
+      RETURN p_bytes - COALESCE(k_bytes, 0);
     END $fn$;
     `,
   ]
@@ -300,6 +330,33 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
          ON CONFLICT (account) DO UPDATE SET size = ${s}.accounts.size + EXCLUDED.size`,
         [revocation.accountId, revocation.deviceId, Buffer.from(revocation.rootPublicKey), Buffer.from(revocation.statement), revocationBytes(revocation)],
       )
+    },
+    async passes(accountId) {
+      const { rows } = await query<{ account: string; device: string; issued_at: string; root: Buffer; statement: Buffer }>(
+        `SELECT account, device, issued_at, root, statement FROM ${s}.passes${accountId === undefined ? '' : ' WHERE account = $1'}`,
+        accountId === undefined ? [] : [accountId],
+      )
+      return rows.map(
+        (r): StoredPass => ({
+          accountId: r.account,
+          deviceId: r.device,
+          issuedAt: Number(r.issued_at),
+          rootPublicKey: new Uint8Array(r.root),
+          statement: new Uint8Array(r.statement),
+        }),
+      )
+    },
+    async savePass(pass): Promise<SavePassResult> {
+      const { rows } = await query<{ growth: string | null }>(`SELECT ${s}.save_pass($1, $2, $3, $4, $5, $6) AS growth`, [
+        pass.accountId,
+        pass.deviceId,
+        pass.issuedAt,
+        Buffer.from(pass.rootPublicKey),
+        Buffer.from(pass.statement),
+        passBytes(pass),
+      ])
+      const growth = rows[0]?.growth
+      return growth === null || growth === undefined ? { kept: false } : { kept: true, growth: Number(growth) }
     },
     async claimNonce(nonce, keepUntil, now) {
       const { rowCount } = await query(

@@ -10,7 +10,10 @@
  * again — at start: the public map is writable by every member of the account, so deleting
  * `revoke/<id>` there, or wiping the registry room, must not let the device back in, before or
  * after a relay restart (THREAT_MODEL.md, anyone who can reach the relay). Nothing ever removes a
- * revocation from the guard.
+ * revocation from the guard. The newest pass of each device is kept in the store the same way and
+ * read — verified again — with the account's registry room on its first token (after a restart, or
+ * once the account left the bounded cache), so an older pass, such as one a temporary pass ending
+ * earlier superseded, stays refused after `pass/<id>` was deleted from the public map.
  *
  * @module
  */
@@ -29,6 +32,7 @@ interface AccountState {
   root: AccountKeys
   /** Revoked device id → its (verified) revocation statement. */
   revoked: Map<string, Uint8Array>
+  /** Device id → `issuedAt` of the newest verified pass seen (registry room, store, peers). */
   passes: Map<string, number>
   /** Whether the stored registry room was read (states made from kept revocations are not). */
   registryRead: boolean
@@ -96,7 +100,16 @@ export class RegistryGuard {
     }
     if (pass.value.issuedAt <= (state.passes.get(pass.value.deviceId) ?? 0)) return false
     state.passes.set(pass.value.deviceId, pass.value.issuedAt)
+    this.keepPass(accountId, root.rootPublicKey, pass.value.deviceId, pass.value.issuedAt, statement)
     return true
+  }
+
+  /**
+   * Keep a newer pass in the store. A failed save is still enforced while this process runs and
+   * while the pass stays in the registry room's public map.
+   */
+  private keepPass(accountId: string, rootPublicKey: Uint8Array, deviceId: string, issuedAt: number, statement: Uint8Array): void {
+    this.storage.savePass({ accountId, deviceId, issuedAt, rootPublicKey, statement }).catch(() => {})
   }
 
   /** Verify a kept or reported revocation and record it; the account's state when it was new. */
@@ -223,10 +236,16 @@ export class RegistryGuard {
       if (this.watching.has(accountId)) this.kept.set(accountId, state)
       else this.cache(accountId, state)
     }
-    // First sight of this account: read what its registry room already holds.
-    const rows = await this.storage.store.load(`${accountId}${REGISTRY_SUFFIX}`)
+    // First sight of this account: read what its registry room already holds, and the passes kept.
+    const [rows, keptPasses] = await Promise.all([this.storage.store.load(`${accountId}${REGISTRY_SUFFIX}`), this.storage.store.passes(accountId)])
     if (state.registryRead) return state
     state.registryRead = true
+    for (const kept of keptPasses) {
+      // Verified under the account's root again: a row the store holds proves nothing by itself.
+      const pass = verifyRelayPass(state.root, kept.statement)
+      if (!pass.ok || pass.value.deviceId !== kept.deviceId) continue
+      if (pass.value.issuedAt > (state.passes.get(kept.deviceId) ?? 0)) state.passes.set(kept.deviceId, pass.value.issuedAt)
+    }
     const doc = new Y.Doc()
     for (const { data: update } of rows) {
       try {
@@ -262,6 +281,7 @@ export class RegistryGuard {
         const current = state.passes.get(pass.value.deviceId) ?? 0
         if (pass.value.issuedAt > current) {
           state.passes.set(pass.value.deviceId, pass.value.issuedAt)
+          this.keepPass(accountId, state.root.rootPublicKey, pass.value.deviceId, pass.value.issuedAt, bytes)
           this.onNewerPass?.(accountId, state.root.rootPublicKey, bytes)
         }
       }

@@ -1,14 +1,14 @@
 /**
  * The shared conformance suite every {@link RelayStore} runs: the atomicity the relay relies on
  * (`store.ts`) — dense per-room seqs under concurrent appends, the account quota checked with the
- * append, compaction replacing exactly what it covers (and never twice at once), revocations and
- * spent nonces — plus durability across a reopen where the store keeps anything. A new store is
+ * append, compaction replacing exactly what it covers (and never twice at once), revocations, the
+ * newest pass per device and spent nonces — plus durability across a reopen where the store keeps anything. A new store is
  * one file plus a three-line test.
  *
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { RelayStore, StoredRevocation } from './store.js'
+import { passBytes, type RelayStore, type StoredPass, type StoredRevocation } from './store.js'
 
 /** What the `setup` callback of {@link runRelayStoreTests} returns for each test. */
 export interface RelayStoreTestContext {
@@ -62,6 +62,7 @@ export function runRelayStoreTests(setup: () => Promise<RelayStoreTestContext>, 
       expect(await store.load('acct.room')).toEqual([])
       expect(await store.accountSize('acct')).toBe(0)
       expect(await store.revocations()).toEqual([])
+      expect(await store.passes()).toEqual([])
     })
 
     it('gives each room dense seqs from 1 and loads rows in seq order, or above a seq', async () => {
@@ -166,6 +167,40 @@ export function runRelayStoreTests(setup: () => Promise<RelayStoreTestContext>, 
       expect(await store.accountSize('acct')).toBe('acct'.length + 'dev'.length + 3 + 4)
     })
 
+    it('keeps the newest pass per account and device, replacing it only by a later one, counted against the account', async () => {
+      const pass = (issuedAt: number, statement: Uint8Array, deviceId = 'dev', accountId = 'acct'): StoredPass => ({
+        accountId,
+        deviceId,
+        issuedAt,
+        rootPublicKey: bytes(1, 2, 3),
+        statement,
+      })
+      const first = pass(1_000, bytes(4, 5, 6, 7))
+      expect(await store.savePass(first)).toEqual({ kept: true, growth: passBytes(first) })
+      // Issued at the same time or earlier: nothing changes.
+      expect(await store.savePass(pass(1_000, bytes(8)))).toEqual({ kept: false })
+      expect(await store.savePass(pass(999, bytes(8)))).toEqual({ kept: false })
+      const later = pass(2_000, bytes(9, 9))
+      expect(await store.savePass(later)).toEqual({ kept: true, growth: passBytes(later) - passBytes(first) })
+      await store.savePass(pass(5, bytes(1), 'other'))
+      await store.savePass(pass(5, bytes(1), 'dev', 'else'))
+      const kept = (await store.passes('acct')).sort((a, b) => a.deviceId.localeCompare(b.deviceId))
+      expect(kept.map((p) => [p.deviceId, p.issuedAt, [...p.statement], [...p.rootPublicKey]])).toEqual([
+        ['dev', 2_000, [9, 9], [1, 2, 3]],
+        ['other', 5, [1], [1, 2, 3]],
+      ])
+      expect((await store.passes()).map((p) => p.accountId).sort()).toEqual(['acct', 'acct', 'else'])
+      expect(await store.passes('none')).toEqual([])
+      expect(await store.accountSize('acct')).toBe(passBytes(later) + passBytes(pass(5, bytes(1), 'other')))
+      // Concurrent saves of one device (another handle too) keep the newest, counted once.
+      const other = (await reopenShared()) ?? store
+      const racing = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? store : other).savePass(pass(3_000 + i, bytes(i), 'race'))))
+      expect(racing.some((r) => r.kept)).toBe(true)
+      const race = (await store.passes('acct')).find((p) => p.deviceId === 'race')
+      expect(race?.issuedAt).toBe(3_009)
+      expect(await store.accountSize('acct')).toBe(passBytes(later) + passBytes(pass(5, bytes(1), 'other')) + passBytes(pass(3_009, bytes(9), 'race')))
+    })
+
     it('spends a nonce once until it may be forgotten, also under concurrent claims', async () => {
       expect(await store.claimNonce('n1', 2_000, 1_000)).toBe(true)
       expect(await store.claimNonce('n1', 2_000, 1_500)).toBe(false)
@@ -183,6 +218,8 @@ export function runRelayStoreTests(setup: () => Promise<RelayStoreTestContext>, 
       await store.append('acct.d', text('one'))
       await store.append('acct.d', text('two'))
       await store.saveRevocation({ accountId: 'acct', deviceId: 'dev', rootPublicKey: bytes(1), statement: bytes(2) })
+      const kept: StoredPass = { accountId: 'acct', deviceId: 'car', issuedAt: 7_000, rootPublicKey: bytes(1), statement: bytes(3) }
+      await store.savePass(kept)
       const far = Date.now() + 60_000
       await store.claimNonce('spent', far, Date.now())
       if (!store.shared) await store.close()
@@ -194,8 +231,10 @@ export function runRelayStoreTests(setup: () => Promise<RelayStoreTestContext>, 
       ])
       expect(await again.append('acct.d', text('three'))).toEqual({ ok: true, seq: 3 })
       expect(await again.revocations()).toHaveLength(1)
+      expect((await again.passes('acct')).map((p) => [p.deviceId, p.issuedAt])).toEqual([['car', 7_000]])
+      expect(await again.savePass({ ...kept, issuedAt: 6_000 })).toEqual({ kept: false })
       expect(await again.claimNonce('spent', far, Date.now())).toBe(false)
-      expect(await again.accountSize('acct')).toBe(3 + 3 + 5 + 'acct'.length + 'dev'.length + 2)
+      expect(await again.accountSize('acct')).toBe(3 + 3 + 5 + 'acct'.length + 'dev'.length + 2 + passBytes(kept))
     })
 
     it('close is idempotent', async () => {

@@ -16,6 +16,9 @@
  *   above `through` are untouched. Two compactions of one room never interleave: one of them
  *   reports `busy` (or `stale` when another already covered its rows).
  * - **Revocations** are durable once `saveRevocation` resolves, one per account and device.
+ * - **Newest relay passes**: `savePass` keeps one pass per account and device and replaces it
+ *   only by one issued later, in one step (two nodes saving passes of one device at once keep the
+ *   newer), durable once it resolves.
  * - **Spent token nonces**: `claimNonce` succeeds for exactly one caller until the nonce's
  *   keep-until time passes, across every node sharing the store.
  *
@@ -33,6 +36,29 @@ export interface StoredRevocation {
   /** The root-signed revocation statement (WIRE.md "Signed statements"). */
   statement: Uint8Array
 }
+
+/**
+ * The newest relay pass the relay verified for a device, as it keeps it: the relay refuses every
+ * older pass of that device even after the registry room's `pass/<id>` was deleted or the relay
+ * restarted (THREAT_MODEL.md, a device whose temporary access ended).
+ */
+export interface StoredPass {
+  accountId: string
+  deviceId: string
+  /** The pass's `issuedAt` (ms): what "newer" compares. */
+  issuedAt: number
+  /** The account root public key the statement was verified with. */
+  rootPublicKey: Uint8Array
+  /** The root-signed relay pass (WIRE.md "Signed statements"). */
+  statement: Uint8Array
+}
+
+/** Result of {@link RelayStore.savePass}. */
+export type SavePassResult =
+  /** The pass replaced an older one (or was the first): the account's counted size changed by `growth`. */
+  | { kept: true; growth: number }
+  /** A pass issued at the same time or later is already kept; nothing changed. */
+  | { kept: false }
 
 /** One stored row of a room. */
 export interface StoredUpdate {
@@ -111,12 +137,19 @@ export interface RelayStore {
   compact(roomId: string, through: number, merged: Uint8Array): Promise<CompactResult>
   /** Delete a room's rows (a pairing rendezvous room once it is done). */
   remove(roomId: string): Promise<void>
-  /** The account's counted size: estimated merged bytes of its rooms plus its kept revocations. */
+  /** The account's counted size: estimated merged bytes of its rooms plus its kept revocations and passes. */
   accountSize(accountId: string): Promise<number>
   /** Every kept revocation. */
   revocations(): Promise<StoredRevocation[]>
   /** Keep a verified revocation (durable once resolved); a second one for the same device is ignored. */
   saveRevocation(revocation: StoredRevocation): Promise<void>
+  /** Kept newest passes: of one account, or of every account when `accountId` is left out. */
+  passes(accountId?: string): Promise<StoredPass[]>
+  /**
+   * Keep a verified pass when it was issued later than the one kept for its device (durable once
+   * resolved). Its bytes count against its account like a revocation's, replacing the older pass's.
+   */
+  savePass(pass: StoredPass): Promise<SavePassResult>
   /**
    * Spend a token nonce: true for the first caller, false while an earlier claim is still kept
    * (`keepUntil` in ms, compared with `now`).
@@ -136,6 +169,11 @@ export interface RelayStore {
 export function accountOfRoom(roomId: string): string {
   const dot = roomId.indexOf('.')
   return dot > 0 ? roomId.slice(0, dot) : 'anonymous'
+}
+
+/** Bytes a kept pass counts against its account (see {@link RelayStore.accountSize}). */
+export function passBytes({ accountId, deviceId, rootPublicKey, statement }: StoredPass): number {
+  return accountId.length + deviceId.length + 8 + rootPublicKey.length + statement.length
 }
 
 /** Bytes a kept revocation counts against its account (see {@link RelayStore.accountSize}). */
