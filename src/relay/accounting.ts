@@ -15,11 +15,14 @@
  *
  * The counts are this node's view: taken from the store at start and on every room load, then
  * kept up per update. With a store several nodes share (`RelayStore.shared`), the store checks the
- * account quota again atomically with each append, so writes spread over nodes cannot pass it.
+ * account quota and the room caps again atomically with each append, so writes spread over nodes
+ * cannot pass them; the relay-wide figures (all rooms, all stored bytes) follow the store's
+ * {@link RelayStore.usage}, read every second ({@link RelayStorage.setSharedUsage}), plus what this node
+ * added since the last read.
  *
  * @module
  */
-import { accountOfRoom, passBytes, revocationBytes, type RelayStore, type StoredPass, type StoredRevocation, type StoredUpdate } from './store.js'
+import { accountOfRoom, passBytes, revocationBytes, type RelayStore, type StoreUsage, type StoredPass, type StoredRevocation, type StoredUpdate } from './store.js'
 
 interface RoomUsage {
   rows: number
@@ -45,6 +48,8 @@ export class RelayStorage {
   private total = 0
   private totalEstimate = 0
   private rooms = 0
+  /** The store's relay-wide figures at the last read, with this node's own at that moment. */
+  private shared: { usage: StoreUsage; size: number; rooms: number } | undefined
 
   /** Read the store's summary, revocations and passes and count them. */
   static async open(store: RelayStore): Promise<RelayStorage> {
@@ -172,14 +177,27 @@ export class RelayStorage {
     return this.accountSize.get(accountId) ?? 0
   }
 
-  /** Estimated merged size over all accounts. */
+  /**
+   * Estimated merged size over all accounts; with a shared store, over every node: the store's
+   * figure at the last {@link setSharedUsage} plus this node's growth since (never below this node's).
+   */
   get totalSize(): number {
-    return this.totalEstimate
+    const shared = this.shared
+    return shared ? Math.max(this.totalEstimate, shared.usage.size + this.totalEstimate - shared.size) : this.totalEstimate
   }
 
-  /** Rooms (stored or open) over all accounts. */
+  /** Rooms (stored or open) over all accounts; with a shared store, every node's (like {@link totalSize}). */
   get roomCount(): number {
-    return this.rooms
+    const shared = this.shared
+    return shared ? Math.max(this.rooms, shared.usage.rooms + this.rooms - shared.rooms) : this.rooms
+  }
+
+  /**
+   * The shared store's relay-wide figures were just read ({@link RelayStore.usage}): relay-wide
+   * caps compare with them from now on, plus what this node adds.
+   */
+  setSharedUsage(usage: StoreUsage): void {
+    this.shared = { usage, size: this.totalEstimate, rooms: this.rooms }
   }
 
   /** Revocations read from the store at start plus those saved since. */

@@ -360,6 +360,29 @@ export function backendStore(backend: RelayStorageBackend, kind: string): RelayS
     if (!r) rooms.set(roomId, (r = { seqs: [], bytes: 0, size: 0, head: 0 }))
     return r
   }
+  /** Rooms with rows, of one account or (undefined) of all. */
+  const roomsWithRows = (account: string | undefined): number => {
+    let n = 0
+    for (const [id, r] of rooms) if (r.seqs.length > 0 && (account === undefined || accountOfRoom(id) === account)) n++
+    return n
+  }
+  const appendOne = (roomId: string, update: Uint8Array, quota: AppendQuota | undefined): AppendResult => {
+    const account = accountOfRoom(roomId)
+    if (quota && quota.growth > 0 && (accounts.get(account) ?? 0) + quota.growth > quota.maxAccountSize) return { ok: false, reason: 'quota' }
+    if (quota && !(rooms.get(roomId)?.seqs.length ?? 0)) {
+      if (quota.maxRoomsPerAccount !== undefined && roomsWithRows(account) >= quota.maxRoomsPerAccount) return { ok: false, reason: 'roomsPerAccount' }
+      if (quota.maxRooms !== undefined && roomsWithRows(undefined) >= quota.maxRooms) return { ok: false, reason: 'rooms' }
+    }
+    backend.append(roomId, update)
+    const r = room(roomId)
+    r.head += 1
+    r.seqs.push(r.head)
+    r.bytes += update.length
+    const before = r.size
+    r.size = Math.max(0, r.size + (quota?.growth ?? update.length))
+    addAccount(account, r.size - before)
+    return { ok: true, seq: r.head }
+  }
   const run = async <T>(step: () => T): Promise<T> => {
     open()
     return step()
@@ -388,19 +411,15 @@ export function backendStore(backend: RelayStorageBackend, kind: string): RelayS
         for (let i = 0; i < rows.length && i < seqs.length; i++) if (seqs[i]! > afterSeq) out.push({ seq: seqs[i]!, data: rows[i]! })
         return out
       }),
-    append: (roomId, update, quota?: AppendQuota) =>
-      run((): AppendResult => {
-        const account = accountOfRoom(roomId)
-        if (quota && quota.growth > 0 && (accounts.get(account) ?? 0) + quota.growth > quota.maxAccountSize) return { ok: false, reason: 'quota' }
-        backend.append(roomId, update)
-        const r = room(roomId)
-        r.head += 1
-        r.seqs.push(r.head)
-        r.bytes += update.length
-        const before = r.size
-        r.size = Math.max(0, r.size + (quota?.growth ?? update.length))
-        addAccount(account, r.size - before)
-        return { ok: true, seq: r.head }
+    append: (roomId, update, quota?: AppendQuota) => run(() => appendOne(roomId, update, quota)),
+    appendBatch: (roomId, entries) =>
+      run((): AppendResult[] => {
+        const out: AppendResult[] = []
+        for (const { update, quota } of entries) {
+          const last = out[out.length - 1]
+          out.push(last && !last.ok ? last : appendOne(roomId, update, quota))
+        }
+        return out
       }),
     compact: (roomId, through, merged) =>
       run((): CompactResult => {
@@ -427,6 +446,7 @@ export function backendStore(backend: RelayStorageBackend, kind: string): RelayS
         rooms.delete(roomId)
       }),
     accountSize: (accountId) => run(() => accounts.get(accountId) ?? 0),
+    usage: () => run(() => ({ rooms: roomsWithRows(undefined), size: [...accounts.values()].reduce((n, size) => n + size, 0) })),
     revocations: () => run(() => [...backend.revocations()]),
     saveRevocation: (revocation) =>
       run(() => {

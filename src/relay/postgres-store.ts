@@ -11,22 +11,28 @@
  * - `revocations (account, device, root, statement)`, `nonces (nonce, keep_until)`.
  * - `passes (account, device, issued_at, root, statement, bytes)` — the newest relay pass of each
  *   device (schema version 2; a version 1 database gains the table on start).
+ * - `totals (rooms)` — rooms with rows over every account; `batches (id, seqs, at)` — the answer
+ *   to each recent append batch, by its id (schema version 3).
  *
  * Writes run as single statements calling functions the migration installs, so each is one
  * transaction and one round trip:
- * - `append` locks the account's row, checks the quota, then locks the room's row (`FOR UPDATE`),
- *   takes `head + 1` as the seq and inserts the update. The room's lock is held until commit, so
- *   rows of a room commit in seq order: a reader that sees seq n sees every seq below it.
+ * - `append_batch` (every append; a room's queued updates go together, group commit) first
+ *   claims the batch's id in `batches` — a retry of a batch that committed finds it and returns
+ *   its first answer — then locks the account's row, locks the room's row (`FOR UPDATE`) and, per
+ *   update in order, checks the account quota (and, for a room's first row, the room caps: rooms
+ *   with rows of the account, and `totals`), takes the next seq; the rows go in with one INSERT.
+ *   The room's lock is held until commit, so rows of a room commit in seq order: a reader that
+ *   sees seq n sees every seq below it.
  * - `compact` takes `pg_try_advisory_xact_lock` on the room (another node compacting it makes it
  *   answer `busy` at once), then replaces the rows with `seq <= through` by one merged row.
  * - `save_pass` locks the account's row, keeps the pass only when it is newer than the kept one
  *   and moves the account's size by the difference of their bytes.
- * Locks are always taken account first, room second, so writers never deadlock.
+ * Locks are always taken account first, room second, `totals` last, so writers never deadlock.
  *
  * A write that loses its connection is retried on a fresh one (a few times, with backoff), then
  * rejected: the relay never forwards an update the store did not confirm. A retry after a commit
- * whose reply was lost stores the update twice, under two seqs — harmless, Yjs updates are
- * idempotent, and the next compaction folds them.
+ * whose reply was lost is answered from `batches`, so it neither stores the updates again nor
+ * counts them twice against the account's quota.
  *
  * PostgreSQL has no `secure_delete`: rows a compaction deleted stay in the table's pages until
  * VACUUM reuses them, and in the WAL and backups for as long as those are kept. They hold only
@@ -34,6 +40,7 @@
  *
  * @module
  */
+import { randomBytes } from 'node:crypto'
 import type { Pool, PoolClient, PoolConfig } from 'pg'
 import { requireOptional } from '../adapters/optional-module.js'
 import { ClosedError, ConfigError } from '../errors.js'
@@ -41,6 +48,7 @@ import {
   accountOfRoom,
   passBytes,
   revocationBytes,
+  type AppendEntry,
   type AppendResult,
   type CompactResult,
   type RelayStore,
@@ -68,7 +76,10 @@ export interface PostgresStoreOptions {
 }
 
 /** Schema version this code writes; older schemas are migrated on start. */
-export const POSTGRES_SCHEMA_VERSION = 2
+export const POSTGRES_SCHEMA_VERSION = 3
+
+/** How long (ms) a committed batch's id is kept for recognizing a retry of it. */
+const BATCH_ID_KEPT_MS = 10 * 60_000
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
 
@@ -161,6 +172,66 @@ function migrations(s: string): string[] {
       RETURN p_bytes - COALESCE(k_bytes, 0);
     END $fn$;
     `,
+    // 3: group commit (append_batch), retried writes recognized (batches), room caps over every
+    // node (rooms with rows counted per account through rooms_account, in total in totals).
+    `
+    CREATE INDEX rooms_account ON ${s}.rooms (account) WHERE rows > 0;
+    CREATE TABLE ${s}.totals (one boolean PRIMARY KEY DEFAULT true CHECK (one), rooms bigint NOT NULL);
+    INSERT INTO ${s}.totals (rooms) SELECT count(*) FROM ${s}.rooms WHERE rows > 0;
+    CREATE TABLE ${s}.batches (id bytea PRIMARY KEY, seqs bigint[] NOT NULL, at bigint NOT NULL);
+    CREATE INDEX batches_at ON ${s}.batches (at);
+
+    CREATE FUNCTION ${s}.append_batch(
+      p_id bytea, p_room text, p_account text, p_data bytea[], p_growth bigint[],
+      p_max bigint, p_max_rooms bigint, p_max_total bigint, p_now bigint
+    ) RETURNS bigint[] LANGUAGE plpgsql AS $fn$
+    DECLARE
+      a_size bigint; r_head bigint; r_size bigint; r_rows integer; n_size bigint; c bigint;
+      n integer := COALESCE(array_length(p_data, 1), 0); i integer; written integer := 0;
+      v_seqs bigint[] := '{}'; refused bigint := 0; added bigint := 0;
+    BEGIN
+      -- A retry of a batch whose commit went through (its reply was lost) gets the first answer.
+      -- The key is taken first: a retry racing a still-running first attempt waits for it here.
+      INSERT INTO ${s}.batches (id, seqs, at) VALUES (p_id, '{}', p_now) ON CONFLICT (id) DO NOTHING;
+      IF NOT FOUND THEN
+        RETURN (SELECT b.seqs FROM ${s}.batches b WHERE b.id = p_id);
+      END IF;
+      INSERT INTO ${s}.accounts (account) VALUES (p_account) ON CONFLICT (account) DO NOTHING;
+      SELECT size INTO a_size FROM ${s}.accounts WHERE account = p_account FOR UPDATE;
+      INSERT INTO ${s}.rooms (room, account) VALUES (p_room, p_account) ON CONFLICT (room) DO NOTHING;
+      SELECT head, size, rows INTO r_head, r_size, r_rows FROM ${s}.rooms WHERE room = p_room FOR UPDATE;
+      n_size := r_size;
+      FOR i IN 1..n LOOP
+        IF p_max IS NOT NULL AND p_growth[i] > 0 AND a_size + n_size - r_size + p_growth[i] > p_max THEN
+          refused := -1; EXIT;
+        END IF;
+        IF r_rows = 0 AND written = 0 THEN
+          IF p_max_rooms IS NOT NULL THEN
+            SELECT count(*) INTO c FROM ${s}.rooms WHERE account = p_account AND rows > 0;
+            IF c >= p_max_rooms THEN refused := -2; EXIT; END IF;
+          END IF;
+          SELECT rooms INTO c FROM ${s}.totals FOR UPDATE;
+          IF p_max_total IS NOT NULL AND c >= p_max_total THEN refused := -3; EXIT; END IF;
+          added := 1;
+        END IF;
+        n_size := GREATEST(0, n_size + p_growth[i]);
+        written := written + 1;
+        v_seqs := v_seqs || (r_head + written);
+      END LOOP;
+      IF written > 0 THEN
+        INSERT INTO ${s}.updates (room, seq, data)
+          SELECT p_room, r_head + k, p_data[k] FROM generate_series(1, written) AS k;
+        UPDATE ${s}.rooms SET head = r_head + written, rows = rows + written,
+          bytes = bytes + (SELECT sum(length(p_data[k])) FROM generate_series(1, written) AS k), size = n_size
+          WHERE room = p_room;
+        UPDATE ${s}.accounts SET size = a_size + n_size - r_size WHERE account = p_account;
+        IF added > 0 THEN UPDATE ${s}.totals SET rooms = rooms + 1; END IF;
+      END IF;
+      IF written < n THEN v_seqs := v_seqs || array_fill(refused, ARRAY[n - written]); END IF;
+      UPDATE ${s}.batches SET seqs = v_seqs WHERE id = p_id;
+      RETURN v_seqs;
+    END $fn$;
+    `,
   ]
 }
 
@@ -246,6 +317,30 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     throw error
   }
 
+  const appendBatch = async (roomId: string, entries: readonly AppendEntry[]): Promise<AppendResult[]> => {
+    if (entries.length === 0) return []
+    // One id per batch, kept across the retries of it: a retry after a commit whose reply was
+    // lost finds it in `batches` and gets the first answer instead of writing again.
+    const id = randomBytes(16)
+    const quota = entries[0]!.quota
+    const { rows } = await query<{ seqs: string[] }>(`SELECT ${s}.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9) AS seqs`, [
+      id,
+      roomId,
+      accountOfRoom(roomId),
+      entries.map(({ update }) => Buffer.from(update.buffer, update.byteOffset, update.byteLength)),
+      entries.map(({ update, quota }) => quota?.growth ?? update.length),
+      quota?.maxAccountSize ?? null,
+      quota?.maxRoomsPerAccount ?? null,
+      quota?.maxRooms ?? null,
+      Date.now(),
+    ])
+    return rows[0]!.seqs.map((text): AppendResult => {
+      const seq = Number(text)
+      if (seq > 0) return { ok: true, seq }
+      return { ok: false, reason: seq === -1 ? 'quota' : seq === -2 ? 'roomsPerAccount' : 'rooms' }
+    })
+  }
+
   return {
     kind: 'postgres',
     shared: true,
@@ -267,16 +362,9 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       return rows.map((r): StoredUpdate => ({ seq: Number(r.seq), data: toBytes(r.data) }))
     },
     async append(roomId, update, quota): Promise<AppendResult> {
-      const { rows } = await query<{ seq: string }>(`SELECT ${s}.append($1, $2, $3, $4, $5) AS seq`, [
-        roomId,
-        accountOfRoom(roomId),
-        Buffer.from(update.buffer, update.byteOffset, update.byteLength),
-        quota?.growth ?? update.length,
-        quota?.maxAccountSize ?? null,
-      ])
-      const seq = Number(rows[0]!.seq)
-      return seq < 0 ? { ok: false, reason: 'quota' } : { ok: true, seq }
+      return (await appendBatch(roomId, [{ update, ...(quota && { quota }) }]))[0]!
     },
+    appendBatch,
     async compact(roomId, through, merged): Promise<CompactResult> {
       const { rows } = await query<{ status: string; covered: number; covered_bytes: string }>(`SELECT * FROM ${s}.compact($1, $2, $3)`, [
         roomId,
@@ -295,7 +383,8 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
           await client.query('BEGIN')
           const account = accountOfRoom(roomId)
           await client.query(`SELECT 1 FROM ${s}.accounts WHERE account = $1 FOR UPDATE`, [account])
-          const { rows } = await client.query<{ size: string }>(`SELECT size FROM ${s}.rooms WHERE room = $1 FOR UPDATE`, [roomId])
+          const { rows } = await client.query<{ size: string; rows: number }>(`SELECT size, rows FROM ${s}.rooms WHERE room = $1 FOR UPDATE`, [roomId])
+          if ((rows[0]?.rows ?? 0) > 0) await client.query(`UPDATE ${s}.totals SET rooms = GREATEST(0, rooms - 1)`)
           await client.query(`DELETE FROM ${s}.updates WHERE room = $1`, [roomId])
           await client.query(`UPDATE ${s}.rooms SET rows = 0, bytes = 0, size = 0 WHERE room = $1`, [roomId])
           await client.query(`UPDATE ${s}.accounts SET size = GREATEST(0, size - $2) WHERE account = $1`, [account, Number(rows[0]?.size ?? 0)])
@@ -311,6 +400,12 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     async accountSize(accountId) {
       const { rows } = await query<{ size: string }>(`SELECT size FROM ${s}.accounts WHERE account = $1`, [accountId])
       return Number(rows[0]?.size ?? 0)
+    },
+    async usage() {
+      const { rows } = await query<{ rooms: string; size: string }>(
+        `SELECT (SELECT rooms FROM ${s}.totals) AS rooms, (SELECT COALESCE(sum(size), 0) FROM ${s}.accounts) AS size`,
+      )
+      return { rooms: Number(rows[0]?.rooms ?? 0), size: Number(rows[0]?.size ?? 0) }
     },
     async revocations() {
       const { rows } = await query<{ account: string; device: string; root: Buffer; statement: Buffer }>(
@@ -371,7 +466,10 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       return rows.map((r) => ({ nonce: r.nonce, keepUntil: Number(r.keep_until) }))
     },
     async checkpoint() {
-      await query(`DELETE FROM ${s}.nonces WHERE keep_until <= $1`, [Date.now()])
+      const now = Date.now()
+      await query(`DELETE FROM ${s}.nonces WHERE keep_until <= $1`, [now])
+      // A batch's id only has to outlive the retries of it (seconds).
+      await query(`DELETE FROM ${s}.batches WHERE at < $1`, [now - BATCH_ID_KEPT_MS])
     },
     async ping() {
       await pool.query('SELECT 1')

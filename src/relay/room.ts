@@ -2,8 +2,9 @@
  * One relay room: the room's outer doc (a sealed log the relay cannot read), its awareness, the
  * connections joined to it, and the bridge to storage (append on update, periodic merge).
  *
- * Writes go to the store one at a time, in the order the doc applied them, and an update is
- * forwarded — to this node's peers and, through the fan-out, to other nodes — only once the store
+ * Writes go to the store in the order the doc applied them, one write at a time; local updates
+ * that arrive while a write is in flight go together in the next one (group commit: one
+ * transaction for all of them on a shared store), and an update is forwarded — to this node's peers and, through the fan-out, to other nodes — only once the store
  * committed it under its seq. The doc holds every committed row up to {@link Room.head} (rows
  * from other nodes arrive as notifications, in seq order, or are fetched from the store when one
  * is missing); a merge covers `seq <= head`. When the store refuses or fails a write, the doc is
@@ -56,17 +57,40 @@ export interface RoomHooks {
   /** This node's peers changed awareness states (encoded y-protocols awareness update). */
   onAwareness?(room: Room, update: Uint8Array, owner: RoomPeer['identity']): void
   /**
-   * The store refused (`quota`) or failed (`storage`) a write of `origin`'s update: the doc holds
+   * The store refused (`quota`, `roomsPerAccount`, `rooms`: see `AppendResult`) or failed
+   * (`storage`) a write of `origin`'s update: the doc holds
    * something the store does not. The relay closes the room's connections and unloads it.
    */
-  onBroken?(room: Room, reason: 'quota' | 'storage', origin: RoomPeer | undefined): void
+  onBroken?(room: Room, reason: BrokenReason, origin: RoomPeer | undefined): void
   /** Seqs were missing between notifications (`missing`) and a fetch from the store began. */
   onGap?(room: Room): void
   /** A fetch from the store (gap, reconnect or timer) brought `rows` rows this node had not applied. */
   onCatchUp?(room: Room, rows: number): void
   /** With a store several nodes share: the account quota the store checks on each append. */
   maxAccountSize?: number
+  /** With `maxAccountSize`: the room caps the store checks when a room gets its first row. */
+  maxRoomsPerAccount?: number
+  /** With `maxAccountSize`: the relay-wide room cap the store checks when a room gets its first row. */
+  maxRooms?: number
 }
+
+/** Why a room's doc got ahead of its store (see {@link RoomHooks.onBroken}). */
+export type BrokenReason = 'quota' | 'roomsPerAccount' | 'rooms' | 'storage'
+
+/** A local update waiting for its batch. */
+interface QueuedUpdate {
+  update: Uint8Array
+  origin: unknown
+  growth: number
+}
+
+/**
+ * Most updates one store write carries: enough that a busy room commits a few times per round
+ * trip's worth of arrivals, few enough that one transaction stays short.
+ */
+export const MAX_BATCH_UPDATES = 256
+/** Most bytes one store write carries (a single larger update goes alone). */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 /** Awareness clients controlled by a connection on another node, one stand-in peer per device. */
 class RemotePeer implements RoomPeer {
@@ -115,6 +139,10 @@ export class Room {
   /** Growth (bytes minus freed content) of the local update being applied, for the store's quota. */
   private pendingGrowth: number | undefined
   private readonly remotePeers = new Map<string, RemotePeer>()
+  /** Local updates applied to the doc and not yet handed to the store, oldest first. */
+  private readonly queued: QueuedUpdate[] = []
+  /** A commit of the queued updates is in the write chain and has not started yet. */
+  private commitQueuedFlag = false
 
   /** Load a room's rows from the store and build it. */
   static async load(
@@ -438,24 +466,63 @@ export class Room {
     for (const peer of this.peers.keys()) if (peer !== origin) peer.send(frame)
   }
 
-  /** Store a local update, then forward it: only committed updates leave this room. */
-  private async commit(update: Uint8Array, origin: unknown, growth: number): Promise<void> {
-    if (this.broken) return
-    const quota = this.hooks.maxAccountSize === undefined ? undefined : { growth, maxAccountSize: this.hooks.maxAccountSize }
-    let result
+  /**
+   * Store the local updates queued so far in one batch (one transaction on a shared store), then
+   * forward each: only committed updates leave this room. Updates arriving while a batch commits
+   * wait for the next one, so a busy room commits once per round trip, not once per update.
+   */
+  private async commitQueued(): Promise<void> {
+    this.commitQueuedFlag = false
+    const batch = this.takeBatch()
+    if (this.broken || batch.length === 0) return
+    if (this.queued.length > 0) this.queueCommit()
+    const limits = this.hooks.maxAccountSize === undefined ? undefined : this.hooks
+    const entries = batch.map(({ update, growth }) => ({
+      update,
+      ...(limits && {
+        quota: {
+          growth,
+          maxAccountSize: limits.maxAccountSize!,
+          ...(limits.maxRoomsPerAccount !== undefined && { maxRoomsPerAccount: limits.maxRoomsPerAccount }),
+          ...(limits.maxRooms !== undefined && { maxRooms: limits.maxRooms }),
+        },
+      }),
+    }))
+    let results
     try {
-      result = await this.storage.store.append(this.id, update, quota)
+      results = await this.storage.store.appendBatch(this.id, entries)
     } catch (error) {
       this.logger.error('storing an update failed; closing the room so devices send it again', { roomId: this.id, error: errorMessage(error) })
-      return this.breakRoom('storage', origin)
+      return this.breakRoom('storage', batch[0]!.origin)
     }
-    if (!result.ok) return this.breakRoom('quota', origin)
-    this.advance(result.seq)
-    this.forward(update, origin)
-    this.hooks.onCommitted?.(this, result.seq, update)
+    for (let i = 0; i < batch.length; i++) {
+      const result = results[i]
+      const { update, origin } = batch[i]!
+      if (!result?.ok) return this.breakRoom(result?.reason ?? 'storage', origin)
+      this.advance(result.seq)
+      this.forward(update, origin)
+      this.hooks.onCommitted?.(this, result.seq, update)
+    }
   }
 
-  private breakRoom(reason: 'quota' | 'storage', origin: unknown): void {
+  /** The oldest queued updates, up to {@link MAX_BATCH_UPDATES} and {@link MAX_BATCH_BYTES}. */
+  private takeBatch(): QueuedUpdate[] {
+    let bytes = 0
+    let n = 0
+    while (n < this.queued.length && n < MAX_BATCH_UPDATES && (n === 0 || bytes + this.queued[n]!.update.length <= MAX_BATCH_BYTES)) {
+      bytes += this.queued[n]!.update.length
+      n += 1
+    }
+    return this.queued.splice(0, n)
+  }
+
+  private queueCommit(): void {
+    if (this.commitQueuedFlag) return
+    this.commitQueuedFlag = true
+    this.enqueue(() => this.commitQueued(), 'storing an update failed')
+  }
+
+  private breakRoom(reason: BrokenReason, origin: unknown): void {
     if (this.broken) return
     this.broken = true
     this.hooks.onBroken?.(this, reason, this.peers.has(origin as RoomPeer) ? (origin as RoomPeer) : undefined)
@@ -473,7 +540,8 @@ export class Room {
     if (origin === REMOTE_ORIGIN) return this.forward(update, origin)
     const growth = this.pendingGrowth ?? update.length
     this.storage.recordAppend(this.id, update.length)
-    this.enqueue(() => this.commit(update, origin, growth), 'storing an update failed')
+    this.queued.push({ update, origin, growth })
+    this.queueCommit()
     if (!this.mergeScheduled && this.storage.rows(this.id) >= this.mergeEveryUpdates) {
       this.mergeScheduled = true
       // Outside the Yjs transaction that emitted this event.

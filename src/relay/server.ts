@@ -43,7 +43,7 @@ import { backendStore, memoryStore, sqliteStore, type RelayStorageBackend } from
 import { Room } from './room.js'
 import { accountOfRoom, type RelayStore } from './store.js'
 import type { AwarenessOwner, FanoutMessage, RelayFanout } from './fanout.js'
-import type { RoomHooks } from './room.js'
+import type { BrokenReason, RoomHooks } from './room.js'
 
 /** Storage merge policy. */
 export interface RelayPersistenceOptions {
@@ -173,6 +173,12 @@ function parseTarget(url: string | undefined, protocols?: string | string[]): { 
   if (!roomId || roomId.length > 256 || /[\u0000-\u001f]/.test(roomId)) roomId = undefined
   return { roomId, token }
 }
+
+/**
+ * How often (ms) a node on a shared store reads the relay-wide figures (`RelayStore.usage`): the
+ * most a relay-wide cap can be passed by is what the other nodes store in this long.
+ */
+const USAGE_REFRESH_MS = 1_000
 
 /** Whether `ping` resolves within 2 s. */
 async function reachable(ping: () => Promise<void>): Promise<boolean> {
@@ -331,15 +337,20 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         metrics.catchUpRows += rows
       },
     }),
-    onBroken: (room: Room, reason: 'quota' | 'storage', origin: unknown): void => {
+    onBroken: (room: Room, reason: BrokenReason, origin: unknown): void => {
       logger.error('room closed: the store refused or failed a write', { roomId: room.id, reason })
       const members = [...connections].filter((connection) => connection.room === room)
       unloadRoom(room)
       for (const connection of members) {
-        if (reason === 'quota' && connection === origin) {
+        if (connection !== origin || reason === 'storage') connection.refuse(CloseCode.InternalError, 'room unavailable')
+        else if (reason === 'quota') {
           metrics.limitHit('storedBytesPerAccount')
           connection.refuse(CloseCode.QuotaExceeded, 'account storage quota exceeded')
-        } else connection.refuse(CloseCode.InternalError, 'room unavailable')
+        } else {
+          // A room cap another node's rooms used up (the store counts every node's rooms).
+          metrics.limitHit(reason)
+          connection.refuse(CloseCode.TooManyRooms, reason === 'rooms' ? 'relay room limit reached' : 'room quota exceeded')
+        }
       }
     },
   }
@@ -355,7 +366,9 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       fanout?.join(roomId)
       // With a store other nodes share, the store checks the account quota on every append too
       // (pairing rooms have their own per-room quota, checked here).
-      const hooks = store.shared && !PAIRING_ROOM_PATTERN.test(roomId) ? { ...roomHooks, maxAccountSize: limits.maxStoredBytesPerAccount } : roomHooks
+      // The room caps too: rooms with rows on every node count, in the transaction that gives a
+      // room its first row.
+      const hooks = store.shared && !PAIRING_ROOM_PATTERN.test(roomId) ? { ...roomHooks, maxAccountSize: limits.maxStoredBytesPerAccount, maxRoomsPerAccount: limits.maxRoomsPerAccount, maxRooms: limits.maxRooms } : roomHooks
       let room: Room
       try {
         room = await Room.load(roomId, storage, logger, mergeEveryUpdates, onMerged, hooks)
@@ -731,6 +744,17 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     }
   }
   const mergeTimer = setInterval(mergeAll, mergeIntervalMs)
+  // With a store other nodes share, relay-wide caps (all rooms, all stored bytes) follow the
+  // store's figures; a failed read keeps the last ones (this node's growth still counts on them).
+  const refreshUsage = (): void => {
+    store.usage().then(
+      (usage) => storage.setSharedUsage(usage),
+      (error: unknown) => logger.warn('reading relay-wide usage from the store failed', { error: error instanceof Error ? error.message : 'unknown' }),
+    )
+  }
+  if (store.shared) refreshUsage()
+  const usageTimer = store.shared ? setInterval(refreshUsage, USAGE_REFRESH_MS) : undefined
+  usageTimer?.unref()
   // A lost notification costs at most this long: every open room is compared with the store.
   const catchUpTimer = fanout ? setInterval(catchUpAll, options.catchUpIntervalMs ?? 10_000) : undefined
   catchUpTimer?.unref()
@@ -762,6 +786,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     clearInterval(keepAlive)
     clearInterval(mergeTimer)
     clearInterval(catchUpTimer)
+    clearInterval(usageTimer)
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
     if (connections.size > 0) {
       const allClosed = new Promise<void>((resolve) => (drained = resolve))

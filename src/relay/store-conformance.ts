@@ -117,6 +117,60 @@ export function runRelayStoreTests(setup: () => Promise<RelayStoreTestContext>, 
       expect(await store.accountSize('acct')).toBe(100)
     })
 
+    it('appends a batch under consecutive seqs in one step; the first refused entry and the rest are not written', async () => {
+      expect(await store.append('acct.batch', text('zero'))).toEqual({ ok: true, seq: 1 })
+      const quota = (growth: number) => ({ growth, maxAccountSize: 100 })
+      const results = await store.appendBatch('acct.batch', [
+        { update: new Uint8Array(30), quota: quota(30) },
+        { update: new Uint8Array(40), quota: quota(40) },
+        { update: new Uint8Array(40), quota: quota(40) },
+        { update: new Uint8Array(1), quota: quota(-5) },
+      ])
+      expect(results).toEqual([{ ok: true, seq: 2 }, { ok: true, seq: 3 }, { ok: false, reason: 'quota' }, { ok: false, reason: 'quota' }])
+      expect((await store.load('acct.batch')).map((row) => [row.seq, row.data.length])).toEqual([
+        [1, 4],
+        [2, 30],
+        [3, 40],
+      ])
+      expect(await store.accountSize('acct')).toBe(74)
+      expect(await store.appendBatch('acct.batch', [])).toEqual([])
+      // Concurrent batches (from another handle too) interleave whole, with no seq twice.
+      const other = (await reopenShared()) ?? store
+      const batches = await Promise.all(
+        Array.from({ length: 8 }, (_, b) => (b % 2 === 0 ? store : other).appendBatch('acct.batch2', Array.from({ length: 5 }, (_, i) => ({ update: bytes(b, i) })))),
+      )
+      const seqs = batches.flat().map((r) => (r.ok ? r.seq : 0))
+      expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1))
+      for (const batch of batches) {
+        const first = batch[0]!.ok ? batch[0]!.seq : 0
+        expect(batch.map((r) => (r.ok ? r.seq : 0))).toEqual([first, first + 1, first + 2, first + 3, first + 4])
+      }
+    })
+
+    it('refuses the first row of a room past the room caps (per account and in total), counting every room with rows', async () => {
+      const caps = { growth: 1, maxAccountSize: 1_000, maxRoomsPerAccount: 2, maxRooms: 3 }
+      expect(await store.append('acct.r1', bytes(1), caps)).toMatchObject({ ok: true })
+      expect(await store.append('acct.r2', bytes(1), caps)).toMatchObject({ ok: true })
+      expect(await store.append('acct.r3', bytes(1), caps)).toEqual({ ok: false, reason: 'roomsPerAccount' })
+      expect(await store.load('acct.r3')).toEqual([])
+      // Rooms that already hold rows take more.
+      expect(await store.append('acct.r1', bytes(2), caps)).toMatchObject({ ok: true })
+      expect(await store.append('other.r1', bytes(1), caps)).toMatchObject({ ok: true })
+      expect(await store.append('third.r1', bytes(1), caps)).toEqual({ ok: false, reason: 'rooms' })
+      expect(await store.usage()).toMatchObject({ rooms: 3 })
+      // A removed room no longer counts.
+      await store.remove('acct.r2')
+      expect(await store.usage()).toMatchObject({ rooms: 2 })
+      expect(await store.append('acct.r3', bytes(1), caps)).toMatchObject({ ok: true })
+    })
+
+    it('reports relay-wide usage: rooms with rows and the summed counted size', async () => {
+      expect(await store.usage()).toEqual({ rooms: 0, size: 0 })
+      await store.append('acct.u', new Uint8Array(10))
+      await store.append('other.u', new Uint8Array(5))
+      expect(await store.usage()).toEqual({ rooms: 2, size: 15 })
+    })
+
     it('compaction replaces the rows it covers by one merged row and keeps newer rows', async () => {
       for (let i = 0; i < 6; i++) await store.append('acct.c', new Uint8Array(10).fill(i))
       const result = await store.compact('acct.c', 4, text('merged'))

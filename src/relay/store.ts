@@ -10,7 +10,13 @@
  *   (1, 2, 3, … with no hole), taken so that two writers — two nodes — never get the same one and
  *   a reader that sees `seq` n committed has every `seq` below n committed too.
  * - **Append and quota in one step.** The update row and the account's counted bytes change
- *   together; an append that would take the account past `maxAccountSize` writes nothing.
+ *   together; an append that would take the account past `maxAccountSize` writes nothing. So do
+ *   the room caps: the append that gives a room its first row is refused when the account (or
+ *   the store) already holds as many rooms with rows as the quota allows.
+ * - **Group commit.** `appendBatch` writes a room's queued updates in one step under consecutive
+ *   seqs; each is refused or stored, in order, and nothing after the first refused one is written.
+ * - **A retried write is not written twice.** A write retried after its connection was lost (its
+ *   commit may have gone through) is recognized and answered with its first result.
  * - **Compaction replaces what it covers.** `compact(room, through, merged)` deletes every row
  *   with `seq <= through` and writes `merged` as one row with `seq = through`, in one step; rows
  *   above `through` are untouched. Two compactions of one room never interleave: one of them
@@ -88,10 +94,34 @@ export interface AppendQuota {
   growth: number
   /** Refuse the append when `growth > 0` and the account's counted size would pass this. */
   maxAccountSize: number
+  /**
+   * Refuse the append that gives a room its first row when the account already has this many
+   * rooms with rows (`roomsPerAccount`). Unset: not checked.
+   */
+  maxRoomsPerAccount?: number
+  /** Like `maxRoomsPerAccount`, over every account in the store (`rooms`). Unset: not checked. */
+  maxRooms?: number
 }
 
-/** Result of {@link RelayStore.append}. */
-export type AppendResult = { ok: true; seq: number } | { ok: false; reason: 'quota' }
+/**
+ * Result of {@link RelayStore.append}: the seq, or which quota refused it — `quota` the account's
+ * stored bytes, `roomsPerAccount` / `rooms` the room caps (see {@link AppendQuota}).
+ */
+export type AppendResult = { ok: true; seq: number } | { ok: false; reason: 'quota' | 'roomsPerAccount' | 'rooms' }
+
+/** One update of {@link RelayStore.appendBatch}. */
+export interface AppendEntry {
+  readonly update: Uint8Array
+  readonly quota?: AppendQuota
+}
+
+/** Figures over everything in the store (every node's rooms), for the relay-wide caps. */
+export interface StoreUsage {
+  /** Rooms with stored rows. */
+  rooms: number
+  /** Summed counted size of every account (see {@link RelayStore.accountSize}). */
+  size: number
+}
 
 /** Result of {@link RelayStore.compact}. */
 export type CompactResult =
@@ -133,12 +163,22 @@ export interface RelayStore {
    * connection lost after the commit was sent): Yjs updates are idempotent, so a retry is safe.
    */
   append(roomId: string, update: Uint8Array, quota?: AppendQuota): Promise<AppendResult>
+  /**
+   * Append several updates of one room in one step (one transaction, one commit): `entries[i]`
+   * gets the seq after `entries[i - 1]`'s, each checked against its quota as if appended alone, in
+   * order (the entries of one room share their quota's limits; each has its own growth). The
+   * first refused entry and every one after it are refused (same reason) and not written. Resolves once every written row is durable; a rejection may follow a commit, and the
+   * store's own retry of it is recognized (see the module comment).
+   */
+  appendBatch(roomId: string, entries: readonly AppendEntry[]): Promise<AppendResult[]>
   /** Replace every row with `seq <= through` by `merged` (see the module comment). */
   compact(roomId: string, through: number, merged: Uint8Array): Promise<CompactResult>
   /** Delete a room's rows (a pairing rendezvous room once it is done). */
   remove(roomId: string): Promise<void>
   /** The account's counted size: estimated merged bytes of its rooms plus its kept revocations and passes. */
   accountSize(accountId: string): Promise<number>
+  /** Rooms and counted size over every account (what relay-wide caps compare with). */
+  usage(): Promise<StoreUsage>
   /** Every kept revocation. */
   revocations(): Promise<StoredRevocation[]>
   /** Keep a verified revocation (durable once resolved); a second one for the same device is ignored. */

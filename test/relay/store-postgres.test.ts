@@ -26,7 +26,10 @@ describe.runIf(POSTGRES_URL !== undefined)('PostgreSQL relay store', () => {
     const client = new pg.Client({ connectionString: url })
     await client.connect()
     try {
-      await client.query(`DROP FUNCTION ${schema}.save_pass; DROP TABLE ${schema}.passes; UPDATE ${schema}.schema_version SET version = 1`)
+      await client.query(
+        `DROP FUNCTION ${schema}.append_batch; DROP TABLE ${schema}.batches, ${schema}.totals; DROP INDEX ${schema}.rooms_account;
+         DROP FUNCTION ${schema}.save_pass; DROP TABLE ${schema}.passes; UPDATE ${schema}.schema_version SET version = 1`,
+      )
     } finally {
       await client.end()
     }
@@ -34,6 +37,9 @@ describe.runIf(POSTGRES_URL !== undefined)('PostgreSQL relay store', () => {
     try {
       expect((await migrated.load('acct.old')).map((r) => [...r.data])).toEqual([[1, 2, 3]])
       expect(await migrated.revocations()).toHaveLength(1)
+      // Version 3 counts the rooms a version 1 relay stored.
+      expect(await migrated.usage()).toMatchObject({ rooms: 1 })
+      expect(await migrated.append('acct.old', new Uint8Array([4]))).toEqual({ ok: true, seq: 2 })
       const pass = { accountId: 'acct', deviceId: 'car', issuedAt: 5, rootPublicKey: new Uint8Array([1]), statement: new Uint8Array([7]) }
       expect(await migrated.savePass(pass)).toMatchObject({ kept: true })
       expect((await migrated.passes('acct')).map((p) => p.issuedAt)).toEqual([5])
@@ -47,7 +53,7 @@ describe.runIf(POSTGRES_URL !== undefined)('PostgreSQL relay store', () => {
     } finally {
       await check.end()
     }
-    expect(POSTGRES_SCHEMA_VERSION).toBe(2)
+    expect(POSTGRES_SCHEMA_VERSION).toBe(3)
   })
 
   afterAll(async () => {
