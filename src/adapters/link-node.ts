@@ -18,6 +18,9 @@
  * its own. A device asked to open a room it does not hold answers `ABSENT` and remembers the
  * offer, accepting it if it attaches the room later.
  *
+ * The objects the node works on (endpoints, bindings, peers, connections) are `link-rooms.ts`;
+ * presence frames and the hub's awareness rule are `link-presence.ts`.
+ *
  * @module
  */
 import * as Y from 'yjs'
@@ -26,15 +29,35 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import type { Awareness } from 'y-protocols/awareness'
 import { CloseCode } from '../wire/close-codes.js'
-import { decodeAwarenessEntries, encodeAwarenessEntries, filterAwareness, type AwarenessView } from '../relay/awareness-guard.js'
-import { DEFAULT_LIMITS } from '../relay/limits.js'
 import { parseClientMessage } from '../relay/protocol.js'
 import { MessageType } from '../wire/messages.js'
 import type { LinkChannel } from './link-channel.js'
 import { LinkError } from './link-errors.js'
 import type { LinkRole } from './link-frames.js'
 import { encodeMessage, parseMessage, type LinkMessage, type RoomRef } from './link-messages.js'
-import { LinkSession, type LinkSessionOptions, type LinkSessionStats } from './link-session.js'
+import { LinkSession, type LinkSessionOptions } from './link-session.js'
+import { awarenessFrame, guardedAwareness, isPresence } from './link-presence.js'
+import {
+  Binding,
+  connectionOf,
+  LinkPeer,
+  RoomEndpoint,
+  type AdmitResult,
+  type AwarenessChanges,
+  type LinkConnection,
+  type LinkNodeHooks,
+} from './link-rooms.js'
+
+export {
+  Binding,
+  LinkPeer,
+  RoomEndpoint,
+  type AdmitResult,
+  type BindingState,
+  type LinkConnection,
+  type LinkConnectionStats,
+  type LinkNodeHooks,
+} from './link-rooms.js'
 
 /**
  * Link-only refusal code: "I do not hold this room (yet)". Not an error: the peer keeps the offer
@@ -46,141 +69,6 @@ export const ABSENT_CODE = 4904
 const RETRY_CODES: ReadonlySet<number> = new Set([CloseCode.TokenExpired, CloseCode.TokenReplayed, CloseCode.RateLimited])
 /** Longest wait before re-opening a refused room with a fresh token. */
 const MAX_REOPEN_BACKOFF_MS = 30_000
-
-/** A room held by a node: a device's attached room or a hub's copy. */
-export class RoomEndpoint {
-  readonly bindings = new Set<Binding>()
-  /** Which binding each remote awareness client was learned over (`null`: local or elsewhere). */
-  readonly sources = new Map<number, Binding | null>()
-  private readonly offDoc: () => void
-  private readonly offAwareness: () => void
-
-  constructor(
-    readonly roomId: string,
-    readonly doc: Y.Doc,
-    readonly awareness: Awareness,
-    /**
-     * A hub forwards everyone's presence and keeps the clocks of peers that left (it must be able
-     * to re-send their removal); a device announces only its own presence and forgets the clocks
-     * of peers that left, so it accepts their states again when they come back.
-     */
-    readonly hub: boolean,
-    onDoc: (endpoint: RoomEndpoint, update: Uint8Array, origin: unknown) => void,
-    onAwareness: (endpoint: RoomEndpoint, changes: AwarenessChanges, origin: unknown) => void,
-  ) {
-    const docListener = (update: Uint8Array, origin: unknown): void => onDoc(this, update, origin)
-    const awarenessListener = (changes: AwarenessChanges, origin: unknown): void => onAwareness(this, changes, origin)
-    doc.on('update', docListener)
-    awareness.on('update', awarenessListener)
-    this.offDoc = () => doc.off('update', docListener)
-    this.offAwareness = () => awareness.off('update', awarenessListener)
-  }
-
-  /** Stop listening to the doc and awareness. */
-  release(): void {
-    this.offDoc()
-    this.offAwareness()
-  }
-}
-
-type AwarenessChanges = { added: number[]; updated: number[]; removed: number[] }
-
-/** Where a room stands on one session. */
-export type BindingState = 'opening' | 'open' | 'absent' | 'refused'
-
-/** One room bound (or being bound) on one session. */
-export class Binding {
-  state: BindingState = 'opening'
-  /** A sync step 2 arrived on this binding. */
-  gotStep2 = false
-  /** Updates and awareness clients held for the next flush. */
-  updates: Uint8Array[] = []
-  readonly awarenessIds = new Set<number>()
-  /** Re-open attempts after a refusal that a fresh token may fix. */
-  reopenAttempts = 0
-  reopenTimer: unknown
-  /** When a temporary admission ends (hub side). */
-  endTimer: unknown
-
-  constructor(
-    readonly peer: LinkPeer,
-    readonly endpoint: RoomEndpoint,
-    /** The room number, in the space of whoever sent the OPEN. */
-    readonly num: number,
-    /** True when this end chose the number (it sent the OPEN). */
-    readonly mine: boolean,
-  ) {}
-
-  /** The reference this end writes in its messages. */
-  get ref(): RoomRef {
-    return { num: this.num, senderChose: this.mine }
-  }
-}
-
-/** What the node decides about a room a peer opened. */
-export type AdmitResult =
-  /** `endsInMs`: the peer's access to the room ends then (a temporary grant); the hub refuses it then. */
-  | { endpoint: RoomEndpoint; endsInMs?: number }
-  | { absent: true }
-  | { refuse: number; reason: string }
-
-/** What differs between a device node and a hub node. */
-export interface LinkNodeHooks {
-  /** A peer sent OPEN for `roomId` with `token` (`''` for none). */
-  admit(peer: LinkPeer, roomId: string, token: string): AdmitResult | Promise<AdmitResult>
-  /** The token for an OPEN this node sends; `''` for none. */
-  tokenFor(endpoint: RoomEndpoint): string | Promise<string>
-  /** A binding of `endpoint` changed state (status bookkeeping). */
-  changed(endpoint: RoomEndpoint): void
-  /** Something was refused; `roomId` when it concerned one room. */
-  error(error: LinkError, roomId: string | undefined): void
-}
-
-/** One session as the room layer sees it. */
-export class LinkPeer {
-  /** Bindings by the number this end chose. */
-  readonly mine = new Map<number, Binding>()
-  /** Bindings by the number the peer chose. */
-  readonly theirs = new Map<number, Binding>()
-  /** OPENs the peer sent for rooms this node does not hold: room id → the peer's number. */
-  readonly offers = new Map<string, number>()
-  /** OPENs the peer sent that are still being admitted (async token checks). */
-  readonly admitting = new Set<number>()
-  /** What the hub learned about this peer (`{ accountId, deviceId }`), for checks across rooms. */
-  identity: unknown
-  nextNum = 0
-  session!: LinkSession
-
-  /** Every binding of this peer. */
-  *bindings(): Iterable<Binding> {
-    yield* this.mine.values()
-    yield* this.theirs.values()
-  }
-
-  /** This peer's binding of `endpoint`, if any. */
-  bindingOf(endpoint: RoomEndpoint): Binding | undefined {
-    for (const binding of this.bindings()) if (binding.endpoint === endpoint) return binding
-    return undefined
-  }
-}
-
-/** Counters of a link connection. */
-export interface LinkConnectionStats extends LinkSessionStats {
-  /** Rooms bound on this connection. */
-  rooms: number
-}
-
-/** A channel handed to a node: close it, read its counters. */
-export interface LinkConnection {
-  /** Whether the peer's handshake arrived and the session is still up. */
-  readonly ready: boolean
-  /** Whether the session has ended. */
-  readonly closed: boolean
-  /** A snapshot of the session's counters. */
-  readonly stats: LinkConnectionStats
-  /** End the session (the channel is closed if it can be). */
-  close(): void
-}
 
 /** The shared engine of a device node or a hub node. */
 export class LinkNode {
@@ -632,85 +520,3 @@ export class LinkNode {
   }
 }
 
-/** Marks presence the hub's own host set (the phone's): no peer controls it. */
-const HOST = Symbol('host')
-
-/**
- * The relay's awareness rule, applied by a hub (`awareness-guard.ts`): a peer may only set or
- * remove the client ids it introduced (or its own device did on another channel), within the
- * relay's per-connection caps on states and bytes. The rest of the update is dropped and reported.
- */
-function guardedAwareness(hooks: LinkNodeHooks, binding: Binding, update: Uint8Array): Uint8Array | undefined {
-  const { endpoint } = binding
-  const view: AwarenessView<Binding | typeof HOST> = {
-    ownerOf: (id) => {
-      const source = endpoint.sources.get(id)
-      if (source instanceof Binding) return source
-      return id === endpoint.awareness.clientID || (source === null && endpoint.awareness.states.has(id)) ? HOST : undefined
-    },
-    clockOf: (id) => endpoint.awareness.meta.get(id)?.clock,
-    statesOf: (peer) => {
-      const held = new Map<number, number>()
-      for (const [id, source] of endpoint.sources) {
-        const state = endpoint.awareness.states.get(id)
-        if (source === peer && state !== undefined) held.set(id, JSON.stringify(state).length)
-      }
-      return held
-    },
-    sameDevice: (a, b) => a instanceof Binding && b instanceof Binding && sameIdentity(a.peer.identity, b.peer.identity),
-  }
-  const verdict = filterAwareness(
-    decodeAwarenessEntries(update),
-    binding,
-    view,
-    DEFAULT_LIMITS.maxAwarenessStatesPerConnection,
-    DEFAULT_LIMITS.maxAwarenessBytesPerConnection,
-  )
-  if (verdict.foreign > 0 || verdict.over) {
-    hooks.error(
-      new LinkError('forbidden', verdict.over ? `presence past the ${verdict.over} cap; dropped` : `presence of ${verdict.foreign} client(s) this peer does not own; dropped`),
-      endpoint.roomId,
-    )
-  }
-  return verdict.keep.length > 0 ? encodeAwarenessEntries(verdict.keep) : undefined
-}
-
-function sameIdentity(a: unknown, b: unknown): boolean {
-  const device = (value: unknown): string | undefined =>
-    typeof value === 'object' && value !== null && typeof (value as { deviceId?: unknown }).deviceId === 'string'
-      ? `${(value as { accountId?: unknown }).accountId}:${(value as { deviceId: string }).deviceId}`
-      : undefined
-  const da = device(a)
-  return da !== undefined && da === device(b)
-}
-
-/**
- * Presence frames travel in the priority lane, with room control (OPEN, ACCEPT, REFUSE, CLOSE),
- * so a binding's control messages still precede its presence; sync frames stay in the bulk lane,
- * in order.
- */
-function isPresence(frame: Uint8Array): boolean {
-  return frame[0] === MessageType.Awareness || frame[0] === MessageType.QueryAwareness
-}
-
-function awarenessFrame(awareness: Awareness, ids: number[]): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, MessageType.Awareness)
-  encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(awareness, ids))
-  return encoding.toUint8Array(encoder)
-}
-
-function connectionOf(peer: LinkPeer): LinkConnection {
-  return {
-    get ready() {
-      return peer.session.ready && !peer.session.closed
-    },
-    get closed() {
-      return peer.session.closed
-    },
-    get stats() {
-      return { ...peer.session.stats, rooms: [...peer.bindings()].filter((binding) => binding.state === 'open').length }
-    },
-    close: () => peer.session.close(),
-  }
-}
