@@ -53,7 +53,7 @@ import {
   requireKeysForDurable,
   wipeAccount,
 } from './device-keys-setup.js'
-import { openRegistry } from './open-registry.js'
+import { openRegistry, whenRegistryArrived } from './open-registry.js'
 
 export type { ContextSyncEvents, OpenOptions, StorageErrorEvent, SyncOptions } from './context-sync-options.js'
 
@@ -94,7 +94,7 @@ export class ContextSync {
   private deferCompaction = false
   /** Scopes already reported as `scope-refused`. */
   private readonly refusedScopes = new Set<string>()
-  /** Resolves once scope rooms may go online (see {@link whenRegistryArrived}). */
+  /** Resolves once scope rooms may go online (see `whenRegistryArrived`, open-registry.ts). */
   private registryArrived: Promise<void> = Promise.resolve()
 
   private constructor(
@@ -236,7 +236,7 @@ export class ContextSync {
     const instance = new ContextSync(device, account, profile, keyring, registryReplica, registry, new Map(), transports, storage, sync)
     instance.holdOnly = holdOnly
     instance.wireReplica(registryReplica)
-    instance.registryArrived = instance.whenRegistryArrived()
+    instance.registryArrived = whenRegistryArrived(instance.registry, instance.deviceId, instance.attachments.get(REGISTRY_SCOPE) ?? [])
     try {
       await instance.openHeldScopes()
     } catch (error) {
@@ -544,31 +544,6 @@ export class ContextSync {
     this.scopeReplicas.set(scope, replica)
     this.wireReplica(replica)
     for (const watch of this.replicaWatchers) watch(replica)
-  }
-
-  /**
-   * A device that knows no other device of its account yet (a fresh owner) waits for the
-   * registry room to sync — or 2 s — before its scope rooms go online: until the certificates
-   * arrive, every envelope there is from an unknown sender, and a large log would overflow the
-   * bounded hold of unverified envelopes.
-   */
-  private whenRegistryArrived(): Promise<void> {
-    const others = this.registry.list().some((c) => c.deviceId !== this.deviceId)
-    const attachments = this.attachments.get(REGISTRY_SCOPE) ?? []
-    if (others || attachments.length === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      const offs: Array<() => void> = []
-      const done = () => {
-        clearTimeout(timer)
-        for (const off of offs) off()
-        resolve()
-      }
-      const timer = setTimeout(done, 2_000)
-      ;(timer as { unref?: () => void }).unref?.()
-      for (const attachment of attachments) {
-        offs.push(attachment.on('status', ({ status }) => (status === 'synced' ? done() : undefined)))
-      }
-    })
   }
 
   private wireReplica(replica: Replica): void {

@@ -1,11 +1,13 @@
 /**
  * The first step of opening a device: its registry replica, loaded and verified, and the device's
  * profile — from the store, its own certificate, or what the app asks for (README "How it works").
- * A device whose timed access ended is wiped here, before anything else opens.
+ * A device whose timed access ended is wiped here, before anything else opens. Also the wait
+ * before a fresh owner's scope rooms go online ({@link whenRegistryArrived}).
  *
  * @module
  */
 import { type StorageAdapter } from '../adapters/storage.js'
+import type { TransportAttachment } from '../adapters/transport.js'
 import { DeviceKeyring, REGISTRY_SCOPE, type AccountKeys, type DeviceKeys } from '../crypto/index.js'
 import { AccessEndedError, ConfigError } from '../errors.js'
 import { Replica } from '../sync/replica.js'
@@ -75,4 +77,28 @@ export async function openRegistry(
   // Now that the registry told the keyring the current epochs, the registry may compact.
   await registryReplica.compactIfDue()
   return { keyring, registryReplica, registry, profile }
+}
+
+/**
+ * A device that knows no other device of its account yet (a fresh owner) waits for the
+ * registry room to sync — or 2 s — before its scope rooms go online: until the certificates
+ * arrive, every envelope there is from an unknown sender, and a large log would overflow the
+ * bounded hold of unverified envelopes. `attachments` are the registry room's transports.
+ */
+export function whenRegistryArrived(registry: Registry, deviceId: string, attachments: readonly TransportAttachment[]): Promise<void> {
+  const others = registry.list().some((c) => c.deviceId !== deviceId)
+  if (others || attachments.length === 0) return Promise.resolve()
+  return new Promise((resolve) => {
+    const offs: Array<() => void> = []
+    const done = () => {
+      clearTimeout(timer)
+      for (const off of offs) off()
+      resolve()
+    }
+    const timer = setTimeout(done, 2_000)
+    ;(timer as { unref?: () => void }).unref?.()
+    for (const attachment of attachments) {
+      offs.push(attachment.on('status', ({ status }) => (status === 'synced' ? done() : undefined)))
+    }
+  })
 }
