@@ -53,6 +53,8 @@ export const StatementType = {
   DeviceTerm: 12,
   /** A relay pass whose admission ends at a time, for the whole pass or per room. */
   RelayPassV2: 13,
+  /** The seqs of a device whose temporary access ended that stay valid in one room. */
+  EndCutoff: 14,
 } as const
 /** One of the {@link StatementType} numbers. */
 export type StatementType = (typeof StatementType)[keyof typeof StatementType]

@@ -244,6 +244,7 @@ export class ContextSync {
       await instance.close().catch(() => undefined)
       throw error
     }
+    registry.setAppliedSeqs((roomId, deviceId) => instance.allReplicas().find((r) => r.roomId === roomId)?.appliedSeqs().get(deviceId))
     registry.events.on('change', () => instance.onRegistryChange())
     registry.events.on('rejected', ({ code, reason }) =>
       instance.reportRejection({ code, reason, scope: REGISTRY_SCOPE, roomId: registryReplica.roomId, source: 'statement' }),

@@ -19,6 +19,7 @@ import {
   REGISTRY_SCOPE,
   verifyCertificate,
   verifyDeviceTerm,
+  verifyEndCutoff,
   verifyEpochStart,
   verifyGrant,
   verifyLockbox,
@@ -40,6 +41,7 @@ import type { Replica, SenderDirectory, SenderStatus } from '../sync/replica.js'
 import { Emitter } from '../util/emitter.js'
 import { bytesEqual, toHex } from '../util/bytes.js'
 import { BUILTIN_SCOPES, DEFAULT_SCOPE_KINDS, isDeviceLocal } from './builtin-scopes.js'
+import { EndCutoffs } from './end-cutoffs.js'
 
 /** Events of a {@link Registry}. */
 export interface RegistryEvents {
@@ -82,6 +84,8 @@ export abstract class RegistryState {
   private signedClock = 0
   private endTimer: ReturnType<typeof setTimeout> | undefined
   protected readonly passes = new Map<string, { issuedAt: number; bytes: Uint8Array }>()
+  /** Owners' end cutoffs: what of a member whose temporary access ended stays valid, per room. */
+  protected readonly endCutoffs = new EndCutoffs()
   protected readonly lastSeenAt = new Map<string, number>()
   /** Signatures of statements already applied (a statement is verified once). */
   protected readonly ingested = new Set<string>()
@@ -232,6 +236,8 @@ export abstract class RegistryState {
         if (!certificate) return { status: 'unknown' }
         const revocations = this.revocations.get(senderId)
         if (revocations && !revocations.some((r) => cutoffAccepts(r.cutoffs.get(roomId), seq, epoch))) return { status: 'revoked' }
+        // Sealed with a key it kept past its end: only what an owner had applied by then counts.
+        if (certificate.role === 'member' && this.endCutoffs.refuses(roomId, senderId, seq, epoch)) return { status: 'ended' }
         const granted =
           certificate.role === 'owner' ||
           (!this.termEnded(senderId) &&
@@ -429,6 +435,11 @@ export abstract class RegistryState {
         this.passes.set(r.value.deviceId, { issuedAt: r.value.issuedAt, bytes })
         this.sawTime(r.value.issuedAt)
         return 'fact'
+      }
+      case 'endcut': {
+        const r = verifyEndCutoff(this.account, bytes)
+        if (!r.ok) return fail(r)
+        return this.endCutoffs.add(key, r.value) ? 'fact' : false
       }
       case 'lockbox': {
         // Owners derive every key, and a lockbox for another device is no business of this one:

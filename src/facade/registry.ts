@@ -39,6 +39,7 @@ import {
   randomBytes,
   REGISTRY_SCOPE,
   SALT_BYTES,
+  signEndCutoff,
   signEpochStart,
   signGrant,
   signRevocation,
@@ -55,12 +56,13 @@ import {
 } from '../crypto/index.js'
 import { RejectCode } from '../crypto/codes.js'
 import type { Replica } from '../sync/replica.js'
-import type { SeqSet } from '../sync/seq-set.js'
+import { SeqSet } from '../sync/seq-set.js'
 import { fromHex, toHex } from '../util/bytes.js'
 import { decodeKeptStatements, encodeKeptStatements, watchPublicDeletions } from './kept-statements.js'
 import { BUILTIN_SCOPES, isDeviceLocal } from './builtin-scopes.js'
 import { PermissionError } from '../errors.js'
 import { RegistryState } from './registry-state.js'
+import { endCutoffKey } from './end-cutoffs.js'
 
 export type { RegistryEvents } from './registry-state.js'
 
@@ -99,6 +101,8 @@ export class Registry extends RegistryState {
   private readonly lockboxVerdicts = new Map<string, boolean>()
   private maintaining: Promise<void> | undefined
   private maintainAgain = false
+  /** Seqs of a sender this device applied in a room (owners state them at an end); set by the device. */
+  private appliedSeqs: ((roomId: string, deviceId: string) => SeqSet | undefined) | undefined
 
   constructor(
     replica: Replica,
@@ -304,10 +308,12 @@ export class Registry extends RegistryState {
     const pub: Entry[] = []
     const priv: Entry[] = []
     for (const scope of [REGISTRY_SCOPE, ...this.scopeNames().filter((s) => !isDeviceLocal(s) && this.keyring.knowsRoom(s))]) {
-      if (this.currentEpochUnsafe(scope) || this.endedHolders(scope).length > 0) {
+      const ended = this.endedHolders(scope)
+      if (this.currentEpochUnsafe(scope) || ended.length > 0) {
+        const cutoffs = this.endCutoffEntries(scope, ended)
         const rotation = this.rotation(scope, new Set())
         pub.push(rotation.start, ...rotation.lockboxes)
-        priv.push(rotation.start)
+        priv.push(rotation.start, ...cutoffs)
       }
       for (const member of this.holders(scope)) pub.push(...this.missingLockboxes(scope, member))
     }
@@ -350,6 +356,31 @@ export class Registry extends RegistryState {
     const start = signEpochStart(this.account, { roomId, epoch, startedAt: Date.now(), salt, recipients: recipients.map((c) => c.deviceId), excluded })
     const lockboxes = recipients.map((c): Entry => [lockboxKey(roomId, epoch, c.deviceId, startId), issueLockbox(this.account, c, roomId, epoch, key, salt)])
     return { start: [epochKey(roomId, epoch, startId), start], lockboxes }
+  }
+
+  /**
+   * @internal The device's applied seqs per room and sender: an owner states them in the end
+   * cutoffs it writes when it rotates a room at a member's end (without it, it writes none).
+   */
+  setAppliedSeqs(applied: (roomId: string, deviceId: string) => SeqSet | undefined): void {
+    this.appliedSeqs = applied
+  }
+
+  /**
+   * End cutoffs for members whose access to `scope` ended, for the rotation about to start: per
+   * member, exactly the seqs of it this device applied in the room — as a revocation states them
+   * (WIRE.md "Keys and epochs"); none applied, or no replica here, lists none.
+   */
+  private endCutoffEntries(scope: string, ended: string[]): Entry[] {
+    const applied = this.appliedSeqs
+    if (!applied) return []
+    const roomId = this.keyring.roomId(scope)
+    const epoch = this.keyring.currentEpoch(scope) + 1
+    return ended.map((deviceId): Entry => {
+      const endedAt = this.termEnded(deviceId) ? this.terms.get(deviceId)!.until : (this.grantEnd(scope, deviceId) ?? this.now())
+      const seqs = applied(roomId, deviceId) ?? SeqSet.fromRanges([])
+      return [endCutoffKey(roomId, deviceId, this.device.deviceId), signEndCutoff(this.account, { deviceId, roomId, endedAt, epoch, seqs })]
+    })
   }
 
   /** Lockboxes `member` lacks for the starts of every epoch of `scope` so far. */

@@ -80,6 +80,9 @@ export class Opener {
       return this.holdEntry(bytes, envelope, RejectCode.UnknownSender, 'sender not certified yet', true, heldSince)
     }
     if (sender.status === 'revoked') return this.rejectEntry(bytes, RejectCode.RevokedSender, 'sender revoked', senderId)
+    if (sender.status === 'ended') {
+      return this.rejectEntry(bytes, RejectCode.RevokedSender, 'sender’s temporary access ended before this envelope', senderId)
+    }
     if (sender.status === 'stale') {
       return this.rejectEntry(bytes, RejectCode.StaleEpoch, `epoch ${envelope.epoch} is past its grace window`, senderId)
     }

@@ -18,6 +18,8 @@ export type SenderStatus =
   | { status: 'known'; signPublicKey: Uint8Array }
   | { status: 'unknown' }
   | { status: 'revoked' }
+  /** The sender's temporary access ended and an owner's end cutoff does not list this envelope. */
+  | { status: 'ended' }
   | { status: 'not-granted'; signPublicKey: Uint8Array }
   /** The envelope's key epoch is older than the room's current one, past the grace window. */
   | { status: 'stale' }

@@ -18,6 +18,7 @@ import {
   lockboxRecipient,
   openLockbox,
   signDeviceTerm,
+  signEndCutoff,
   signEpochStart,
   signGrant,
   signRevocation,
@@ -27,6 +28,7 @@ import {
   StatementType,
   verifyCertificate,
   verifyDeviceTerm,
+  verifyEndCutoff,
   verifyEpochStart,
   verifyGrant,
   verifyLockbox,
@@ -61,6 +63,7 @@ const VERIFIERS: Record<number, Verifier> = {
   [StatementType.GrantV2]: verifyGrant,
   [StatementType.DeviceTerm]: verifyDeviceTerm,
   [StatementType.RelayPassV2]: verifyRelayPass,
+  [StatementType.EndCutoff]: verifyEndCutoff,
 }
 const ALL_VERIFIERS = Object.values(VERIFIERS)
 
@@ -101,7 +104,7 @@ function craftedRevocationBody(gen: Rng, deviceId: Uint8Array): Uint8Array {
 
 export const statementsTarget: Target = {
   name: 'statements',
-  description: 'verifyStatement and every typed verifier: certificates, passes 2/13, revocations 3/8, scopes, grants 5/11, lockboxes 6/10, epoch starts 7/9, device terms',
+  description: 'verifyStatement and every typed verifier: certificates, passes 2/13, revocations 3/8, scopes, grants 5/11, lockboxes 6/10, epoch starts 7/9, device terms, end cutoffs',
   weight: 16,
   async setup(seed) {
     const fx = fixture(seed)
@@ -133,6 +136,7 @@ export const statementsTarget: Target = {
       signGrant(account, { scope: 'health', deviceId: fx.member.deviceId, grantedAt: FUZZ_NOW }),
       signGrant(account, { scope: 'health', deviceId: fx.member.deviceId, grantedAt: FUZZ_NOW, until: FUZZ_NOW + 86_400_000 }),
       signDeviceTerm(account, { deviceId: fx.member.deviceId, until: FUZZ_NOW + 86_400_000, issuedAt: FUZZ_NOW }),
+      signEndCutoff(account, { deviceId: fx.member.deviceId, roomId: fx.roomId, endedAt: FUZZ_NOW, epoch: 1, seqs }),
       issueRelayPass(account, fx.member, { rooms: [fx.roomId, fx.keyring.roomId('location')], issuedAt: FUZZ_NOW, until: FUZZ_NOW + 3_600_000, roomsUntil: { [fx.roomId]: FUZZ_NOW + 60_000 } }),
       signEpochStart(account, { roomId: fx.roomId, epoch: 2, startedAt: FUZZ_NOW, salt, recipients: [fx.member.deviceId, fx.device.deviceId], excluded: [fx.revoked.deviceId] }),
       signEpochStart(account, { roomId: fx.roomId, epoch: 1, startedAt: FUZZ_NOW }),
@@ -195,6 +199,9 @@ function checkAccepted(type: number, value: unknown): void {
       total += cutoff.seqs.rangeCount()
     }
     expectThat(total <= MAX_CUTOFF_TOTAL_RANGES, 'accepted a revocation past its total ranges bound')
+  } else if (type === StatementType.EndCutoff) {
+    const { seqs } = value as { seqs: SeqSet }
+    expectThat(seqs.rangeCount() <= MAX_CUTOFF_RANGES, 'accepted an end cutoff past its ranges bound')
   } else if (type === StatementType.EpochStartV2) {
     const start = value as { recipients?: string[]; excluded?: string[]; salt?: Uint8Array }
     expectThat((start.recipients?.length ?? 0) <= MAX_EPOCH_RECIPIENTS && (start.excluded?.length ?? 0) <= MAX_EPOCH_RECIPIENTS, 'accepted too many recipients')
