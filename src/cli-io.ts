@@ -6,6 +6,7 @@
  * @module
  */
 import { createInterface } from 'node:readline'
+import { ContextSyncError } from './errors.js'
 
 /** What the CLI touches of the outside world; injectable for in-process tests. */
 export interface CliIo {
@@ -61,7 +62,10 @@ export interface Command {
   run(args: string[], io: CliIo): Promise<number>
 }
 
-/** Thrown for usage errors; `main` prints the message and exits 2. */
-export class UsageError extends Error {
+/** Thrown for usage errors (code `invalid-argument`); `main` prints the message and exits 2. */
+export class UsageError extends ContextSyncError {
   override readonly name = 'UsageError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid-argument', message, options)
+  }
 }

@@ -18,6 +18,20 @@ export type ContextSyncErrorCode =
   | 'permission'
   | 'access-ended'
   | 'link'
+  | StorageErrorCode
+
+/**
+ * Named codes of a {@link StorageError} (`StorageError` in adapters/storage.ts): what went wrong
+ * with the device's store, so callers can react (retry on `quota-exceeded`/`io`, tell the user on
+ * `corrupt`).
+ */
+export type StorageErrorCode =
+  | 'closed'
+  | 'quota-exceeded'
+  | 'corrupt'
+  | 'not-a-store'
+  | 'io'
+  | 'invalid-key'
 
 /** Base class of every error the library throws on purpose. */
 export class ContextSyncError extends Error {

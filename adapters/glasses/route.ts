@@ -13,6 +13,7 @@ import type { LinkChannel } from '../../src/adapters/link-channel.js'
 import type { LinkConnection } from '../../src/adapters/link-node.js'
 import type { LinkTransport } from '../../src/adapters/link.js'
 import { Emitter } from '../../src/util/emitter.js'
+import { ValidationError } from '../../src/errors.js'
 
 /** Which way a room goes now. */
 export type GlassesPath = 'link' | 'direct'
@@ -84,7 +85,7 @@ export function glassesRoute(link: LinkTransport, direct: (Transport & { setOnli
       reroute()
     },
     attach(room) {
-      if (rooms.has(room.roomId)) throw new Error(`room ${room.roomId} is already attached`)
+      if (rooms.has(room.roomId)) throw new ValidationError(`room ${room.roomId} is already attached`)
       const routed = new RoutedRoom(room, inner, () => rooms.delete(room.roomId))
       rooms.set(room.roomId, routed)
       routed.route(pathFor(room.roomId))

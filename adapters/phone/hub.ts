@@ -16,6 +16,7 @@ import { linkServer, type LinkServer, type LinkServerOptions } from '../../src/a
 import type { LinkChannel } from '../../src/adapters/link-channel.js'
 import type { LinkConnection } from '../../src/adapters/link-node.js'
 import { Emitter } from '../../src/util/emitter.js'
+import { ValidationError } from '../../src/errors.js'
 
 /** The audience link tokens name by default (`linkTransport`'s default). */
 export const PHONE_LINK_AUDIENCE = 'link'
@@ -86,7 +87,7 @@ export function phoneHub(options: PhoneHubOptions): PhoneHub {
   const transport: Transport = {
     kind: 'link-hub',
     attach(room: SealedLogRoom): TransportAttachment {
-      if (rooms.has(room.roomId)) throw new Error(`room ${room.roomId} is already attached`)
+      if (rooms.has(room.roomId)) throw new ValidationError(`room ${room.roomId} is already attached`)
       const attachment = new HubAttachment(room, () => rooms.delete(room.roomId))
       rooms.set(room.roomId, attachment)
       for (const done of waiting.get(room.roomId)?.splice(0) ?? []) done(room)

@@ -6,6 +6,7 @@
  * @module
  */
 import { StorageError, type StorageAdapter, type StorageErrorCode } from './storage.js'
+import { ValidationError } from '../errors.js'
 
 /** The adapter methods a fault can be armed for. */
 export type FaultyOperation = 'load' | 'save' | 'remove' | 'loadRange' | 'removeRange'
@@ -98,7 +99,7 @@ export function faultyStorage(inner: StorageAdapter): FaultyStorage {
     },
     failNext(code, options = {}) {
       const count = options.count ?? 1
-      if (!Number.isInteger(count) || count < 1) throw new RangeError(`failNext: count must be a positive integer, got ${count}`)
+      if (!Number.isInteger(count) || count < 1) throw new ValidationError(`failNext: count must be a positive integer, got ${count}`)
       faults.push({ code, remaining: count, operations: new Set(options.operations ?? ['save']) })
     },
     reset() {

@@ -19,6 +19,7 @@ import {
   type StorageChunk,
   type StorageKey,
 } from './storage.js'
+import { ConfigError, ValidationError } from '../errors.js'
 
 /** Options of {@link indexedDbStorage}. */
 export interface IndexedDbStorageOptions {
@@ -86,9 +87,9 @@ type PendingWrite = Write & { resolve: () => void; reject: (error: StorageError)
  */
 export function indexedDbStorage(options: IndexedDbStorageOptions): IndexedDbStorage {
   const { name } = options
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError('indexedDbStorage: name must be a non-empty string')
+  if (typeof name !== 'string' || name.length === 0) throw new ValidationError('indexedDbStorage: name must be a non-empty string')
   const factory = options.indexedDB ?? globalThis.indexedDB
-  if (!factory) throw new TypeError('indexedDbStorage: no IndexedDB available; pass options.indexedDB')
+  if (!factory) throw new ConfigError('indexedDbStorage: no IndexedDB available; pass options.indexedDB')
 
   let db: DB | undefined
   let openError: StorageError | undefined

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { ContextSyncError, ValidationError, type StorageErrorCode } from '../errors.js'
 
 /**
  * A storage key: a path of non-empty string segments, e.g. `['replica', 'room-id', 'log', '0001']`.
@@ -91,26 +92,18 @@ export interface StorageAdapter {
   readonly durable?: boolean
 }
 
-/** Numeric-free, named codes for storage failures (see {@link StorageError}). */
-export type StorageErrorCode =
-  | 'closed'
-  | 'quota-exceeded'
-  | 'corrupt'
-  | 'not-a-store'
-  | 'io'
-  | 'invalid-key'
+export type { StorageErrorCode } from '../errors.js'
 
 /**
  * The one error type storage adapters reject with. `code` says what went wrong so callers can
  * react (retry on `quota-exceeded`/`io`, tell the user on `corrupt`).
  */
-export class StorageError extends Error {
+export class StorageError extends ContextSyncError {
   override readonly name = 'StorageError'
   /** What went wrong. */
-  readonly code: StorageErrorCode
+  declare readonly code: StorageErrorCode
   constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.code = code
+    super(code, message, options)
   }
 }
 
@@ -130,13 +123,13 @@ export function assertStorageKey(key: unknown, allowEmpty = false): asserts key 
 }
 
 /**
- * Throws a `TypeError` unless `data` is a `Uint8Array` (a Node `Buffer` is one). A wrong value type
- * is programmer misuse rather than a storage failure, hence not a {@link StorageError}; adapters
+ * Throws a `ValidationError` unless `data` is a `Uint8Array` (a Node `Buffer` is one). A wrong value
+ * type is programmer misuse rather than a storage failure, hence not a {@link StorageError}; adapters
  * call this in `save` so the promise rejects before anything is written.
  */
 export function assertStorageValue(data: unknown): asserts data is Uint8Array {
   if (!(data instanceof Uint8Array)) {
-    throw new TypeError(`storage values must be Uint8Array, got ${Object.prototype.toString.call(data)}`)
+    throw new ValidationError(`storage values must be Uint8Array, got ${Object.prototype.toString.call(data)}`)
   }
 }
 

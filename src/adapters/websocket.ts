@@ -32,6 +32,7 @@ import type {
   TransportAttachmentEvents,
   TransportStatus,
 } from './transport.js'
+import { ContextSyncError } from '../errors.js'
 
 /**
  * A WebSocket class: `globalThis.WebSocket` in browsers, `ws` in Node. Structural and loose on
@@ -92,9 +93,13 @@ export interface WebsocketTransport extends Transport {
   setOnline(online: boolean): void
 }
 
-/** Thrown when a room is attached twice or the transport is used after `close()`. */
-export class WebsocketTransportError extends Error {
+/** Thrown when a room is attached twice, the transport is used after `close()`, or its options make no sense. */
+export class WebsocketTransportError extends ContextSyncError {
   override readonly name = 'WebsocketTransportError'
+  /** `code`: `invalid-argument` (misuse), `config` (options that make no sense) or `closed` (use after close). */
+  constructor(message: string, code: 'invalid-argument' | 'config' | 'closed' = 'invalid-argument') {
+    super(code, message)
+  }
 }
 
 /** Close codes that are plain disconnects, not worth an `error` event. */
@@ -130,9 +135,9 @@ function closeInfo(event: unknown): CloseInfo | undefined {
 export function websocketTransport(options: WebsocketTransportOptions): WebsocketTransport {
   // The polyfill is taken on trust to be a WHATWG-compatible WebSocket (as `ws` is).
   const WS = (options.WebSocketPolyfill as typeof WebSocket | undefined) ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket
-  if (!WS) throw new WebsocketTransportError('no WebSocket implementation: pass WebSocketPolyfill (e.g. ws in Node)')
+  if (!WS) throw new WebsocketTransportError('no WebSocket implementation: pass WebSocketPolyfill (e.g. ws in Node)', 'config')
   if (options.tokenIn !== undefined && options.tokenIn !== 'header' && options.tokenIn !== 'url') {
-    throw new WebsocketTransportError(`tokenIn must be 'header' or 'url', got ${JSON.stringify(options.tokenIn)}`)
+    throw new WebsocketTransportError(`tokenIn must be 'header' or 'url', got ${JSON.stringify(options.tokenIn)}`, 'config')
   }
   const maxBackoff = options.maxBackoffTime ?? 2500
   const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)
@@ -143,7 +148,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Websocke
   return {
     kind: 'websocket',
     attach(room) {
-      if (closed) throw new WebsocketTransportError('transport is closed')
+      if (closed) throw new WebsocketTransportError('transport is closed', 'closed')
       if (attachments.has(room.roomId)) throw new WebsocketTransportError(`room ${room.roomId} is already attached`)
       // The device that owns the doc mints tokens for its rooms; an explicit option overrides it.
       const token = options.token ?? (room.token ? (_roomId: string, request: { audience: string }) => room.token!(request) : undefined)

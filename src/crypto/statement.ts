@@ -17,7 +17,7 @@ import * as encoding from 'lib0/encoding'
 import { reject, RejectCode, type Checked } from './codes.js'
 import type { AccountKeys } from './keys.js'
 import { SIGNATURE_BYTES, signDetached, verifyDetached } from './primitives.js'
-import { PermissionError } from '../errors.js'
+import { ContextSyncError, PermissionError } from '../errors.js'
 
 const STATEMENT_VERSION = 1
 const STATEMENT_DOMAIN = 'contextsync/v1/statement'
@@ -117,10 +117,14 @@ export function verifyStatement(account: AccountKeys, bytes: Uint8Array): Checke
 
 /**
  * Thrown by a body reader when a decoded count or size is past its bound; the message becomes the
- * rejection's reason (a bound is a decision worth naming, unlike a truncation).
+ * rejection's reason (a bound is a decision worth naming, unlike a truncation). Code
+ * `invalid-argument`; it never leaves {@link readStatementBody}.
  */
-export class StatementBoundError extends Error {
+export class StatementBoundError extends ContextSyncError {
   override readonly name = 'StatementBoundError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid-argument', message, options)
+  }
 }
 
 /**

@@ -45,7 +45,7 @@ export class Account {
 /** Internal (not exported by an entry point): the root keys behind an {@link Account}. */
 export function accountKeys(account: Account): AccountKeys {
   const keys = keysOf.get(account)
-  if (!keys) throw new TypeError('not an Account created by createAccount()')
+  if (!keys) throw new ValidationError('not an Account created by createAccount()')
   return keys
 }
 

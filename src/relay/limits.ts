@@ -45,6 +45,7 @@
  *
  * @module
  */
+import { ContextSyncError } from '../errors.js'
 
 /** Limits enforced by the relay. All positive integers. */
 export interface RelayLimits {
@@ -102,9 +103,12 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxAwarenessBytesPerConnection: 64 * KIB,
 })
 
-/** Thrown when a limit is not a positive safe integer (programmer or operator error). */
-export class RelayConfigError extends Error {
+/** Thrown when a limit is not a positive safe integer (programmer or operator error; code `config`). */
+export class RelayConfigError extends ContextSyncError {
   override readonly name = 'RelayConfigError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('config', message, options)
+  }
 }
 
 /** Merge `partial` over the defaults and check every value. Throws {@link RelayConfigError}. */

@@ -12,6 +12,7 @@
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
+import { ContextSyncError } from '../errors.js'
 
 /**
  * Most ranges one encoded set may hold. Why this number: seqs are reserved in blocks and a restart
@@ -25,10 +26,14 @@ export const MAX_SEQ_RANGES = 65_536
 /**
  * A seq set that cannot be decoded (malformed, out of order, over {@link MAX_SEQ_RANGES}), or
  * misuse of the API (a seq that is not a safe integer ≥ 1, a backwards range, encoding a set over
- * the bound). Decoding callers catch it and refuse the input with a `RejectCode`.
+ * the bound); code `invalid-argument`. Decoding callers catch it and refuse the input with a
+ * `RejectCode`.
  */
-export class SeqSetError extends Error {
+export class SeqSetError extends ContextSyncError {
   override name = 'SeqSetError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid-argument', message, options)
+  }
 }
 
 /** True when `seq` can be a seq at all: WIRE.md "Envelope v1" (`varuint seq`, ≥ 1). */

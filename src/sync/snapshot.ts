@@ -16,6 +16,7 @@ import * as encoding from 'lib0/encoding'
 import { RejectCode, reject, type Checked } from '../crypto/codes.js'
 import { fromHex, toHex } from '../util/bytes.js'
 import { MAX_SEQ_RANGES, SeqSet, SeqSetError } from './seq-set.js'
+import { ContextSyncError } from '../errors.js'
 
 const SNAPSHOT_VERSION = 1
 /** Device ids are BLAKE2b-128 of the device's signing key (WIRE.md "Envelope v1", `16B sender`). */
@@ -49,10 +50,13 @@ export interface SnapshotPayload {
 /**
  * {@link encodeSnapshot} was given coverage that receivers would refuse (see
  * {@link coverageOverLimits}). Thrown rather than written: a snapshot nobody can read would still
- * let its sealer compact away the entries it claims to cover.
+ * let its sealer compact away the entries it claims to cover. Code `invalid-argument`.
  */
-export class SnapshotLimitError extends Error {
+export class SnapshotLimitError extends ContextSyncError {
   override name = 'SnapshotLimitError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid-argument', message, options)
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import * as Y from 'yjs'
 import { sealedLog } from '../crdt/sealed-log.js'
 import { publicStatementsMap } from '../crdt/registry.js'
 import { parseEnvelope, type ParsedEnvelope } from '../crypto/envelope.js'
+import { ContextSyncError } from '../errors.js'
 
 /** Transaction origins of the tamper operations, one per kind of operation. */
 export const TamperOrigin = {
@@ -37,9 +38,12 @@ export const TamperOrigin = {
   statements: Symbol('contextsync/tamper/statements'),
 } as const
 
-/** Thrown when a tamper operation is called with arguments that make no sense (a bad index). */
-export class TamperError extends Error {
+/** Thrown when a tamper operation is called with arguments that make no sense (a bad index; code `invalid-argument`). */
+export class TamperError extends ContextSyncError {
   override readonly name = 'TamperError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid-argument', message, options)
+  }
 }
 
 /** Envelope bytes with their structure, as far as {@link parseEnvelope} can read it. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { faultyStorage } from '../../src/adapters/faulty-storage.js'
 import { memoryStorage } from '../../src/adapters/memory-storage.js'
 import { runStorageAdapterTests } from '../../src/adapters/storage-conformance.js'
+import { ValidationError } from '../../src/errors.js'
 
 runStorageAdapterTests(async () => ({ adapter: memoryStorage() }), 'memoryStorage')
 runStorageAdapterTests(async () => ({ adapter: faultyStorage(memoryStorage()) }), 'faultyStorage(memoryStorage) with no faults armed')
@@ -44,6 +45,6 @@ describe('faultyStorage', () => {
     await storage.close()
     await expect(inner.load(['k'])).rejects.toMatchObject({ code: 'closed' })
     await expect(storage.save(['k'], new Uint8Array([1]))).rejects.toMatchObject({ code: 'closed' })
-    expect(() => storage.failNext('io', { count: 0 })).toThrow(RangeError)
+    expect(() => storage.failNext('io', { count: 0 })).toThrow(ValidationError)
   })
 })

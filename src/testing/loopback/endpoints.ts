@@ -223,7 +223,7 @@ export class TransportImpl implements LoopbackTransport {
   ) {}
 
   attach(room: SealedLogRoom): TransportAttachment {
-    if (this.closed) throw new LoopbackError(`transport ${this.name} is closed`)
+    if (this.closed) throw new LoopbackError(`transport ${this.name} is closed`, 'closed')
     if (this.attachments.has(room.roomId)) {
       throw new LoopbackError(`transport ${this.name} already has room ${room.roomId} attached`)
     }

@@ -14,11 +14,11 @@ export function normalizeFaults(faults: LoopbackFaults): Required<LoopbackFaults
   const result = { ...NO_FAULTS, ...faults }
   for (const name of ['reorder', 'duplicate', 'drop'] as const) {
     const p = result[name]
-    if (!(p >= 0 && p <= 1)) throw new LoopbackError(`faults.${name} must be a probability in [0, 1], got ${p}`)
+    if (!(p >= 0 && p <= 1)) throw new LoopbackError(`faults.${name} must be a probability in [0, 1], got ${p}`, 'config')
   }
   const { minDelay, maxDelay } = result
   if (!Number.isInteger(minDelay) || !Number.isInteger(maxDelay) || minDelay < 0 || maxDelay < minDelay) {
-    throw new LoopbackError(`faults need integer delays 0 <= minDelay <= maxDelay, got ${minDelay}..${maxDelay}`)
+    throw new LoopbackError(`faults need integer delays 0 <= minDelay <= maxDelay, got ${minDelay}..${maxDelay}`, 'config')
   }
   return result
 }

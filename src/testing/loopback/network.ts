@@ -73,9 +73,9 @@ export class Network implements LoopbackHost, LoopbackNetwork {
 
   constructor(options: LoopbackOptions) {
     this.seed = options.seed ?? DEFAULT_SEED
-    if (!Number.isInteger(this.seed)) throw new LoopbackError(`seed must be an integer, got ${this.seed}`)
+    if (!Number.isInteger(this.seed)) throw new LoopbackError(`seed must be an integer, got ${this.seed}`, 'config')
     this.layout = options.layout ?? 'hub'
-    if (this.layout !== 'hub' && this.layout !== 'mesh') throw new LoopbackError(`unknown layout ${String(this.layout)}`)
+    if (this.layout !== 'hub' && this.layout !== 'mesh') throw new LoopbackError(`unknown layout ${String(this.layout)}`, 'config')
     this.random = prng.create(this.seed)
     this.pump = new EventPump(this.random)
     this.currentFaults = normalizeFaults(options.faults ?? {})
@@ -96,7 +96,7 @@ export class Network implements LoopbackHost, LoopbackNetwork {
   // ——— public controls
 
   transport(options: { name?: string } = {}): LoopbackTransport {
-    if (this.destroyed) throw new LoopbackError('the loopback network was destroyed')
+    if (this.destroyed) throw new LoopbackError('the loopback network was destroyed', 'closed')
     const transport = new TransportImpl(this, options.name ?? `loopback-${++this.transportCount}`)
     this.transports.add(transport)
     return transport

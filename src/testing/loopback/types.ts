@@ -7,6 +7,7 @@
  */
 import type * as Y from 'yjs'
 import type { Transport } from '../../adapters/transport.js'
+import { ContextSyncError } from '../../errors.js'
 
 /** How attachments of a room are wired: through one in-process relay, or directly to each other. */
 export type LoopbackLayout = 'hub' | 'mesh'
@@ -152,6 +153,10 @@ export interface LoopbackNetwork {
 }
 
 /** Thrown on misuse of the loopback network (bad options, foreign transports, use after close). */
-export class LoopbackError extends Error {
+export class LoopbackError extends ContextSyncError {
   override readonly name = 'LoopbackError'
+  /** `code`: `invalid-argument` (misuse), `config` (options that make no sense) or `closed` (use after close). */
+  constructor(message: string, code: 'invalid-argument' | 'config' | 'closed' = 'invalid-argument') {
+    super(code, message)
+  }
 }
