@@ -9,6 +9,7 @@
  * only to deliver its close code (browsers cannot read an HTTP status of a failed upgrade) and
  * closes at once — the client receives no room state. An admitted connection joins its room,
  * which loads from storage on first use and unloads (merged) after its last connection leaves.
+ * Admission itself is `admission.ts`; the options and the relay's handle are `server-options.ts`.
  *
  * @module
  */
@@ -18,7 +19,6 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { cryptoBackend, ready } from '../crypto/index.js'
 import {
-  authenticate,
   noAuth,
   orderHooks,
   pairingAuth,
@@ -26,176 +26,34 @@ import {
   RelayRefusal,
   tokenAuth,
   type AuthHook,
-  type RelayIdentity,
 } from './auth.js'
 import { addressKey, ConnectionGate, sourceAddress } from './addresses.js'
 import { RegistryGuard, registryAccount } from './registry-guard.js'
-import { CloseCode, closeReason } from '../wire/close-codes.js'
-import { TOKEN_PROTOCOL, tokenFromProtocols } from '../wire/token-protocol.js'
+import { CloseCode } from '../wire/close-codes.js'
+import { TOKEN_PROTOCOL } from '../wire/token-protocol.js'
 import { RelayConnection, type ConnectionContext } from './connection.js'
-import { resolveLimits, type RelayLimits } from './limits.js'
-import { jsonLogger, type RelayLogger } from './log.js'
-import { PROMETHEUS_CONTENT_TYPE, RelayMetrics, renderPrometheus, type LimitName, type RelayMetricsSnapshot } from './metrics.js'
+import { resolveLimits } from './limits.js'
+import { jsonLogger } from './log.js'
+import { PROMETHEUS_CONTENT_TYPE, RelayMetrics, renderPrometheus, type LimitName } from './metrics.js'
 import { NonceCache } from './nonce-cache.js'
 import { PairingRoomQuota } from './pairing-rooms.js'
 import { RelayStorage } from './accounting.js'
-import { backendStore, memoryStore, sqliteStore, type RelayStorageBackend } from './persistence.js'
+import { backendStore, memoryStore, sqliteStore } from './persistence.js'
 import { Room } from './room.js'
-import { accountOfRoom, type RelayStore } from './store.js'
-import type { AwarenessOwner, FanoutMessage, RelayFanout } from './fanout.js'
+import type { RelayStore } from './store.js'
+import type { AwarenessOwner, FanoutMessage } from './fanout.js'
 import type { BrokenReason, RoomHooks } from './room.js'
+import { admitConnection, decideUpgrade, type AdmissionDeps, type Decision } from './admission.js'
+import { at, formatUrl, reachable, type SocketState } from './server-helpers.js'
+import type { Relay, RelayOptions } from './server-options.js'
 
-/** Storage merge policy. */
-export interface RelayPersistenceOptions {
-  /** Merge every loaded room's rows into one at this interval (ms); default 10 000. */
-  mergeIntervalMs?: number
-  /** Merge a room as soon as it has this many stored rows; default 500. */
-  mergeEveryUpdates?: number
-  /** A custom single-process backend; overrides `dataDir` (a {@link RelayOptions.store} overrides both). */
-  backend?: RelayStorageBackend
-}
-
-/** Options of {@link createRelay}. */
-export interface RelayOptions {
-  /** Interface to bind; default `127.0.0.1`. */
-  host?: string
-  /** TCP port; default 0 (a free port, see `relay.port`). */
-  port?: number
-  /**
-   * Directory of the SQLite database (created if missing). `undefined` keeps rooms in memory for
-   * the relay's lifetime; the embedded demo passes a temporary directory.
-   */
-  dataDir?: string
-  /**
-   * Where rooms, revocations and spent nonces are kept (see `store.ts`), e.g.
-   * `postgresStore(url)` for several relay nodes; overrides `dataDir`. The relay closes it.
-   */
-  store?: RelayStore
-  /**
-   * Fan-out to the other relay nodes sharing `store`, e.g. `redisFanout(url)`: committed updates
-   * and awareness go to them, theirs come here (see `fanout.ts`). The relay starts and closes it.
-   */
-  fanout?: RelayFanout
-  /** With a fan-out: how often every open room is caught up from the store anyway (ms); default 10 000. */
-  catchUpIntervalMs?: number
-  /** Limits; each unset one takes its default (see `limits.ts`). */
-  limits?: Partial<RelayLimits>
-  /**
-   * Auth hooks, run in priority order on every upgrade; default `tokenAuth()`. `'none'` accepts
-   * everyone — for tests and local development only; the relay logs a loud warning.
-   */
-  auth?: 'none' | AuthHook | readonly AuthHook[]
-  /** Where JSON logs go; default JSON lines to stderr at level `info`. */
-  logger?: RelayLogger
-  /** Storage merge policy. */
-  persistence?: RelayPersistenceOptions
-  /** Ping interval; a connection that missed a pong by the next ping is dropped. Default 30 000. */
-  keepAliveMs?: number
-  /** How long {@link Relay.close} waits for clients to acknowledge 1001 before cutting; default 2 000. */
-  shutdownGraceMs?: number
-  /**
-   * Operator hook: may this account use the relay at all? Called on every upgrade after auth
-   * (pairing rooms excepted: a device being paired has no account yet); false refuses with 4403,
-   * a throw with 1011. Default: every account (the CLI's `--accounts FILE` sets a list).
-   *
-   * @example
-   * ```ts
-   * const allowed = new Set(['3f2a…'])
-   * await createRelay({ authorizeAccount: (accountId) => allowed.has(accountId) })
-   * ```
-   */
-  authorizeAccount?: (accountId: string) => boolean | Promise<boolean>
-  /**
-   * The audiences devices' tokens must name: the `host[:port]` of the URL devices connect to,
-   * e.g. `'relay.example.com'` behind a TLS proxy. A token naming another relay, or none, is
-   * refused with 4403, so a token captured at another relay is useless here (README "The
-   * relay"). Unset: not checked — set it for a relay on the internet.
-   */
-  audience?: string | readonly string[]
-  /**
-   * Behind a reverse proxy, the request header naming the client's address (e.g.
-   * `x-forwarded-for`; its last entry, the one the proxy appended, is used). Per-address limits
-   * then count that address, from the upgrade on. Unset: the socket's peer address.
-   */
-  clientAddressHeader?: string
-}
-
-/** A running relay. */
-export interface Relay {
-  /** `ws://host:port`; clients connect to `${url}/${roomId}?token=…`. */
-  readonly url: string
-  /** The bound host. */
-  readonly host: string
-  /** The bound port (useful with `port: 0`). */
-  readonly port: number
-  /** Current metrics. */
-  metrics(): RelayMetricsSnapshot
-  /**
-   * Close every live connection of one device (e.g. after a revocation) with `code` (default
-   * 4403 Forbidden). Returns how many connections were closed.
-   */
-  closeDevice(accountId: string, deviceId: string, code?: CloseCode): number
-  /**
-   * Graceful shutdown: stop accepting, close sockets with 1001, merge and flush storage, release
-   * the port. Idempotent.
-   */
-  close(): Promise<void>
-}
-
-type Decision =
-  | { identity: RelayIdentity; roomId: string }
-  | { refusal: RelayRefusal; roomId: string | undefined; limit?: LimitName }
-
-/** What the relay tracks of a TCP connection until it closes. */
-interface SocketState {
-  /** Source address (counted in the TCP gate when no address header is configured). */
-  address: string
-  /** Set when the gate refused it: it may upgrade only to receive the close code. */
-  over: 'connectionsPerAddress' | 'connections' | undefined
-  /** Destroys the socket if it has not upgraded (or sent an HTTP request) in time. */
-  timer: NodeJS.Timeout | undefined
-}
-
-/** Parse `/<roomId>?token=…`; undefined for a missing or unusable room id. */
-function parseTarget(url: string | undefined, protocols?: string | string[]): { roomId: string | undefined; token: string | undefined } {
-  const raw = url ?? '/'
-  const q = raw.indexOf('?')
-  const path = q < 0 ? raw : raw.slice(0, q)
-  // The token travels in a subprotocol entry (contextsync clients) or in the query (stock ones).
-  const token = tokenFromProtocols(protocols) ?? (q < 0 ? undefined : (new URLSearchParams(raw.slice(q + 1)).get('token') ?? undefined))
-  let roomId: string | undefined
-  try {
-    roomId = decodeURIComponent(path.slice(1))
-  } catch {
-    roomId = undefined
-  }
-  // eslint-disable-next-line no-control-regex
-  if (!roomId || roomId.length > 256 || /[\u0000-\u001f]/.test(roomId)) roomId = undefined
-  return { roomId, token }
-}
+export type { Relay, RelayOptions, RelayPersistenceOptions } from './server-options.js'
 
 /**
  * How often (ms) a node on a shared store reads the relay-wide figures (`RelayStore.usage`): the
  * most a relay-wide cap can be passed by is what the other nodes store in this long.
  */
 const USAGE_REFRESH_MS = 1_000
-
-/** Whether `ping` resolves within 2 s. */
-async function reachable(ping: () => Promise<void>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 2_000)))
-  try {
-    return await Promise.race([ping().then(() => true), timeout])
-  } catch {
-    return false
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-function formatUrl(host: string, port: number): string {
-  return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`
-}
 
 /**
  * Start a relay.
@@ -447,103 +305,23 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (connections.size === 0) drained?.()
   }
 
-  const refuse = (
-    ws: WebSocket,
-    code: CloseCode,
-    reason: string,
-    roomId: string | undefined,
-    notice?: Uint8Array,
-    limit?: LimitName,
-  ): void => {
-    metrics.reject(code)
-    if (limit) metrics.limitHit(limit)
-    logger.info('connection refused', { code, reason, roomId })
-    ws.on('error', () => {})
-    if (notice) ws.send(notice)
-    ws.close(code, closeReason(reason))
+  const admissionDeps: AdmissionDeps = {
+    storage,
+    limits,
+    metrics,
+    logger,
+    context,
+    pairingQuota,
+    connections,
+    roomConnections,
+    closing: () => closing,
+    openRoom,
+    unloadRoom,
+    onClosed,
   }
-
-  const admit = async (ws: WebSocket, decision: Decision, address: string, release: () => void): Promise<void> => {
-    if ('refusal' in decision) {
-      ws.once('close', release)
-      return refuse(ws, decision.refusal.code, decision.refusal.reason, decision.roomId, decision.refusal.notice, decision.limit)
-    }
-    const { roomId, identity } = decision
-    const refuseNow = (code: CloseCode, reason: string, limit?: LimitName): void => {
-      ws.once('close', release)
-      refuse(ws, code, reason, roomId, undefined, limit)
-    }
-    const pairing = PAIRING_ROOM_PATTERN.test(roomId)
-    if (!storage.hasRoom(roomId)) {
-      if (storage.roomCount >= limits.maxRooms) return refuseNow(CloseCode.TooManyRooms, 'relay room limit reached', 'rooms')
-      // Pairing rooms count per source address instead (anyone may open one without a token).
-      if (!pairing && storage.roomsOfAccount(accountOfRoom(roomId)) >= limits.maxRoomsPerAccount) {
-        return refuseNow(CloseCode.TooManyRooms, 'room quota exceeded', 'roomsPerAccount')
-      }
-    }
-    if (pairing && !pairingQuota.enter(address, roomId)) {
-      return refuseNow(CloseCode.TooManyRooms, 'too many pairing rooms from this address', 'pairingRoomsPerAddress')
-    }
-    let room: Room
-    // Frames the client sends while its room loads wait in the socket (unread, so not lost); the
-    // connection's handlers are attached in the same turn as the resume, before any is read.
-    ws.pause()
-    try {
-      room = await openRoom(roomId)
-      ws.resume()
-    } catch (error) {
-      ws.resume()
-      if (pairing) pairingQuota.leave(address, roomId)
-      logger.error('loading a room failed', { roomId, error: error instanceof Error ? error.message : 'unknown' })
-      return refuseNow(CloseCode.InternalError, 'room unavailable')
-    }
-    if (ws.readyState !== ws.OPEN || closing) {
-      // Gone while the room loaded; a room nobody joined is unloaded again.
-      if (pairing) pairingQuota.leave(address, roomId)
-      release()
-      if (!roomConnections.has(room)) unloadRoom(room)
-      return
-    }
-    let accessEnd: { cancel: () => void } | undefined
-    const connection = new RelayConnection(ws, room, identity, context, (closed) => {
-      accessEnd?.cancel()
-      if (pairing) pairingQuota.leave(address, roomId)
-      release()
-      onClosed(closed)
-    })
-    connections.add(connection)
-    roomConnections.set(room, (roomConnections.get(room) ?? 0) + 1)
-    metrics.connections = connections.size
-    metrics.connectionsTotal += 1
-    logger.debug('connection admitted', { roomId, deviceId: identity.deviceId })
-    connection.start()
-    // A temporary grant or membership ends while connected: the device is out from then on.
-    if (identity.until !== undefined) accessEnd = at(identity.until, () => connection.refuse(CloseCode.Forbidden, 'temporary access ended'))
-  }
-
-  const decide = async (request: IncomingMessage): Promise<Decision> => {
-    const { roomId, token } = parseTarget(request.url, request.headers['sec-websocket-protocol'])
-    if (roomId === undefined) return { refusal: new RelayRefusal(CloseCode.Forbidden, 'bad room id'), roomId }
-    let identity: RelayIdentity
-    try {
-      identity = await authenticate(hooks, { roomId, token, request })
-    } catch (error) {
-      const refusal =
-        error instanceof RelayRefusal ? error : new RelayRefusal(CloseCode.Unauthorized, 'authentication failed')
-      return { refusal, roomId }
-    }
-    if (options.authorizeAccount && !PAIRING_ROOM_PATTERN.test(roomId)) {
-      let allowed: boolean
-      try {
-        allowed = (await options.authorizeAccount(identity.accountId)) === true
-      } catch (error) {
-        logger.error('authorizeAccount failed', { error: error instanceof Error ? error.message : 'unknown' })
-        return { refusal: new RelayRefusal(CloseCode.InternalError, 'account check unavailable'), roomId }
-      }
-      if (!allowed) return { refusal: new RelayRefusal(CloseCode.Forbidden, 'account not authorized on this relay'), roomId, limit: 'account' }
-    }
-    return { identity, roomId }
-  }
+  const admit = (ws: WebSocket, decision: Decision, address: string, release: () => void): Promise<void> =>
+    admitConnection(ws, decision, address, release, admissionDeps)
+  const decide = (request: IncomingMessage): Promise<Decision> => decideUpgrade(request, hooks, options.authorizeAccount, logger)
 
   /** A new TCP connection: count it, and give it `upgradeTimeoutMs` to upgrade. */
   const onConnection = (socket: Socket): void => {
@@ -818,20 +596,4 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     closeDevice: (accountId, deviceId, code = CloseCode.Forbidden) => closeDeviceConnections(accountId, deviceId, code),
     close: () => (closed ??= close()),
   }
-}
-
-/**
- * Run `fn` once at time `when` (ms), by this clock; re-armed on the way for times past
- * setTimeout's 2^31 − 1 ms. The timer never keeps the process alive.
- */
-function at(when: number, fn: () => void): { cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined
-  const arm = (): void => {
-    const left = when - Date.now()
-    if (left <= 0) return fn()
-    timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1))
-    timer.unref()
-  }
-  arm()
-  return { cancel: () => clearTimeout(timer) }
 }
