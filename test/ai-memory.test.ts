@@ -1,27 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { createAccount, loopbackNetwork, NotFoundError, ValidationError, type ContextSync, type LoopbackNetwork, type MemoryChange } from '../src/index.js'
+import { NotFoundError, ValidationError, type ContextSync, type LoopbackNetwork, type MemoryChange } from '../src/index.js'
 import { memoriesMap } from '../src/crdt/memory.js'
 import { sealedLog } from '../src/crdt/sealed-log.js'
-import { converge, logContains, openDevice, roomOf, type TestDevice } from './helpers/devices.js'
+import { converge, logContains, roomOf } from './helpers/devices.js'
+import { loopbackDevices } from './helpers/loopback-devices.js'
 
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function start(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>, seed = 81) {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed })
-  const devs: TestDevice[] = []
-  for (const kind of kinds) devs.push(await openDevice(account, net, kind))
-  open.push(...devs.map((d) => d.dev))
-  await converge(devs.map((d) => d.dev), net)
-  return { account, devs, all: devs.map((d) => d.dev) }
+  const fleet = await loopbackDevices(kinds, { seed })
+  net = fleet.net
+  return fleet
 }
 
 describe('memory model', () => {
@@ -136,15 +128,14 @@ describe('memory model', () => {
   })
 
   it('sweeps items that expired while the device was closed as soon as it opens', async () => {
-    const { account, devs } = await start(['phone'])
+    const { account, devs, track } = await start(['phone'])
     const phone = devs[0]!
     const m = await phone.dev.memory.remember({ text: 'short-lived', expiresAt: Date.now() + 50 })
     await phone.dev.close()
-    open.splice(open.indexOf(phone.dev), 1)
     await sleep(80)
     const { ContextSync } = await import('../src/index.js')
     const again = await ContextSync.open({ storage: phone.storage })
-    open.push(again)
+    track(again)
     expect(again.memory.get(m.id)).toBeUndefined()
     await sleep(50)
     await again.flush()

@@ -1,27 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ClosedError, createAccount, loopbackNetwork, NotFoundError, ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
+import { ClosedError, NotFoundError, ValidationError, type ContextSync, type LoopbackNetwork } from '../src/index.js'
 import type { SessionChange } from '../src/facade/sessions.js'
 import { sealedLog } from '../src/crdt/sealed-log.js'
-import { converge, innerState, openDevice, type TestDevice } from './helpers/devices.js'
+import { converge, innerState, type TestDevice } from './helpers/devices.js'
+import { loopbackDevices } from './helpers/loopback-devices.js'
 
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function devices(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>): Promise<TestDevice[]> {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 61 })
-  const out: TestDevice[] = []
-  for (const kind of kinds) out.push(await openDevice(account, net, kind))
-  open.push(...out.map((d) => d.dev))
-  await converge(out.map((d) => d.dev), net)
-  return out
+  const fleet = await loopbackDevices(kinds, { seed: 61 })
+  net = fleet.net
+  return fleet.devs
 }
 
 describe('sessions: live streaming across devices', () => {
