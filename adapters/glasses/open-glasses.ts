@@ -65,6 +65,8 @@ export class Glasses {
   private profile: PowerProfile
   private closed = false
   private readonly offs: Array<() => void> = []
+  /** Live link channels, to ask each for the profile's peripheral latency. */
+  private readonly channels = new Map<LinkChannel, LinkConnection>()
 
   /** @internal use {@link openGlasses}. */
   constructor(
@@ -83,7 +85,12 @@ export class Glasses {
   /** A Bluetooth channel to the phone came up: sync over it (the relay socket steps aside). */
   connectLink(channel: LinkChannel): LinkConnection {
     if (this.closed) throw new ConfigError('these glasses are closed')
-    return this.route.connect(channel)
+    const connection = this.route.connect(channel)
+    if (channel.requestPeripheralLatency) {
+      this.channels.set(channel, connection)
+      channel.requestPeripheralLatency(this.profile.peripheralLatency)
+    }
+    return connection
   }
 
   /** The host's view of Wi-Fi: the direct relay socket is used only while the link is down and Wi-Fi is up. */
@@ -148,6 +155,11 @@ export class Glasses {
   private apply(): void {
     const p = this.profile
     this.link.setRadioWindow(p.radioWindowMs)
+    this.link.setRideRadioEvents(p.rideRadioEvents)
+    for (const [channel, connection] of this.channels) {
+      if (connection.closed) this.channels.delete(channel)
+      else channel.requestPeripheralLatency!(p.peripheralLatency)
+    }
     this.device.tune({
       flushDelayMs: p.flushDelayMs,
       streamFlushDelayMs: p.streamFlushDelayMs,
@@ -178,6 +190,7 @@ export async function openGlasses(options: GlassesOptions = {}): Promise<Glasses
   const storage = options.storage ?? indexedDbStorage({ name: options.dbName ?? 'contextsync-glasses' })
   const link = linkTransport({
     radioWindowMs: powerProfile(power).radioWindowMs,
+    rideRadioEvents: powerProfile(power).rideRadioEvents,
     ...(options.link?.clock && { clock: options.link.clock }),
     ...(options.link?.keepaliveMs !== undefined && { keepaliveMs: options.link.keepaliveMs }),
     ...(options.link?.retryMs !== undefined && { retryMs: options.link.retryMs }),

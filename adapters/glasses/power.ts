@@ -33,14 +33,27 @@ export interface PowerProfile {
   presenceHeartbeatMs: number
   /** Compaction and background recall indexing wait for the charger. */
   deferUpkeep: boolean
+  /** Send held bursts on connection events the radio attends anyway (`rideRadioEvents`). */
+  rideRadioEvents: boolean
+  /**
+   * BLE peripheral latency the glasses ask the phone for (`LinkChannel.requestPeripheralLatency`):
+   * with the screen off the radio attends one event in (latency + 1); with it on, every event,
+   * so a streamed answer is not held back. 30 is the most Apple's accessory guidelines allow.
+   */
+  peripheralLatency: number
 }
+
+/** Peripheral latency on battery with the screen off (30 ms × 31 = 930 ms, Apple's limit of 2 s fits). */
+export const BATTERY_PERIPHERAL_LATENCY = 30
 
 /** Battery level under which the low-battery profile applies. */
 export const LOW_BATTERY_LEVEL = 0.2
 
 /** The profile of a power state. */
 export function powerProfile(state: PowerState): PowerProfile {
-  if (state.charging) return { name: 'charging', flushDelayMs: 0, streamFlushDelayMs: 20, radioWindowMs: 0, presenceHeartbeatMs: 14_000, deferUpkeep: false }
+  if (state.charging) {
+    return { name: 'charging', flushDelayMs: 0, streamFlushDelayMs: 20, radioWindowMs: 0, presenceHeartbeatMs: 14_000, deferUpkeep: false, rideRadioEvents: false, peripheralLatency: 0 }
+  }
   const low = state.batteryLevel < LOW_BATTERY_LEVEL
   const radioWindowMs = state.screenOn ? (low ? 1_000 : 500) : low ? 8_000 : 4_000
   return {
@@ -50,6 +63,8 @@ export function powerProfile(state: PowerState): PowerProfile {
     radioWindowMs,
     presenceHeartbeatMs: 24_000,
     deferUpkeep: true,
+    rideRadioEvents: true,
+    peripheralLatency: state.screenOn ? 0 : BATTERY_PERIPHERAL_LATENCY,
   }
 }
 

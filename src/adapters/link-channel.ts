@@ -46,6 +46,13 @@ export interface LinkChannel {
    * queued inside the listener must go out in that event.
    */
   nextRadioEvent?(listener: () => void): void
+  /**
+   * Ask for a new BLE peripheral latency (connection events the peripheral may skip when it has
+   * nothing to send): a peripheral's connection parameter update request, which the central
+   * applies a few events later. A glasses power profile asks for a high latency with the screen
+   * off and 0 while someone reads. Channels that cannot ask (a phone's, a WebSocket) leave it out.
+   */
+  requestPeripheralLatency?(latency: number): void
 }
 
 /** Timers the link runs on; a simulator passes a virtual clock so seeded runs take no real time. */

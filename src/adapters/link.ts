@@ -99,6 +99,8 @@ export interface LinkTransport extends Transport {
    * device's power profile switching between battery and charging.
    */
   setRadioWindow(ms: number): void
+  /** Turn `rideRadioEvents` on or off from the next burst on, on every connection (a power profile). */
+  setRideRadioEvents(ride: boolean): void
 }
 
 /**
@@ -182,6 +184,10 @@ export function linkTransport(options: LinkTransportOptions = {}): LinkTransport
     setRadioWindow(ms) {
       if (!Number.isFinite(ms) || ms < 0) throw new LinkError('invalid-argument', 'the radio window must be a non-negative number of ms')
       sessionOptions.radioWindowMs = ms
+    },
+    setRideRadioEvents(ride) {
+      if (typeof ride !== 'boolean') throw new LinkError('invalid-argument', 'setRideRadioEvents takes a boolean')
+      sessionOptions.rideRadioEvents = ride
     },
     close() {
       if (closed) return

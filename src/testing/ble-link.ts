@@ -463,6 +463,9 @@ export function bleLinkSimulator(options: BleLinkOptions = {}): BleLinkSimulator
               radioWaiters.push(listener)
               scheduleEvent()
             },
+            requestPeripheralLatency(latency: number) {
+              setPeripheralLatency(latency)
+            },
           }
         : {}),
     })
