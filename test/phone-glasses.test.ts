@@ -96,6 +96,20 @@ describe('glasses through the phone', () => {
   }, 60_000)
 })
 
+describe('pairing through the phone', () => {
+  it('phone.invite with confirmSas admits the glasses once both screens show the same digits', async () => {
+    const relay = await relayOn()
+    const phone = await testPhone(relay.url)
+    let phoneSas = ''
+    let glassesSas = ''
+    const invite = await phone.invite({ kind: 'glasses', confirmSas: (sas) => ((phoneSas = sas), true) })
+    const glasses = await testGlasses(phone, relay.url, { invite: invite.code, confirmSas: (sas) => ((glassesSas = sas), true) })
+    expect(phoneSas).toMatch(/^\d{3} \d{3}$/)
+    expect(glassesSas).toBe(phoneSas)
+    expect((await invite.result()).deviceId).toBe(glasses.device.deviceId)
+  }, 60_000)
+})
+
 describe('the Wi-Fi fallback', () => {
   it('carries each room on one path at a time: nothing written while the link was up goes to the relay directly, and nothing sent directly crosses the link again', async () => {
     const relay = await relayOn()

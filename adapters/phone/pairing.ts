@@ -116,6 +116,8 @@ function check(payload: PairingPayload): void {
  * against the other screen at a glance. The digits themselves are unchanged.
  */
 export function formatSas(sas: string): string {
-  if (typeof sas !== 'string' || !/^\d{6}$/.test(sas)) throw new ValidationError('a SAS is six digits')
-  return `${sas.slice(0, 3)} ${sas.slice(3)}`
+  // The pairing code hands SAS values over already grouped; take both forms.
+  if (typeof sas !== 'string' || !/^\d{3} ?\d{3}$/.test(sas)) throw new ValidationError('a SAS is six digits')
+  const digits = sas.replace(' ', '')
+  return `${digits.slice(0, 3)} ${digits.slice(3)}`
 }
