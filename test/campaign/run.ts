@@ -1,7 +1,7 @@
 /**
  * One seed of the adversarial campaign: set up the world, run the seeded ops, heal, settle and
  * wait (bounded) for repairs, then run every check (`checks.ts`). Used by
- * `test/integrity-campaign.test.ts` and by the soak CLI (`soak.ts`).
+ * `test/sync/integrity/campaign.test.ts` and by the soak CLI (`soak.ts`).
  *
  * Replayability: the op sequence is a function of the seed (every choice is drawn from one
  * `lib0/prng`, and candidate lists are ordered by the model, not by timestamps). The library

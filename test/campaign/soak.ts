@@ -196,7 +196,7 @@ async function main(options: Options): Promise<void> {
     seeds.sort((a, b) => a - b)
     console.log(`  ${check}: ${seeds.length} seeds — ${seeds.slice(0, 40).join(' ')}${seeds.length > 40 ? ' …' : ''}`)
   }
-  if (failed.size > 0) console.log('replay one: CONTEXTSYNC_SEED=<n> CONTEXTSYNC_TRACE=1 npx vitest run test/integrity-campaign.test.ts')
+  if (failed.size > 0) console.log('replay one: CONTEXTSYNC_SEED=<n> CONTEXTSYNC_TRACE=1 npx vitest run test/sync/integrity/campaign.test.ts')
   process.exitCode = failed.size > 0 ? 1 : 0
 }
 
