@@ -3,29 +3,20 @@ import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { Awareness } from 'y-protocols/awareness'
-import { createAccount, loopbackNetwork, RejectCode, type ContextSync, type LoopbackNetwork } from '../../src/index.js'
+import { RejectCode, type ContextSync } from '../../src/index.js'
 import type { PresenceChange } from '../../src/facade/presence.js'
 import { fromBase64Url, toBase64Url } from '../../src/util/bytes.js'
 import { decodePresence, encodePresence, PresenceSeqs } from '../../src/sync/presence.js'
-import { converge, openDevice, type TestDevice } from '../helpers/devices.js'
+import { converge } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
-let net: LoopbackNetwork | undefined
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
+afterEach(() => {
   vi.useRealTimers()
 })
 
-async function start(seed: number, kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>) {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed })
-  const devs: TestDevice[] = []
-  for (const kind of kinds) devs.push(await openDevice(account, net, kind))
-  open.push(...devs.map((d) => d.dev))
-  await converge(devs.map((d) => d.dev), net)
-  return { account, devs, net }
+/** Devices of one account on a loopback network (the shared fixture closes them when the test ends). */
+function start(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>, seed: number) {
+  return loopbackDevices(kinds, { seed })
 }
 
 /** The awareness states carried by one y-websocket awareness frame: [clientID, JSON state]. */
@@ -50,7 +41,7 @@ function view(dev: ContextSync, other: ContextSync) {
 
 describe('presence', () => {
   it('shows devices coming and going, with kind, name, activity and active session', async () => {
-    const { account, devs, net } = await start(71, ['phone', 'car'])
+    const { devs, net, open } = await start(['phone', 'car'], 71)
     const [phone, car] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
     const changes: PresenceChange[] = []
     phone.presence.on('change', (e) => changes.push(e))
@@ -66,8 +57,7 @@ describe('presence', () => {
     expect(car.presence.get(car.deviceId)).toMatchObject({ self: true, activity: 'driving', activeSessionId: s.id })
 
     // A device comes…
-    const glasses = (await openDevice(account, net, 'glasses')).dev
-    open.push(glasses)
+    const glasses = (await open('glasses')).dev
     await converge([phone, car, glasses], net)
     glasses.presence.set({ activity: 'walking' })
     await net.settle()
@@ -82,7 +72,6 @@ describe('presence', () => {
     // …and a device goes: closing removes its awareness state, offline at once.
     const before = changes.length
     await car.close()
-    open.splice(open.indexOf(car), 1)
     await net.settle()
     expect(view(phone, car)).toEqual({ online: false, kind: 'car', name: 'Test car', activity: undefined, activeSessionId: undefined })
     expect(view(glasses, car)?.online).toBe(false)
@@ -91,7 +80,7 @@ describe('presence', () => {
   })
 
   it('puts no plaintext presence on the wire: awareness states are only { e: <sealed envelope> }', async () => {
-    const { devs, net } = await start(72, ['phone', 'car', 'glasses'])
+    const { devs, net } = await start(['phone', 'car', 'glasses'], 72)
     const [phone, car, glasses] = devs.map((d) => d.dev) as [ContextSync, ContextSync, ContextSync]
     const frames: Uint8Array[] = []
     const everything: Buffer[] = []
@@ -126,7 +115,7 @@ describe('presence', () => {
   })
 
   it('refuses forged and plaintext seq announcements in another scope’s room with codes (source presence)', async () => {
-    const { devs, net } = await start(74, ['phone', 'pc'])
+    const { devs, net } = await start(['phone', 'pc'], 74)
     const [phone, pc] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
     await pc.memory.remember({ text: 'work item', scope: 'work' })
     await converge([phone, pc], net)
@@ -151,7 +140,7 @@ describe('presence', () => {
   })
 
   it('refuses forged, tampered and plaintext presence with codes, ignores replayed older presence, and never shows either', async () => {
-    const { devs, net } = await start(73, ['phone', 'car'])
+    const { devs, net } = await start(['phone', 'car'], 73)
     const [phone, car] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
     const phoneAwareness = phone.replica('personal')!.awareness
     const carClient = car.replica('personal')!.awareness.clientID
@@ -195,7 +184,7 @@ describe('presence', () => {
     // Fake only intervals and the clock: y-protocols' awareness check, presence heartbeats and
     // timeouts run on them; the loopback pump and sealing keep their real (setTimeout) timers.
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
-    const { devs, net } = await start(74, ['phone', 'car'])
+    const { devs, net } = await start(['phone', 'car'], 74)
     const [phone, car] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
     car.presence.set({ activity: 'driving' })
     await net.settle()
@@ -225,13 +214,12 @@ describe('presence', () => {
 
   it('a relay replaying a departed device\'s last presence cannot keep it online past the timeout (fake timers)', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
-    const { devs, net } = await start(75, ['phone', 'car'])
+    const { devs, net } = await start(['phone', 'car'], 75)
     const [phone, car] = devs.map((d) => d.dev) as [ContextSync, ContextSync]
     car.presence.set({ activity: 'driving' })
     await net.settle()
     const last = phone.replica('personal')!.awareness.getStates().get(car.replica('personal')!.awareness.clientID)
     await car.close()
-    open.splice(open.indexOf(car), 1)
     await net.settle()
     expect(view(phone, car)?.online).toBe(false)
 
@@ -257,7 +245,7 @@ describe('presence', () => {
   })
 
   it('a revoked device drops out of presence; its presence is refused and others re-seal under the new epoch', async () => {
-    const { devs, net } = await start(76, ['phone', 'car', 'pc'])
+    const { devs, net } = await start(['phone', 'car', 'pc'], 76)
     const [phone, car, pc] = devs.map((d) => d.dev) as [ContextSync, ContextSync, ContextSync]
     car.presence.set({ activity: 'driving' })
     await net.settle()

@@ -1,17 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, RejectCode, type LoopbackNetwork, type RejectedEvent } from '../../src/index.js'
+import { ContextSync, RejectCode, type LoopbackNetwork, type RejectedEvent } from '../../src/index.js'
 import { sealedLog } from '../../src/crdt/sealed-log.js'
 import { createDeviceKeys, decodeDeviceKeys, EnvelopeType, ownerKeyring, parseEnvelope, sealEnvelope } from '../../src/crypto/index.js'
 import { accountKeys } from '../../src/facade/account.js'
-import { converge, openDevice } from '../helpers/devices.js'
+import { converge, type TestDevice } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 /** Deliver bytes into a device's sealed log as if they came from the network. */
 function inject(dev: ContextSync, scope: string, bytes: Uint8Array): void {
@@ -25,12 +21,13 @@ function lastEnvelope(dev: ContextSync, scope: string): Uint8Array {
 }
 
 async function setup() {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 5 })
-  const phoneDevice = await openDevice(account, net, 'phone')
+  // Converged below, once the pc's listeners are on.
+  const fleet = await loopbackDevices(['phone', 'pc'], { seed: 5, converge: false })
+  const { account } = fleet
+  net = fleet.net
+  const [phoneDevice, pcDevice] = fleet.devs as [TestDevice, TestDevice]
   const phone = phoneDevice.dev
-  const pc = (await openDevice(account, net, 'pc')).dev
-  open.push(phone, pc)
+  const pc = pcDevice.dev
   const rejected: RejectedEvent[] = []
   const held: RejectedEvent[] = []
   pc.on('rejected', (e) => rejected.push(e))
