@@ -11,15 +11,20 @@
  * 2. Delivery latency of single writes, one at a time: reader on the writer's node vs on another.
  *
  * Sizes: BENCH_NODES_ROOMS (default 20), BENCH_NODES_WRITES (default 50), BENCH_NODES_LATENCY
- * (default 100 writes). `.ci/services` runs PostgreSQL with `fsync=off` (a test instance): figures
- * against a production PostgreSQL, which waits for its WAL to reach disk per commit, are lower.
- * Each room's appends commit one after another (the room's row lock), one round trip each.
+ * (default 100 writes). `.ci/services` runs PostgreSQL with `fsync=off` (a test instance); the
+ * throughput table runs each PostgreSQL row twice, with `fsync` off and on (`ALTER SYSTEM`, then
+ * `pg_reload_conf()`; the previous setting is restored), so a production-like PostgreSQL that
+ * waits for its WAL to reach the disk per commit is measured in the same run. A room's updates
+ * that arrive while its previous commit is in flight commit together (group commit, `room.ts`).
+ * CPU per update is split: relay processes, PostgreSQL (postmaster and backends, reaped ones
+ * included), Redis, and this process's clients.
  *
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { ready } from '../src/crypto/index.js'
@@ -41,10 +46,78 @@ async function until(predicate: () => boolean, timeoutMs: number, what: string):
   }
 }
 
-/** CPU seconds (user + system) a process used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
+/** CPU seconds (user + system) a process used so far; `children` adds its reaped children's. */
+function cpuSeconds(pid: number, children = false): number {
+  let fields: string[]
+  try {
+    fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  } catch {
+    return 0
+  }
+  const own = Number(fields[11]) + Number(fields[12])
+  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / 100
+}
+
+/** PostgreSQL's postmaster pid and Redis' pid under `.ci/services`' folder, when readable. */
+function servicePids(): { postgres: number | undefined; redis: number | undefined } {
+  const dir = process.env.CONTEXTSYNC_TEST_SERVICES_DIR
+  const read = (path: string): number | undefined => {
+    try {
+      return Number(readFileSync(path, 'utf8').split('\n')[0]) || undefined
+    } catch {
+      return undefined
+    }
+  }
+  return dir ? { postgres: read(join(dir, 'pg', 'postmaster.pid')), redis: read(join(dir, 'redis.pid')) } : { postgres: undefined, redis: undefined }
+}
+
+/** CPU seconds of the PostgreSQL cluster: the postmaster with its reaped children, plus live backends. */
+function postgresCpu(postmaster: number | undefined): number {
+  if (!postmaster) return 0
+  let total = cpuSeconds(postmaster, true)
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      if (Number(fields[1]) === postmaster) total += (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      // exited meanwhile: counted in the postmaster's children once reaped
+    }
+  }
+  return total
+}
+
+interface Cpu {
+  relay: number
+  postgres: number
+  redis: number
+  clients: number
+}
+
+function cpuNow(nodes: RelayNode[]): Cpu {
+  const pids = servicePids()
+  const own = process.cpuUsage()
+  return {
+    relay: nodes.reduce((n, node) => n + cpuSeconds(node.child.pid!), 0),
+    postgres: postgresCpu(pids.postgres),
+    redis: pids.redis ? cpuSeconds(pids.redis) : 0,
+    clients: (own.user + own.system) / 1e6,
+  }
+}
+
+/** Set PostgreSQL's `fsync` (superuser; reloaded without a restart); resolves to the previous value. */
+async function setFsync(on: boolean): Promise<string> {
+  const client = new pg.Client({ connectionString: process.env.CONTEXTSYNC_TEST_POSTGRES })
+  await client.connect()
+  try {
+    const before = (await client.query<{ fsync: string }>('SHOW fsync')).rows[0]!.fsync
+    await client.query(`ALTER SYSTEM SET fsync = ${on ? 'on' : 'off'}`)
+    await client.query('SELECT pg_reload_conf()')
+    for (let i = 0; i < 50 && (await client.query<{ fsync: string }>('SHOW fsync')).rows[0]!.fsync !== (on ? 'on' : 'off'); i++) await sleep(20)
+    return before
+  } finally {
+    await client.end()
+  }
 }
 
 interface Client {
@@ -71,7 +144,7 @@ async function nodesOn(kind: 'sqlite' | 'postgres', count: number): Promise<{ no
   return { nodes: [first, ...rest], cleanup: () => {} }
 }
 
-async function throughput(kind: 'sqlite' | 'postgres', count: number): Promise<{ perSecond: number; cpuMs: number }> {
+async function throughput(kind: 'sqlite' | 'postgres', count: number): Promise<{ perSecond: number; cpu: Cpu }> {
   const { nodes, cleanup } = await nodesOn(kind, count)
   const clients: Client[] = []
   try {
@@ -84,14 +157,15 @@ async function throughput(kind: 'sqlite' | 'postgres', count: number): Promise<{
       return { writer, reader }
     })
     await until(() => clients.every((c) => c.provider.synced), 20_000, 'clients synced')
-    const cpuBefore = nodes.reduce((n, node) => n + cpuSeconds(node.child.pid!), 0)
+    const cpuBefore = cpuNow(nodes)
     const started = performance.now()
     for (let w = 0; w < WRITES; w++) for (const { writer } of pairs) writer.log.push([`update ${w}`])
     await until(() => pairs.every(({ reader }) => reader.log.length === WRITES), 60_000, 'every update at every reader')
     const seconds = (performance.now() - started) / 1000
-    const cpu = nodes.reduce((n, node) => n + cpuSeconds(node.child.pid!), 0) - cpuBefore
+    const cpuAfter = cpuNow(nodes)
     const messages = ROOMS * WRITES
-    return { perSecond: messages / seconds, cpuMs: (cpu * 1000) / messages }
+    const perMessage = (k: keyof Cpu): number => ((cpuAfter[k] - cpuBefore[k]) * 1000) / messages
+    return { perSecond: messages / seconds, cpu: { relay: perMessage('relay'), postgres: kind === 'sqlite' ? 0 : perMessage('postgres'), redis: kind === 'sqlite' ? 0 : perMessage('redis'), clients: perMessage('clients') } }
   } finally {
     for (const c of clients) c.provider.destroy()
     await releaseNodes()
@@ -133,14 +207,23 @@ export async function benchRelayNodes(): Promise<void> {
   // y-websocket registers a process 'exit' listener per provider.
   process.setMaxListeners(ROOMS * 2 + 20)
   const baseline = await throughput('sqlite', 1)
-  const rows: string[][] = [['SQLite, 1 process (baseline)', fmt(baseline.perSecond, '/s'), '1.00', fmt(baseline.cpuMs, 'ms')]]
-  for (const count of [1, 2, 3]) {
-    const result = await throughput('postgres', count)
-    rows.push([`PostgreSQL + Redis, ${count} node${count > 1 ? 's' : ''}`, fmt(result.perSecond, '/s'), fmt(result.perSecond / baseline.perSecond), fmt(result.cpuMs, 'ms')])
+  const cpuCells = (cpu: Cpu, services = true): string[] => [fmt(cpu.relay, 'ms'), services ? fmt(cpu.postgres, 'ms') : '—', services ? fmt(cpu.redis, 'ms') : '—', fmt(cpu.clients, 'ms')]
+  const rows: string[][] = [['SQLite, 1 process (baseline)', fmt(baseline.perSecond, '/s'), '1.00', ...cpuCells(baseline.cpu, false)]]
+  const previous = await setFsync(false)
+  try {
+    for (const fsync of [false, true]) {
+      await setFsync(fsync)
+      for (const count of [1, 2, 3]) {
+        const result = await throughput('postgres', count)
+        rows.push([`PostgreSQL (fsync ${fsync ? 'on' : 'off'}) + Redis, ${count} node${count > 1 ? 's' : ''}`, fmt(result.perSecond, '/s'), fmt(result.perSecond / baseline.perSecond), ...cpuCells(result.cpu)])
+      }
+    }
+  } finally {
+    await setFsync(previous === 'on')
   }
   printTable(
-    `forwarded updates, ${ROOMS} rooms × ${WRITES} updates, reader on the next node (2 cores shared by nodes, PostgreSQL, Redis and clients)`,
-    ['relay', 'forwarded', 'ratio', 'relay CPU / update'],
+    `forwarded updates, ${ROOMS} rooms × ${WRITES} updates, reader on the next node (2 cores shared by nodes, PostgreSQL, Redis and clients); CPU per forwarded update`,
+    ['relay', 'forwarded', 'ratio', 'relay CPU', 'PostgreSQL CPU', 'Redis CPU', 'clients CPU'],
     rows,
   )
   const same = await latency(true)

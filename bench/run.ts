@@ -20,13 +20,15 @@ const suites: Record<string, () => Promise<void>> = {
   'car-storm': async () => (await import('./car-storm.js')).benchCarStorm(),
   link: async () => (await import('./link.js')).benchLink(),
   'relay-nodes': async () => (await import('./relay-nodes.js')).benchRelayNodes(),
+  'relay-failover': async () => (await import('./relay-failover.js')).benchRelayFailover(),
 }
 /**
  * Suites only run when named: `integrity` and `install` compare against a baseline commit in a git
  * worktree (they need the history; `integrity` takes 10+ minutes, `install` packs and installs
- * both trees from the npm registry cache); `relay-nodes` needs PostgreSQL and Redis (`.ci/services`).
+ * both trees from the npm registry cache); `relay-nodes` and `relay-failover` need PostgreSQL and
+ * Redis (`.ci/services`).
  */
-const OPT_IN = new Set(['integrity', 'install', 'relay-nodes'])
+const OPT_IN = new Set(['integrity', 'install', 'relay-nodes', 'relay-failover'])
 const selected = (process.env.BENCH ?? Object.keys(suites).filter((s) => !OPT_IN.has(s)).join(',')).split(',').map((s) => s.trim())
 console.log(`contextsync benchmarks — node ${process.version}, ${new Date().toISOString()}, suites: ${selected.join(', ')}`)
 for (const name of selected) {
