@@ -500,7 +500,7 @@ const DEVICE_COMMANDS: Record<string, string> = {
   memory: 'Memories of this PC: add, list, recall, show, forget, export, import.',
   sessions: 'Conversations on this PC: list, show, tail (live).',
   devices: "The account's devices: list, invite (owner), revoke (owner).",
-  status: 'This PC, its account, and per scope: connection, peers, lag.',
+  status: 'This PC, its account, and per scope: connection, peers, lag, pending.',
   sync: 'Stay online and keep this PC in sync (a daemon) until SIGINT/SIGTERM.',
   mcp: 'Serve memories and conversations to desktop assistants over MCP (stdio, or --http).',
 }

@@ -6,7 +6,8 @@
  * (exit 2, one line).
  */
 import { spawn } from 'node:child_process'
-import { readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -159,6 +160,42 @@ describe('contextsync device commands', () => {
     await until(() => daemon.stdout().includes(`"event":"memory","type":"added","id":"${added.id}"`), 'the new memory in the daemon output')
     expect(await daemon.stop()).toBe(0)
     for (const line of daemon.stdout().trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow()
+  })
+
+  it('status shows per scope what waits for the relay: pending while the relay is away, nothing once synced', async () => {
+    const relayData = mkdtempSync(join(tmpdir(), 'contextsync-pc-relay-'))
+    onTestFinished(() => rmSync(relayData, { recursive: true, force: true }))
+    const { phone, home, relay } = await pcWorld({ relay: { dataDir: relayData } })
+    const port = relay.port
+    await relay.close()
+
+    // Written with the relay away: the command goes on with what the PC has, and leaves it pending.
+    const added = await runCli(home, ['memory', 'add', 'Parks on level 3 at the office', '--wait', '1', '--json'])
+    expect(added.code, added.stderr).toBe(0)
+    expect(added.stderr).toMatch(/the relay did not answer/)
+    const { id } = JSON.parse(added.stdout) as { id: string }
+
+    // Another process sees it: the relay is still away.
+    const away = await runCli(home, ['status', '--json', '--wait', '1'])
+    expect(away.code).toBe(1)
+    const awayReport = JSON.parse(away.stdout) as { pending: { count: number; bytes: number }; scopes: Array<{ scope: string; connection: string; pending: { count: number; bytes: number } }> }
+    const personal = awayReport.scopes.find((s) => s.scope === 'personal')!
+    expect(personal.connection).not.toBe('synced')
+    expect(personal.pending.count).toBeGreaterThan(0)
+    expect(personal.pending.bytes).toBeGreaterThan(0)
+    expect(awayReport.pending.count).toBeGreaterThanOrEqual(personal.pending.count)
+    expect(awayReport.scopes.find((s) => s.scope === 'work')!.pending).toEqual({ count: 0, bytes: 0 })
+    const text = await runCli(home, ['status', '--wait', '1'])
+    expect(text.stdout).toMatch(new RegExp(`personal .* ${personal.pending.count} pending \\(\\d+(\\.\\d)? (B|KiB)\\)`))
+
+    // The relay is back (same port, same store): status syncs, and nothing is pending any more.
+    await startRelay({ dataDir: relayData, port })
+    const back = await runCli(home, ['status', '--json'])
+    expect(back.code, back.stderr).toBe(0)
+    const backReport = JSON.parse(back.stdout) as typeof awayReport
+    expect(backReport.pending).toEqual({ count: 0, bytes: 0 })
+    expect(backReport.scopes.find((s) => s.scope === 'personal')).toMatchObject({ connection: 'synced', pending: { count: 0, bytes: 0 } })
+    await until(() => phone.memory.get(id)?.text === 'Parks on level 3 at the office', 'the offline memory on the phone')
   })
 
   it('bad arguments exit 2 with one clear line', async () => {

@@ -19,7 +19,7 @@
  */
 export { openCar, Car, type CarOptions, type CarEvents, type CarProfiles, type JoinProfileOptions } from './open-car.js'
 export { type ProfileInfo } from './profiles.js'
-export { type Pending, type PendingScope } from './outbox.js'
+export { type Pending, type PendingScope } from '../../src/facade/outbox.js'
 export { DEFAULT_AUTO_ACCEPT_FROM, DEFAULT_GLANCE_CHARS, type DrivingPolicy, type Glance } from './driving.js'
 export { CAR_DEFAULT_SCOPES, CAR_GUARDED_SCOPES } from './scopes.js'
 export { CAR_MAX_BACKOFF_MS } from './network.js'

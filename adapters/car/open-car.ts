@@ -27,7 +27,7 @@ import { sqliteStorage, type SqliteStorage } from '../../src/entries/sqlite.js'
 import { Emitter } from '../../src/util/emitter.js'
 import { Driving, type DrivingPolicy, type Glance } from './driving.js'
 import { carLink, type CarLink } from './network.js'
-import { Outbox, type Pending } from './outbox.js'
+import { Outbox, type Pending } from '../../src/facade/outbox.js'
 import { ProfileIndex, requireProfileId, type ProfileInfo } from './profiles.js'
 import { carScopes, refusalReason } from './scopes.js'
 

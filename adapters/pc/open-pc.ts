@@ -26,7 +26,9 @@ import {
 import { sqliteStorage, type SqliteStorage } from '../../src/entries/sqlite.js'
 import { websocketTransport } from '../../src/entries/websocket-node.js'
 import { trackedTransport } from '../../src/adapters/tracked-transport.js'
+import { Outbox, type Pending } from '../../src/facade/outbox.js'
 import { defaultPcKeys } from './key-file.js'
+import { outboxSaver, readCarried } from './outbox-file.js'
 import { defaultKeyFile, pcPaths, PC_FILES } from './paths.js'
 import { lockStore, type StoreLock } from './store-lock.js'
 
@@ -81,6 +83,11 @@ export interface PcDevice {
    * `applied` of `announced` envelopes (0 of 0 while no peer announced anything yet).
    */
   syncProgress(scope: string): { applied: number; announced: number }
+  /**
+   * What this PC sealed that may not have reached the relay yet, per scope and in all (count and
+   * bytes) — including what earlier processes of this device left pending, until the room syncs.
+   */
+  pending(): Pending
   /** The relay connection of a held scope's room now (`offline` without a relay). */
   connection(scope: string): TransportStatus | 'offline'
   /** Flush, disconnect, close the store. Idempotent. */
@@ -225,6 +232,13 @@ async function withParts(setup: Setup, open: (storage: SqliteStorage, transports
 
 function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, transports: Transport[], attachments: Map<string, TransportAttachment>, lock: StoreLock): PcDevice {
   let closing: Promise<void> | undefined
+  const outboxPath = join(setup.dataDir, PC_FILES.outbox)
+  const carried = readCarried(outboxPath)
+  // Without a relay nothing ever syncs: the count would only grow, and mean nothing.
+  const statusOf = (roomId: string): TransportStatus => attachments.get(roomId)?.status ?? 'connecting'
+  const outbox = setup.relayUrl === undefined ? undefined : new Outbox(sync, statusOf, carried ? { carried } : {})
+  const saver = outboxSaver(outboxPath)
+  outbox?.events.on('change', (pending) => saver.schedule(pending))
   const exposedScopes = (): string[] => {
     const held = new Set(sync.scopes.available())
     return setup.scopes.filter((s) => held.has(s))
@@ -251,12 +265,29 @@ function pcDevice(sync: ContextSync, setup: Setup, storage: SqliteStorage, trans
       }
       return { applied: done, announced }
     },
+    pending() {
+      return outbox?.snapshot() ?? { count: 0, bytes: 0, scopes: {} }
+    },
     connection(scope) {
       if (setup.relayUrl === undefined) return 'offline'
-      return attachments.get(sync.roomId(scope))?.status ?? 'connecting'
+      return statusOf(sync.roomId(scope))
     },
     close() {
       closing ??= (async () => {
+        // Taken before the rooms detach: a clean close is not a dropped connection, so what went
+        // out on it arrived (TCP delivers in order before the close frame).
+        if (outbox) {
+          await sync.flush().catch(() => undefined)
+          const left = outbox.snapshot()
+          outbox.close()
+          if (left.count > 0 || carried !== undefined) {
+            try {
+              saver.now(left)
+            } catch {
+              // A display only (see outbox-file.ts).
+            }
+          }
+        }
         await sync.close()
         await Promise.all(transports.map((t) => t.close()))
         await storage.close()

@@ -25,7 +25,7 @@ export interface PcPaths {
 export const PC_APP_NAME = 'contextsync'
 
 /** File names inside the folders. */
-export const PC_FILES = { store: 'contextsync.db', config: 'pc.json', keyFile: 'device.key', lock: 'contextsync.lock' } as const
+export const PC_FILES = { store: 'contextsync.db', config: 'pc.json', keyFile: 'device.key', lock: 'contextsync.lock', outbox: 'outbox.json' } as const
 
 /** The per-user data and config folders, as the OS names them now. */
 export function pcPaths(): PcPaths {

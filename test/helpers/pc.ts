@@ -16,6 +16,7 @@ import { ContextSync, createAccount, memoryStorage, plainKeys } from '../../src/
 import { websocketTransport } from '../../src/adapters/websocket.js'
 import type { Transport } from '../../src/adapters/transport.js'
 import { joinPc } from '../../adapters/pc/index.js'
+import type { Relay, RelayOptions } from '../../src/relay/index.js'
 import { closeRelays, startRelay } from '../relay/helpers.js'
 
 /** The repository root (the spawned CLI runs from here). */
@@ -49,6 +50,8 @@ export function pcHome(): PcHome {
 /** A relay, a phone owning a new account, and a PC paired to it in a fresh home (closed again). */
 export interface PcWorld {
   relayUrl: string
+  /** The relay (closed at the end of the test; closing it earlier is fine). */
+  relay: Relay
   phone: ContextSync
   home: PcHome
   pcDeviceId: string
@@ -61,8 +64,8 @@ function transport(url: string, list: Transport[]): Transport {
 }
 
 /** Start the relay and the phone, pair the PC in a fresh home, close the PC (its process will reopen it). */
-export async function pcWorld(): Promise<PcWorld> {
-  const relay = await startRelay()
+export async function pcWorld(options: { relay?: RelayOptions } = {}): Promise<PcWorld> {
+  const relay = await startRelay(options.relay)
   const transports: Transport[] = []
   const account = await createAccount()
   const phone = await ContextSync.open({ account, device: { kind: 'phone', name: 'Phone' }, storage: memoryStorage(), transports: [transport(relay.url, transports)], keys: plainKeys() })
@@ -76,7 +79,7 @@ export async function pcWorld(): Promise<PcWorld> {
   const pc = await joinPc({ invite: invite.code, relayUrl: relay.url, dataDir: home.dataDir, keyFile: home.keyFile, env: {}, maxBackoffTime: 300 })
   const pcDeviceId = pc.sync.deviceId
   await pc.close()
-  return { relayUrl: relay.url, phone, home, pcDeviceId }
+  return { relayUrl: relay.url, relay, phone, home, pcDeviceId }
 }
 
 /** Connect the MCP SDK's own client to a spawned `contextsync mcp` in `home`; stderr is collected. */

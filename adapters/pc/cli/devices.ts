@@ -1,6 +1,6 @@
 /**
  * `contextsync devices list|invite|revoke` (inviting and revoking need an owner PC),
- * `contextsync status` (per scope: connection, peers, lag) and `contextsync sync` (stay online,
+ * `contextsync status` (per scope: connection, peers, lag, pending) and `contextsync sync` (stay online,
  * printing what arrives, until SIGINT/SIGTERM).
  *
  * @module
@@ -126,11 +126,14 @@ interface ScopeStatus {
   behind: number
   /** The longest such wait so far (ms). */
   lagMs: number
+  /** Envelopes this PC sealed that may not have reached the relay, and their bytes. */
+  pending: { count: number; bytes: number }
 }
 
 function scopeStatus(pc: PcDevice): ScopeStatus[] {
   const peers = pc.sync.syncStatus()
   const now = Date.now()
+  const pending = pc.pending().scopes
   return pc.sync.scopes.available().filter((s) => s !== 'local').map((scope) => {
     const mine = peers.filter((p) => p.scope === scope)
     const behind = mine.filter((p) => !p.caughtUp)
@@ -140,6 +143,7 @@ function scopeStatus(pc: PcDevice): ScopeStatus[] {
       peers: mine.length,
       behind: behind.length,
       lagMs: behind.reduce((max, p) => Math.max(max, p.behindSince === undefined ? 0 : now - p.behindSince), 0),
+      pending: { count: pending[scope]?.count ?? 0, bytes: pending[scope]?.bytes ?? 0 },
     }
   })
 }
@@ -147,13 +151,17 @@ function scopeStatus(pc: PcDevice): ScopeStatus[] {
 const STATUS_DOC: CommandDoc = {
   name: 'status',
   usage: 'status [--wait SECONDS] [flags]',
-  description: 'This PC, its account and relay, and per scope: the relay connection, the peers heard from, how many are ahead of this PC and for how long. Exit 1 when the relay did not answer.',
+  description: [
+    'This PC, its account and relay, and per scope: the relay connection, the peers heard from, how many are',
+    'ahead of this PC and for how long, and what this PC wrote that may not have reached the relay yet',
+    '(pending: envelopes and bytes, also those left by earlier commands). Exit 1 when the relay did not answer.',
+  ].join('\n'),
   flags: [JSON_FLAG, { name: 'wait', type: 'string', value: 'SECONDS', help: 'How long to wait for the relay and the peers (default 3).' }, ...DEVICE_FLAGS],
 }
 
 /** `contextsync status`. */
 export const statusCommand: Command = {
-  summary: 'This PC, its account, and per scope: connection, peers, lag.',
+  summary: 'This PC, its account, and per scope: connection, peers, lag, pending.',
   async run(args, io) {
     const parsed = parseCommand(args, STATUS_DOC, io.env, [0, 0])
     if (parsed === 'help') {
@@ -174,18 +182,29 @@ export const statusCommand: Command = {
         dataDir: pc.dataDir,
         exposedScopes: pc.exposedScopes(),
         scopes: scopeStatus(pc),
+        pending: { count: pc.pending().count, bytes: pc.pending().bytes },
         rejected: pc.sync.rejectionCounts(),
       }
       output(io, parsed, status, () =>
         [
           `${status.name} (${status.owner ? 'owner' : 'member'}) ${status.deviceId} of account ${status.accountId}`,
           `relay ${status.relayUrl ?? 'none (offline)'} · store ${status.dataDir}`,
-          ...status.scopes.map((s) => `  ${s.scope.padEnd(10)} ${s.connection.padEnd(12)} ${s.peers} peers${s.behind > 0 ? `, ${s.behind} ahead of this PC for ${Math.round(s.lagMs / 1000)}s` : ', caught up'}`),
+          ...status.scopes.map(
+            (s) =>
+              `  ${s.scope.padEnd(10)} ${s.connection.padEnd(12)} ${s.peers} peers${s.behind > 0 ? `, ${s.behind} ahead of this PC for ${Math.round(s.lagMs / 1000)}s` : ', caught up'}, ${s.pending.count === 0 ? 'nothing pending' : `${s.pending.count} pending (${bytesText(s.pending.bytes)})`}`,
+          ),
         ].join('\n'),
       )
       return pc.relayUrl === undefined || synced ? 0 : 1
     })
   },
+}
+
+/** A byte count as people read it. */
+function bytesText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 }
 
 const SYNC_DOC: CommandDoc = {

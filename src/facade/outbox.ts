@@ -1,17 +1,22 @@
 /**
- * The outbox a head unit can show (ARCHITECTURE.md "adapters/car"): per scope, how many envelopes
- * this device sealed that may not have reached the relay, and how many bytes — writes made in a
- * tunnel, and writes sent in the last {@link IN_DOUBT_MS} before a connection dropped (y-websocket
- * has no acknowledgement, and a dead connection is only noticed when it closes or times out). A
- * room that syncs again (y-websocket sync: each side sends only what the other's state vector
- * lacks, so nothing goes twice) empties its count; once every count is empty, `synced` fires.
+ * A device's outbox, as the car's head unit and the PC's `contextsync status` show it
+ * (ARCHITECTURE.md "Outbox"): per scope, how many envelopes this device sealed that may not have
+ * reached the relay, and how many bytes — writes made offline, and writes sent in the last
+ * {@link IN_DOUBT_MS} before a connection dropped (y-websocket has no acknowledgement, and a dead
+ * connection is only noticed when it closes or times out). A room that syncs again (y-websocket
+ * sync: each side sends only what the other's state vector lacks, so nothing goes twice) empties
+ * its count; once every count is empty, `synced` fires.
+ *
+ * A device whose processes come and go (the PC's CLI: one process per command) hands what one
+ * process left pending to the next with {@link OutboxOptions.carried}.
  *
  * @module
  */
 import type * as Y from 'yjs'
-import type { ContextSync, TransportStatus } from '../../src/index.js'
-import { sealedLog } from '../../src/crdt/sealed-log.js'
-import { Emitter } from '../../src/util/emitter.js'
+import type { TransportStatus } from '../adapters/transport.js'
+import { sealedLog } from '../crdt/sealed-log.js'
+import { Emitter } from '../util/emitter.js'
+import type { ContextSync } from './context-sync.js'
 
 /** What waits to reach the relay in one scope. */
 export interface PendingScope {
@@ -32,6 +37,17 @@ export interface Pending {
 export interface OutboxEvents {
   /** Everything sealed while out of sync reached the relay: every held scope is synced again. */
   synced: (event: { scopes: string[] }) => void
+  /** The outbox changed (grew, or a scope synced): its new {@link Outbox.snapshot}. */
+  change: (pending: Pending) => void
+}
+
+/** Options of an {@link Outbox}. */
+export interface OutboxOptions {
+  /**
+   * What an earlier process of this device left pending (its last {@link Outbox.snapshot}): counted
+   * until the scope syncs, since nothing in this process knows whether the relay got it.
+   */
+  carried?: Pending
 }
 
 /**
@@ -55,7 +71,11 @@ export class Outbox {
   constructor(
     private readonly dev: ContextSync,
     private readonly statusOf: (roomId: string) => TransportStatus,
+    options: OutboxOptions = {},
   ) {
+    for (const [scope, p] of Object.entries(options.carried?.scopes ?? {})) {
+      if (p.count > 0 && dev.scopes.available().includes(scope) && !this.isSynced(scope)) this.pending.set(scope, { count: p.count, bytes: p.bytes })
+    }
     this.offs.push(
       dev.on('status', ({ scope, status }) => this.onStatus(scope, status)),
       dev.on('scopes', () => this.watchHeld()),
@@ -122,6 +142,7 @@ export class Outbox {
   private add(scope: string, count: number, bytes: number): void {
     const p = this.pending.get(scope) ?? { count: 0, bytes: 0 }
     this.pending.set(scope, { count: p.count + count, bytes: p.bytes + bytes })
+    this.events.emit('change', this.snapshot())
   }
 
   private onStatus(scope: string, status: TransportStatus): void {
@@ -138,7 +159,9 @@ export class Outbox {
       return
     }
     const had = this.snapshot().count > 0
+    const cleared = (this.pending.get(scope)?.count ?? 0) > 0
     this.pending.delete(scope)
+    if (cleared) this.events.emit('change', this.snapshot())
     if (had && this.snapshot().count === 0) this.events.emit('synced', { scopes: [...this.status.keys()].filter((s) => this.status.get(s) === 'synced') })
   }
 }
