@@ -6,38 +6,15 @@
  * host reports the network, the outbox and glance show what the comments promise, and the
  * process exits by itself.
  */
-import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { memoryStorage, plainKeys } from '../src/index.js'
 import { openPhone, type Phone } from '../adapters/phone/index.js'
 import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
-
-const root = resolve(import.meta.dirname, '..')
-const SOURCES: Record<string, string> = {
-  contextsync: join(root, 'src/index.ts'),
-  'contextsync/car': join(root, 'adapters/car/index.ts'),
-  ws: createRequire(import.meta.url).resolve('ws'),
-}
-
-/** The one ```ts block under "## Head unit (`contextsync/car`)". */
-function readmeScript(url: string): string {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  const section = /## Head unit \(`contextsync\/car`\)[^\n]*\n([\s\S]*?)\n## /.exec(readme)?.[1]
-  if (!section) throw new Error('README.md has no "## Head unit (`contextsync/car`)" section')
-  const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
-  expect(blocks).toHaveLength(1)
-  const script = blocks[0]!
-  expect(script.trim().split('\n').length).toBeLessThanOrEqual(20)
-  expect(script).toContain("'ws://127.0.0.1:8787'")
-  return script
-    .replace("'ws://127.0.0.1:8787'", JSON.stringify(url))
-    .replace(/from '([^']+)'/g, (whole, specifier: string) => (SOURCES[specifier] ? `from ${JSON.stringify(SOURCES[specifier])}` : whole))
-}
+import { readmeScript, runExample } from './helpers/readme-example.js'
 
 describe("the README's head unit example, as written", () => {
   let relay: Relay
@@ -56,24 +33,8 @@ describe("the README's head unit example, as written", () => {
 
   it('joins with the phone invite, queues the offline write, syncs it to the phone, glances, and exits', async () => {
     const invite = await phone.invite({ kind: 'car', confirmSas: () => true })
-    const file = join(dir, 'example.mts')
-    writeFileSync(file, readmeScript(relay.url))
-    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-      const child = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), file], {
-        cwd: dir,
-        env: { ...process.env, CONTEXTSYNC_INVITE: invite.code },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => (stdout += d))
-      child.stderr.on('data', (d: Buffer) => (stderr += d))
-      const timer = setTimeout(() => child.kill('SIGKILL'), 45_000)
-      child.on('exit', (code) => {
-        clearTimeout(timer)
-        done({ code, stdout, stderr })
-      })
-    })
+    const script = readmeScript('## Head unit (`contextsync/car`)', 1, relay.url)
+    const result = await runExample(dir, script, { CONTEXTSYNC_INVITE: invite.code })
     expect(result.stderr).toBe('')
     expect(result.code).toBe(0)
     // pending() while offline: the one location write, counted in all and per scope.
