@@ -1,5 +1,5 @@
 /**
- * AI-context benchmark (issue 6), every figure next to its baseline in the same run.
+ * AI-context benchmark, every figure next to its baseline in the same run.
  *
  * 1. Recall over N memories (default 100 000) with 384-dim embeddings, through the real
  *    `dev.memory.recall` (MiniSearch BM25+ index, flat unit-vector matrix, filters, reading the

@@ -1,5 +1,5 @@
 /**
- * Browser storage benchmark (issue 4): cold open in real Chromium of a device store holding N
+ * Browser storage benchmark: cold open in real Chromium of a device store holding N
  * memories (after compaction) on `indexedDbStorage`, vs plain Yjs loading the same state from the
  * same adapter, and vs a plain Y.Doc persisted with `y-indexeddb`.
  *

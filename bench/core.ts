@@ -1,5 +1,5 @@
 /**
- * Core benchmark (issue 2): memory-shaped writes between two devices in one process.
+ * Core benchmark: memory-shaped writes between two devices in one process.
  *
  * Baseline: plain Yjs doc-to-doc sync (each update applied to the other doc), the same data — a
  * Y.Map of 6 fields per memory, one transaction per write.

@@ -1,5 +1,5 @@
 /**
- * Devices benchmark (issue 5): revocation and pairing through an embedded relay on loopback, each
+ * Devices benchmark: revocation and pairing through an embedded relay on loopback, each
  * figure next to its baseline in the same run.
  *
  * Revocation — an account with the 6 built-in scopes (personal, health, payments, location, work

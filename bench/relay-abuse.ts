@@ -1,5 +1,5 @@
 /**
- * Relay abuse costs (issue 12, findings 3 and 4), same-run baselines:
+ * Relay abuse costs, same-run baselines:
  *
  * 1. Replay cache: cost of one token-nonce claim with an empty cache vs one holding 1M nonces, and
  *    of forgetting them once they expire (should be flat per nonce: no scan per claim).

@@ -1,5 +1,5 @@
 /**
- * Single writes with each device in its own process, as deployed (issue 3): the writer and the
+ * Single writes with each device in its own process, as deployed: the writer and the
  * receiver are forked child processes, the relay runs in this one. In the in-process table of
  * bench/relay.ts one thread runs writer, relay and receiver one after another, so work a device
  * does after sending (storing, indexing, local events) delays the relay and the other device; here

@@ -1,5 +1,5 @@
 /**
- * Relay benchmark (issue 3), every figure side by side with its baseline in the same run.
+ * Relay benchmark, every figure side by side with its baseline in the same run.
  *
  * Part 1 — E2EE memory writes through the relay vs plain Yjs clients through the same relay code:
  * - baseline: two stock y-websocket `WebsocketProvider`s (with `ws`) on a relay started with

@@ -1,5 +1,5 @@
 /**
- * Storage benchmark (issue 4): a device on `sqliteStorage` vs plain Yjs on the same SQLite adapter.
+ * Storage benchmark: a device on `sqliteStorage` vs plain Yjs on the same SQLite adapter.
  *
  * 1. Cold open of a device store holding N memories (default 100k), after compaction:
  *    subject — `ContextSync.open({ storage: sqliteStorage({ path }) })`, then the first
