@@ -23,10 +23,20 @@ async function load<T>(importer: () => Promise<T>): Promise<T> {
     const message = String((error as Error)?.message ?? '')
     const missing = PEERS.find((name) => message.includes(`'${name}`) || message.includes(`"${name}`))
     if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && missing) {
-      throw new ConfigError(`the contextsync MCP server needs ${PEERS.join(' and ')}: run \`npm install ${PEERS.join(' ')}\``)
+      // One line naming the package that is actually missing, worded like requireOptional's.
+      throw new ConfigError(`the contextsync MCP server needs ${missing}, which is not installed: run \`npm install ${missing}\``)
     }
     throw error
   }
+}
+
+/**
+ * Load the MCP SDK (for `transport`) without starting anything, so a caller can report a missing
+ * optional peer before it opens the device: `contextsync mcp` fails with that `ConfigError`
+ * alone, without touching the store or the relay.
+ */
+export async function loadMcpSdk(transport: 'stdio' | 'http' = 'stdio'): Promise<void> {
+  await (transport === 'http' ? load(() => import('./mcp/http.js')) : load(() => import('./mcp/server.js')))
 }
 
 /** Build an MCP server over `pc` (see `adapters/pc/mcp/server.ts`). */

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Command } from '../../../src/cli-io.js'
-import { serveMcpHttp, serveMcpStdio } from '../mcp-entry.js'
+import { loadMcpSdk, serveMcpHttp, serveMcpStdio } from '../mcp-entry.js'
 import { DEVICE_FLAGS, helpText, intFlag, openFromFlags, parseCommand, SCOPES_FLAG, stringFlag, type CommandDoc } from './common.js'
 
 const DOC: CommandDoc = {
@@ -42,6 +42,8 @@ export const mcpCommand: Command = {
     const port = intFlag(parsed, 'port', 0, 65535)
     const token = stringFlag(parsed, 'token')
     const log = (line: string): void => io.stderr(`${line}\n`)
+    // A missing optional peer is reported before the device is opened (no store lock, no relay).
+    await loadMcpSdk(parsed.values.http === true ? 'http' : 'stdio')
     const pc = await openFromFlags(parsed, io.env)
     try {
       if (parsed.values.http === true) {
