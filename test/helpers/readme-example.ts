@@ -18,6 +18,7 @@ const SOURCES: Record<string, string> = {
   'contextsync/car': join(root, 'adapters/car/index.ts'),
   'contextsync/phone': join(root, 'adapters/phone/index.ts'),
   'contextsync/glasses': join(root, 'adapters/glasses/index.ts'),
+  'contextsync/pc': join(root, 'adapters/pc/index.ts'),
   ws: createRequire(import.meta.url).resolve('ws'),
 }
 
@@ -52,16 +53,33 @@ export interface ExampleRun {
   stderr: string
 }
 
-/** Writes `script` to `dir` and runs it with tsx (killed after 45 s), with `env` added. */
-export function runExample(dir: string, script: string, env: Record<string, string> = {}): Promise<ExampleRun> {
+/** How to start a README example: `script` written to `dir`, run with tsx by `node args…`. */
+export interface ExampleCommand {
+  file: string
+  command: string
+  args: string[]
+}
+
+/** Writes `script` to `dir`; returns the command that runs it with tsx (for a caller that spawns it itself). */
+export function writeExample(dir: string, script: string): ExampleCommand {
   const file = join(dir, 'example.mts')
   writeFileSync(file, script)
+  return { file, command: process.execPath, args: [join(root, 'node_modules/tsx/dist/cli.mjs'), file] }
+}
+
+/**
+ * Writes `script` to `dir` and runs it with tsx (killed after 45 s), with `env` added. `input`,
+ * when given, is written to its stdin, which is then closed (empty otherwise).
+ */
+export function runExample(dir: string, script: string, env: Record<string, string> = {}, options: { input?: string } = {}): Promise<ExampleRun> {
+  const { command, args } = writeExample(dir, script)
   return new Promise((done) => {
-    const child = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), file], {
+    const child = spawn(command, args, {
       cwd: dir,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     })
+    child.stdin.end(options.input ?? '')
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d))
