@@ -1,15 +1,19 @@
 /**
  * `contextsync mcp --http`: the MCP SDK's own client over Streamable HTTP to the real process on
- * 127.0.0.1; requests without the bearer token, with a wrong one, with a foreign Host (DNS
+ * 127.0.0.1, with the phone in a process of its own (test/fixtures/phone-process.ts) on the same
+ * relay; requests without the bearer token, with a wrong one, with a foreign Host (DNS
  * rebinding) or a foreign Origin are refused before the MCP layer sees them.
  */
 import { request } from 'node:http'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { onTestFinished } from 'vitest'
-import { mcpHttpProcess, pcWorld, until } from './helpers/pc.js'
+import { mcpHttpProcess, until } from './helpers/pc.js'
+import { phoneWorld, stopPhoneProcesses } from './helpers/phone-process.js'
+
+afterEach(stopPhoneProcesses)
 
 const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0',
@@ -33,7 +37,7 @@ function post(url: string, headers: Record<string, string>): Promise<{ status: n
 
 describe('contextsync mcp --http', () => {
   it('serves the SDK client with the bearer token, and refuses no token, a wrong one, a foreign Host or Origin', async () => {
-    const { phone, home } = await pcWorld()
+    const { phone, home } = await phoneWorld()
     const { url, token } = await mcpHttpProcess(home, ['--scopes', 'personal'])
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
 
@@ -43,7 +47,8 @@ describe('contextsync mcp --http', () => {
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('recall')
     const remembered = (await client.callTool({ name: 'remember', arguments: { text: 'Takes the 8:10 train to work' } })) as CallToolResult
     const id = (remembered.structuredContent as { memory: { id: string } }).memory.id
-    await until(() => phone.memory.get(id) !== undefined, 'the memory on the phone')
+    const onPhone = await until(async () => (await phone.call('get', { id })).memory ?? undefined, 'the memory on the phone')
+    expect(onPhone.text).toBe('Takes the 8:10 train to work')
     const recalled = (await client.callTool({ name: 'recall', arguments: { query: 'train' } })) as CallToolResult
     expect((recalled.structuredContent as { memories: Array<{ id: string }> }).memories[0]!.id).toBe(id)
 
@@ -51,7 +56,7 @@ describe('contextsync mcp --http', () => {
     const updates: string[] = []
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri))
     await client.subscribeResource({ uri: `contextsync://memories/${id}` })
-    await phone.memory.update(id, { text: 'Takes the 8:40 train to work' })
+    await phone.call('update', { id, text: 'Takes the 8:40 train to work' })
     await until(() => updates.includes(`contextsync://memories/${id}`), 'a resource-updated notification over HTTP')
 
     const host = new URL(url).host
