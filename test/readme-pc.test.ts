@@ -5,8 +5,9 @@
  * (the phone's invite) and "y" typed at the six-digit prompt, it pairs and exits; run again as an
  * assistant runs it — the MCP SDK's own client spawning it over stdio — it serves the phone's
  * `personal` memories and nothing of `work`, and closes the device when the client goes away.
+ * The section's assistant configs name the installed command with arguments the CLI accepts.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,7 +19,7 @@ import { memoryStorage, plainKeys } from '../src/index.js'
 import { openPhone, type Phone } from '../adapters/phone/index.js'
 import { PC_FILES } from '../adapters/pc/index.js'
 import { createRelay, silentLogger, type Relay } from '../src/relay/index.js'
-import { pcHome, until } from './helpers/pc.js'
+import { pcHome, ROOT, runCli, until } from './helpers/pc.js'
 import { readmeScript, runExample, writeExample } from './helpers/readme-example.js'
 
 describe("the README's desktop example, as written", () => {
@@ -81,5 +82,32 @@ describe("the README's desktop example, as written", () => {
     }
     // The example's `desk.close()` ran once stdin closed: it released the store's lock file.
     await until(() => !existsSync(join(home.dataDir, PC_FILES.lock)), 'the store lock released by desk.close()', 5_000)
+  }, 90_000)
+
+  it('the assistant configs (Claude Desktop, Cursor, VS Code, Claude Code) start the installed command with arguments the CLI accepts', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    const start = readme.indexOf('## Desktop: the PC, its CLI and the MCP server')
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1))
+    const configs = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, Record<string, { type?: string; command: string; args: string[] }>>)
+    expect(configs.map((c) => Object.keys(c))).toEqual([['mcpServers'], ['servers']])
+    expect(configs[1]!.servers!.contextsync!.type).toBe('stdio')
+    const stdio = configs.map((c) => Object.values(c)[0]!.contextsync!)
+    const claudeCode = /`claude mcp add contextsync -- (\S+) ([^`]+)`/.exec(section)
+    expect(claudeCode).not.toBeNull()
+    stdio.push({ command: claudeCode![1]!, args: claudeCode![2]!.split(' ') })
+    const http = /`CONTEXTSYNC_MCP_TOKEN="\$TOKEN" (\S+) ([^`]+)`/.exec(section)
+    expect(http).not.toBeNull()
+    const port = /--port (\d+)/.exec(http![2]!)![1]
+    expect(section).toContain(`claude mcp add --transport http contextsync http://127.0.0.1:${port}/mcp`)
+    // Each parses (a usage error would be exit 2) and gets as far as opening the device: in an
+    // empty home that is the one-line "no contextsync device" failure.
+    const home = pcHome()
+    for (const { command, args } of [...stdio, { command: http![1]!, args: http![2]!.split(' ') }]) {
+      expect(command).toBe('contextsync')
+      const run = await runCli(home, args, { env: { CONTEXTSYNC_MCP_TOKEN: 'a-test-token-of-32-characters-00' } })
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(1)
+      expect(run.stderr).toMatch(/^contextsync mcp: no contextsync device in \S+: run `contextsync init`.*\n$/)
+      expect(run.stdout).toBe('')
+    }
   }, 90_000)
 })
