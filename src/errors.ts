@@ -6,7 +6,12 @@
  * @module
  */
 
-/** Machine-readable error codes of {@link ContextSyncError}. */
+/**
+ * Machine-readable error codes of {@link ContextSyncError}. A failing store says how with a
+ * {@link StorageErrorCode} (a damaged or unreadable one is `corrupt` or `not-a-store`); an auth
+ * hook refusing a relay connection throws `relay-refused` (`RelayRefusal`, its WebSocket close
+ * code in `closeCode`).
+ */
 export type ContextSyncErrorCode =
   | 'invalid-argument'
   | 'scope-access'
@@ -14,10 +19,10 @@ export type ContextSyncErrorCode =
   | 'closed'
   | 'config'
   | 'pairing'
-  | 'storage'
   | 'permission'
   | 'access-ended'
   | 'link'
+  | 'relay-refused'
   | StorageErrorCode
 
 /**

@@ -108,7 +108,7 @@ export function linkServer(options: LinkServerOptions = {}): LinkServer {
       try {
         identity = await check(roomId, token === '' ? undefined : token)
       } catch (error) {
-        if (error instanceof RelayRefusal) return { refuse: error.code, reason: error.reason }
+        if (error instanceof RelayRefusal) return { refuse: error.closeCode, reason: error.reason }
         throw error
       }
       // One connection is one device: a second device's token on it is someone else's.

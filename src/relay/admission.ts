@@ -67,7 +67,7 @@ export async function admitConnection(ws: WebSocket, decision: Decision, address
 const { storage, limits, pairingQuota, openRoom, unloadRoom, onClosed, connections, roomConnections, metrics, logger, context } = deps
   if ('refusal' in decision) {
     ws.once('close', release)
-    return refuse(deps, ws, decision.refusal.code, decision.refusal.reason, decision.roomId, decision.refusal.notice, decision.limit)
+    return refuse(deps, ws, decision.refusal.closeCode, decision.refusal.reason, decision.roomId, decision.refusal.notice, decision.limit)
   }
   const { roomId, identity } = decision
   const refuseNow = (code: CloseCode, reason: string, limit?: LimitName): void => {

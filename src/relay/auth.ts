@@ -20,6 +20,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { AccessGrant } from '../crypto/token.js'
 import { RejectCode, verifyAccessToken } from '../crypto/index.js'
+import { ContextSyncError } from '../errors.js'
 import { CloseCode } from '../wire/close-codes.js'
 import { NonceCache } from './nonce-cache.js'
 
@@ -50,15 +51,20 @@ export interface RelayIdentity {
   until?: number
 }
 
-/** Thrown by an auth hook to refuse a connection with a close code. */
-export class RelayRefusal extends Error {
+/**
+ * Thrown by an auth hook to refuse a connection with a close code. A {@link ContextSyncError} with
+ * code `relay-refused`; the WebSocket close code the client receives is `closeCode`
+ * (`src/wire/close-codes.ts`).
+ */
+export class RelayRefusal extends ContextSyncError {
   override readonly name = 'RelayRefusal'
+  declare readonly code: 'relay-refused'
   /**
-   * @param code the close code sent to the client
+   * @param closeCode the close code sent to the client
    * @param reason a short, fixed text for the close frame and logs — never a token or payload
    */
   constructor(
-    readonly code: CloseCode,
+    readonly closeCode: CloseCode,
     readonly reason: string,
     /**
      * A y-protocols message sent before the close frame — the root-signed revocation for a revoked
@@ -66,7 +72,7 @@ export class RelayRefusal extends Error {
      */
     readonly notice?: Uint8Array,
   ) {
-    super(reason)
+    super('relay-refused', reason)
   }
 }
 
