@@ -6,8 +6,8 @@
  * from ½–1× the exponential backoff); baseline — the same transport without jitter, same run.
  *
  * The relay is the `contextsync relay` CLI in its own process (`--data :memory:`), as deployed, so
- * its CPU is its own: user + system time from /proc/<pid>/stat (10 ms ticks), from its "listening"
- * line after the restart until every link synced again. The links run in this process.
+ * its CPU is its own: user + system time from /proc/<pid>/stat (bench/proc-cpu.ts), from its
+ * "listening" line after the restart until every link synced again. The links run in this process.
  * Reported: the most connection attempts in any 100 ms window after the restart (the storm the
  * relay sees), attempts in all, time from the relay listening again until every link synced, and
  * the relay's CPU over that time (in all and per car).
@@ -15,13 +15,13 @@
  * Environment: BENCH_STORM_CARS (1000), BENCH_STORM_BACKOFF (2 500 ms, the ceiling),
  * BENCH_STORM_DOWN (8 000 ms).
  */
-import { readFileSync } from 'node:fs'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { createAccessToken, createAccountKeys, createDeviceKeys, issueRelayPass, ownerKeyring, ready } from '../src/crypto/index.js'
 import { websocketTransport } from '../src/entries/websocket-node.js'
 import type { TransportAttachment } from '../src/index.js'
 import { relayCliProcess, type RelayProcess } from '../test/relay/helpers.js'
+import { cpuMs } from './proc-cpu.js'
 import { fmt, printTable } from './table.js'
 
 const CARS = Number(process.env.BENCH_STORM_CARS ?? 1000)
@@ -34,17 +34,6 @@ interface StormResult {
   allSyncedMs: number
   /** The relay process's CPU (user + system) from listening again until all synced. */
   cpuMs: number
-}
-
-/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
-const MS_PER_TICK = 10
-
-/** User + system CPU of a process so far (ms), from /proc/<pid>/stat. */
-function cpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name (which may hold spaces) start at the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK
 }
 
 const startRelay = (port: number): Promise<RelayProcess> =>
@@ -93,9 +82,9 @@ async function storm(jitter: boolean): Promise<StormResult> {
   relay = await startRelay(port)
   const pid = relay.child.pid!
   const restart = performance.now()
-  const cpuAtListen = cpuOf(pid)
+  const cpuAtListen = cpuMs(pid)
   const allSyncedMs = await allSynced(restart)
-  const cpuMs = cpuOf(pid) - cpuAtListen
+  const relayCpuMs = cpuMs(pid) - cpuAtListen
   const after = attempts.filter((t) => t >= restart)
   let peak = 0
   for (let i = 0, j = 0; i < after.length; i++) {
@@ -105,7 +94,7 @@ async function storm(jitter: boolean): Promise<StormResult> {
   for (const t of transports) await t.close()
   for (const a of awarenesses) a.destroy()
   await relay.stop()
-  return { peak, attempts: after.length, allSyncedMs, cpuMs }
+  return { peak, attempts: after.length, allSyncedMs, cpuMs: relayCpuMs }
 }
 
 /** Run the storm with and without jitter and print the table. */

@@ -25,7 +25,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,6 +37,7 @@ import { websocketTransport } from '../src/adapters/websocket.js'
 import type { Transport, TransportAttachment } from '../src/adapters/transport.js'
 import { awarenessFrame, fakeEnvelope, makeAccount, relayCliProcess, roomUrl, sealedLog, updateFrame, wsFrom, type TestAccount } from '../test/relay/helpers.js'
 import { sleep } from './bench-kit.js'
+import { cpuMs, procMemory } from './proc-cpu.js'
 import { fmt, percentile, printTable } from './table.js'
 
 const ABUSER_ENV = 'CONTEXTSYNC_BENCH_MIX_ABUSER'
@@ -46,8 +47,6 @@ const ROOMS = Number(process.env.BENCH_MIX_ROOMS ?? 5)
 const WRITES_PER_S = Number(process.env.BENCH_MIX_WRITES_PER_S ?? 400)
 const SECONDS = Number(process.env.BENCH_MIX_SECONDS ?? 10)
 const WARMUP_MS = 2_000
-/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
-const CLOCK_TICKS_PER_S = 100
 
 /** What the abuser process is given: honest tokens to replay and an insider's credentials. */
 interface AbuserBrief {
@@ -71,16 +70,6 @@ interface PhaseResult {
   lost: number
   /** The relay's limit-hit counters at the end of the phase (what the attacks ran into). */
   hits: Record<string, number>
-}
-
-function procStat(pid: number): { cpuTicks: number; rssMiB: number; peakMiB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name (which may hold spaces) start at the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const cpuTicks = Number(fields[11]) + Number(fields[12])
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)![1])
-  return { cpuTicks, rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 }
 }
 
 async function phase(abusive: boolean): Promise<PhaseResult> {
@@ -183,13 +172,14 @@ async function phase(abusive: boolean): Promise<PhaseResult> {
       }
     }, 5)
     await sleep(WARMUP_MS)
-    const before = procStat(relay.child.pid!)
+    const cpuBefore = cpuMs(relay.child.pid!)
     measuring = true
     const measureStart = performance.now()
     await sleep(SECONDS * 1000)
     measuring = false
     const seconds = (performance.now() - measureStart) / 1000
-    const after = procStat(relay.child.pid!)
+    const cpuAfter = cpuMs(relay.child.pid!)
+    const memory = procMemory(relay.child.pid!)
     clearInterval(writer)
     // What was sent must still arrive: every member's room copy converges to the same length.
     const settle = Date.now() + 20_000
@@ -210,9 +200,9 @@ async function phase(abusive: boolean): Promise<PhaseResult> {
       deliveriesPerS: delivered / seconds,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
-      cpuUsPerMessage: (((after.cpuTicks - before.cpuTicks) / CLOCK_TICKS_PER_S) * 1e6) / Math.max(1, delivered),
-      rssMiB: after.rssMiB,
-      peakMiB: after.peakMiB,
+      cpuUsPerMessage: ((cpuAfter - cpuBefore) * 1000) / Math.max(1, delivered),
+      rssMiB: memory.rssMiB,
+      peakMiB: memory.peakMiB,
       lost,
     }
   } finally {

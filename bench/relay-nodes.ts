@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -30,6 +30,7 @@ import { WebsocketProvider } from 'y-websocket'
 import { ready } from '../src/crypto/index.js'
 import { makeAccount, NodeWebSocket } from '../test/relay/helpers.js'
 import { createDatabase, releaseNodes, startNode, type RelayNode } from '../test/helpers/relay-nodes.js'
+import { cpuMs, liveChildrenCpuMs } from './proc-cpu.js'
 import { fmt, percentile, printTable } from './table.js'
 
 const ROOMS = Number(process.env.BENCH_NODES_ROOMS ?? 20)
@@ -46,16 +47,13 @@ async function until(predicate: () => boolean, timeoutMs: number, what: string):
   }
 }
 
-/** CPU seconds (user + system) a process used so far; `children` adds its reaped children's. */
+/** CPU seconds (user + system) a process used so far; `children` adds its reaped children's; 0 once gone. */
 function cpuSeconds(pid: number, children = false): number {
-  let fields: string[]
   try {
-    fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return cpuMs(pid, { children }) / 1000
   } catch {
     return 0
   }
-  const own = Number(fields[11]) + Number(fields[12])
-  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / 100
 }
 
 /** PostgreSQL's postmaster pid and Redis' pid under `.ci/services`' folder, when readable. */
@@ -74,17 +72,7 @@ function servicePids(): { postgres: number | undefined; redis: number | undefine
 /** CPU seconds of the PostgreSQL cluster: the postmaster with its reaped children, plus live backends. */
 function postgresCpu(postmaster: number | undefined): number {
   if (!postmaster) return 0
-  let total = cpuSeconds(postmaster, true)
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      if (Number(fields[1]) === postmaster) total += (Number(fields[11]) + Number(fields[12])) / 100
-    } catch {
-      // exited meanwhile: counted in the postmaster's children once reaped
-    }
-  }
-  return total
+  return cpuSeconds(postmaster, true) + liveChildrenCpuMs(postmaster) / 1000
 }
 
 interface Cpu {
