@@ -1,5 +1,5 @@
 /**
- * Pieces shared by the relay benchmarks (bench/relay.ts, bench/relay-processes.ts, bench/ai.ts):
+ * Pieces shared by the relay benchmarks (bench/relay.ts and its parts, bench/relay-processes.ts, bench/ai.ts):
  * relay start-up with the bench's options, the memory-shaped plain writes of the baseline, and
  * waiting helpers.
  *
