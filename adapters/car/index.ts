@@ -8,11 +8,16 @@
  *
  * @example
  * ```ts
+ * import { plainKeys } from 'contextsync'
  * import { openCar } from 'contextsync/car'
- * const car = await openCar({ dataDir, relayUrl: 'wss://relay.example.com', keys: keystoreProtector })
- * await car.profiles.join({ id: 'alice', invite: code })
+ * // keys: the host's Android Keystore KeyProtector per profile; plainKeys() only in tests.
+ * const car = await openCar({ dataDir: './car-data', relayUrl: 'wss://relay.example.com', keys: () => plainKeys() })
+ * await car.profiles.join({ id: 'alice', name: 'Alice', invite: process.env.CONTEXTSYNC_INVITE ?? '' })
  * car.setDriving(true)
- * car.on('synced', () => ui.hideOutbox())
+ * car.on('synced', ({ scopes }) => console.log('outbox empty', scopes))
+ * await car.device.memory.remember({ text: 'Parked on level 3', scope: 'location' })
+ * console.log(car.pending().count, car.glance()?.text)
+ * await car.close()
  * ```
  *
  * @module

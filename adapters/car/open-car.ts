@@ -31,7 +31,26 @@ import { Outbox, type Pending } from '../../src/facade/outbox.js'
 import { ProfileIndex, requireProfileId, type ProfileInfo } from './profiles.js'
 import { carScopes, refusalReason } from './scopes.js'
 
-/** Options of {@link openCar}. */
+/**
+ * Options of {@link openCar}.
+ *
+ * @example
+ * ```ts
+ * import { plainKeys, type KeyProtector } from 'contextsync'
+ * import { openCar, type CarOptions } from 'contextsync/car'
+ * // The host's Android Keystore key per profile; plainKeys() stands in for it here.
+ * const keystoreKeys = (profileId: string): KeyProtector => plainKeys()
+ * const options: CarOptions = {
+ *   dataDir: '/data/user/0/com.example.car/files/contextsync',
+ *   relayUrl: 'wss://relay.example.com',
+ *   keys: keystoreKeys,
+ *   allowScopes: ['work'], // the owner allowed it; health and payments stay refused
+ *   driving: { autoAcceptFrom: ['phone'], glanceChars: 80 },
+ *   maxBackoffTime: 60_000,
+ * }
+ * const car = await openCar(options)
+ * ```
+ */
 export interface CarOptions {
   /** Folder holding every profile (created owner-only). */
   dataDir: string
@@ -61,7 +80,17 @@ export interface CarOptions {
   transport?: (profileId: string) => Transport
 }
 
-/** Events of a {@link Car}. */
+/**
+ * Events of a {@link Car}.
+ *
+ * @example
+ * ```ts
+ * car.on('synced', ({ profile, scopes }) => console.log(`${profile}: ${scopes.join(', ')} reached the relay`))
+ * car.on('access-ended', ({ profile, until }) => console.log(`${profile}: access ended ${new Date(until).toISOString()}`))
+ * car.on('scope-refused', ({ scope, reason }) => console.warn(scope, reason))
+ * car.on('profile', ({ profile }) => console.log('open profile:', profile ?? 'none'))
+ * ```
+ */
 export interface CarEvents {
   /** Everything written while out of sync reached the relay. */
   synced: (event: { profile: string; scopes: string[] }) => void
@@ -73,7 +102,26 @@ export interface CarEvents {
   profile: (event: { profile: string | undefined }) => void
 }
 
-/** Pairing a new profile. */
+/**
+ * Pairing a new profile.
+ *
+ * @example
+ * ```ts
+ * const guest = await car.profiles.join({
+ *   id: 'guest',
+ *   name: 'Guest',
+ *   guest: true, // wiped by car.endDrive()
+ *   invite: process.env.CONTEXTSYNC_INVITE ?? '', // the code of the phone's devices.invite({ kind: 'car' })
+ *   // Show the six digits; resolve to whether the driver says the phone shows the same.
+ *   confirmSas: (sas) => {
+ *     console.log(`Does the phone show ${sas}?`)
+ *     return true
+ *   },
+ *   timeoutMs: 60_000,
+ * })
+ * console.log(guest.deviceId)
+ * ```
+ */
 export interface JoinProfileOptions {
   /** Folder-safe id (`alice`, `guest`). */
   id: string
@@ -88,7 +136,17 @@ export interface JoinProfileOptions {
   timeoutMs?: number
 }
 
-/** The profiles of one head unit. */
+/**
+ * The profiles of one head unit.
+ *
+ * @example
+ * ```ts
+ * for (const p of car.profiles.list()) console.log(p.id, p.name, p.guest ? 'guest' : 'driver', p.active ? '(open)' : '')
+ * const bob = await car.profiles.switch('bob')
+ * await bob.memory.remember({ text: 'Seat position 4', scope: 'personal' })
+ * await car.profiles.remove('alice') // its store, WAL and keys are deleted
+ * ```
+ */
 export interface CarProfiles {
   list(): ProfileInfo[]
   /** Pair a new profile with an invite and open it (the open one, if any, is closed first). */
@@ -110,7 +168,19 @@ interface OpenProfile {
   offs: Array<() => void>
 }
 
-/** One head unit: profiles, network state, outbox, driving context. */
+/**
+ * One head unit: profiles, network state, outbox, driving context.
+ *
+ * @example
+ * ```ts
+ * import { plainKeys } from 'contextsync'
+ * import { openCar } from 'contextsync/car'
+ * const car = await openCar({ dataDir: './car-data', relayUrl: 'wss://relay.example.com', keys: () => plainKeys(), profile: 'alice' })
+ * car.setDriving(true)
+ * console.log(car.activeProfile, car.pending().count)
+ * await car.close()
+ * ```
+ */
 export class Car {
   /** The head unit's profiles. */
   readonly profiles: CarProfiles
@@ -136,13 +206,28 @@ export class Car {
     }
   }
 
-  /** The open profile's device (memory, sessions, presence…). Throws when none is open. */
+  /**
+   * The open profile's device (memory, sessions, presence…). Throws when none is open.
+   *
+   * @example
+   * ```ts
+   * const note = await car.device.memory.remember({ text: 'Parked on level 3', scope: 'location' })
+   * console.log(car.device.memory.get(note.id)?.text)
+   * ```
+   */
   get device(): Device {
     if (!this.current) throw new ConfigError('no profile is open: car.profiles.switch(id) or car.profiles.join({ … })')
     return this.current.dev
   }
 
-  /** Id of the open profile, if any. */
+  /**
+   * Id of the open profile, if any.
+   *
+   * @example
+   * ```ts
+   * console.log(car.activeProfile ?? 'no profile open')
+   * ```
+   */
   get activeProfile(): string | undefined {
     return this.current?.id
   }
@@ -150,6 +235,12 @@ export class Car {
   /**
    * The host's view of connectivity. Offline: sockets close and reconnecting stops (writes keep
    * landing on disk); online: every room reconnects now, backoff reset.
+   *
+   * @example
+   * ```ts
+   * car.setNetwork({ online: false }) // the host lost connectivity (tunnel, garage): stop retrying
+   * car.setNetwork({ online: true }) // it is back: reconnect every room now, not at the next backoff
+   * ```
    */
   setNetwork(state: { online: boolean }): void {
     if (typeof state !== 'object' || state === null || typeof state.online !== 'boolean') throw new ValidationError('setNetwork takes { online: boolean }')
@@ -157,24 +248,55 @@ export class Car {
     this.current?.link.setOnline(state.online)
   }
 
-  /** What waits to reach the relay, per scope and in all (count and bytes). */
+  /**
+   * What waits to reach the relay, per scope and in all (count and bytes).
+   *
+   * @example
+   * ```ts
+   * const { count, bytes, scopes } = car.pending()
+   * if (count > 0) console.log(`${count} waiting (${bytes} bytes), ${scopes.location?.count ?? 0} of them location`)
+   * ```
+   */
   pending(): Pending {
     return this.current?.outbox.snapshot() ?? { count: 0, bytes: 0, scopes: {} }
   }
 
-  /** The host says the car is driving (or parked): presence and the handoff policy follow. */
+  /**
+   * The host says the car is driving (or parked): presence and the handoff policy follow.
+   *
+   * @example
+   * ```ts
+   * car.setDriving(true) // in gear: presence 'driving'; handoffs from the phone and glasses taken without a tap
+   * car.setDriving(false) // parked
+   * ```
+   */
   setDriving(driving: boolean): void {
     if (typeof driving !== 'boolean') throw new ValidationError('setDriving takes a boolean')
     this.drivingNow = driving
     this.current?.driving.set(driving)
   }
 
-  /** The latest turn of the active session, truncated (see `DrivingPolicy.glanceChars`). */
+  /**
+   * The latest turn of the active session, truncated (see `DrivingPolicy.glanceChars`).
+   *
+   * @example
+   * ```ts
+   * const glance = car.glance(80)
+   * if (glance) console.log(`${glance.title}, ${glance.role}: ${glance.text}${glance.done ? '' : ' (streaming)'}`)
+   * ```
+   */
   glance(maxChars?: number): Glance | undefined {
     return this.current?.driving.glance(maxChars)
   }
 
-  /** Scopes the open profile's account grants this car that it refuses, and why. */
+  /**
+   * Scopes the open profile's account grants this car that it refuses, and why.
+   *
+   * @example
+   * ```ts
+   * for (const { scope, reason } of car.refusedScopes()) console.warn(`${scope}: ${reason}`)
+   * ```
+   */
   refusedScopes(): Array<{ scope: string; reason: string }> {
     const dev = this.current?.dev
     if (!dev) return []
@@ -182,19 +304,42 @@ export class Car {
     return granted.filter((s) => s !== 'local' && !this.holdOnly.includes(s)).map((scope) => ({ scope, reason: refusalReason(scope) }))
   }
 
-  /** The drive ended: a guest profile open now is removed with everything it held. */
+  /**
+   * The drive ended: a guest profile open now is removed with everything it held.
+   *
+   * @example
+   * ```ts
+   * car.setDriving(false)
+   * await car.endDrive() // ignition off: a guest profile leaves nothing behind
+   * ```
+   */
   async endDrive(): Promise<void> {
     await this.serial(async () => {
       if (this.current?.guest) await this.remove(this.current.id)
     })
   }
 
-  /** Subscribe; returns an unsubscribe function. */
+  /**
+   * Subscribe; returns an unsubscribe function.
+   *
+   * @example
+   * ```ts
+   * const off = car.on('synced', () => console.log('outbox empty'))
+   * off()
+   * ```
+   */
   on<E extends keyof CarEvents>(event: E, listener: CarEvents[E]): () => void {
     return this.emitter.on(event, listener)
   }
 
-  /** Close the open profile (a guest is removed), its link and store. Idempotent. */
+  /**
+   * Close the open profile (a guest is removed), its link and store. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await car.close()
+   * ```
+   */
   async close(): Promise<void> {
     if (this.closed) return
     await this.serial(async () => {
@@ -336,9 +481,11 @@ export class Car {
  *
  * @example
  * ```ts
+ * import { plainKeys } from 'contextsync'
  * import { openCar } from 'contextsync/car'
- * const car = await openCar({ dataDir: '/data/contextsync', relayUrl: 'wss://relay.example.com', keys: keystoreProtector })
- * await car.profiles.join({ id: 'alice', name: 'Alice', invite: codeFromPhone })
+ * // keys: the host's Android Keystore KeyProtector per profile; plainKeys() only in tests.
+ * const car = await openCar({ dataDir: '/data/user/0/com.example.car/files/contextsync', relayUrl: 'wss://relay.example.com', keys: () => plainKeys() })
+ * await car.profiles.join({ id: 'alice', name: 'Alice', invite: process.env.CONTEXTSYNC_INVITE ?? '' })
  * car.setDriving(true)
  * ```
  */
