@@ -51,8 +51,10 @@ describe('contextsync device commands', () => {
     const invite = await phone!.devices.invite({ kind: 'pc', confirm: ({ sas }) => ((phoneSas = sas), true) })
     const joined = await runCli(home, ['join', invite.code, '--relay', relay.url, '--yes', '--json'])
     expect(joined.code, joined.stderr).toBe(0)
-    const result = JSON.parse(joined.stdout) as { sas: string; deviceId: string; scopes: string[] }
+    const result = JSON.parse(joined.stdout) as { sas: string; deviceId: string; scopes: string[]; synced: boolean; rooms: number; updates: number; bytes: number }
     expect(result.sas).toMatch(/^\d{3} ?\d{3}$/)
+    // It waited for the initial sync of personal and work (the phone wrote nothing there yet).
+    expect(result).toMatchObject({ synced: true, rooms: 2, updates: 0, bytes: 0 })
     expect(result.sas).toBe(phoneSas)
     expect(joined.stderr).toContain(`Pairing code on both screens: ${phoneSas}`)
     expect(result.scopes).toEqual(expect.arrayContaining(['personal', 'work']))

@@ -6,9 +6,11 @@
  * @module
  */
 import { PairingError } from '../../../src/index.js'
+import { isDeviceLocal } from '../../../src/facade/builtin-scopes.js'
 import { UsageError, type CliIo, type Command } from '../../../src/cli-io.js'
-import { initPc, joinPc } from '../open-pc.js'
+import { initPc, joinPc, type PcDevice } from '../open-pc.js'
 import { DEVICE_FLAGS, helpText, intFlag, JSON_FLAG, output, parseCommand, pcOptions, stringFlag, type CommandDoc } from './common.js'
+import { progressPrinter, progressSummary, trackInitialSync, type SyncProgress } from './progress.js'
 
 const NAME_FLAG = { name: 'name', type: 'string' as const, value: 'NAME', help: "This PC's name on the account's devices list. Default 'My PC'." }
 
@@ -26,16 +28,22 @@ const INIT_DOC: CommandDoc = {
 
 const JOIN_DOC: CommandDoc = {
   name: 'join',
-  usage: 'join <code> --relay URL [--name NAME] [--yes] [flags]',
+  usage: 'join <code> --relay URL [--name NAME] [--yes] [--wait SECONDS] [flags]',
   description: [
     'Pairs this PC with an account using the invite code shown by an owner device (your phone). Both',
     'screens then show the same six digits; this command asks you to confirm that they match (--yes',
     'accepts after printing them — right only when you typed the code off the phone yourself).',
+    'Then waits for the initial sync of every room this PC holds, with its progress on stderr (a bar on a',
+    'terminal, else JSON lines {"event":"progress","rooms","roomsSynced","updates","bytes"}), and prints',
+    '`In sync: <rooms> rooms, <updates> updates, <bytes>`; --json adds synced, rooms, updates and bytes.',
+    'Exit 1 when the initial sync did not finish within --wait (the PC is paired all the same: any later',
+    'command, or `contextsync sync`, goes on with it).',
   ].join('\n'),
   flags: [
     NAME_FLAG,
     { name: 'yes', type: 'boolean', help: 'Accept the six digits without asking (they are still printed).' },
     { name: 'timeout', type: 'string', value: 'SECONDS', help: 'Give up if the owner has not admitted this PC in time. Default 120.' },
+    { name: 'wait', type: 'string', value: 'SECONDS', help: 'How long to wait for the initial sync after pairing. Default 600; 0 exits right after pairing.' },
     JSON_FLAG,
     ...DEVICE_FLAGS,
   ],
@@ -92,6 +100,7 @@ export const joinCommand: Command = {
     const options = pcOptions(parsed, io.env)
     if (options.relayUrl === undefined) throw new UsageError('join needs --relay URL (the relay your phone uses)')
     const timeout = intFlag(parsed, 'timeout', 1, 3600) ?? 120
+    const wait = intFlag(parsed, 'wait', 0, 86_400) ?? 600
     const name = stringFlag(parsed, 'name')
     const yes = parsed.values.yes === true
     let shown: string | undefined
@@ -117,13 +126,44 @@ export const joinCommand: Command = {
     }
     try {
       await pc.sync.flush()
-      const result = { accountId: pc.sync.accountId, deviceId: pc.sync.deviceId, sas: shown ?? null, scopes: pc.sync.scopes.available(), dataDir: pc.dataDir }
-      output(io, parsed, result, () => `Joined account ${result.accountId} as ${result.deviceId} (scopes ${result.scopes.join(', ')}).`)
+      const joined = { accountId: pc.sync.accountId, deviceId: pc.sync.deviceId, sas: shown ?? null, scopes: pc.sync.scopes.available(), dataDir: pc.dataDir }
+      if (parsed.values.json !== true) io.stdout(`Joined account ${joined.accountId} as ${joined.deviceId} (scopes ${joined.scopes.join(', ')}).\n`)
+      const waited = wait === 0 ? undefined : await initialSync(pc, io, wait)
+      const progress = waited?.progress
+      const result = { ...joined, synced: progress?.synced ?? false, rooms: progress?.rooms ?? joined.scopes.filter((scope) => !isDeviceLocal(scope)).length, updates: progress?.updates ?? 0, bytes: progress?.bytes ?? 0 }
+      if (parsed.values.json === true) io.stdout(`${JSON.stringify(result)}\n`)
+      else if (progress?.synced === true) io.stdout(`In sync: ${progressSummary(progress)}.\n`)
+      if (waited && progress && !progress.synced) {
+        const why = waited.interrupted ? 'was interrupted' : `did not finish within ${wait}s`
+        io.stderr(`contextsync join: paired, but the initial sync ${why} (${progress.roomsSynced} of ${progress.rooms} rooms synced); \`contextsync sync\` or any other command goes on with it\n`)
+        return 1
+      }
     } finally {
       await pc.close()
     }
     return 0
   },
+}
+
+/**
+ * Wait up to `seconds` for the initial sync of a PC just paired, its progress on stderr. The store
+ * was empty before pairing, so everything in its logs arrived from the relay and counts.
+ */
+async function initialSync(pc: PcDevice, io: CliIo, seconds: number): Promise<{ progress: SyncProgress; interrupted: boolean }> {
+  const printer = progressPrinter(io)
+  const initial = trackInitialSync(pc, { report: (progress, reason) => printer.report(progress, reason), countPresent: true })
+  let interrupted = false
+  const timer = setTimeout(() => void initial.stop(), seconds * 1000)
+  const offSignal = io.onShutdownSignal(() => {
+    interrupted = true
+    void initial.stop()
+  })
+  try {
+    return { progress: await initial.done, interrupted }
+  } finally {
+    clearTimeout(timer)
+    offSignal()
+  }
 }
 
 async function ask(io: CliIo, question: string): Promise<string> {

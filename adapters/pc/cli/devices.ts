@@ -26,6 +26,7 @@ import {
   type CommandDoc,
   type Subcommand,
 } from './common.js'
+import { bytesText, progressPrinter, progressSummary, trackInitialSync } from './progress.js'
 
 const COMMON = [JSON_FLAG, ...SYNC_FLAGS, ...DEVICE_FLAGS]
 
@@ -200,17 +201,17 @@ export const statusCommand: Command = {
   },
 }
 
-/** A byte count as people read it. */
-function bytesText(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-}
-
 const SYNC_DOC: CommandDoc = {
   name: 'sync',
   usage: 'sync [flags]',
-  description: 'Stay online and keep this PC in sync (a daemon), printing each change as it arrives, until SIGINT/SIGTERM. With --json, one JSON line per event.',
+  description: [
+    'Stay online and keep this PC in sync (a daemon), printing each change as it arrives, until SIGINT/SIGTERM.',
+    'With --json, one JSON line per event on stdout. The initial sync of every room this PC holds shows its',
+    'progress on stderr (a bar on a terminal, else JSON lines {"event":"progress","rooms","roomsSynced","updates",',
+    '"bytes"}), then one line: with --json the event {"event":"synced","rooms","updates","bytes"} on stdout;',
+    'otherwise on stderr `in sync: <rooms> rooms, <updates> updates, <bytes>` on a terminal, that JSON line',
+    'elsewhere. The counts are what arrived from the relay in this run.',
+  ].join('\n'),
   flags: [JSON_FLAG, SCOPES_FLAG, ...DEVICE_FLAGS],
 }
 
@@ -225,7 +226,11 @@ export const syncCommand: Command = {
     }
     return withDevice(parsed, io.env, async (pc) => {
       if (pc.relayUrl === undefined) throw new UsageError('sync needs a relay: pass --relay URL')
-      const event = (value: Record<string, unknown>, text: string): void => output(io, parsed, { at: Date.now(), ...value }, () => `${when(Date.now())}  ${text}`)
+      const printer = progressPrinter(io)
+      const event = (value: Record<string, unknown>, text: string): void => {
+        printer.clear()
+        output(io, parsed, { at: Date.now(), ...value }, () => `${when(Date.now())}  ${text}`)
+      }
       const offs = [
         pc.sync.on('status', ({ scope, status }) => event({ event: 'status', scope, status }, `${scope}: ${status}`)),
         pc.sync.on('sync-lag', (e) => event({ event: 'sync-lag', ...e }, `${e.scope}: ${e.state} (device ${e.deviceId}, seq ${e.announcedSeq})`)),
@@ -238,42 +243,19 @@ export const syncCommand: Command = {
         }),
         pc.sync.on('revoked', () => event({ event: 'revoked' }, 'this PC was revoked')),
       ]
-      const stopProgress = initialProgress(pc, (value, text) => {
-        if (parsed.values.json === true) io.stdout(`${JSON.stringify({ at: Date.now(), event: 'progress', ...value })}\n`)
-        else if (io.stderrIsTty === true) io.stderr(`\r${text}\x1b[K`)
-      })
-      void whenSynced(pc, 3600).then((done) => {
-        stopProgress()
-        if (io.stderrIsTty === true && parsed.values.json !== true) io.stderr('\r\x1b[K')
-        if (done) event({ event: 'synced', scopes: pc.exposedScopes() }, `in sync: ${pc.exposedScopes().join(', ')}`)
+      // Progress on stderr (stdout stays the event stream), then one line once every room synced.
+      const initial = trackInitialSync(pc, { report: (progress, reason) => printer.report(progress, reason) })
+      void initial.done.then((progress) => {
+        if (!progress.synced) return
+        const synced = { event: 'synced', rooms: progress.rooms, updates: progress.updates, bytes: progress.bytes, scopes: pc.exposedScopes() }
+        if (parsed.values.json === true) io.stdout(`${JSON.stringify({ at: Date.now(), ...synced })}\n`)
+        else if (io.stderrIsTty === true) io.stderr(`in sync: ${progressSummary(progress)}\n`)
+        else io.stderr(`${JSON.stringify(synced)}\n`)
       })
       await new Promise<void>((resolve) => io.onShutdownSignal(() => resolve()))
-      stopProgress()
+      await initial.stop()
       for (const off of offs) off()
       return 0
     })
   },
-}
-
-/**
- * Report the initial sync's progress every 250 ms until stopped: per exposed scope, the envelopes
- * applied of those its peers announced, as numbers and as a bar.
- */
-function initialProgress(pc: PcDevice, report: (value: { scopes: Array<{ scope: string; applied: number; announced: number }> }, text: string) => void): () => void {
-  const width = 24
-  let last = ''
-  const timer = setInterval(() => {
-    const scopes = pc.exposedScopes().map((scope) => ({ scope, ...pc.syncProgress(scope) }))
-    const applied = scopes.reduce((n, s) => n + s.applied, 0)
-    const announced = scopes.reduce((n, s) => n + s.announced, 0)
-    const fraction = announced === 0 ? 0 : applied / announced
-    const filled = Math.round(fraction * width)
-    const bar = announced === 0 ? `[${'·'.repeat(width)}] waiting for a peer's announcement` : `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(fraction * 100)}%  ${applied}/${announced} envelopes`
-    const text = `syncing ${bar}`
-    if (text === last) return
-    last = text
-    report({ scopes }, text)
-  }, 250)
-  ;(timer as { unref?: () => void }).unref?.()
-  return () => clearInterval(timer)
 }
