@@ -268,7 +268,7 @@ const BAR_WIDTH = 20
 /** The one-line bar of a terminal. */
 export function progressBar(progress: SyncProgress): string {
   const filled = progress.rooms === 0 ? BAR_WIDTH : Math.round((progress.roomsSynced / progress.rooms) * BAR_WIDTH)
-  const peers = progress.announced === undefined ? '' : ` · ${progress.applied ?? 0}/${progress.announced} announced applied`
+  const peers = progress.announced === undefined ? '' : ` · applied ${progress.applied ?? 0} of ${progress.announced} announced`
   return `${progress.synced ? 'synced ' : 'syncing'} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${progress.roomsSynced}/${progress.rooms} rooms · ${progress.updates} updates · ${bytesText(progress.bytes)}${peers}`
 }
 
