@@ -137,6 +137,14 @@ async function benchJoin(): Promise<void> {
   const server = await startRelay(undefined)
   const transport = websocketTransport({ url: server.relay.url, WebSocketPolyfill: WS, maxBackoffTime: 300 })
   const phone = await ContextSync.open({ account: await createAccount(), device: { kind: 'phone' }, storage: memoryStorage(), transports: [transport], keys: plainKeys() })
+  // A store this size must reach the relay in frames it accepts: any refusal is reported, and a
+  // lasting one ends the bench rather than timing out on it.
+  const transportErrors: string[] = []
+  let lasting: string | undefined
+  phone.on('transport-error', ({ code, message }) => {
+    transportErrors.push(code)
+    if (code === 'envelope-too-big') lasting = message
+  })
   try {
     for (let start = 0; start < MEMORIES; start += 2000) {
       const writes: Array<Promise<unknown>> = []
@@ -146,6 +154,7 @@ async function benchJoin(): Promise<void> {
     await phone.flush()
     // Let the relay store all of it (and the phone compact) before the PC asks.
     await new Promise((r) => setTimeout(r, 2000))
+    if (lasting !== undefined) throw new Error(`bench pc: the relay refuses the phone's store: ${lasting}`)
 
     const started = performance.now()
     const invite = await phone.devices.invite({ kind: 'pc' })
@@ -154,6 +163,7 @@ async function benchJoin(): Promise<void> {
     const firstRecall = await whenTrue(() => pc.sync.memory.recall({ text: 'topic1', limit: 1 }).length > 0, 600_000, 'the first recall hit')
     const full = await whenTrue(() => pc.sync.memory.list({ scope: 'personal', limit: MEMORIES + 1 }).length >= MEMORIES, 600_000, 'every memory on the PC')
     await pc.close()
+    console.log(`phone transport errors during the join part: ${transportErrors.length === 0 ? 'none' : transportErrors.join(', ')}`)
 
     // Baseline: the same number of memories as plain Yjs maps, through the same relay code without auth.
     const plainServer = await startRelay('none')

@@ -119,7 +119,7 @@ const RELAY_FLAGS: FlagSpec[] = [
   {
     name: 'max-message-bytes',
     value: 'SIZE',
-    help: `Largest accepted frame; larger ones are closed with 1009. Default ${DEFAULT_LIMITS.maxMessageBytes / MIB}MiB (must fit a snapshot of a large store).`,
+    help: `Largest accepted frame; larger ones are closed with 1009. Default ${DEFAULT_LIMITS.maxMessageBytes / MIB}MiB (must hold the largest envelope, at least ~1 MiB: sync data comes in frames of at most 1 MiB).`,
     parse: size('max-message-bytes'),
   },
   {

@@ -31,6 +31,8 @@ import type { Awareness } from 'y-protocols/awareness'
 import { CloseCode } from '../wire/close-codes.js'
 import { parseClientMessage } from '../relay/protocol.js'
 import { MessageType } from '../wire/messages.js'
+import { SYNC_FRAME_BYTES, SYNC_FRAME_OVERHEAD, syncStep2Frames, updateFrames } from '../wire/sync-frames.js'
+import { cutState, cutTransaction } from '../crdt/cut-state.js'
 import type { LinkChannel } from './link-channel.js'
 import { LinkError } from './link-errors.js'
 import type { LinkRole } from './link-frames.js'
@@ -302,10 +304,11 @@ export class LinkNode {
         const updates = binding.updates
         binding.updates = []
         const update = updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
-        const encoder = encoding.createEncoder()
-        encoding.writeVarUint(encoder, MessageType.Sync)
-        syncProtocol.writeUpdate(encoder, update)
-        out.push(encodeMessage({ kind: 'y', ref: binding.ref, frame: encoding.toUint8Array(encoder) }))
+        // A large flush (an import, a compaction) goes in frames under the budget, so no message
+        // passes the peer's reassembly limit (WIRE.md, "Frame sizes").
+        const budget = SYNC_FRAME_BYTES - SYNC_FRAME_OVERHEAD
+        const pieces = update.length <= budget ? { updates: [update], splittable: [true] } : cutTransaction(binding.endpoint.doc, update, budget)
+        for (const frame of updateFrames(pieces).frames) out.push(encodeMessage({ kind: 'y', ref: binding.ref, frame }))
       }
       if (binding.awarenessIds.size > 0) {
         const awareness = binding.endpoint.awareness
@@ -487,10 +490,8 @@ export class LinkNode {
     try {
       switch (parsed.type) {
         case 'sync-step1': {
-          const encoder = encoding.createEncoder()
-          encoding.writeVarUint(encoder, MessageType.Sync)
-          syncProtocol.writeSyncStep2(encoder, endpoint.doc, parsed.stateVector)
-          this.sendY(binding, encoding.toUint8Array(encoder), true)
+          const pieces = cutState(endpoint.doc, SYNC_FRAME_BYTES - SYNC_FRAME_OVERHEAD, parsed.stateVector)
+          for (const frame of syncStep2Frames(pieces).frames) this.sendY(binding, frame, true)
           return
         }
         case 'sync-step2':

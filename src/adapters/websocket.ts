@@ -20,8 +20,10 @@ import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import * as syncProtocol from 'y-protocols/sync'
 import { WebsocketProvider } from 'y-websocket'
-import { closeCodeName, REFUSAL_CODES } from '../wire/close-codes.js'
+import { CloseCode, closeCodeName, REFUSAL_CODES } from '../wire/close-codes.js'
 import { MessageType } from '../wire/messages.js'
+import { MIN_SYNC_FRAME_BYTES, SYNC_FRAME_BYTES, SYNC_FRAME_OVERHEAD, syncStep2Frames, updateFrames, type SyncFrames } from '../wire/sync-frames.js'
+import { cutState, cutTransaction } from '../crdt/cut-state.js'
 import { TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../wire/token-protocol.js'
 import { tokenAudience } from '../crypto/token.js'
 import { Emitter } from '../util/emitter.js'
@@ -33,6 +35,7 @@ import type {
   TransportStatus,
 } from './transport.js'
 import { ContextSyncError } from '../errors.js'
+import { FrameBudget } from './frame-budget.js'
 
 /**
  * A WebSocket class: `globalThis.WebSocket` in browsers, `ws` in Node. Structural and loose on
@@ -77,6 +80,14 @@ export interface WebsocketTransportOptions {
    * dropped at once by a relay restart do not all come back in the same instant. Default false.
    */
   jitter?: boolean
+  /**
+   * Largest sync frame to send, in bytes; default 1 MiB. A first sync or a large transaction is
+   * cut into frames of at most this size (whole envelopes each), so it fits the relay's
+   * `maxMessageBytes`. A relay that still refuses a frame (close 1009) makes the transport halve
+   * the budget and retry; an envelope too large for the relay on its own is reported as the
+   * lasting `error` code `envelope-too-big`. At least 4 KiB.
+   */
+  maxFrameBytes?: number
 }
 
 /**
@@ -139,6 +150,10 @@ export function websocketTransport(options: WebsocketTransportOptions): Websocke
   if (options.tokenIn !== undefined && options.tokenIn !== 'header' && options.tokenIn !== 'url') {
     throw new WebsocketTransportError(`tokenIn must be 'header' or 'url', got ${JSON.stringify(options.tokenIn)}`, 'config')
   }
+  const maxFrameBytes = options.maxFrameBytes ?? SYNC_FRAME_BYTES
+  if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < MIN_SYNC_FRAME_BYTES) {
+    throw new WebsocketTransportError(`maxFrameBytes must be an integer of at least ${MIN_SYNC_FRAME_BYTES}, got ${String(options.maxFrameBytes)}`, 'config')
+  }
   const maxBackoff = options.maxBackoffTime ?? 2500
   const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)
   const attachments = new Map<string, RoomAttachment>()
@@ -161,6 +176,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Websocke
         refusedBackoff,
         tokenIn: options.tokenIn === 'url' ? 'url' : 'header',
         jitter: options.jitter === true,
+        maxFrameBytes,
         online,
         onDetach: () => attachments.delete(room.roomId),
       })
@@ -197,6 +213,7 @@ interface AttachmentConfig {
   refusedBackoff: number
   tokenIn: 'header' | 'url'
   jitter: boolean
+  maxFrameBytes: number
   /** Whether the host says the network is up when the room is attached. */
   online: boolean
   onDetach: () => void
@@ -216,6 +233,7 @@ class RoomAttachment implements TransportAttachment {
   private resync: ReturnType<typeof setInterval> | undefined
   /** The host says the network is down: no socket, no attempts. */
   private offline: boolean
+  private readonly budget: FrameBudget
 
   constructor(
     room: SealedLogRoom,
@@ -223,6 +241,7 @@ class RoomAttachment implements TransportAttachment {
   ) {
     this.roomId = room.roomId
     this.offline = !config.online
+    this.budget = new FrameBudget(config.maxFrameBytes)
     this.provider = new WebsocketProvider(config.url, room.roomId, room.doc, {
       connect: false,
       awareness: room.awareness,
@@ -241,9 +260,13 @@ class RoomAttachment implements TransportAttachment {
     const proc = (globalThis as { process?: { off?: (event: string, fn: () => void) => void } }).process
     if (exitHandler && proc?.off) proc.off('exit', exitHandler)
     this.guardSyncMessages()
+    this.cutLocalUpdates(room.doc)
     this.provider.on('status', ({ status }) => {
       // 'disconnected' comes from connection-close below, which also covers failed attempts.
-      if (status === 'connected') this.setStatus('connected')
+      if (status === 'connected') {
+        this.budget.connected()
+        this.setStatus('connected')
+      }
     })
     this.provider.on('sync', (synced: boolean) => {
       if (synced) {
@@ -366,7 +389,10 @@ class RoomAttachment implements TransportAttachment {
       encoding.writeVarUint(encoder, MessageType.Sync)
       const type = decoding.readVarUint(decoder)
       if (type === syncProtocol.messageYjsSyncStep1) {
-        syncProtocol.readSyncStep1(decoder, encoder, provider.doc)
+        // Answered in frames of at most the budget, sent here; the encoder keeps only the message
+        // type, which the provider does not send.
+        const stateVector = decoding.readVarUint8Array(decoder)
+        this.send(syncStep2Frames(cutState(provider.doc, this.budget.bytes - SYNC_FRAME_OVERHEAD, stateVector)))
         return
       }
       if (type !== syncProtocol.messageYjsSyncStep2 && type !== syncProtocol.messageYjsUpdate) return
@@ -382,6 +408,36 @@ class RoomAttachment implements TransportAttachment {
     }
   }
 
+  /**
+   * Local transactions go out through {@link updateFrames} instead of the provider's own handler,
+   * which would put a large one (an import, a first compaction) in one oversized frame.
+   */
+  private cutLocalUpdates(doc: Y.Doc): void {
+    const provider = this.provider as unknown as { _updateHandler: (update: Uint8Array, origin: unknown) => void }
+    doc.off('update', provider._updateHandler)
+    // Kept under the provider's name, so its destroy() unregisters this one.
+    provider._updateHandler = (update, origin) => {
+      if (origin === this.provider) return
+      const budget = this.budget.bytes - SYNC_FRAME_OVERHEAD
+      // One that fits goes as it is, as y-websocket would send it; were the relay to refuse it
+      // anyway, the next sync step 2 cuts it.
+      this.send(updateFrames(update.length <= budget ? { updates: [update], splittable: [true] } : cutTransaction(doc, update, budget)))
+    }
+    doc.on('update', provider._updateHandler)
+  }
+
+  /** Send frames on the open socket (dropped when there is none: the next sync step 1 covers them). */
+  private send(sync: SyncFrames): void {
+    const ws = this.provider.ws
+    if (!this.provider.wsconnected || !ws || ws.readyState !== ws.OPEN) return
+    this.budget.sent(sync)
+    try {
+      for (const frame of sync.frames) ws.send(frame)
+    } catch {
+      // A socket closing under us; the close handler reconnects.
+    }
+  }
+
   private onClose(event: unknown): void {
     // The provider would reconnect on its own with the same (now spent) token; we take over.
     this.provider.shouldConnect = false
@@ -389,6 +445,7 @@ class RoomAttachment implements TransportAttachment {
     if (this.offline) return this.setStatus('disconnected')
     this.setStatus('disconnected')
     const info = closeInfo(event)
+    if (info?.code === CloseCode.MessageTooBig) return this.onTooBig()
     const refused = info !== undefined && REFUSAL_CODES.has(info.code)
     // Normal closure, going away, no status and abnormal drops are the network, not a refusal.
     if (info && !QUIET_CLOSE_CODES.has(info.code)) {
@@ -398,6 +455,20 @@ class RoomAttachment implements TransportAttachment {
       )
     }
     this.schedule(refused)
+  }
+
+  /** The relay refused a frame as too big (1009): cut smaller and retry soon, unless nothing can be cut. */
+  private onTooBig(): void {
+    const verdict = this.budget.refused()
+    if (verdict.outcome === 'smaller') {
+      this.emitError('1009', `relay refused a frame as too big (1009); sending frames of at most ${verdict.budget} bytes from now on`)
+      return this.schedule(false)
+    }
+    this.emitError(
+      'envelope-too-big',
+      `relay refuses a frame of ${verdict.frameBytes} bytes that cannot be cut smaller (1009): one envelope exceeds its maxMessageBytes; raise the relay's limit`,
+    )
+    this.schedule(true)
   }
 
   private schedule(refused: boolean): void {

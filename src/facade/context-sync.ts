@@ -568,6 +568,7 @@ export class ContextSync {
         token: ({ audience }) => this.accessToken(replica.roomId, { audience }),
       })
       attachment.on('status', ({ status }) => this.emitter.emit('status', { scope: replica.scope, transport: transport.kind, status }))
+      attachment.on('error', ({ code, message }) => this.emitter.emit('transport-error', { scope: replica.scope, transport: transport.kind, code, message }))
       list.push(attachment)
     }
     this.attachments.set(replica.scope, list)

@@ -136,7 +136,7 @@ export class RelayConnection implements RoomPeer {
   }
 
   private replyStep2(stateVector: Uint8Array): void {
-    let reply: Uint8Array
+    let reply: Uint8Array[]
     try {
       reply = this.room.syncStep2(stateVector)
     } catch (error) {
@@ -147,7 +147,7 @@ export class RelayConnection implements RoomPeer {
       })
       return this.refuse(CloseCode.InternalError, 'room unavailable')
     }
-    this.send(reply)
+    for (const frame of reply) this.send(frame)
   }
 
   /** Apply what this connection may set of an awareness update; count what it may not. */

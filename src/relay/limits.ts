@@ -31,8 +31,9 @@
  * ³ An awareness update that would take a connection past its count or bytes is dropped whole;
  * entries for client ids another connection introduced are dropped one by one (`awarenessForeign`).
  *
- * Why these numbers: a single frame must carry a snapshot envelope or a device's first sync of a
- * large store (compaction snapshots of ~100k memories run to several MiB), hence 16 MiB. Clients
+ * Why these numbers: a frame must carry the largest envelope — sync data comes in frames of at most
+ * 1 MiB and snapshots in parts of at most 960 KiB (WIRE.md, "Frame sizes"), but one flush of
+ * 4096 long memories makes an update envelope of several MiB — hence 16 MiB. Clients
  * batch writes into one envelope per flush, so a few hundred messages per second is far above a
  * healthy device; the burst absorbs reconnect catch-up. An account holds ~10 scopes, and room
  * quotas only guard against a runaway client creating rooms. A device opens one connection per

@@ -25,6 +25,8 @@ import type { RelayStorage } from './accounting.js'
 import type { RelayLogger } from './log.js'
 import type { StoredUpdate } from './store.js'
 import { MessageType } from '../wire/messages.js'
+import { SYNC_FRAME_BYTES, SYNC_FRAME_OVERHEAD, syncStep2Frames } from '../wire/sync-frames.js'
+import { cutState } from '../crdt/cut-state.js'
 import { bytesDeletedBy } from './room-size.js'
 
 /** Something joined to a room that can receive frames (a relay connection). */
@@ -209,12 +211,13 @@ export class Room {
     if (controlled.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...controlled.keys()], null)
   }
 
-  /** Reply to a client's sync step 1 with the updates it lacks (sync step 2). */
-  syncStep2(stateVector: Uint8Array): Uint8Array {
-    const encoder = encoding.createEncoder()
-    encoding.writeVarUint(encoder, MessageType.Sync)
-    syncProtocol.writeSyncStep2(encoder, this.doc, stateVector)
-    return encoding.toUint8Array(encoder)
+  /**
+   * Reply to a client's sync step 1 with the updates it lacks: sync updates of at most
+   * {@link SYNC_FRAME_BYTES} each (whole envelopes), then the sync step 2, so a large room
+   * reaches a new device in steps and never as one frame past its limits (WIRE.md, "Frame sizes").
+   */
+  syncStep2(stateVector: Uint8Array): Uint8Array[] {
+    return syncStep2Frames(cutState(this.doc, SYNC_FRAME_BYTES - SYNC_FRAME_OVERHEAD, stateVector)).frames
   }
 
   /** Every awareness state, for a `query-awareness` message. */

@@ -25,6 +25,8 @@ export interface EntryInfo {
   type?: EnvelopeType
   /** The Yjs extent of its content (computed when a deletion needs it; at once for replays). */
   extent?: Extent
+  /** For a snapshot part: where each client's range in it begins (absent: at clock 0). */
+  start?: Extent
   /** Why it was refused. */
   code?: RejectCode
 }

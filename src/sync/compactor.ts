@@ -1,14 +1,17 @@
 /**
- * Compaction of a replica's sealed log: when the log passes the policy, a snapshot envelope (the
- * full inner state plus the seqs it covers) is sealed and every entry this device applied — and
- * every refused one — is deleted, in one outer transaction; the store is rewritten with a fresh
- * checkpoint first. The same step republishes: after an erasure, a revocation or a narrowing,
+ * Compaction of a replica's sealed log: when the log passes the policy, a snapshot (the full inner
+ * state plus the seqs it covers) is sealed and every entry this device applied — and every refused
+ * one — is deleted, in one outer transaction; the store is rewritten with a fresh checkpoint
+ * first. A state larger than {@link SNAPSHOT_PART_BYTES} is sealed as several snapshot envelopes,
+ * each with the same coverage and a part of the state cut between items (`src/crdt/cut-state.ts`),
+ * so no envelope outgrows a frame a relay or a link accepts (WIRE.md, "Frame sizes"). The same step republishes: after an erasure, a revocation or a narrowing,
  * or when the scope's epoch moved on, a snapshot carries everything this device holds.
  *
  * @module
  */
 import * as Y from 'yjs'
 import { StorageError } from '../adapters/storage.js'
+import { cutState } from '../crdt/cut-state.js'
 import { sealedLog } from '../crdt/sealed-log.js'
 import { EnvelopeType } from '../crypto/envelope.js'
 import { unref } from '../util/timers.js'
@@ -17,7 +20,7 @@ import { PRESSURE_INTERVAL_MS, type ReplicaCore } from './replica-core.js'
 import type { CompactionPolicy } from './replica-types.js'
 import type { Sealer } from './sealer.js'
 import { SeqSet } from './seq-set.js'
-import { coverageOverLimits, encodeSnapshot } from './snapshot.js'
+import { coverageOverLimits, encodeSnapshot, SNAPSHOT_PART_BYTES } from './snapshot.js'
 
 const MIN_ENTRIES_FOR_BYTE_RULE = 8
 /** A due compaction stops waiting for a quiet moment once the log holds this many times `maxEntries`. */
@@ -94,7 +97,7 @@ export class Compactor {
     this.bytesSinceSnapshot += bytes
     if (!this.shouldCompact()) return
     if (this.deferred && !this.pastHardLimit()) return
-    if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.core.seqs.ready) void this.compact()
+    if ((this.policy.idleMs <= 0 || this.pastHardLimit()) && this.core.seqs.ready) this.compact()?.catch((error: unknown) => this.reportFailure(error))
     else this.compactWhenIdle()
   }
 
@@ -103,9 +106,13 @@ export class Compactor {
     this.bytesSinceSnapshot += bytes
   }
 
-  /** A snapshot of `bytes` was applied: the byte rule compares against the newest one. */
-  snapshotSeen(bytes: number): void {
-    this.lastSnapshotBytes = bytes
+  /**
+   * A snapshot envelope of `bytes` was applied: the byte rule compares against the newest
+   * snapshot. `continues` when it is the next part of the same snapshot (same sender, same
+   * coverage) as the one before: its size adds up.
+   */
+  snapshotSeen(bytes: number, continues = false): void {
+    this.lastSnapshotBytes = continues ? this.lastSnapshotBytes + bytes : bytes
   }
 
   /**
@@ -207,37 +214,44 @@ export class Compactor {
       this.idleCompactionTimer = undefined
       if (this.core.closed || !this.shouldCompact()) return
       // Queued local changes go first (compactNow seals them), so the snapshot covers them.
-      this.compactNow().catch((error: unknown) => {
-        // A failed seq reservation: the log stays as it is; the next flush tries again.
-        const storageError = error instanceof StorageError ? error : new StorageError('io', 'storage write failed', { cause: error })
-        if (!this.core.closed) this.core.storageError(storageError)
-      })
+      // A failed seq reservation: the log stays as it is; the next flush tries again.
+      this.compactNow().catch((error: unknown) => this.reportFailure(error))
     }, this.policy.idleMs)
     unref(this.idleCompactionTimer)
+  }
+
+  private reportFailure(error: unknown): void {
+    const storageError = error instanceof StorageError ? error : new StorageError('io', 'storage write failed', { cause: error })
+    if (!this.core.closed) this.core.storageError(storageError)
   }
 
   /**
    * Push a snapshot covering every seq this device applied and delete, in the same outer
    * transaction, every entry it applied plus entries that can never be applied (refused). Held
-   * entries stay.
+   * entries stay. A large state goes in parts, one seq each: when fewer seqs are reserved than
+   * parts, it reserves them first and compacts then.
    */
   private compact(): Promise<void> | undefined {
     const core = this.core
     const signer = core.signer
     if (!signer || core.closed || !core.canSeal()) return undefined
+    const states = snapshotStates(core.inner)
+    if (!core.seqs.hasReserved(states.length)) {
+      return core.seqs.reserve(states.length).then(() => this.compact() ?? core.store.whenSaved())
+    }
     const ledger = core.ledger
     let coverage = ledger.appliedSeqs()
     // Coverage is a hint; past the format's bounds (a member fragmenting its seqs) list only our own.
     if (coverageOverLimits(coverage) !== undefined) coverage = new Map([[signer.senderId, coverage.get(signer.senderId) ?? new SeqSet()]])
-    const seq = core.seqs.take()
+    const seqs = states.map(() => core.seqs.take())
     // After restoring local changes that may never have been sealed, the snapshot also claims its
-    // own seq: no peer has applied that, so none skips the state as redundant.
-    if (core.unsealedRestored) addSeq(coverage, signer.senderId, seq)
-    const envelope = core.seal(EnvelopeType.Snapshot, seq, encodeSnapshot({ coverage, state: Y.encodeStateAsUpdate(core.inner) }))
+    // own seqs: no peer has applied those, so none skips the state as redundant.
+    if (core.unsealedRestored) for (const seq of seqs) addSeq(coverage, signer.senderId, seq)
+    const envelopes = states.map((state, i) => core.seal(EnvelopeType.Snapshot, seqs[i]!, encodeSnapshot({ coverage, state })))
     const log = sealedLog(core.outer)
     const current = log.toArray()
     let removed = 0
-    let stored = envelope
+    const stored: Uint8Array[] = []
     Y.transact(
       core.outer,
       () => {
@@ -251,21 +265,32 @@ export class Compactor {
             runEnd = -1
           }
         }
-        stored = core.append(envelope)
+        for (const envelope of envelopes) stored.push(core.append(envelope))
       },
       core.sealOrigin,
     )
     for (const bytes of current) if (ledger.isCovered(bytes)) ledger.snapshotEntries.delete(bytes)
-    ledger.recordSealed(stored, signer.senderId, seq, EnvelopeType.Snapshot)
-    core.events.emit('sealed', { scope: core.scope, seq })
+    stored.forEach((bytes, i) => ledger.recordSealed(bytes, signer.senderId, seqs[i]!, EnvelopeType.Snapshot))
+    for (const seq of seqs) core.events.emit('sealed', { scope: core.scope, seq })
     core.repairDue = false
     core.unsealedRestored = false
     this.bytesSinceSnapshot = 0
-    this.lastSnapshotBytes = envelope.length
+    this.lastSnapshotBytes = envelopes.reduce((sum, envelope) => sum + envelope.length, 0)
     if (this.idleCompactionTimer) clearTimeout(this.idleCompactionTimer)
     this.idleCompactionTimer = undefined
     const rewritten = core.store.compact({ checkpoint: true })
     core.events.emit('compacted', { scope: core.scope, removed })
     return rewritten
   }
+}
+
+/**
+ * The inner state for a snapshot: one update when it fits {@link SNAPSHOT_PART_BYTES} (the
+ * common case, byte for byte what a single-envelope snapshot always held), else the state cut
+ * into parts of at most that size.
+ */
+function snapshotStates(inner: Y.Doc): Uint8Array[] {
+  const whole = Y.encodeStateAsUpdate(inner)
+  if (whole.length <= SNAPSHOT_PART_BYTES) return [whole]
+  return cutState(inner, SNAPSHOT_PART_BYTES).updates
 }

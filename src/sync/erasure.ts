@@ -36,13 +36,49 @@ export function updateExtent(update: Uint8Array): Extent | undefined {
   }
 }
 
-/** The state vector a full-state update yields (contiguous from clock 0); `undefined` when it does not parse. */
-export function stateExtent(state: Uint8Array): Extent | undefined {
+/**
+ * Per client, the clock range `[start, end)` a snapshot state holds: from 0 for a whole state,
+ * from where the part begins for one part of a state sealed in several (`compactor.ts`).
+ */
+export interface StateRange {
+  start: Extent
+  end: Extent
+}
+
+/** The {@link StateRange} of a snapshot state; `undefined` when it does not parse. */
+export function stateRange(state: Uint8Array): StateRange | undefined {
   try {
-    return Y.decodeStateVector(Y.encodeStateVectorFromUpdate(state))
+    const { from, to } = Y.parseUpdateMeta(state)
+    return { start: from, end: to }
   } catch {
     return undefined
   }
+}
+
+/**
+ * How far the snapshots in a log hold each client's content together: per client, the end of the
+ * run of ranges that starts at clock 0 — one whole snapshot, or the parts of one, or both.
+ */
+export function reachOf(ranges: StateRange[]): Extent {
+  const byClient = new Map<number, Array<[number, number]>>()
+  for (const { start, end } of ranges) {
+    for (const [client, to] of end) {
+      const list = byClient.get(client) ?? []
+      list.push([start.get(client) ?? 0, to])
+      byClient.set(client, list)
+    }
+  }
+  const reach: Extent = new Map()
+  for (const [client, list] of byClient) {
+    list.sort((a, b) => a[0] - b[0])
+    let end = 0
+    for (const [from, to] of list) {
+      if (from > end) break
+      end = Math.max(end, to)
+    }
+    if (end > 0) reach.set(client, end)
+  }
+  return reach
 }
 
 /**

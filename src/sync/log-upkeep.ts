@@ -13,9 +13,9 @@ import { RejectCode } from '../crypto/codes.js'
 import { EnvelopeType, parseEnvelope, type ParsedEnvelope } from '../crypto/envelope.js'
 import { unref } from '../util/timers.js'
 import type { Compactor } from './compactor.js'
-import { deletedLogEntries, ErasureWatch, extentContains, updateExtent, type Extent } from './erasure.js'
+import { deletedLogEntries, ErasureWatch, extentContains, reachOf, updateExtent, type Extent, type StateRange } from './erasure.js'
 import { STORAGE_ORIGIN } from './log-store.js'
-import { PRESSURE_INTERVAL_MS, snapshotStateExtent, type ReplicaCore } from './replica-core.js'
+import { PRESSURE_INTERVAL_MS, snapshotStateRange, type ReplicaCore } from './replica-core.js'
 import { decodeSnapshot } from './snapshot.js'
 
 const REPAIR_MAX_MS = 5 * 60_000
@@ -171,19 +171,32 @@ export class LogUpkeep {
     if (!parsed.ok) return undefined
     const plaintext = this.core.open(parsed.value)
     if (!plaintext) return undefined
-    const extent = parsed.value.type === EnvelopeType.Snapshot ? snapshotStateExtent(plaintext) : updateExtent(plaintext)
-    if (extent) info.extent = extent
-    return extent
+    if (parsed.value.type !== EnvelopeType.Snapshot) {
+      const extent = updateExtent(plaintext)
+      if (extent) info.extent = extent
+      return extent
+    }
+    const range = snapshotStateRange(plaintext)
+    if (!range) return undefined
+    info.extent = range.end
+    if ([...range.start.values()].some((clock) => clock > 0)) info.start = range.start
+    return range.end
   }
 
+  /**
+   * What the snapshots this device applied, still in the log, hold together: one extent, as far
+   * as their ranges reach from clock 0 (a snapshot sealed in parts holds its state only as a
+   * whole).
+   */
   private snapshotExtents(): Extent[] {
-    const out: Extent[] = []
+    const ranges: StateRange[] = []
     for (const bytes of this.core.ledger.snapshotEntries) {
-      const extent = this.extentOf(bytes)
-      if (extent) out.push(extent)
+      const end = this.extentOf(bytes)
+      if (end) ranges.push({ start: this.core.ledger.entries.get(bytes)?.start ?? new Map(), end })
     }
-    return out
+    return ranges.length === 0 ? [] : [reachOf(ranges)]
   }
+
 
   /** Applied entries stayed erased: report, then republish (with backoff while it keeps happening). */
   private onErased(event: { count: number; copies: Uint8Array[] }): void {

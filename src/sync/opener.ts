@@ -15,14 +15,16 @@ import { unref } from '../util/timers.js'
 import type { Compactor } from './compactor.js'
 import { updateExtent, type Extent } from './erasure.js'
 import type { LogUpkeep } from './log-upkeep.js'
-import { decryptWithAny, snapshotStateExtent, type ReplicaCore } from './replica-core.js'
+import { decryptWithAny, snapshotStateRange, type ReplicaCore } from './replica-core.js'
 import type { SenderDirectory } from './replica-types.js'
-import { MAX_SEQ_RANGES } from './seq-set.js'
+import { MAX_SEQ_RANGES, type SeqSet } from './seq-set.js'
 import { decodeSnapshotChecked } from './snapshot.js'
 
 /** Checks, holds and applies what others append to the sealed log. */
 export class Opener {
   private holdTimer: ReturnType<typeof setInterval> | undefined
+  /** Sender and coverage of the last snapshot envelope applied, to tell its next part. */
+  private lastSnapshot: { senderId: string; coverage: Map<string, SeqSet> } | undefined
 
   constructor(
     private readonly core: ReplicaCore,
@@ -111,7 +113,7 @@ export class Opener {
     const applied = ledger.applied.get(senderId)
     if (applied?.has(envelope.seq)) {
       // A replay may carry text forgotten since: swept once a snapshot in the log holds its content.
-      const extent = envelope.type === EnvelopeType.Snapshot ? snapshotStateExtent(plaintext) : updateExtent(plaintext)
+      const extent = envelope.type === EnvelopeType.Snapshot ? snapshotStateRange(plaintext)?.end : updateExtent(plaintext)
       return this.rejectEntry(bytes, RejectCode.Replay, `seq ${envelope.seq} already applied`, senderId, extent)
     }
     // Honest senders add about one range per restart; a sender scattering its seqs to bloat every
@@ -147,7 +149,10 @@ export class Opener {
       // claims about other senders' is not used at all (it could not be checked).
       const own = snapshot.coverage.get(senderId)
       if (own) ledger.addClaims(senderId, own)
-      this.compactor.snapshotSeen(bytes.length)
+      // A snapshot in parts: each part names the same coverage (see `compactor.ts`).
+      const last = this.lastSnapshot
+      this.compactor.snapshotSeen(bytes.length, last?.senderId === senderId && sameCoverage(last.coverage, snapshot.coverage))
+      this.lastSnapshot = { senderId, coverage: snapshot.coverage }
       // Sealed without this device's last erasure: it may carry the erased text.
       const signer = core.signer
       if (signer && core.erasureSeq > 0 && senderId !== signer.senderId && snapshot.coverage.get(signer.senderId)?.has(core.erasureSeq) !== true) {
@@ -256,4 +261,11 @@ function envelopesAddedIn(transaction: Y.Transaction, log: Y.Array<Uint8Array>):
     }
   }
   return added
+}
+
+/** True when two snapshot coverages list the same seqs for the same senders. */
+function sameCoverage(a: Map<string, SeqSet>, b: Map<string, SeqSet>): boolean {
+  if (a.size !== b.size) return false
+  for (const [sender, seqs] of a) if (b.get(sender)?.equals(seqs) !== true) return false
+  return true
 }

@@ -17,7 +17,7 @@ import { decryptEnvelope, sealEnvelope, type EnvelopeType, type ParsedEnvelope }
 import { ScopeAccessError } from '../errors.js'
 import { Emitter } from '../util/emitter.js'
 import { AppliedLedger } from './applied-ledger.js'
-import { stateExtent, type Extent } from './erasure.js'
+import { stateRange, type StateRange } from './erasure.js'
 import { DEFAULT_HOLD_LIMITS, HeldEnvelopes, type HoldLimits } from './hold.js'
 import { LogStore } from './log-store.js'
 import type { RejectedEvent, ReplicaEvents, ReplicaOptions, ReplicaSigner } from './replica-types.js'
@@ -167,8 +167,8 @@ export function decryptWithAny(envelope: ParsedEnvelope, roomId: string, keys: U
   return undefined
 }
 
-/** The state vector a snapshot's state yields; `undefined` when it does not decode. */
-export function snapshotStateExtent(plaintext: Uint8Array): Extent | undefined {
+/** The clock ranges a snapshot's state holds (a part of a state: from where it begins); `undefined` when it does not decode. */
+export function snapshotStateRange(plaintext: Uint8Array): StateRange | undefined {
   const snapshot = decodeSnapshot(plaintext)
-  return snapshot ? stateExtent(snapshot.state) : undefined
+  return snapshot ? stateRange(snapshot.state) : undefined
 }

@@ -54,19 +54,25 @@ export class SeqReservation {
     return this.reservedUpTo >= this.nextSeq
   }
 
+  /** True when the next `count` seqs are reserved (a snapshot sealed in several parts). */
+  hasReserved(count: number): boolean {
+    return this.reservedUpTo >= this.nextSeq + count - 1
+  }
+
   /** The next seq; the caller made sure it is reserved ({@link ready} or {@link reserve}). */
   take(): number {
     return this.nextSeq++
   }
 
   /**
-   * Persist a new block of seqs unless at least two are still reserved (an update and the
-   * snapshot a compaction may seal right after it).
+   * Persist a new block of seqs unless at least `count` are still reserved — by default two: an
+   * update and the snapshot a compaction may seal right after it; a snapshot in parts asks for
+   * one per part.
    */
-  reserve(): Promise<void> {
-    if (this.reservedUpTo >= this.nextSeq + 1) return Promise.resolve()
+  reserve(count = 2): Promise<void> {
+    if (this.hasReserved(count)) return Promise.resolve()
     this.reserving ??= (async () => {
-      const upTo = this.nextSeq + SEQ_BLOCK
+      const upTo = this.nextSeq + Math.max(SEQ_BLOCK, count)
       await this.save(encodeReservation(upTo))
       this.reservedUpTo = upTo
     })().finally(() => {

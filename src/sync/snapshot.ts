@@ -39,6 +39,15 @@ export const MAX_SNAPSHOT_SENDERS = 1024
  */
 export const MAX_SNAPSHOT_RANGES = 4 * MAX_SEQ_RANGES
 
+/**
+ * Largest inner state one snapshot envelope carries: 960 KiB, so the sealed envelope (header,
+ * coverage, tag) stays under the 1 MiB sync frame budget (`src/wire/sync-frames.ts`). A larger
+ * state is sealed as several snapshot envelopes with the same coverage, each holding part of it
+ * (WIRE.md, "Frame sizes"); receivers need nothing new for that, since every part is an ordinary
+ * snapshot whose state merges into the doc.
+ */
+export const SNAPSHOT_PART_BYTES = 960 * 1024
+
 /** Decoded snapshot payload. */
 export interface SnapshotPayload {
   /** Seqs covered, by hex sender id. */

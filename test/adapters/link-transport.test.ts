@@ -59,6 +59,34 @@ function entries(doc: Y.Doc): string[] {
 }
 
 describe('link transport', () => {
+  it('carries a log larger than the reassembly limit both ways, in messages under it', async () => {
+    const limit = 2 * 1024 * 1024
+    const { sim, hub, glasses, errors, connect } = setup(
+      { mtu: 512, connectionIntervalMs: 7.5, packetsPerEvent: 64 },
+      { maxMessageBytes: limit },
+      { auth: 'none', maxMessageBytes: limit },
+    )
+    const roomId = 'room-large'
+    const g = attach(glasses, roomId)
+    // ~3 MB: before sync data was cut into frames, the first sync step 2 was one message this size.
+    for (let i = 0; i < 30; i++) sealedLog(g.doc).push([utf8(`entry-${i}-${'y'.repeat(100_000)}`)])
+    connect()
+    await sim.settle()
+    const hubDoc = hub.room(roomId)!.doc
+    expect(sameOuterState(g.doc, hubDoc)).toBe(true)
+    // And from the hub to glasses that hold nothing yet.
+    const other = linkTransport({ keepaliveMs: 0, maxMessageBytes: limit, clock: sim.clock })
+    other.on('error', ({ error }) => errors.push(error))
+    const fresh = attach(other, roomId)
+    const link = sim.connect()
+    hub.accept(link.central)
+    other.connect(link.peripheral)
+    await sim.settle()
+    expect(entries(fresh.doc)).toHaveLength(30)
+    expect(sameOuterState(fresh.doc, hubDoc)).toBe(true)
+    expect(errors.map((error) => error.code)).toEqual([])
+  }, 60_000)
+
   it('resumes after the channel is lost mid-message without resending the document', async () => {
     const { sim, hub, glasses, connect } = setup({ mtu: 20, connectionIntervalMs: 30, packetsPerEvent: 2 })
     const first = connect()

@@ -3,6 +3,8 @@ import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type Loopba
 import { sealedLog } from '../../src/crdt/sealed-log.js'
 import { converge, innerState, logContains, openDevice, roomOf } from '../helpers/devices.js'
 import * as Y from 'yjs'
+import { parseEnvelope, EnvelopeType } from '../../src/crypto/index.js'
+import { SNAPSHOT_PART_BYTES } from '../../src/sync/snapshot.js'
 
 let net: LoopbackNetwork
 const open: ContextSync[] = []
@@ -44,6 +46,42 @@ describe('compaction', () => {
     open.push(fresh)
     await converge([phone, pc, fresh], net)
     expect(fresh.memory.list().length).toBe(10_000)
+    expect(innerState(fresh, ['personal'])).toEqual(innerState(phone, ['personal']))
+    expect(fresh.rejectionCounts()).toEqual({})
+  }, 120_000)
+
+  it('seals a state larger than one part as several snapshot envelopes that rebuild it, with no erasure alarm', async () => {
+    const account = await createAccount()
+    net = loopbackNetwork({ seed: 5 })
+    const sync = { compaction: { maxEntries: 16, idleMs: 20 } }
+    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
+    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync })).dev
+    open.push(phone, pc)
+    // ~3 MiB of inner state: a snapshot of it in one envelope would pass the 1 MiB frame budget.
+    for (let done = 0; done < 9000; done += 300) {
+      await Promise.all(Array.from({ length: 300 }, (_, i) => phone.memory.remember({ text: `part memory ${done + i} `.padEnd(300, 'x') })))
+    }
+    await converge([phone, pc], net)
+    await new Promise((r) => setTimeout(r, 100))
+    await converge([phone, pc], net)
+    const snapshots = sealedLog(net.relayDoc(roomOf(account, 'personal'))!)
+      .toArray()
+      .filter((bytes) => {
+        const parsed = parseEnvelope(bytes)
+        return parsed.ok && parsed.value.type === EnvelopeType.Snapshot
+      })
+    expect(snapshots.length).toBeGreaterThan(2)
+    for (const bytes of snapshots) expect(bytes.length).toBeLessThan(SNAPSHOT_PART_BYTES + 64 * 1024)
+    expect(pc.memory.list().length).toBe(9000)
+    // The compaction deleted entries the pc applied; the parts together hold them: no alarm.
+    expect(pc.rejectionCounts()).toEqual({})
+    expect(phone.rejectionCounts()).toEqual({})
+
+    // A new device built from the parts alone has everything.
+    const fresh = (await openDevice(account, net, 'glasses', memoryStorage(), { sync })).dev
+    open.push(fresh)
+    await converge([phone, pc, fresh], net)
+    expect(fresh.memory.list().length).toBe(9000)
     expect(innerState(fresh, ['personal'])).toEqual(innerState(phone, ['personal']))
     expect(fresh.rejectionCounts()).toEqual({})
   }, 120_000)
