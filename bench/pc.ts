@@ -170,15 +170,21 @@ async function benchJoin(): Promise<void> {
     try {
       const writerDoc = new Y.Doc()
       const map = writerDoc.getMap<Y.Map<unknown>>('memories')
-      writerDoc.transact(() => {
-        for (let i = 0; i < MEMORIES; i++) {
-          const item = plainItem(i, 'plain')
-          map.set(item.id, new Y.Map(Object.entries(item)))
-        }
-      })
       const options = { WebSocketPolyfill: WS, disableBc: true, resyncInterval: -1 }
       const writer = new WebsocketProvider(plainServer.relay.url, 'plain-join', writerDoc, options)
       await whenTrue(() => writer.synced, 120_000, 'the plain writer to sync')
+      // Written online in batches of 2000, as the phone does: the stock provider sends each
+      // transaction as one frame, and one transaction of every memory would pass the relay's
+      // frame limit (it cannot cut frames; the reader's first sync is cut by the relay).
+      for (let start = 0; start < MEMORIES; start += 2000) {
+        writerDoc.transact(() => {
+          for (let i = start; i < Math.min(MEMORIES, start + 2000); i++) {
+            const item = plainItem(i, 'plain')
+            map.set(item.id, new Y.Map(Object.entries(item)))
+          }
+        })
+        await new Promise((r) => setImmediate(r))
+      }
       await new Promise((r) => setTimeout(r, 2000))
       // The provider's own Awareness keeps a timer past destroy(): end both, or the process never exits.
       writer.destroy()
