@@ -67,19 +67,27 @@ async function writeMemories(dev: ContextSync, count: number, batch: number, byt
   }
 }
 
+/**
+ * A device that wrote `count` memories (in batches of `batch`, one envelope each) while offline,
+ * then comes online: everything goes out in its first sync step 2.
+ */
+async function wroteOffline(account: Account, kind: 'phone' | 'pc', relay: Relay, count: number, batch: number, options: { refusedBackoffTime?: number } = {}) {
+  const transport = transportTo(relay.url, options)
+  transport.setOnline(false)
+  const opened = await device(account, kind, transport)
+  await writeMemories(opened.dev, count, batch)
+  transport.setOnline(true)
+  return { ...opened, transport }
+}
+
 describe('frame sizes', () => {
   it('a store larger than the relay frame limit reaches the relay and a new device in frames under it, both ways', async () => {
     // Before frames were cut, the phone's first sync step 2 (~2.5 MB) was refused with 1009 and
     // resent after every backoff, forever; and a snapshot of the store was one envelope as large.
     const relay = await relayWithLimit(2 * 1024 * 1024)
     const account = await createAccount()
-    const phoneTransport = transportTo(relay.url)
-    // Offline first: everything goes out in the first sync step 2.
-    phoneTransport.setOnline(false)
-    const phone = await device(account, 'phone', phoneTransport)
     const count = 8000
-    await writeMemories(phone.dev, count, 200)
-    phoneTransport.setOnline(true)
+    const phone = await wroteOffline(account, 'phone', relay, count, 200)
     await until(() => relay.metrics().storedBytes > count * 200, 60_000, 'the phone store on the relay')
 
     received.length = 0
@@ -102,13 +110,9 @@ describe('frame sizes', () => {
   it('a relay whose limit is under the frame budget: the transport cuts smaller frames after its 1009', async () => {
     const relay = await relayWithLimit(256 * 1024)
     const account = await createAccount()
-    const phoneTransport = transportTo(relay.url)
-    phoneTransport.setOnline(false)
-    const phone = await device(account, 'phone', phoneTransport)
     // ~900 KB in envelopes of ~30 KB: each fits the relay, together they do not.
     const count = 3000
-    await writeMemories(phone.dev, count, 100)
-    phoneTransport.setOnline(true)
+    const phone = await wroteOffline(account, 'phone', relay, count, 100)
     const pc = await device(account, 'pc', transportTo(relay.url))
     await until(() => pc.dev.memory.list({ limit: count + 10 }).length === count, 60_000, `all ${count} memories on the new device`)
     const codes = phone.errors.map((e) => e.code)
@@ -121,12 +125,8 @@ describe('frame sizes', () => {
   it('an envelope larger than the relay accepts is a lasting, coded error, and nothing is lost', async () => {
     const relay = await relayWithLimit(64 * 1024)
     const account = await createAccount()
-    const transport = transportTo(relay.url, { refusedBackoffTime: 60_000 })
-    transport.setOnline(false)
-    const phone = await device(account, 'phone', transport)
     // One batch: a single envelope of ~500 KB, which no frame size gets under 64 KiB.
-    await writeMemories(phone.dev, 2000, 2000)
-    transport.setOnline(true)
+    const phone = await wroteOffline(account, 'phone', relay, 2000, 2000, { refusedBackoffTime: 60_000 })
     await until(() => phone.errors.some((e) => e.code === 'envelope-too-big'), 30_000, 'the lasting error')
     const lasting = phone.errors.find((e) => e.code === 'envelope-too-big')!
     // Before it: a few halvings of the budget, each a quick retry, not an endless loop.
