@@ -1,6 +1,6 @@
 /**
  * The contract between test/browser/glasses-link-page.ts (the page: `openGlasses` from
- * `contextsync/glasses` on IndexedDB) and test/browser-glasses-link.test.ts, which drives it
+ * `contextsync/glasses` on IndexedDB) and test/browser/glasses-link.test.ts, which drives it
  * through `window.glassesLink`. No side effects, so Node code may import it.
  */
 import type { GlassesPath } from '../../adapters/glasses/index.js'

@@ -3,7 +3,7 @@
  * IndexedDB, pairing over the relay with the browser's WebSocket, then syncing over a link whose
  * channel is another WebSocket standing in for the BLE characteristic pair (the Node side frames
  * it to the MTU and caps its throughput). Bundled for `platform: 'browser'` by
- * test/browser-glasses-link.test.ts, which drives it through `window.glassesLink`.
+ * test/browser/glasses-link.test.ts, which drives it through `window.glassesLink`.
  */
 import { plainKeys } from '../../src/index.js'
 import type { LinkChannel } from '../../src/entries/link.js'

@@ -1,7 +1,7 @@
 /**
  * The glasses runtime as a web page: a contextsync device on IndexedDB (`contextsync/idb`) and the
  * browser's own WebSocket (`contextsync/websocket`). Bundled with esbuild for `platform: 'browser'`
- * by test/browser-idb.test.ts, which drives it through `window.glasses` with `page.evaluate`.
+ * by test/browser/idb.test.ts, which drives it through `window.glasses` with `page.evaluate`.
  * Imports the library's public entry points only.
  */
 import { ContextSync, plainKeys, type Transport, type TransportStatus } from '../../src/index.js'
@@ -53,9 +53,9 @@ const api: GlassesApi = {
     if (dev) throw new Error('glasses: a device is already open')
     storage = indexedDbStorage({ name: GLASSES_DB })
     const transports = transportTo(relayUrl)
-    // Plain key records on purpose: test/browser-idb.test.ts reopens the dumped IndexedDB in Node
+    // Plain key records on purpose: test/browser/idb.test.ts reopens the dumped IndexedDB in Node
     // to show its plaintext search would find what the store holds. Keys at rest in a browser
-    // (webCryptoKeys) have their own page and test (browser-keys).
+    // (webCryptoKeys) have their own page and test (keys-page.ts, keys.test.ts).
     dev = await ContextSync.join({ invite: code, device: { kind: 'glasses', name }, storage, keys: plainKeys(), transports, timeoutMs: 20_000 })
     watch(dev)
     return { deviceId: dev.deviceId, kind: dev.kind, scopes: dev.scopes.available() }

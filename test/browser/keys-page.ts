@@ -1,5 +1,5 @@
 /**
- * Page for test/browser-keys.test.ts (bundled for the browser): enrols an owner device on
+ * Page for test/browser/keys.test.ts (bundled for the browser): enrols an owner device on
  * IndexedDB with `webCryptoKeys`, then reports — without ever printing them — whether the seeds
  * appear in any IndexedDB record, whether the store reopens with the protector and not without
  * it, and what kind of key the browser kept. The result lands in `window.__keysResult`.
