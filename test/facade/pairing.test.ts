@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import {
   ContextSync,
@@ -37,20 +37,16 @@ async function until(predicate: () => boolean, timeoutMs = 10_000): Promise<void
   }
 }
 import { converge, openDevice } from '../helpers/devices.js'
+import { loopbackDevices, type LoopbackDevices } from '../helpers/loopback-devices.js'
 
+/** The current test's devices (closed when it ends) and their network. */
+let fleet: LoopbackDevices
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 async function ownerAndNet() {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 21 })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  open.push(phone)
-  return { account, phone }
+  fleet = await loopbackDevices(['phone'], { seed: 21, converge: false })
+  net = fleet.net
+  return { account: fleet.account, phone: fleet.all[0]! }
 }
 
 async function pair(owner: ContextSync, kind: 'car' | 'glasses' | 'pc', scopes?: string[]) {
@@ -59,8 +55,7 @@ async function pair(owner: ContextSync, kind: 'car' | 'glasses' | 'pc', scopes?:
   const invite = await owner.devices.invite({ kind, name: `Member ${kind}`, ...(scopes && { scopes }), confirm: ({ sas }) => ((ownerSas = sas), true) })
   let sas = ''
   const storage = memoryStorage()
-  const dev = await ContextSync.join({ invite: invite.code, device: { kind, name: `Member ${kind}` }, storage, transports: [transport], onSas: (s) => (sas = s), timeoutMs: 10_000 })
-  open.push(dev)
+  const dev = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind, name: `Member ${kind}` }, storage, transports: [transport], onSas: (s) => (sas = s), timeoutMs: 10_000 }))
   return { dev, transport, storage, invite, sas, ownerSas }
 }
 
@@ -122,8 +117,7 @@ describe('pairing', () => {
   it('codes are single use, expire, and a wrong code fails cleanly', async () => {
     const { phone } = await ownerAndNet()
     const invite = await phone.devices.invite({ kind: 'glasses' })
-    const first = await ContextSync.join({ invite: invite.code, device: { kind: 'glasses' }, storage: memoryStorage(), transports: [net.transport()], timeoutMs: 10_000 })
-    open.push(first)
+    const first = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind: 'glasses' }, storage: memoryStorage(), transports: [net.transport()], timeoutMs: 10_000 }))
     await expect(
       ContextSync.join({ invite: invite.code, device: { kind: 'glasses' }, storage: memoryStorage(), transports: [net.transport()], timeoutMs: 2_000 }),
     ).rejects.toThrow(PairingError)
@@ -154,8 +148,7 @@ describe('pairing', () => {
     await new Promise((r) => setTimeout(r, 50))
     expect(phone.devices.list().map((d) => d.kind)).toEqual(['phone'])
     ownerConfirm(true)
-    const glasses = await joining
-    open.push(glasses)
+    const glasses = fleet.track(await joining)
     expect(phone.devices.list().map((d) => d.deviceId)).toContain(glasses.deviceId)
   })
 
@@ -247,9 +240,8 @@ describe('pairing', () => {
 
 describe('revocation', () => {
   it('a revoked car reads nothing written afterwards, even holding the sealed logs; the others carry on', async () => {
-    const { account, phone } = await ownerAndNet()
-    const pcDevice = (await openDevice(account, net, 'pc')).dev
-    open.push(pcDevice)
+    const { phone } = await ownerAndNet()
+    const pcDevice = (await fleet.open('pc')).dev
     const { dev: glasses } = await pair(phone, 'glasses')
     const { dev: car } = await pair(phone, 'car', ['personal', 'location'])
     const before = await phone.memory.remember({ text: 'Before the revocation' })
@@ -348,10 +340,10 @@ describe('forged statements', () => {
 
 describe('recovery', () => {
   it('a recovery code restores owner rights on a fresh phone, which can revoke the lost one', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 22 })
-    const lost = (await openDevice(account, net, 'phone')).dev
-    open.push(lost)
+    fleet = await loopbackDevices(['phone'], { seed: 22, converge: false })
+    net = fleet.net
+    const { account } = fleet
+    const lost = fleet.all[0]!
     const kept = await lost.memory.remember({ text: 'Passport number is in the safe', scope: 'payments' })
     await converge([lost], net)
     const code = account.exportRecoveryCode()
@@ -361,8 +353,7 @@ describe('recovery', () => {
     await expect(createAccount({ recoveryCode: typo })).rejects.toThrow(/recovery code/)
     const restored = await createAccount({ recoveryCode: code.toLowerCase() })
     expect(restored.accountId).toBe(account.accountId)
-    const phone = (await openDevice(restored, net, 'phone')).dev
-    open.push(phone)
+    const phone = fleet.track((await openDevice(restored, net, 'phone')).dev)
     await converge([lost, phone], net)
     expect(phone.isOwner).toBe(true)
     expect(phone.memory.get(kept.id)?.text).toBe('Passport number is in the safe')

@@ -1,24 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type LoopbackNetwork, type MemoryChange, type MemoryItem } from '../../src/index.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { ContextSync, createAccount, memoryStorage, type LoopbackNetwork, type MemoryChange, type MemoryItem } from '../../src/index.js'
 import * as Y from 'yjs'
 import { EnvelopeType } from '../../src/crypto/envelope.js'
 import { decodeSnapshot } from '../../src/sync/snapshot.js'
-import { converge, decryptLog, innerState, openDevice, type TestDevice } from '../helpers/devices.js'
+import { converge, decryptLog, innerState } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 async function devices(kinds: Array<'phone' | 'glasses' | 'car' | 'pc'>, layout: 'hub' | 'mesh' = 'hub') {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 11, layout })
-  const out: TestDevice[] = []
-  for (const kind of kinds) out.push(await openDevice(account, net, kind))
-  open.push(...out.map((d) => d.dev))
-  return { account, devs: out.map((d) => d.dev), testDevices: out }
+  const fleet = await loopbackDevices(kinds, { seed: 11, layout, converge: false })
+  net = fleet.net
+  return { account: fleet.account, devs: fleet.all, testDevices: fleet.devs, fleet }
 }
 
 describe('core sync', () => {
@@ -124,16 +118,14 @@ describe('core sync', () => {
   })
 
   it('reopens from its storage alone with the same id and data, and keeps syncing', async () => {
-    const { devs, testDevices } = await devices(['phone', 'pc'])
+    const { devs, testDevices, fleet } = await devices(['phone', 'pc'])
     const [phone, pc] = devs as [ContextSync, ContextSync]
     const m = await phone.memory.remember({ text: 'Parked on level 3' })
     const s = phone.sessions.start({ title: 'Parking' })
     await s.append({ role: 'user', text: 'Where did I park?' })
     const id = phone.deviceId
     await phone.close()
-    open.splice(open.indexOf(phone), 1)
-    const again = await ContextSync.open({ storage: testDevices[0]!.storage, transports: [net.transport()] })
-    open.push(again)
+    const again = fleet.track(await ContextSync.open({ storage: testDevices[0]!.storage, transports: [net.transport()] }))
     expect(again.deviceId).toBe(id)
     expect(again.kind).toBe('phone')
     expect(again.memory.get(m.id)).toEqual(m)
@@ -173,7 +165,7 @@ describe('core sync', () => {
   it('opens a device with no transports and syncs nothing', async () => {
     const account = await createAccount()
     const dev = await ContextSync.open({ account, device: { kind: 'pc' }, storage: memoryStorage() })
-    open.push(dev)
+    onTestFinished(() => dev.close())
     const m = await dev.memory.remember({ text: 'offline only' })
     expect(dev.memory.get(m.id)?.text).toBe('offline only')
     expect(dev.name).toBe('My PC')

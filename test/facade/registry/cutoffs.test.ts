@@ -3,49 +3,44 @@
  * seqs of the revoked device that the revoking owner applied. Anything else from it — a seq in a
  * gap, a room the owner never held, a new epoch — is refused with code 5 on every device.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, RejectCode, type LoopbackNetwork, type RejectedEvent } from '../../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { ContextSync, RejectCode, type LoopbackNetwork, type RejectedEvent } from '../../../src/index.js'
 import { ownerKeyring, signTypedStatement, StatementType } from '../../../src/crypto/index.js'
 import { accountKeys } from '../../../src/facade/account.js'
 import { revocationKey, statementsMap } from '../../../src/crdt/registry.js'
 import * as encoding from 'lib0/encoding'
 import { fromHex } from '../../../src/util/bytes.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
 import { deviceKeysOf, forgeEnvelope, memoryUpdate } from '../../helpers/forge.js'
 import { inject, pairMember } from '../../helpers/keys.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 /** Phone and PC (owners; the PC holds no `location`), glasses and a car (members). */
 async function setup(seed: number) {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  const pc = (await openDevice(account, net, 'pc')).dev
-  open.push(phone, pc)
+  const fleet = await loopbackDevices(['phone', 'pc'], { seed, converge: false })
+  net = fleet.net
+  const [phone, pc] = fleet.all as [ContextSync, ContextSync]
   const glasses = await pairMember(phone, net, 'glasses')
   const car = await pairMember(phone, net, 'car', { scopes: ['personal', 'location'] })
-  open.push(glasses.dev, car.dev)
+  fleet.track(glasses.dev)
+  fleet.track(car.dev)
   await converge([phone, pc, glasses.dev, car.dev], net)
-  return { account, phone, pc, glasses, car, keyring: ownerKeyring(accountKeys(account)) }
+  const { account } = fleet
+  return { account, fleet, phone, pc, glasses, car, keyring: ownerKeyring(accountKeys(account)) }
 }
 
 describe('revocation cutoffs', () => {
   it('a revoked car injecting in seq gaps, under old epochs and in rooms the revoking owner never held is refused everywhere', async () => {
-    const { phone, pc, glasses, car, keyring } = await setup(41)
+    const { fleet, phone, pc, glasses, car, keyring } = await setup(41)
     await car.dev.memory.remember({ text: 'car personal 1' })
     await car.dev.memory.remember({ text: 'car location 1', scope: 'location' })
     await converge([phone, pc, glasses.dev, car.dev], net)
     // A restart moves the car to a new seq block: its seqs now have a gap.
     await car.dev.close()
-    open.splice(open.indexOf(car.dev), 1)
-    const carAgain = await ContextSync.open({ storage: car.storage, transports: [net.transport({ name: 'car-again' })] })
-    open.push(carAgain)
+    const carAgain = fleet.track(await ContextSync.open({ storage: car.storage, transports: [net.transport({ name: 'car-again' })] }))
     const afterRestart = await carAgain.memory.remember({ text: 'car personal after restart' })
     await converge([phone, pc, glasses.dev, carAgain], net)
     const carSeqs = phone.replica('personal')!.appliedSeqs().get(carAgain.deviceId)!.toRanges()

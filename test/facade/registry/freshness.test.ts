@@ -5,36 +5,33 @@
  * learned of the start — so a member kept on an old epoch (a relay withholding the registry from
  * it) cannot keep writing under a key a revoked device holds.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, ValidationError, type LoopbackNetwork, type RejectedEvent } from '../../../src/index.js'
+import { ContextSync, createAccount, memoryStorage, RejectCode, ValidationError, type LoopbackNetwork, type RejectedEvent } from '../../../src/index.js'
 import { sealedLog } from '../../../src/crdt/sealed-log.js'
 import { parseEnvelope } from '../../../src/crypto/index.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
 import { keyringOf, pairMember } from '../../helpers/keys.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 // Generous: the first delivery below must only happen within this long of the revocation.
 const GRACE_MS = 2_000
 
 describe('epoch freshness', () => {
   it('a member left on an old epoch is refused (15) once the new epoch is older than the grace window; within it, accepted', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 71 })
+    const fleet = await loopbackDevices([], { seed: 71, converge: false })
+    net = fleet.net
     // The phone uses a short grace window; the PC keeps the default (10 min).
-    const phoneDevice = await openDevice(account, net, 'phone', memoryStorage(), { sync: { epochGraceMs: GRACE_MS } })
+    const phoneDevice = await fleet.open('phone', memoryStorage(), { sync: { epochGraceMs: GRACE_MS } })
     const phone = phoneDevice.dev
-    const pc = (await openDevice(account, net, 'pc')).dev
-    open.push(phone, pc)
+    const pc = (await fleet.open('pc')).dev
     const glasses = await pairMember(phone, net, 'glasses')
     const car = await pairMember(phone, net, 'car')
-    open.push(glasses.dev, car.dev)
+    fleet.track(glasses.dev)
+    fleet.track(car.dev)
     await converge([phone, pc, glasses.dev, car.dev], net)
 
     // The relay keeps the glasses from hearing of the revocation: they stay on epoch 0.

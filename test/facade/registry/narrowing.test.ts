@@ -3,28 +3,26 @@
  * policy rotates the scope like a revocation, hands the removed device's relay pass over without
  * the room, and the removed device closes the replica and purges what it stored of it.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, RejectCode, type LoopbackNetwork, type StorageAdapter } from '../../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { ContextSync, RejectCode, type LoopbackNetwork, type StorageAdapter } from '../../../src/index.js'
 import { ownerKeyring, verifyRelayPass, type AccountKeys } from '../../../src/crypto/index.js'
 import { accountKeys } from '../../../src/facade/account.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
 import { anyKeyReads, everyKeyHeld, holdsKey, keyringOf, pairMember, REGISTRY } from '../../helpers/keys.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 async function setup(seed: number) {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  open.push(phone)
+  const fleet = await loopbackDevices(['phone'], { seed, converge: false })
+  net = fleet.net
+  const { account } = fleet
+  const phone = fleet.all[0]!
   const glasses = await pairMember(phone, net, 'glasses')
   const car = await pairMember(phone, net, 'car')
-  open.push(glasses.dev, car.dev)
+  fleet.track(glasses.dev)
+  fleet.track(car.dev)
   await converge([phone, glasses.dev, car.dev], net)
   return { account, phone, glasses, car, rooms: ownerKeyring(accountKeys(account)) }
 }

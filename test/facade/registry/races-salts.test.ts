@@ -4,12 +4,13 @@
  * purpose rather than by luck. Nothing else drawn at random changes.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, type LoopbackNetwork } from '../../../src/index.js'
+import { type LoopbackNetwork } from '../../../src/index.js'
 import { SALT_BYTES } from '../../../src/crypto/index.js'
 import { accountKeys } from '../../../src/facade/account.js'
 import { ownerKeyring } from '../../../src/crypto/index.js'
-import { openDevice } from '../../helpers/devices.js'
+import { type TestDevice } from '../../helpers/devices.js'
 import { keyringOf, pairMember, settleAll } from '../../helpers/keys.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
 /** Salts the next epoch starts take, in order (only draws of a salt's length, while any are queued). */
 const queuedSalts: Uint8Array[] = []
@@ -25,25 +26,23 @@ vi.mock('../../../src/crypto/primitives.js', async (importOriginal) => {
 /** A salt whose start sorts `rank`-th (0 first) among the starts of an epoch. */
 const saltRanked = (rank: number): Uint8Array => new Uint8Array(SALT_BYTES).fill(0x10 + rank * 0x40)
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
+afterEach(() => {
   queuedSalts.length = 0
 })
 
 describe('racing narrowings', () => {
   it('what a device later left out sealed under the losing start does not hide another owner\'s write', async () => {
     // The phone and the PC are owners; the glasses and the car hold `personal` by kind.
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 71, layout: 'mesh' })
-    const phone = await openDevice(account, net, 'phone')
-    const pc = await openDevice(account, net, 'pc')
-    open.push(phone.dev, pc.dev)
+    const fleet = await loopbackDevices(['phone', 'pc'], { seed: 71, layout: 'mesh', converge: false })
+    net = fleet.net
+    const { account } = fleet
+    const [phone, pc] = fleet.devs as [TestDevice, TestDevice]
     const glasses = await pairMember(phone.dev, net, 'glasses')
     const car = await pairMember(phone.dev, net, 'car')
-    open.push(glasses.dev, car.dev)
+    fleet.track(glasses.dev)
+    fleet.track(car.dev)
     const everyone = [phone.dev, pc.dev, glasses.dev, car.dev]
     await settleAll(everyone, net)
 

@@ -3,48 +3,41 @@
  * must not leave either revoked device holding the key the remaining devices write under once
  * the partition heals — whatever the interleaving.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as prng from 'lib0/prng'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, type LoopbackNetwork, type Transport } from '../../../src/index.js'
+import { type ContextSync, type LoopbackNetwork, type Transport } from '../../../src/index.js'
 import { ownerKeyring } from '../../../src/crypto/index.js'
 import { publicStatementsMap } from '../../../src/crdt/registry.js'
 import { accountKeys } from '../../../src/facade/account.js'
-import { openDevice } from '../../helpers/devices.js'
 import { anyKeyReads, everyKeyHeld, holdsKey, keyringOf, pairMember, REGISTRY, resealAll, settleAll, type Member } from '../../helpers/keys.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 interface Fleet {
   owners: Array<{ dev: ContextSync; transport: Transport }>
   members: Member[]
   roomOf: (scope: string) => string
+  /** Close `dev` with the fleet when the test ends. */
+  track: <T extends ContextSync>(dev: T) => T
 }
 
 /** Owners (phone first, then PCs) and members, all paired through the first owner, on a mesh. */
 async function fleet(seed: number, ownerKinds: Array<'phone' | 'pc'>, memberKinds: Array<'car' | 'glasses' | 'other'>): Promise<Fleet> {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed, layout: 'mesh' })
-  const owners: Fleet['owners'] = []
-  for (const kind of ownerKinds) {
-    const opened = await openDevice(account, net, kind)
-    open.push(opened.dev)
-    owners.push({ dev: opened.dev, transport: opened.transport })
-  }
+  const devices = await loopbackDevices(ownerKinds, { seed, layout: 'mesh', converge: false })
+  net = devices.net
+  const owners: Fleet['owners'] = devices.devs.map((opened) => ({ dev: opened.dev, transport: opened.transport }))
   const members: Member[] = []
   for (const [i, kind] of memberKinds.entries()) {
     const member = await pairMember(owners[0]!.dev, net, kind, { name: `${kind}-${i}` })
-    open.push(member.dev)
+    devices.track(member.dev)
     members.push(member)
   }
   await settleAll(all(owners, members), net)
-  const keyring = ownerKeyring(accountKeys(account))
-  return { owners, members, roomOf: (scope) => keyring.roomId(scope) }
+  const keyring = ownerKeyring(accountKeys(devices.account))
+  return { owners, members, roomOf: (scope) => keyring.roomId(scope), track: devices.track }
 }
 
 function all(owners: Fleet['owners'], members: Member[]): ContextSync[] {
@@ -182,7 +175,7 @@ describe('rotation races', () => {
     const watchTransport = net.transport({ name: 'watch' })
     net.partition([phone!.transport, watchTransport], [pc!.transport, car!.transport])
     const watch = await pairMember(phone!.dev, net, 'other', { name: 'watch', transport: watchTransport })
-    open.push(watch.dev)
+    f.track(watch.dev)
     await pc!.dev.devices.revoke(car!.dev.deviceId)
     await settleAll([phone!.dev, pc!.dev, watch.dev], net, 3)
     net.heal()

@@ -6,18 +6,15 @@
  * every device, not accepted until the epoch grace window passes. What it wrote before the end
  * stays.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork } from '../../../src/index.js'
-import { converge, openDevice, roomOf } from '../../helpers/devices.js'
+import { describe, expect, it } from 'vitest'
+import { ContextSync, memoryStorage, RejectCode, type LoopbackNetwork } from '../../../src/index.js'
+import { converge, roomOf } from '../../helpers/devices.js'
 import { deviceKeysOf, forgeEnvelope, keyringOf, memoryUpdate } from '../../helpers/forge.js'
 import { inject, pairMember, settleAll } from '../../helpers/keys.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close().catch(() => undefined)))
-  net?.destroy()
-})
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -31,17 +28,15 @@ async function until(predicate: () => boolean, timeoutMs = 10_000, what = 'condi
 
 describe('an ended device’s writes after its end', () => {
   it('a rental car writing under the old epoch after its end is refused by the phone and the glasses (code 5); its writes from before stay', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 171 })
-    const phone = (await openDevice(account, net, 'phone')).dev
-    open.push(phone)
-    const glasses = (await pairMember(phone, net, 'glasses')).dev
-    open.push(glasses)
+    const fleet = await loopbackDevices(['phone'], { seed: 171, converge: false })
+    net = fleet.net
+    const { account } = fleet
+    const phone = fleet.all[0]!
+    const glasses = fleet.track((await pairMember(phone, net, 'glasses')).dev)
     const T = Date.now() + 2_500
     const invite = await phone.devices.invite({ kind: 'car', name: 'Rental car', scopes: ['personal', 'location'], until: T })
     const storage = memoryStorage()
-    const car = await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Rental car' }, storage, transports: [net.transport({ name: 'rental-car' })], timeoutMs: 20_000 })
-    open.push(car)
+    const car = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Rental car' }, storage, transports: [net.transport({ name: 'rental-car' })], timeoutMs: 20_000 }))
     const before = await car.memory.remember({ text: 'written by the car before its end' })
     await converge([phone, car, glasses], net)
     expect(glasses.memory.get(before.id)?.text).toBe('written by the car before its end')

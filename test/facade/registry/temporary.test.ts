@@ -5,20 +5,18 @@
  * sealed logs by a relay that never refuses it (the loopback network) — and the device purges the
  * account's data, running or on its next start.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { AccessEndedError, ContextSync, createAccount, loopbackNetwork, memoryStorage, ValidationError, type LoopbackNetwork, type StorageAdapter } from '../../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { AccessEndedError, ContextSync, memoryStorage, ValidationError, type LoopbackNetwork, type StorageAdapter } from '../../../src/index.js'
 import { publicStatementsMap } from '../../../src/crdt/registry.js'
 import { ownerKeyring, verifyLockbox } from '../../../src/crypto/index.js'
 import { accountKeys } from '../../../src/facade/account.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
 import { anyKeyReads, keyringOf, settleAll } from '../../helpers/keys.js'
+import { loopbackDevices, type LoopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The current test's devices (closed when it ends) and their network. */
+let fleet: LoopbackDevices
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close().catch(() => undefined)))
-  net?.destroy()
-})
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -31,19 +29,16 @@ async function until(predicate: () => boolean | Promise<boolean>, timeoutMs = 10
 }
 
 async function setup(seed: number) {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  open.push(phone)
-  return { account, phone }
+  fleet = await loopbackDevices(['phone'], { seed, converge: false })
+  net = fleet.net
+  return { account: fleet.account, phone: fleet.all[0]! }
 }
 
 /** Pair a car that holds its kind's scopes (personal, location) until `untilMs`. */
 async function rentalCar(owner: ContextSync, untilMs: number, storage: StorageAdapter = memoryStorage()) {
   const transport = net.transport({ name: 'rental-car' })
   const invite = await owner.devices.invite({ kind: 'car', name: 'Rental car', scopes: ['personal', 'location'], until: untilMs })
-  const dev = await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Rental car' }, storage, transports: [transport], timeoutMs: 20_000 })
-  open.push(dev)
+  const dev = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Rental car' }, storage, transports: [transport], timeoutMs: 20_000 }))
   return { dev, storage, transport }
 }
 
@@ -132,8 +127,7 @@ describe('a temporary grant (scopes.grant(scope, deviceId, { until }))', () => {
     const { account, phone } = await setup(164)
     const pcTransport = net.transport({ name: 'pc' })
     const invite = await phone.devices.invite({ kind: 'pc', name: 'Work PC' })
-    const pc = await ContextSync.join({ invite: invite.code, device: { kind: 'pc', name: 'Work PC' }, storage: memoryStorage(), transports: [pcTransport], timeoutMs: 20_000 })
-    open.push(pc)
+    const pc = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind: 'pc', name: 'Work PC' }, storage: memoryStorage(), transports: [pcTransport], timeoutMs: 20_000 }))
     await converge([phone, pc], net)
     expect(pc.scopes.available()).not.toContain('health')
     const T = Date.now() + 2_000
@@ -160,8 +154,7 @@ describe('a temporary grant (scopes.grant(scope, deviceId, { until }))', () => {
     const { phone } = await setup(165)
     const carTransport = net.transport({ name: 'car' })
     const invite = await phone.devices.invite({ kind: 'car', name: 'Car' })
-    const car = await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Car' }, storage: memoryStorage(), transports: [carTransport], timeoutMs: 20_000 })
-    open.push(car)
+    const car = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Car' }, storage: memoryStorage(), transports: [carTransport], timeoutMs: 20_000 }))
     await converge([phone, car], net)
     await expect(phone.scopes.grant('location', car.deviceId, { until: Date.now() + 60_000 })).rejects.toThrow(/holds 'location' by its kind's policy/)
     await expect(phone.scopes.grant('health', car.deviceId, { until: Date.now() - 1 })).rejects.toBeInstanceOf(ValidationError)

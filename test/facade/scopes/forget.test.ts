@@ -1,15 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type LoopbackNetwork, type StorageAdapter } from '../../../src/index.js'
+import { ContextSync, memoryStorage, type LoopbackNetwork, type StorageAdapter } from '../../../src/index.js'
 import { sealedLog } from '../../../src/crdt/sealed-log.js'
-import { converge, logContains, openDevice, roomOf } from '../../helpers/devices.js'
+import { converge, logContains, roomOf, type TestDevice } from '../../helpers/devices.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 /** Decrypt every envelope a store holds for `scope` (with the account keys) and search it. */
 async function storeContains(storage: StorageAdapter, account: Parameters<typeof roomOf>[0], scope: string, marker: string): Promise<boolean> {
@@ -20,11 +17,10 @@ async function storeContains(storage: StorageAdapter, account: Parameters<typeof
 
 describe('purge and retention', () => {
   it('purge removes every trace of a scope from every sealed log, store and the relay copy', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 31 })
-    const phone = await openDevice(account, net, 'phone')
-    const glasses = await openDevice(account, net, 'glasses')
-    open.push(phone.dev, glasses.dev)
+    const fleet = await loopbackDevices(['phone', 'glasses'], { seed: 31, converge: false })
+    net = fleet.net
+    const { account } = fleet
+    const [phone, glasses] = fleet.devs as [TestDevice, TestDevice]
     await phone.dev.memory.remember({ text: 'PURGE-ME-health-a1', scope: 'health' })
     await glasses.dev.memory.remember({ text: 'PURGE-ME-health-b2', scope: 'health' })
     const s = glasses.dev.sessions.start({ scope: 'health', title: 'PURGE-ME-title' })
@@ -46,11 +42,10 @@ describe('purge and retention', () => {
   })
 
   it('a scope retention expires old items on every device and compacts them out of the logs', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 32 })
-    const phone = await openDevice(account, net, 'phone')
-    const pc = await openDevice(account, net, 'pc')
-    open.push(phone.dev, pc.dev)
+    const fleet = await loopbackDevices(['phone', 'pc'], { seed: 32, converge: false })
+    net = fleet.net
+    const { account } = fleet
+    const [phone, pc] = fleet.devs as [TestDevice, TestDevice]
     await phone.dev.scopes.define('notes', { kinds: ['phone', 'pc'], retention: 60_000 })
     await converge([phone.dev, pc.dev], net)
     expect(pc.dev.scopes.available()).toContain('notes')
@@ -72,15 +67,13 @@ describe('purge and retention', () => {
   })
 
   it('defining scopes validates its input and needs an owner', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 33 })
-    const phone = await openDevice(account, net, 'phone')
-    open.push(phone.dev)
+    const fleet = await loopbackDevices(['phone'], { seed: 33, converge: false })
+    net = fleet.net
+    const phone = fleet.devs[0]!
     await expect(phone.dev.scopes.define('Bad Name')).rejects.toThrow(/scope name/)
     await expect(phone.dev.scopes.define('x', { kinds: ['toaster'] as never })).rejects.toThrow(/kinds/)
     await expect(phone.dev.scopes.grant('nope', phone.dev.deviceId)).rejects.toThrow(/unknown scope/)
-    const car = await ContextSync.join({ invite: (await phone.dev.devices.invite({ kind: 'car' })).code, device: { kind: 'car' }, storage: memoryStorage(), transports: [net.transport()] })
-    open.push(car)
+    const car = fleet.track(await ContextSync.join({ invite: (await phone.dev.devices.invite({ kind: 'car' })).code, device: { kind: 'car' }, storage: memoryStorage(), transports: [net.transport()] }))
     await expect(car.scopes.define('mine')).rejects.toThrow(/owner/)
     await expect(car.scopes.purge('personal')).rejects.toThrow(/owner/)
     await phone.dev.scopes.grant('health', car.deviceId)
