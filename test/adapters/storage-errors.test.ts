@@ -1,14 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, StorageError, type LoopbackNetwork, type StorageErrorEvent } from '../../src/index.js'
+import { ContextSync, createAccount, memoryStorage, StorageError, type StorageErrorEvent } from '../../src/index.js'
 import { faultyStorage } from '../../src/adapters/faulty-storage.js'
-import { converge, openDevice } from '../helpers/devices.js'
+import { converge } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
-let net: LoopbackNetwork | undefined
+/** Devices opened without a network (the loopback fixture closes its own). */
 const open: ContextSync[] = []
 afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
 })
 
 describe('storage errors', () => {
@@ -66,12 +65,11 @@ describe('storage errors', () => {
   })
 
   it('a device with a failing disk still syncs with the others', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 9 })
+    const fleet = await loopbackDevices([], { seed: 9, converge: false })
+    const { net } = fleet
     const storage = faultyStorage(memoryStorage())
-    const phone = await openDevice(account, net, 'phone', storage)
-    const pc = await openDevice(account, net, 'pc')
-    open.push(phone.dev, pc.dev)
+    const phone = await fleet.open('phone', storage)
+    const pc = await fleet.open('pc')
     storage.failNext('io', { count: 3 })
     await expect(phone.dev.memory.remember({ text: 'flaky disk' })).rejects.toThrow(StorageError)
     await new Promise((r) => setTimeout(r, 1000))

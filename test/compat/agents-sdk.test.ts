@@ -3,13 +3,14 @@
  * `Model` that answers from a script — no network. The session's history is written by the phone's
  * run and continued by the PC's, and the model sees the same items on both.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Agent, run, tool, Usage, type AgentInputItem, type Model, type ModelRequest, type ModelResponse, type StreamEvent } from '@openai/agents-core'
 import { z } from 'zod'
-import { createAccount, loopbackNetwork, type ContextSync, type LoopbackNetwork } from '../../src/index.js'
+import { type ContextSync, type LoopbackNetwork } from '../../src/index.js'
 import { openAIAgentsSession } from '../../src/compat/openai-agents.js'
 import { toUIMessages } from '../../src/compat/ai-sdk.js'
-import { converge, openDevice } from '../helpers/devices.js'
+import { converge } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
 /** What a model answers with (the items a `response_done` event carries). */
 type Output = Extract<StreamEvent, { type: 'response_done' }>['response']['output']
@@ -58,22 +59,9 @@ const weather = tool({
   execute: async ({ city, day }) => `${city} ${day}: 21°C, clear`,
 })
 
-let net: LoopbackNetwork | undefined
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
-})
-
 async function pair(): Promise<[ContextSync, ContextSync, LoopbackNetwork]> {
-  const account = await createAccount()
-  const network = loopbackNetwork({ seed: 1315 })
-  net = network
-  const phone = (await openDevice(account, network, 'phone')).dev
-  const pc = (await openDevice(account, network, 'pc')).dev
-  open.push(phone, pc)
-  return [phone, pc, network]
+  const fleet = await loopbackDevices(['phone', 'pc'], { seed: 1315, converge: false })
+  return [fleet.all[0]!, fleet.all[1]!, fleet.net]
 }
 
 describe('OpenAI Agents SDK runner (@openai/agents-core) with openAIAgentsSession', () => {

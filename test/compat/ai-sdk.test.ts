@@ -4,31 +4,19 @@
  * device, and what toUIMessages gives passes the SDK's own `safeValidateUIMessages` and
  * `convertToModelMessages`. Type-level fit is in test/compat/types.test.ts.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as ai6 from 'ai'
 import * as ai5 from 'ai-v5'
-import { createAccount, loopbackNetwork, type ContextSync, type LoopbackNetwork } from '../../src/index.js'
+import { type ContextSync, type LoopbackNetwork } from '../../src/index.js'
 import { appendUIMessages, fromUIMessages, toUIMessages, type UIMessage, type UIMessageInput, type UIMessageV5, type UIMessageV7 } from '../../src/compat/ai-sdk.js'
 import { openAIAgentsSession } from '../../src/compat/openai-agents.js'
 import { ValidationError } from '../../src/errors.js'
-import { converge, openDevice } from '../helpers/devices.js'
-
-let net: LoopbackNetwork | undefined
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
-})
+import { converge } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
 async function pair(): Promise<[ContextSync, ContextSync, LoopbackNetwork]> {
-  const account = await createAccount()
-  const network = loopbackNetwork({ seed: 1313 })
-  net = network
-  const phone = (await openDevice(account, network, 'phone')).dev
-  const pc = (await openDevice(account, network, 'pc')).dev
-  open.push(phone, pc)
-  return [phone, pc, network]
+  const fleet = await loopbackDevices(['phone', 'pc'], { seed: 1313, converge: false })
+  return [fleet.all[0]!, fleet.all[1]!, fleet.net]
 }
 
 /** Messages through a session on the phone, read back on the PC. */

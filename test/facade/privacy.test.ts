@@ -1,23 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, type LoopbackNetwork } from '../../src/index.js'
-import { converge, openDevice, storageBytes, type TestDevice } from '../helpers/devices.js'
-
-let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
+import { describe, expect, it } from 'vitest'
+import { type ContextSync } from '../../src/index.js'
+import { converge, storageBytes, type TestDevice } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 
 describe('nothing readable leaves a device', () => {
   it('storage and network carry no plaintext of memories, sessions, titles, tags or device names', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 3 })
+    // No devices yet: the wire is recorded from the first message on.
+    const fleet = await loopbackDevices([], { seed: 3, converge: false })
+    const { net } = fleet
     const wire: Buffer[] = []
     net.on('message', (m) => wire.push(Buffer.from(m.bytes)))
     const devices: TestDevice[] = []
-    for (const kind of ['phone', 'glasses', 'car', 'pc'] as const) devices.push(await openDevice(account, net, kind))
-    open.push(...devices.map((d) => d.dev))
+    for (const kind of ['phone', 'glasses', 'car', 'pc'] as const) devices.push(await fleet.open(kind))
     const [phone, glasses, , pc] = devices.map((d) => d.dev) as [ContextSync, ContextSync, ContextSync, ContextSync]
 
     const markers = {

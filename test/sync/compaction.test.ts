@@ -1,28 +1,21 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, type LoopbackNetwork } from '../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { type ContextSync, memoryStorage } from '../../src/index.js'
 import { sealedLog } from '../../src/crdt/sealed-log.js'
-import { converge, innerState, logContains, openDevice, roomOf } from '../helpers/devices.js'
+import { converge, innerState, logContains, roomOf } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 import * as Y from 'yjs'
 import { parseEnvelope, EnvelopeType } from '../../src/crypto/index.js'
 import { SNAPSHOT_PART_BYTES } from '../../src/sync/snapshot.js'
-
-let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 const THRESHOLD = 64
 
 describe('compaction', () => {
   it('bounds the sealed log after 10k writes, and a fresh device loads it', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 2 })
+    const fleet = await loopbackDevices([], { seed: 2, converge: false })
+    const { account, net } = fleet
     const sync = { compaction: { maxEntries: THRESHOLD, idleMs: 20 } }
-    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
-    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync })).dev
-    open.push(phone, pc)
+    const phone = (await fleet.open('phone', memoryStorage(), { sync })).dev
+    const pc = (await fleet.open('pc', memoryStorage(), { sync })).dev
     const writes: Array<Promise<unknown>> = []
     for (let i = 0; i < 10_000; i++) {
       // A mix of bursts and single writes from both devices.
@@ -42,8 +35,7 @@ describe('compaction', () => {
     }
     expect(sealedLog(net.relayDoc(roomOf(account, 'personal'))!).length).toBeLessThanOrEqual(THRESHOLD)
 
-    const fresh = (await openDevice(account, net, 'glasses', memoryStorage(), { sync })).dev
-    open.push(fresh)
+    const fresh = (await fleet.open('glasses', memoryStorage(), { sync })).dev
     await converge([phone, pc, fresh], net)
     expect(fresh.memory.list().length).toBe(10_000)
     expect(innerState(fresh, ['personal'])).toEqual(innerState(phone, ['personal']))
@@ -51,12 +43,11 @@ describe('compaction', () => {
   }, 120_000)
 
   it('seals a state larger than one part as several snapshot envelopes that rebuild it, with no erasure alarm', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 5 })
+    const fleet = await loopbackDevices([], { seed: 5, converge: false })
+    const { account, net } = fleet
     const sync = { compaction: { maxEntries: 16, idleMs: 20 } }
-    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
-    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync })).dev
-    open.push(phone, pc)
+    const phone = (await fleet.open('phone', memoryStorage(), { sync })).dev
+    const pc = (await fleet.open('pc', memoryStorage(), { sync })).dev
     // ~3 MiB of inner state: a snapshot of it in one envelope would pass the 1 MiB frame budget.
     for (let done = 0; done < 9000; done += 300) {
       await Promise.all(Array.from({ length: 300 }, (_, i) => phone.memory.remember({ text: `part memory ${done + i} `.padEnd(300, 'x') })))
@@ -78,8 +69,7 @@ describe('compaction', () => {
     expect(phone.rejectionCounts()).toEqual({})
 
     // A new device built from the parts alone has everything.
-    const fresh = (await openDevice(account, net, 'glasses', memoryStorage(), { sync })).dev
-    open.push(fresh)
+    const fresh = (await fleet.open('glasses', memoryStorage(), { sync })).dev
     await converge([phone, pc, fresh], net)
     expect(fresh.memory.list().length).toBe(9000)
     expect(innerState(fresh, ['personal'])).toEqual(innerState(phone, ['personal']))
@@ -87,12 +77,10 @@ describe('compaction', () => {
   }, 120_000)
 
   it('waits for a quiet moment, unless the log reaches four times the threshold', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 3 })
+    const fleet = await loopbackDevices([], { seed: 3, converge: false })
     const idleMs = 150
     const sync = { compaction: { maxEntries: 16, idleMs } }
-    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
-    open.push(phone)
+    const phone = (await fleet.open('phone', memoryStorage(), { sync })).dev
     const log = sealedLog(phone.replica('personal')!.outer)
     const compactions: number[] = []
     phone.replica('personal')!.events.on('compacted', () => compactions.push(log.length))
@@ -111,11 +99,10 @@ describe('compaction', () => {
   })
 
   it('forget leaves no trace in any sealed log, store or the relay copy', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 4 })
-    const devices = [await openDevice(account, net, 'phone'), await openDevice(account, net, 'pc'), await openDevice(account, net, 'car')]
+    const fleet = await loopbackDevices(['phone', 'pc', 'car'], { seed: 4, converge: false })
+    const { account, net } = fleet
+    const devices = fleet.devs
     const [phone, pc, car] = devices.map((d) => d.dev) as [ContextSync, ContextSync, ContextSync]
-    open.push(phone, pc, car)
     const marker = 'FORGET-ME-4c1d'
     const keep = await phone.memory.remember({ text: 'keep this one' })
     const m = await phone.memory.remember({ text: `${marker} original`, tags: ['secret'] })

@@ -3,23 +3,21 @@
  * (plain Yjs operations on its copy of a room, which every device then receives) changes nothing
  * a device has applied — running or after a restart from its store — and is reported and repaired.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent, type StorageAdapter } from '../../src/index.js'
+import { ContextSync, createAccount, memoryStorage, RejectCode, type LoopbackNetwork, type RejectedEvent, type StorageAdapter } from '../../src/index.js'
 import { sealedLog } from '../../src/crdt/sealed-log.js'
 import { createDeviceKeys, decodeDeviceKeys, decryptEnvelope, DeviceKeyring, EnvelopeType, parseEnvelope, randomBytes, sealEnvelope } from '../../src/crypto/index.js'
 import { contentOf, keyringOf } from '../helpers/forge.js'
 import { accountKeys } from '../../src/facade/account.js'
 import { openCheckpoint } from '../../src/sync/checkpoint.js'
-import { converge, openDevice, roomOf } from '../helpers/devices.js'
+import { converge, roomOf } from '../helpers/devices.js'
 import { pairMember } from '../helpers/keys.js'
+import { loopbackDevices, type LoopbackDevices } from '../helpers/loopback-devices.js'
 
+/** The current test's devices (closed when it ends) and their network. */
+let fleet: LoopbackDevices
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 const sync = { repairDelayMs: 20, compaction: { idleMs: 0 } }
 
@@ -43,13 +41,13 @@ async function until(check: () => boolean, what: string, ms = 5_000): Promise<vo
 
 describe('local authority', () => {
   it('a relay wiping a room loses nothing, is reported, and the devices republish for newcomers', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 11 })
+    fleet = await loopbackDevices([], { seed: 11, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const phoneStore = memoryStorage()
     const pcStore = memoryStorage()
-    let phone = (await openDevice(account, net, 'phone', phoneStore, { sync })).dev
-    let pc = (await openDevice(account, net, 'pc', pcStore, { sync })).dev
-    open.push(phone, pc)
+    let phone = (await fleet.open('phone', phoneStore, { sync })).dev
+    let pc = (await fleet.open('pc', pcStore, { sync })).dev
     const erased: RejectedEvent[] = []
     for (const d of [phone, pc]) d.on('rejected', (e) => e.code === RejectCode.Erased && erased.push(e))
     for (let i = 0; i < 20; i++) await (i % 2 ? phone : pc).memory.remember({ text: `kept ${i}` })
@@ -65,26 +63,23 @@ describe('local authority', () => {
 
     // Restart both from their stores: the checkpoint is the authority, not the wiped log.
     await Promise.all([phone.close(), pc.close()])
-    open.length = 0
-    phone = await ContextSync.open({ storage: phoneStore, transports: [net.transport()], sync })
-    pc = await ContextSync.open({ storage: pcStore, transports: [net.transport()], sync })
-    open.push(phone, pc)
+    phone = fleet.track(await ContextSync.open({ storage: phoneStore, transports: [net.transport()], sync }))
+    pc = fleet.track(await ContextSync.open({ storage: pcStore, transports: [net.transport()], sync }))
     for (const d of [phone, pc]) expect(d.memory.list()).toHaveLength(20)
 
     // A newcomer gets everything through the wiped-then-republished relay.
-    const glasses = (await openDevice(account, net, 'glasses', memoryStorage(), { sync })).dev
-    open.push(glasses)
+    const glasses = (await fleet.open('glasses', memoryStorage(), { sync })).dev
     await converge([phone, pc, glasses], net)
     await until(() => glasses.memory.list().length === 20, 'the newcomer to receive every memory')
   })
 
   it('a forgotten memory does not come back when the relay wipes the log and replays its old envelope', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 12 })
+    fleet = await loopbackDevices([], { seed: 12, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const phoneStore = memoryStorage()
-    let phone = (await openDevice(account, net, 'phone', phoneStore, { sync })).dev
-    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync })).dev
-    open.push(phone, pc)
+    let phone = (await fleet.open('phone', phoneStore, { sync })).dev
+    const pc = (await fleet.open('pc', memoryStorage(), { sync })).dev
     const room = roomOf(account, 'personal')
     await phone.memory.remember({ text: 'ordinary' })
     const secret = await phone.memory.remember({ text: 'forget-me-marker' })
@@ -102,20 +97,18 @@ describe('local authority', () => {
       expect(d.memory.list().map((m) => m.text)).toEqual(['ordinary'])
     }
     await phone.close()
-    open.splice(open.indexOf(phone), 1)
-    phone = await ContextSync.open({ storage: phoneStore, transports: [net.transport()], sync })
-    open.push(phone)
+    phone = fleet.track(await ContextSync.open({ storage: phoneStore, transports: [net.transport()], sync }))
     await converge([phone, pc], net)
     expect(phone.memory.get(secret.id)).toBeUndefined()
     expect(phone.memory.list().map((m) => m.text)).toEqual(['ordinary'])
   })
 
   it('junk from unknown senders is bounded, refused with HoldLimit, and swept out of the store', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 13 })
+    fleet = await loopbackDevices([], { seed: 13, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const store = memoryStorage()
-    const phone = (await openDevice(account, net, 'phone', store, { sync: { ...sync, hold: { maxEntries: 8 } } })).dev
-    open.push(phone)
+    const phone = (await fleet.open('phone', store, { sync: { ...sync, hold: { maxEntries: 8 } } })).dev
     await converge([phone], net)
     const room = roomOf(account, 'personal')
     const junk: Uint8Array[] = []
@@ -147,13 +140,13 @@ describe('local authority', () => {
   })
 
   it('a device that missed envelopes another device compacted away is not reported behind', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 14 })
+    fleet = await loopbackDevices([], { seed: 14, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const lag = { ...sync, lagTimeoutMs: 150 }
-    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync: lag })).dev
-    const pc = (await openDevice(account, net, 'pc', memoryStorage(), { sync: { ...lag, compaction: { maxEntries: 4, idleMs: 0 } } })).dev
-    const glasses = await openDevice(account, net, 'glasses', memoryStorage(), { sync: lag })
-    open.push(phone, pc, glasses.dev)
+    const phone = (await fleet.open('phone', memoryStorage(), { sync: lag })).dev
+    const pc = (await fleet.open('pc', memoryStorage(), { sync: { ...lag, compaction: { maxEntries: 4, idleMs: 0 } } })).dev
+    const glasses = await fleet.open('glasses', memoryStorage(), { sync: lag })
     await converge([phone, pc, glasses.dev], net)
     const lagEvents: string[] = []
     glasses.dev.on('sync-lag', (e) => lagEvents.push(`${e.state}:${e.scope}`))
@@ -180,12 +173,12 @@ describe('local authority', () => {
   })
 
   it('forgetting leaves the text in no checkpoint on any device (decrypted), and old checkpoints are removed', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 15 })
+    fleet = await loopbackDevices([], { seed: 15, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const stores = [memoryStorage(), memoryStorage()]
-    const phone = (await openDevice(account, net, 'phone', stores[0], { sync })).dev
-    const pc = (await openDevice(account, net, 'pc', stores[1], { sync })).dev
-    open.push(phone, pc)
+    const phone = (await fleet.open('phone', stores[0], { sync })).dev
+    const pc = (await fleet.open('pc', stores[1], { sync })).dev
     const room = roomOf(account, 'personal')
     const kept = await phone.memory.remember({ text: 'kept-marker' })
     const secret = await pc.memory.remember({ text: 'forgotten-marker' })
@@ -206,12 +199,12 @@ describe('local authority', () => {
   })
 
   it('a forgotten text leaves no envelope behind: not a bit-flipped copy the relay inserts, nor an edit written concurrently with the forget', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 17 })
+    fleet = await loopbackDevices([], { seed: 17, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const stores = [memoryStorage(), memoryStorage()]
-    const phone = (await openDevice(account, net, 'phone', stores[0], { sync })).dev
-    const pc = await openDevice(account, net, 'pc', stores[1], { sync })
-    open.push(phone, pc.dev)
+    const phone = (await fleet.open('phone', stores[0], { sync })).dev
+    const pc = await fleet.open('pc', stores[1], { sync })
     const room = roomOf(account, 'personal')
     const flipped = await phone.memory.remember({ text: 'flipped-marker' })
     const edited = await phone.memory.remember({ text: 'edited' })
@@ -263,13 +256,13 @@ describe('local authority', () => {
   })
 
   it('a snapshot sealed before another device\'s forget loses the text there too, even when the forgetter never comes back', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 19 })
+    fleet = await loopbackDevices([], { seed: 19, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const stores = [memoryStorage(), memoryStorage()]
-    const phone = await openDevice(account, net, 'phone', stores[0], { sync })
-    const glasses = await openDevice(account, net, 'glasses', stores[1], { sync })
-    const pc = await openDevice(account, net, 'pc', memoryStorage(), { sync })
-    open.push(phone.dev, glasses.dev, pc.dev)
+    const phone = await fleet.open('phone', stores[0], { sync })
+    const glasses = await fleet.open('glasses', stores[1], { sync })
+    const pc = await fleet.open('pc', memoryStorage(), { sync })
     const room = roomOf(account, 'personal')
     const secret = await glasses.dev.memory.remember({ text: 'racing-snapshot-marker' })
     await converge([phone.dev, glasses.dev, pc.dev], net)
@@ -280,7 +273,6 @@ describe('local authority', () => {
     await converge([glasses.dev, pc.dev], net)
     // …and is gone for good before the phone's snapshot reaches anyone.
     await pc.dev.close()
-    open.splice(open.indexOf(pc.dev), 1)
     net.reconnect(phone.transport)
     await converge([phone.dev, glasses.dev], net)
     const keys = keyringOf(phone.dev).heldKeys('personal')
@@ -306,11 +298,11 @@ describe('local authority', () => {
   })
 
   it('a replay refused just before a restart does not stay in the store as applied after it', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 18 })
+    fleet = await loopbackDevices([], { seed: 18, converge: false })
+    const { account } = fleet
+    net = fleet.net
     const store = memoryStorage()
-    let phone = (await openDevice(account, net, 'phone', store, { sync })).dev
-    open.push(phone)
+    let phone = (await fleet.open('phone', store, { sync })).dev
     const room = roomOf(account, 'personal')
     const secret = await phone.memory.remember({ text: 'replayed-before-restart-marker' })
     await converge([phone], net)
@@ -325,9 +317,7 @@ describe('local authority', () => {
     Y.transact(doc, () => sealedLog(doc).push(captured), 'relay')
     await converge([phone], net)
     await phone.close()
-    open.splice(open.indexOf(phone), 1)
-    phone = await ContextSync.open({ storage: store, transports: [net.transport()], sync })
-    open.push(phone)
+    phone = fleet.track(await ContextSync.open({ storage: store, transports: [net.transport()], sync }))
     await converge([phone], net)
     await phone.flush()
     const keys = keyringOf(phone).heldKeys('personal')
@@ -339,13 +329,14 @@ describe('local authority', () => {
   })
 
   it('a member offline through a rotation and a wiped registry room still gets the new keys: owners issue lockboxes again', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 16 })
-    const phone = (await openDevice(account, net, 'phone', memoryStorage(), { sync })).dev
-    open.push(phone)
+    fleet = await loopbackDevices([], { seed: 16, converge: false })
+    const { account } = fleet
+    net = fleet.net
+    const phone = (await fleet.open('phone', memoryStorage(), { sync })).dev
     const car = await pairMember(phone, net, 'car', { sync })
     const glasses = await pairMember(phone, net, 'glasses', { sync })
-    open.push(car.dev, glasses.dev)
+    fleet.track(car.dev)
+    fleet.track(glasses.dev)
     await converge([phone, car.dev, glasses.dev], net)
     net.disconnect(car.transport)
     await phone.devices.revoke(glasses.dev.deviceId)

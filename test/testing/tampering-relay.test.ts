@@ -7,12 +7,12 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { createAccount, RejectCode } from '../../src/index.js'
+import { createAccount, RejectCode, type ContextSync } from '../../src/index.js'
 import { EnvelopeType, ownerKeyring, ready, sealEnvelope } from '../../src/crypto/index.js'
 import { createTamperingRelay, deviceIdOfToken, type TamperingRelay } from '../../src/testing/tampering-relay.js'
 import { deleteEntries, injectEntries, listEntries, TamperError, TamperOrigin } from '../../src/testing/sealed-log-tamper.js'
-import { loopbackNetwork } from '../../src/testing/loopback/index.js'
-import { converge, openDevice } from '../helpers/devices.js'
+import { converge } from '../helpers/devices.js'
+import { loopbackDevices } from '../helpers/loopback-devices.js'
 import { fakeEnvelope, makeAccount, NodeWebSocket, type TestAccount } from '../relay/helpers.js'
 import { IntegrityFixture, envelopeWith, rejectionsOf, sleep, until } from '../helpers/integrity.js'
 
@@ -320,14 +320,8 @@ describe('tampering relay with ContextSync devices', () => {
 
 describe('sealed-log tamper operations on the loopback hub', () => {
   it('work on net.relayDoc(roomId) with their own transaction origins; devices refuse the junk and keep their memories', async () => {
-    const account = await createAccount()
-    const net = loopbackNetwork({ seed: 11 })
-    const phone = (await openDevice(account, net, 'phone')).dev
-    const pc = (await openDevice(account, net, 'pc')).dev
-    cleanups.push(async () => {
-      await Promise.all([phone.close(), pc.close()])
-      net.destroy()
-    })
+    const { net, all } = await loopbackDevices(['phone', 'pc'], { seed: 11, converge: false })
+    const [phone, pc] = all as [ContextSync, ContextSync]
     const rejected: number[] = []
     pc.on('rejected', (e) => rejected.push(e.code))
     const m = await phone.memory.remember({ text: 'on the hub' })

@@ -1,26 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { createAccount, loopbackNetwork, ScopeAccessError, ValidationError, type ContextSync, type LoopbackNetwork } from '../../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { ScopeAccessError, ValidationError, type ContextSync, type LoopbackNetwork } from '../../../src/index.js'
 import type { ActiveDeviceChange, HandoffRequest, HandoffUpdate } from '../../../src/facade/sessions.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 
+/** The network of the current test's devices. */
 let net: LoopbackNetwork
-const open: ContextSync[] = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-})
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 type Kind = 'phone' | 'glasses' | 'car' | 'pc'
 async function devices<K extends Kind[]>(...kinds: K): Promise<ContextSync[]> {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 66 })
-  const out: ContextSync[] = []
-  for (const kind of kinds) out.push((await openDevice(account, net, kind)).dev)
-  open.push(...out)
-  await converge(out, net)
-  return out
+  const fleet = await loopbackDevices(kinds, { seed: 66 })
+  net = fleet.net
+  return fleet.all
 }
 
 /** Every event of every kind a device's sessions API emits, in order. */

@@ -13,10 +13,11 @@
  *   registry from a member is noticed (`sync-lag` on `@registry`).
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createAccount, loopbackNetwork, RejectCode, type ContextSync, type LoopbackNetwork } from '../../../src/index.js'
+import { createAccount, RejectCode } from '../../../src/index.js'
 import { sealedLog } from '../../../src/crdt/sealed-log.js'
 import { parseEnvelope } from '../../../src/crypto/index.js'
-import { converge, openDevice, roomOf } from '../../helpers/devices.js'
+import { converge, roomOf, type TestDevice } from '../../helpers/devices.js'
+import { loopbackDevices } from '../../helpers/loopback-devices.js'
 import { pairMember } from '../../helpers/keys.js'
 import {
   caughtUp,
@@ -35,14 +36,9 @@ import {
 } from '../../helpers/integrity.js'
 
 let fixture: IntegrityFixture | undefined
-let net: LoopbackNetwork | undefined
-const loopbackDevices: ContextSync[] = []
 afterEach(async () => {
   await fixture?.close()
   fixture = undefined
-  await Promise.all(loopbackDevices.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
 })
 
 describe('a revoked device injects envelopes with its old keys', () => {
@@ -127,13 +123,13 @@ describe('a revoked device injects envelopes with its old keys', () => {
 
 describe('two owners revoke two devices while partitioned', () => {
   it('no personal envelope sealed after they meet again opens with any key the car or the glasses hold', async () => {
-    const account = await createAccount()
-    net = loopbackNetwork({ seed: 61, layout: 'mesh' })
-    const phone = await openDevice(account, net, 'phone')
-    const pc = await openDevice(account, net, 'pc')
+    const fleet = await loopbackDevices(['phone', 'pc'], { seed: 61, layout: 'mesh', converge: false })
+    const { account, net } = fleet
+    const [phone, pc] = fleet.devs as [TestDevice, TestDevice]
     const car = await pairMember(phone.dev, net, 'car', { scopes: ['personal', 'location'] })
     const glasses = await pairMember(phone.dev, net, 'glasses')
-    loopbackDevices.push(phone.dev, pc.dev, car.dev, glasses.dev)
+    fleet.track(car.dev)
+    fleet.track(glasses.dev)
     const all = [phone.dev, pc.dev, car.dev, glasses.dev]
     await phone.dev.memory.remember({ text: 'before the partition' })
     await converge(all, net)
