@@ -1,25 +1,25 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ContextSync, createAccount, loopbackNetwork, memoryStorage, RejectCode, type Account, type LoopbackNetwork, type MemoryItem, type RejectedEvent } from '../../../src/index.js'
+import { ContextSync, createAccount, memoryStorage, RejectCode, type Account, type MemoryItem, type RejectedEvent } from '../../../src/index.js'
 import { accountKeys } from '../../../src/facade/account.js'
 import { exportSigner } from '../../../src/facade/memory-file/export.js'
 import { headerLine, memoryLine } from '../../../src/facade/memory-file/format.js'
 import type { DeviceIdentity } from '../../../src/facade/identity.js'
 import { createDeviceKeys, issueCertificate } from '../../../src/crypto/index.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
+import { loopbackDevices, type LoopbackDevices } from '../../helpers/loopback-devices.js'
 
-let net: LoopbackNetwork | undefined
+/** The current test's source phone and its network (closed when the test ends). */
+let fleet: LoopbackDevices
+/** Devices of other accounts, opened without a network. */
 const open: ContextSync[] = []
 afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
 })
 
 async function source(): Promise<{ phone: ContextSync; items: MemoryItem[]; account: Account }> {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 121 })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  open.push(phone)
+  fleet = await loopbackDevices(['phone'], { seed: 121, converge: false })
+  const { account } = fleet
+  const phone = fleet.all[0]!
   const s = phone.sessions.start()
   const a = await phone.memory.remember({ text: 'Prefers aisle seats', kind: 'preference', tags: ['travel'], confidence: 0.8, source: { sessionId: s.id } })
   const b = await phone.memory.remember({ text: 'Lives in Berlin', validFrom: 1_600_000_000_000, embedding: [0.5, -0.25, 1, 0] })
@@ -32,10 +32,9 @@ const lines = (text: string) => text.split('\n').filter((l) => l.length > 0)
 
 describe('memory export / import', () => {
   it('refuses, whole, an export of its own account signed by a device revoked since', async () => {
-    const { phone, account } = await source()
-    const pc = (await openDevice(account, net!, 'pc')).dev
-    open.push(pc)
-    await converge([phone, pc], net!)
+    const { phone } = await source()
+    const pc = (await fleet.open('pc')).dev
+    await converge([phone, pc], fleet.net)
     const file = await pc.memory.export({ scope: 'personal' }).text()
     // Before the revocation the phone accepts the pc's export (every memory is already here).
     expect(await phone.memory.import(file)).toMatchObject({ imported: 0, skipped: 3, rejected: [] })
@@ -209,10 +208,9 @@ describe('memory export / import', () => {
   })
 
   it('imports within the same account (registry-known signer), into another scope, and skips scopes the device lacks', async () => {
-    const { phone, account } = await source()
-    const car = (await openDevice(account, net!, 'car')).dev
-    open.push(car)
-    await converge([phone, car], net!)
+    const { phone } = await source()
+    const car = (await fleet.open('car')).dev
+    await converge([phone, car], fleet.net)
     const health = await phone.memory.export({ scope: 'health' }).text()
     // The car does not hold health: refused per line with NotGranted.
     const report = await car.memory.import(health)

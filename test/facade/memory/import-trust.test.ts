@@ -2,36 +2,33 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   ContextSync,
   createAccount,
-  loopbackNetwork,
   memoryStorage,
   RejectCode,
   ValidationError,
-  type LoopbackNetwork,
   type MemoryItem,
   type RejectedEvent,
 } from '../../../src/index.js'
 import { exportSigner } from '../../../src/facade/memory-file/export.js'
 import { headerLine, memoryLine, type ExportSigner } from '../../../src/facade/memory-file/format.js'
 import type { DeviceIdentity } from '../../../src/facade/identity.js'
-import { converge, openDevice } from '../../helpers/devices.js'
+import { converge } from '../../helpers/devices.js'
+import { loopbackDevices, type LoopbackDevices } from '../../helpers/loopback-devices.js'
 
-let net: LoopbackNetwork | undefined
+/** The current test's victim devices and their network (closed when the test ends). */
+let fleet: LoopbackDevices
+/** Strangers' devices, opened without a network. */
 const open: ContextSync[] = []
 afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()))
-  net?.destroy()
-  net = undefined
 })
 
 /** The victim: an account with a phone and a pc syncing over loopback, one memory already held. */
 async function victim() {
-  const account = await createAccount()
-  net = loopbackNetwork({ seed: 311 })
-  const phone = (await openDevice(account, net, 'phone')).dev
-  const pc = (await openDevice(account, net, 'pc')).dev
-  open.push(phone, pc)
+  fleet = await loopbackDevices(['phone', 'pc'], { seed: 311, converge: false })
+  const { account } = fleet
+  const [phone, pc] = fleet.all as [ContextSync, ContextSync]
   const own = await phone.memory.remember({ text: 'Prefers aisle seats', kind: 'preference' })
-  await converge([phone, pc], net)
+  await converge([phone, pc], fleet.net)
   return { account, phone, pc, own }
 }
 
@@ -86,7 +83,7 @@ describe('memory import: whose files are trusted', () => {
     expect(phone.memory.list({ kind: 'instruction' })).toEqual([])
     expect(phone.rejectionCounts()).toEqual({ [RejectCode.WrongAccount]: 3 })
     expect(events.map((e) => [e.source, e.code, e.line])).toEqual([1, 2, 3].map((line) => ['import', RejectCode.WrongAccount, line]))
-    await converge([phone, pc], net!)
+    await converge([phone, pc], fleet.net)
     expect(pc.memory.get('inject-1')).toBeUndefined()
 
     // An honest export of that account is refused the same way: the account is the question.
@@ -113,7 +110,7 @@ describe('memory import: whose files are trusted', () => {
     // The supersede chain inside the file is kept.
     expect(phone.memory.history(c.id).map((m) => m.text)).toEqual(['Old address', 'New address'])
     // The mark is part of the item: it syncs to the account's other devices.
-    await converge([phone, pc], net!)
+    await converge([phone, pc], fleet.net)
     expect(pc.memory.get(a.id)?.source).toEqual({ deviceId: friend.deviceId, accountId: friend.accountId })
 
     // Editing keeps the mark; a new version written here is this device's own.
@@ -218,9 +215,8 @@ describe('memory import: whose files are trusted', () => {
   it('files of this account: a member device brings only memories of scopes it is granted', async () => {
     const { phone } = await victim()
     const invite = await phone.devices.invite({ kind: 'car', name: 'Member car', scopes: ['personal', 'location'] })
-    const car = await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Member car' }, storage: memoryStorage(), transports: [net!.transport({ name: 'car' })], timeoutMs: 10_000 })
-    open.push(car)
-    await converge([phone, car], net!)
+    const car = fleet.track(await ContextSync.join({ invite: invite.code, device: { kind: 'car', name: 'Member car' }, storage: memoryStorage(), transports: [fleet.net.transport({ name: 'car' })], timeoutMs: 10_000 }))
+    await converge([phone, car], fleet.net)
     const signer = signerOf(car)
     const file = craft(signer, [
       memory('from-car', { scope: 'location', source: { deviceId: car.deviceId } }),
