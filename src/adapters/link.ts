@@ -27,14 +27,9 @@ import { realClock, type LinkChannel, type LinkClock } from './link-channel.js'
 import { LinkError } from './link-errors.js'
 import type { LinkRole } from './link-frames.js'
 import { LinkNode, type LinkConnection, type RoomEndpoint } from './link-node.js'
+import { AttachmentBase } from './attachment-base.js'
 import { resolveSessionOptions, type LinkSessionOptions } from './link-session.js'
-import type {
-  SealedLogRoom,
-  Transport,
-  TransportAttachment,
-  TransportAttachmentEvents,
-  TransportStatus,
-} from './transport.js'
+import type { SealedLogRoom, Transport, TransportStatus } from './transport.js'
 
 /** Options shared by {@link linkTransport} and `linkServer`. */
 export interface LinkOptions {
@@ -202,9 +197,7 @@ export function linkTransport(options: LinkTransportOptions = {}): LinkTransport
 const RANK: Record<TransportStatus, number> = { disconnected: 0, connecting: 1, connected: 2, synced: 3 }
 
 /** One attached room. */
-class LinkAttachment implements TransportAttachment {
-  private readonly events = new Emitter<TransportAttachmentEvents>()
-  private current: TransportStatus = 'disconnected'
+class LinkAttachment extends AttachmentBase {
   private detached = false
 
   constructor(
@@ -212,10 +205,8 @@ class LinkAttachment implements TransportAttachment {
     readonly endpoint: RoomEndpoint,
     private readonly statusOf: (endpoint: RoomEndpoint) => TransportStatus,
     private readonly onDetach: () => void,
-  ) {}
-
-  get status(): TransportStatus {
-    return this.current
+  ) {
+    super(room.roomId)
   }
 
   get doc(): Y.Doc {
@@ -226,32 +217,22 @@ class LinkAttachment implements TransportAttachment {
     return this.room.awareness
   }
 
-  on<E extends keyof TransportAttachmentEvents>(event: E, listener: TransportAttachmentEvents[E]): () => void {
-    return this.events.on(event, listener)
-  }
-
   detach(): void {
     if (this.detached) return
     this.detached = true
     this.onDetach()
-    this.set('disconnected')
-    this.events.clear()
+    this.setStatus('disconnected')
+    this.clearListeners()
   }
 
   /** Recompute the status; it only moves forward until the room is disconnected. */
   refresh(): void {
     if (this.detached) return
     const next = this.statusOf(this.endpoint)
-    if (next === 'disconnected' || this.current === 'disconnected' || RANK[next] > RANK[this.current]) this.set(next)
+    if (next === 'disconnected' || this.status === 'disconnected' || RANK[next] > RANK[this.status]) this.setStatus(next)
   }
 
   reportError(error: LinkError): void {
-    this.events.emit('error', { code: error.reason, message: error.message, roomId: this.room.roomId })
-  }
-
-  private set(status: TransportStatus): void {
-    if (status === this.current) return
-    this.current = status
-    this.events.emit('status', { status, roomId: this.room.roomId })
+    this.emitError(error.reason, error.message)
   }
 }

@@ -26,16 +26,10 @@ import { MIN_SYNC_FRAME_BYTES, SYNC_FRAME_BYTES, SYNC_FRAME_OVERHEAD, syncStep2F
 import { cutState, cutTransaction } from '../crdt/cut-state.js'
 import { TOKEN_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../wire/token-protocol.js'
 import { tokenAudience } from '../crypto/token.js'
-import { Emitter } from '../util/emitter.js'
-import type {
-  SealedLogRoom,
-  Transport,
-  TransportAttachment,
-  TransportAttachmentEvents,
-  TransportStatus,
-} from './transport.js'
+import type { SealedLogRoom, Transport } from './transport.js'
 import { ContextSyncError } from '../errors.js'
 import { FrameBudget } from './frame-budget.js'
+import { AttachmentBase } from './attachment-base.js'
 
 /**
  * A WebSocket class: `globalThis.WebSocket` in browsers, `ws` in Node. Structural and loose on
@@ -220,11 +214,9 @@ interface AttachmentConfig {
 }
 
 /** One room on one provider. */
-class RoomAttachment implements TransportAttachment {
-  private readonly events = new Emitter<TransportAttachmentEvents>()
+class RoomAttachment extends AttachmentBase {
   private readonly provider: WebsocketProvider
   private readonly roomId: string
-  private current: TransportStatus = 'disconnected'
   private detached = false
   private failures = 0
   private timer: ReturnType<typeof setTimeout> | undefined
@@ -239,6 +231,7 @@ class RoomAttachment implements TransportAttachment {
     room: SealedLogRoom,
     private readonly config: AttachmentConfig,
   ) {
+    super(room.roomId)
     this.roomId = room.roomId
     this.offline = !config.online
     this.budget = new FrameBudget(config.maxFrameBytes)
@@ -302,14 +295,6 @@ class RoomAttachment implements TransportAttachment {
     void this.connect()
   }
 
-  get status(): TransportStatus {
-    return this.current
-  }
-
-  on<E extends keyof TransportAttachmentEvents>(event: E, listener: TransportAttachmentEvents[E]): () => void {
-    return this.events.on(event, listener)
-  }
-
   detach(): void {
     if (this.detached) return
     this.detached = true
@@ -318,7 +303,7 @@ class RoomAttachment implements TransportAttachment {
     clearInterval(this.resync)
     this.provider.destroy()
     this.setStatus('disconnected')
-    this.events.clear()
+    this.clearListeners()
     this.config.onDetach()
   }
 
@@ -478,15 +463,5 @@ class RoomAttachment implements TransportAttachment {
     const base = refused ? this.config.refusedBackoff : backoff
     const delay = this.config.jitter ? base * (0.5 + Math.random() / 2) : base
     this.timer = setTimeout(() => void this.connect(), delay)
-  }
-
-  private setStatus(status: TransportStatus): void {
-    if (status === this.current) return
-    this.current = status
-    this.events.emit('status', { status, roomId: this.roomId })
-  }
-
-  private emitError(code: string, message: string): void {
-    this.events.emit('error', { code, message, roomId: this.roomId })
   }
 }

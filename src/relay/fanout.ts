@@ -90,13 +90,19 @@ const KIND_AWARENESS = 2
 const KIND_REVOCATION = 3
 const KIND_PASS = 4
 
-/** Encode a relay pass notice (control channel). */
-export function encodePassNotice(node: string, pass: RelayPassNotice, sentAt = Date.now()): Uint8Array {
+/** A notice's encoder with its header written: format version, kind, sending node, send time. */
+function noticeHeader(kind: number, node: string, sentAt: number): encoding.Encoder {
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, VERSION)
-  encoding.writeVarUint(encoder, KIND_PASS)
+  encoding.writeVarUint(encoder, kind)
   encoding.writeVarString(encoder, node)
   encoding.writeVarUint(encoder, sentAt)
+  return encoder
+}
+
+/** Encode a relay pass notice (control channel). */
+export function encodePassNotice(node: string, pass: RelayPassNotice, sentAt = Date.now()): Uint8Array {
+  const encoder = noticeHeader(KIND_PASS, node, sentAt)
   encoding.writeVarString(encoder, pass.accountId)
   encoding.writeVarUint8Array(encoder, pass.rootPublicKey)
   encoding.writeVarUint8Array(encoder, pass.statement)
@@ -105,11 +111,7 @@ export function encodePassNotice(node: string, pass: RelayPassNotice, sentAt = D
 
 /** Encode a revocation notice (sent on the control channel every node listens to). */
 export function encodeRevocationNotice(node: string, revocation: StoredRevocation, sentAt = Date.now()): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, VERSION)
-  encoding.writeVarUint(encoder, KIND_REVOCATION)
-  encoding.writeVarString(encoder, node)
-  encoding.writeVarUint(encoder, sentAt)
+  const encoder = noticeHeader(KIND_REVOCATION, node, sentAt)
   encoding.writeVarString(encoder, revocation.accountId)
   encoding.writeVarString(encoder, revocation.deviceId)
   encoding.writeVarUint8Array(encoder, revocation.rootPublicKey)
@@ -119,11 +121,7 @@ export function encodeRevocationNotice(node: string, revocation: StoredRevocatio
 
 /** Encode an update notification; `inline` false sends the seq alone. */
 export function encodeUpdateNotice(node: string, seq: number, update: Uint8Array, inline: boolean, sentAt = Date.now()): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, VERSION)
-  encoding.writeVarUint(encoder, inline ? KIND_UPDATE : KIND_SEQ)
-  encoding.writeVarString(encoder, node)
-  encoding.writeVarUint(encoder, sentAt)
+  const encoder = noticeHeader(inline ? KIND_UPDATE : KIND_SEQ, node, sentAt)
   encoding.writeVarUint(encoder, seq)
   if (inline) encoding.writeVarUint8Array(encoder, update)
   return encoding.toUint8Array(encoder)
@@ -131,11 +129,7 @@ export function encodeUpdateNotice(node: string, seq: number, update: Uint8Array
 
 /** Encode an awareness notification. */
 export function encodeAwarenessNotice(node: string, update: Uint8Array, owner: AwarenessOwner | undefined, sentAt = Date.now()): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, VERSION)
-  encoding.writeVarUint(encoder, KIND_AWARENESS)
-  encoding.writeVarString(encoder, node)
-  encoding.writeVarUint(encoder, sentAt)
+  const encoder = noticeHeader(KIND_AWARENESS, node, sentAt)
   encoding.writeVarString(encoder, owner?.accountId ?? '')
   encoding.writeVarString(encoder, owner?.deviceId ?? '')
   encoding.writeVarUint8Array(encoder, update)
