@@ -64,35 +64,67 @@ export function cutTransaction(doc: Y.Doc, update: Uint8Array, maxBytes: number)
   return cut(doc, ranges, maxBytes, () => Y.diffUpdate(update, Y.encodeStateVector(doc)))
 }
 
-/** A run of one client's structs, already encoded, that goes into one piece. */
+/** A run of one client's structs, written in clock order, that goes into one piece. */
 interface Run {
   client: number
   clock: number
-  structs: Uint8Array[]
+  count: number
+  body: encoding.Encoder
 }
 
-/** Collects runs until the budget is spent, then writes them as one update. */
+/** A run header: struct count, client id and first clock, each a varuint (at most). */
+const RUN_HEADER_BYTES = 16
+
+/**
+ * Collects runs until the budget is spent, then writes them as one update. Structs are written
+ * straight into their run's body (one encoder per run, not per struct); the one that takes a
+ * piece past the budget is moved to the next piece.
+ */
 class PieceBuilder {
   private runs: Run[] = []
   private bytes = 0
   private items = 0
+  private readonly writer = new Y.UpdateEncoderV1()
   readonly updates: Uint8Array[] = []
   readonly splittable: boolean[] = []
+  largestItemBytes = 0
 
   constructor(private readonly budget: number) {}
 
-  add(client: number, clock: number, struct: Uint8Array): void {
-    if (this.items > 0 && this.bytes + struct.length > this.budget) this.flush()
-    const last = this.runs[this.runs.length - 1]
-    if (last && last.client === client) {
-      last.structs.push(struct)
-    } else {
-      this.runs.push({ client, clock, structs: [struct] })
-      // A run header: struct count, client id and first clock, each a varuint.
-      this.bytes += 16
+  add(client: number, clock: number, struct: Y.Item | Y.GC | Y.Skip, offset: number): void {
+    let run = this.runs[this.runs.length - 1]
+    const fresh = !run || run.client !== client
+    if (fresh) {
+      run = { client, clock, count: 0, body: encoding.createEncoder() }
+      this.runs.push(run)
+      this.bytes += RUN_HEADER_BYTES
     }
-    this.bytes += struct.length
+    const before = encoding.length(run!.body)
+    this.writer.restEncoder = run!.body
+    struct.write(this.writer, offset)
+    const size = encoding.length(run!.body) - before
+    this.largestItemBytes = Math.max(this.largestItemBytes, size)
+    if (this.items > 0 && this.bytes + size > this.budget) return this.spill(run!, client, clock, before, size)
+    run!.count += 1
+    this.bytes += size
     this.items += 1
+  }
+
+  /** The struct just written (from `before` in `run`'s body) starts the next piece. */
+  private spill(run: Run, client: number, clock: number, before: number, size: number): void {
+    const written = encoding.toUint8Array(run.body)
+    if (run.count === 0) {
+      this.runs.pop()
+    } else {
+      run.body = encoding.createEncoder()
+      encoding.writeUint8Array(run.body, written.subarray(0, before))
+    }
+    this.flush()
+    const next: Run = { client, clock, count: 1, body: encoding.createEncoder() }
+    encoding.writeUint8Array(next.body, written.subarray(before))
+    this.runs.push(next)
+    this.bytes = RUN_HEADER_BYTES + size
+    this.items = 1
   }
 
   flush(): void {
@@ -100,10 +132,10 @@ class PieceBuilder {
     const encoder = new Y.UpdateEncoderV1()
     encoding.writeVarUint(encoder.restEncoder, this.runs.length)
     for (const run of this.runs) {
-      encoding.writeVarUint(encoder.restEncoder, run.structs.length)
+      encoding.writeVarUint(encoder.restEncoder, run.count)
       encoder.writeClient(run.client)
       encoding.writeVarUint(encoder.restEncoder, run.clock)
-      for (const struct of run.structs) encoding.writeUint8Array(encoder.restEncoder, struct)
+      encoding.writeUint8Array(encoder.restEncoder, encoding.toUint8Array(run.body))
     }
     // An empty delete set: the deletions travel in the last piece.
     encoding.writeVarUint(encoder.restEncoder, 0)
@@ -121,7 +153,6 @@ class PieceBuilder {
  */
 function cut(doc: Y.Doc, ranges: Map<number, number>, maxBytes: number, rest: () => Uint8Array): CutState {
   const builder = new PieceBuilder(Math.max(1, maxBytes - PIECE_OVERHEAD))
-  let largestItemBytes = 0
   for (const [client, from] of [...ranges].sort((a, b) => b[0] - a[0])) {
     const structs = doc.store.clients.get(client) ?? []
     const start = Math.max(from, structs[0]?.id.clock ?? 0)
@@ -129,13 +160,9 @@ function cut(doc: Y.Doc, ranges: Map<number, number>, maxBytes: number, rest: ()
       const struct = structs[i]!
       // Only the first struct can begin before `start` (the receiver has part of it).
       const offset = Math.max(0, start - struct.id.clock)
-      const scratch = new Y.UpdateEncoderV1()
-      struct.write(scratch, offset)
-      const bytes = scratch.toUint8Array()
-      largestItemBytes = Math.max(largestItemBytes, bytes.length)
-      builder.add(client, struct.id.clock + offset, bytes)
+      builder.add(client, struct.id.clock + offset, struct, offset)
     }
   }
   builder.flush()
-  return { updates: [...builder.updates, rest()], splittable: [...builder.splittable, false], largestItemBytes }
+  return { updates: [...builder.updates, rest()], splittable: [...builder.splittable, false], largestItemBytes: builder.largestItemBytes }
 }
