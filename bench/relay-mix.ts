@@ -83,10 +83,10 @@ async function phase(abusive: boolean): Promise<PhaseResult> {
     '--client-address-header', 'x-forwarded-for', '--upgrade-timeout', '2s', '--accounts', accountsFile,
   ])
   const transports: Transport[] = []
+  type Member = { key: string; room: ReturnType<typeof sealedLog>; attachment: TransportAttachment; next: number }
+  const members: Member[] = []
   let abuser: ChildProcess | undefined
   try {
-    type Member = { key: string; room: ReturnType<typeof sealedLog>; attachment: TransportAttachment; next: number }
-    const members: Member[] = []
     const captured: Array<{ roomId: string; token: string }> = []
     owners.forEach((owner, a) => {
       const rooms = Array.from({ length: ROOMS }, (_, r) => owner.roomId(`scope-${r}`))
@@ -212,6 +212,8 @@ async function phase(abusive: boolean): Promise<PhaseResult> {
       await exited
     }
     await Promise.all(transports.map((t) => t.close()))
+    // Each room's Awareness keeps a timer: without this the process never exits.
+    for (const m of members) m.room.awareness.destroy()
     await relay.stop()
     rmSync(dir, { recursive: true, force: true })
   }
