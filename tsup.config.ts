@@ -14,6 +14,7 @@ export default defineConfig({
     link: 'src/entries/link.ts',
     relay: 'src/relay/index.ts',
     testing: 'src/entries/testing.ts',
+    compat: 'src/entries/compat.ts',
     pc: 'adapters/pc/index.ts',
     car: 'adapters/car/index.ts',
     phone: 'adapters/phone/index.ts',

@@ -19,7 +19,7 @@ export { ContextSync } from './facade/context-sync.js'
 export type { OpenOptions, SyncOptions, ContextSyncEvents, StorageErrorEvent } from './facade/context-sync.js'
 export type { SyncPeerStatus, SyncLagEvent } from './facade/sync-monitor.js'
 export { Account, createAccount } from './facade/account.js'
-// Memory, sessions, recall, handoff, presence and the SDK adapters.
+// Memory, sessions, recall, handoff and presence (the SDK adapters: `contextsync/compat`).
 export * from './facade/ai.js'
 export { BUILTIN_SCOPES, DEVICE_KINDS, DEFAULT_SCOPE_KINDS, type BuiltinScope, type DeviceKind } from './facade/builtin-scopes.js'
 export { DevicesApi, type DeviceInfo } from './facade/devices.js'

@@ -68,4 +68,3 @@ export type {
 } from '../crdt/sessions.js'
 export { TURN_ROLES, PART_TYPES, SESSION_STATUSES } from '../crdt/sessions.js'
 export type { JsonValue, JsonObject } from '../crdt/json.js'
-export * from '../compat/index.js'

@@ -16,6 +16,7 @@ const SOURCES: Record<string, string> = {
   contextsync: join(root, 'src/index.ts'),
   'contextsync/link': join(root, 'src/entries/link.ts'),
   'contextsync/car': join(root, 'adapters/car/index.ts'),
+  'contextsync/compat': join(root, 'src/entries/compat.ts'),
   'contextsync/phone': join(root, 'adapters/phone/index.ts'),
   'contextsync/glasses': join(root, 'adapters/glasses/index.ts'),
   'contextsync/pc': join(root, 'adapters/pc/index.ts'),
