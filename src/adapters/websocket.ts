@@ -82,6 +82,13 @@ export interface WebsocketTransportOptions {
    * lasting `error` code `envelope-too-big`. At least 4 KiB.
    */
   maxFrameBytes?: number
+  /**
+   * Give up on a connection attempt that has not opened after this many ms, and try again with
+   * the usual backoff; default 10 000. A network that drops packets (a tunnel, a captive portal
+   * that accepts and never answers) would otherwise leave an attempt pending for minutes, or for
+   * ever: neither browsers' `WebSocket` nor `ws` time out an opening handshake by default.
+   */
+  connectTimeoutTime?: number
 }
 
 /**
@@ -148,6 +155,10 @@ export function websocketTransport(options: WebsocketTransportOptions): Websocke
   if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < MIN_SYNC_FRAME_BYTES) {
     throw new WebsocketTransportError(`maxFrameBytes must be an integer of at least ${MIN_SYNC_FRAME_BYTES}, got ${String(options.maxFrameBytes)}`, 'config')
   }
+  const connectTimeout = options.connectTimeoutTime ?? 10_000
+  if (typeof connectTimeout !== 'number' || !(connectTimeout > 0)) {
+    throw new WebsocketTransportError(`connectTimeoutTime must be a positive number of ms, got ${String(options.connectTimeoutTime)}`, 'config')
+  }
   const maxBackoff = options.maxBackoffTime ?? 2500
   const refusedBackoff = Math.max(options.refusedBackoffTime ?? 30_000, maxBackoff)
   const attachments = new Map<string, RoomAttachment>()
@@ -171,6 +182,7 @@ export function websocketTransport(options: WebsocketTransportOptions): Websocke
         tokenIn: options.tokenIn === 'url' ? 'url' : 'header',
         jitter: options.jitter === true,
         maxFrameBytes,
+        connectTimeout,
         online,
         onDetach: () => attachments.delete(room.roomId),
       })
@@ -208,6 +220,7 @@ interface AttachmentConfig {
   tokenIn: 'header' | 'url'
   jitter: boolean
   maxFrameBytes: number
+  connectTimeout: number
   /** Whether the host says the network is up when the room is attached. */
   online: boolean
   onDetach: () => void
@@ -226,6 +239,8 @@ class RoomAttachment extends AttachmentBase {
   /** The host says the network is down: no socket, no attempts. */
   private offline: boolean
   private readonly budget: FrameBudget
+  /** Gives up on an attempt that has not opened in time ({@link WebsocketTransportOptions.connectTimeoutTime}). */
+  private connectTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     room: SealedLogRoom,
@@ -257,6 +272,7 @@ class RoomAttachment extends AttachmentBase {
     this.provider.on('status', ({ status }) => {
       // 'disconnected' comes from connection-close below, which also covers failed attempts.
       if (status === 'connected') {
+        clearTimeout(this.connectTimer)
         this.budget.connected()
         this.setStatus('connected')
       }
@@ -281,14 +297,20 @@ class RoomAttachment extends AttachmentBase {
       if (this.offline) return
       this.offline = true
       clearTimeout(this.timer)
+      clearTimeout(this.connectTimer)
       this.attempt += 1
       this.provider.disconnect()
       this.setStatus('disconnected')
       return
     }
+    if (this.provider.wsconnected) {
+      this.offline = false
+      return
+    }
+    // A socket still opening may have gone into the network that was down (its packets dropped,
+    // it could wait for minutes): start over now, as from offline.
+    if (this.provider.ws !== null) this.setOnline(false)
     this.offline = false
-    // Connected, or a socket on its way: nothing to hurry.
-    if (this.provider.wsconnected || this.provider.ws !== null) return
     // Otherwise (just back, or waiting out a backoff): the host says the network is there, try now.
     clearTimeout(this.timer)
     this.failures = 0
@@ -300,6 +322,7 @@ class RoomAttachment extends AttachmentBase {
     this.detached = true
     this.attempt += 1
     clearTimeout(this.timer)
+    clearTimeout(this.connectTimer)
     clearInterval(this.resync)
     this.provider.destroy()
     this.setStatus('disconnected')
@@ -337,6 +360,8 @@ class RoomAttachment extends AttachmentBase {
     }
     try {
       this.provider.connect()
+      clearTimeout(this.connectTimer)
+      this.connectTimer = setTimeout(() => this.connectTimedOut(attempt), this.config.connectTimeout)
     } catch (error) {
       // e.g. a malformed URL: the WebSocket constructor throws synchronously.
       this.emitError('connect-failed', error instanceof Error ? error.message : 'could not open a WebSocket')
@@ -344,6 +369,13 @@ class RoomAttachment extends AttachmentBase {
       this.setStatus('disconnected')
       this.schedule(false)
     }
+  }
+
+  /** The attempt has not opened in time: close it (the close handler schedules the next one). */
+  private connectTimedOut(attempt: number): void {
+    if (attempt !== this.attempt || this.detached || this.offline || this.provider.wsconnected || this.provider.ws === null) return
+    this.emitError('connect-timeout', `the relay did not answer within ${this.config.connectTimeout} ms; trying again`)
+    this.provider.disconnect()
   }
 
   /** Ask the server for anything missed (sync step 1), like the provider's resync would. */
