@@ -142,3 +142,19 @@ export async function mcpHttpProcess(home: PcHome, args: string[] = []): Promise
   })
   return { ...started, stderr: () => stderr }
 }
+
+/** A long-running CLI process whose stdout is collected; stopped with SIGTERM at the end of the test. */
+export function background(home: PcHome, args: string[]): { stdout: () => string; stderr: () => string; stop: () => Promise<number | null>; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: home.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode === null) child.kill('SIGTERM')
+    return exited
+  }
+  onTestFinished(async () => void (await stop()))
+  return { stdout: () => stdout, stderr: () => stderr, stop, exited }
+}

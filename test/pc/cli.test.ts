@@ -5,7 +5,6 @@
  * streams it, init + devices invite + devices revoke from an owner PC, status, and bad arguments
  * (exit 2, one line).
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +13,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { ContextSync, createAccount, memoryStorage, plainKeys } from '../../src/index.js'
 import { websocketTransport } from '../../src/adapters/websocket.js'
 import { closeRelays, startRelay } from '../relay/helpers.js'
-import { CLI, pcHome, pcWorld, ROOT, runCli, until, type PcHome } from '../helpers/pc.js'
+import { background, pcHome, pcWorld, runCli, until } from '../helpers/pc.js'
 
 async function phoneOnRelay(url: string, account?: Awaited<ReturnType<typeof createAccount>>): Promise<{ phone?: ContextSync; transport: ReturnType<typeof websocketTransport> }> {
   const transport = websocketTransport({ url, WebSocketPolyfill: WebSocket, maxBackoffTime: 300 })
@@ -23,22 +22,6 @@ async function phoneOnRelay(url: string, account?: Awaited<ReturnType<typeof cre
   const phone = await ContextSync.open({ account, device: { kind: 'phone', name: 'Phone' }, storage: memoryStorage(), transports: [transport], keys: plainKeys() })
   onTestFinished(() => phone.close())
   return { phone, transport }
-}
-
-/** A long-running CLI process whose stdout is collected; stopped with SIGTERM at the end of the test. */
-function background(home: PcHome, args: string[]): { stdout: () => string; stderr: () => string; stop: () => Promise<number | null>; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: home.env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null) child.kill('SIGTERM')
-    return exited
-  }
-  onTestFinished(async () => void (await stop()))
-  return { stdout: () => stdout, stderr: () => stderr, stop, exited }
 }
 
 describe('contextsync device commands', () => {

@@ -6,7 +6,6 @@
  * exits right after pairing; a `join` whose rooms the relay holds back exits 1 after --wait with one
  * line. The terminal bar is checked on the printer itself.
  */
-import { spawn } from 'node:child_process'
 import WebSocket from 'ws'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { ContextSync, createAccount, memoryStorage, plainKeys } from '../../src/index.js'
@@ -17,7 +16,7 @@ import { progressPrinter, type SyncProgress } from '../../adapters/pc/cli/progre
 import { CloseCode, RelayRefusal, tokenAuth, type AuthHook, type Relay } from '../../src/relay/index.js'
 import { pairingAuth } from '../../src/relay/auth.js'
 import { closeRelays, startRelay } from '../relay/helpers.js'
-import { CLI, pcHome, ROOT, runCli, until, type PcHome } from '../helpers/pc.js'
+import { background, pcHome, runCli, until } from '../helpers/pc.js'
 
 const SCOPES = ['personal', 'work']
 
@@ -97,22 +96,6 @@ function expectMonotonic(lines: ProgressLine[]): void {
       expect(after, `${key} at line ${i}`).toBeGreaterThanOrEqual(before)
     }
   }
-}
-
-/** A long-running CLI process; stopped with SIGTERM at the end of the test. */
-function background(home: PcHome, args: string[]): { stdout: () => string; stderr: () => string; stop: () => Promise<number | null> } {
-  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: home.env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null) child.kill('SIGTERM')
-    return exited
-  }
-  onTestFinished(async () => void (await stop()))
-  return { stdout: () => stdout, stderr: () => stderr, stop }
 }
 
 describe('contextsync initial sync progress', () => {
