@@ -4,10 +4,15 @@
  * specifiers pointed at this tree's sources, then the script runs with tsx as its own process.
  */
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
-import { expect } from 'vitest'
+import { afterAll, beforeAll, expect } from 'vitest'
+import WebSocket from 'ws'
+import { memoryStorage, plainKeys } from '../../src/index.js'
+import { openPhone, type Phone } from '../../adapters/phone/index.js'
+import { createRelay, silentLogger, type Relay } from '../../src/relay/index.js'
 
 const root = resolve(import.meta.dirname, '../..')
 
@@ -91,4 +96,34 @@ export function runExample(dir: string, script: string, env: Record<string, stri
       done({ code, stdout, stderr })
     })
   })
+}
+
+/** What a README example runs against: a relay on 127.0.0.1, a phone to invite from, a scratch folder. */
+export interface ReadmeWorld {
+  relay: Relay
+  phone: Phone
+  dir: string
+}
+
+/**
+ * Start a relay and an owner phone before the file's tests and stop them after (`beforeAll` /
+ * `afterAll`); read the world inside a test, once they ran.
+ */
+export function readmeWorld(prefix: string): () => ReadmeWorld {
+  let world: ReadmeWorld | undefined
+  beforeAll(async () => {
+    const relay = await createRelay({ host: '127.0.0.1', port: 0, logger: silentLogger })
+    const phone = await openPhone({ storage: memoryStorage(), keys: plainKeys(), relayUrl: relay.url, WebSocket })
+    world = { relay, phone, dir: mkdtempSync(join(tmpdir(), prefix)) }
+  })
+  afterAll(async () => {
+    if (!world) return
+    await world.phone.close()
+    await world.relay.close()
+    rmSync(world.dir, { recursive: true, force: true })
+  })
+  return () => {
+    if (!world) throw new Error('readmeWorld: read inside a test')
+    return world
+  }
 }

@@ -6,32 +6,14 @@
  * host reports the network, the outbox and glance show what the comments promise, and the
  * process exits by itself.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
-import { memoryStorage, plainKeys } from '../../src/index.js'
-import { openPhone, type Phone } from '../../adapters/phone/index.js'
-import { createRelay, silentLogger, type Relay } from '../../src/relay/index.js'
-import { readmeScript, runExample } from '../helpers/readme-example.js'
+import { describe, expect, it } from 'vitest'
+import { readmeScript, readmeWorld, runExample } from '../helpers/readme-example.js'
 
 describe("the README's head unit example, as written", () => {
-  let relay: Relay
-  let phone: Phone
-  let dir: string
-  beforeAll(async () => {
-    relay = await createRelay({ host: '127.0.0.1', port: 0, logger: silentLogger })
-    phone = await openPhone({ storage: memoryStorage(), keys: plainKeys(), relayUrl: relay.url, WebSocket })
-    dir = mkdtempSync(join(tmpdir(), 'contextsync-readme-car-'))
-  })
-  afterAll(async () => {
-    await phone.close()
-    await relay.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const world = readmeWorld('contextsync-readme-car-')
 
   it('joins with the phone invite, queues the offline write, syncs it to the phone, glances, and exits', async () => {
+    const { relay, phone, dir } = world()
     const invite = await phone.invite({ kind: 'car', confirmSas: () => true })
     const script = readmeScript('## Head unit (`contextsync/car`)', 1, relay.url)
     const result = await runExample(dir, script, { CONTEXTSYNC_INVITE: invite.code })

@@ -7,37 +7,21 @@
  * `personal` memories and nothing of `work`, and closes the device when the client goes away.
  * The section's assistant configs name the installed command with arguments the CLI accepts.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
+import { describe, expect, it } from 'vitest'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
-import { memoryStorage, plainKeys } from '../../src/index.js'
-import { openPhone, type Phone } from '../../adapters/phone/index.js'
 import { PC_FILES } from '../../adapters/pc/index.js'
-import { createRelay, silentLogger, type Relay } from '../../src/relay/index.js'
 import { pcHome, ROOT, runCli, until } from '../helpers/pc.js'
-import { readmeScript, runExample, writeExample } from '../helpers/readme-example.js'
+import { readmeScript, readmeWorld, runExample, writeExample } from '../helpers/readme-example.js'
 
 describe("the README's desktop example, as written", () => {
-  let relay: Relay
-  let phone: Phone
-  let dir: string
-  beforeAll(async () => {
-    relay = await createRelay({ host: '127.0.0.1', port: 0, logger: silentLogger })
-    phone = await openPhone({ storage: memoryStorage(), keys: plainKeys(), relayUrl: relay.url, WebSocket })
-    dir = mkdtempSync(join(tmpdir(), 'contextsync-readme-pc-'))
-  })
-  afterAll(async () => {
-    await phone.close()
-    await relay.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const world = readmeWorld('contextsync-readme-pc-')
 
   it('pairs once at the six-digit prompt, then serves personal memories over stdio to an MCP client and closes the device', async () => {
+    const { relay, phone, dir } = world()
     const home = pcHome()
     const script = readmeScript('## Desktop: the PC, its CLI and the MCP server', 1, relay.url)
     const aisle = await phone.device.memory.remember({ text: 'Prefers aisle seats on long flights', scope: 'personal' })
