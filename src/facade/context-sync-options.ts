@@ -102,8 +102,9 @@ export interface ContextSyncEvents {
    * A transport reported a problem with one scope's connection: a refusal by the relay (`code`
    * the close code, e.g. `'4403'`), a frame the relay found too big (`'1009'`, retried with
    * smaller frames), an envelope no frame size gets through (`'envelope-too-big'`, lasting until
-   * the relay's limit is raised), a failed token, a malformed update from the server. Sync goes
-   * on retrying; the message is for logs and status screens and never holds content.
+   * the relay's limit is raised), an attempt that got no answer (`'connect-timeout'`), a failed
+   * token, a malformed update from the server. Sync goes on retrying; the message is for logs
+   * and status screens and never holds content.
    */
   'transport-error': (event: { scope: string; transport: string; code: string; message: string }) => void
   /** The scopes this device holds changed (a grant arrived). */
